@@ -1,0 +1,1 @@
+//! Checks whether CUDA really works on this GPU: driver, kernels, launch, VRAM.

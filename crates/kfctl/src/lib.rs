@@ -1,0 +1,1 @@
+//! The kflite operator CLI.

@@ -1,0 +1,1 @@
+//! A kustomize v5.8.1-compatible manifest renderer.

@@ -1,0 +1,1 @@
+//! Per-namespace SeaweedFS credentials and Kubeflow Pipelines artifact configuration.

@@ -1,0 +1,1 @@
+//! Gateway API HTTPRoutes and ReferenceGrants for Kubeflow Notebooks, Tensorboards and PVCViewers.
