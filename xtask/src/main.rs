@@ -1,1 +1,64 @@
-fn main() {}
+//! `cargo xtask`: kflite's pipeline — render, test, conformance, bench,
+//! images, publish, release. Each subcommand lives in its own module.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod bench_render;
+mod conformance;
+mod gpu_check;
+mod test;
+mod tools;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "kflite's build, test and release pipeline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what the tests need, start services, run every test with nextest.
+    Test(test::Args),
+    /// Render every reference case and compare with kustomize's output.
+    Conformance(conformance::Args),
+    /// Benchmarks against the reference, measured in the same run.
+    #[command(subcommand)]
+    Bench(Bench),
+    /// The prepared GPU-machine check for gpu-probe.
+    GpuCheck(gpu_check::Args),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// manifest-render against `kubectl kustomize` on the owner's overlay.
+    Render(bench_render::Args),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Test(args) => test::run(args),
+        Command::Conformance(args) => conformance::run(args),
+        Command::Bench(Bench::Render(args)) => bench_render::run(args),
+        Command::GpuCheck(args) => gpu_check::run(args),
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `../shared` beside the checkout, or `KFLITE_SHARED`.
+pub fn shared_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("KFLITE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("../shared"));
+    dir.join("README.md").is_file().then_some(dir)
+}

@@ -1,0 +1,1 @@
+//! Installing and locating the external tools tests use.
