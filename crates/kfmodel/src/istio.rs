@@ -35,7 +35,10 @@ pub const STUB_KINDS: &[IstioKind] = &[
         version: "v1beta1",
         kind: "AuthorizationPolicy",
         plural: "authorizationpolicies",
-        needed_by: &["profiles (kfam)", "pipelines (metacontroller, profile-controller)"],
+        needed_by: &[
+            "profiles (kfam)",
+            "pipelines (metacontroller, profile-controller)",
+        ],
     },
     IstioKind {
         group: "networking.istio.io",
@@ -49,7 +52,11 @@ pub const STUB_KINDS: &[IstioKind] = &[
         version: "v1alpha3",
         kind: "VirtualService",
         plural: "virtualservices",
-        needed_by: &["notebook-controller", "tensorboard-controller", "pvcviewer-controller"],
+        needed_by: &[
+            "notebook-controller",
+            "tensorboard-controller",
+            "pvcviewer-controller",
+        ],
     },
 ];
 

@@ -25,7 +25,9 @@ pub fn shared_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("KFLITE_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("../shared"));
-    dir.join("README.md").is_file().then(|| dir.canonicalize().unwrap_or(dir))
+    dir.join("README.md")
+        .is_file()
+        .then(|| dir.canonicalize().unwrap_or(dir))
 }
 
 /// Like [`shared_dir`], but records a skip for `test` when it is absent.
@@ -40,13 +42,15 @@ pub fn require_shared(test: &str) -> Option<PathBuf> {
 /// An executable: `KFLITE_TOOL_<NAME>` (set by `cargo xtask test`), else `PATH`.
 pub fn find_tool(name: &str) -> Option<PathBuf> {
     let var = format!("KFLITE_TOOL_{}", name.to_ascii_uppercase().replace('-', "_"));
-    if let Some(path) = std::env::var_os(&var).map(PathBuf::from) {
-        if path.is_file() {
-            return Some(path);
-        }
+    if let Some(path) = std::env::var_os(&var).map(PathBuf::from)
+        && path.is_file()
+    {
+        return Some(path);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// [`find_tool`], recording a skip for `test` when the tool is missing.
@@ -61,7 +65,10 @@ pub fn require_tool(test: &str, name: &str) -> Option<PathBuf> {
         if std::env::var("KFLITE_REQUIRE").as_deref() == Ok("1") && std::env::var_os(&var).is_some() {
             panic!("{test}: {var} is set but {name} is not there");
         }
-        skip(test, &format!("`{name}` is not installed (cargo xtask test installs it)"));
+        skip(
+            test,
+            &format!("`{name}` is not installed (cargo xtask test installs it)"),
+        );
     }
     found
 }
@@ -75,10 +82,10 @@ pub fn skip(test: &str, reason: &str) {
 fn skip_to(log: Option<&Path>, test: &str, reason: &str) {
     let line = format!("SKIPPED {test}: {reason}");
     eprintln!("{line}");
-    if let Some(log) = log {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
-            let _ = writeln!(f, "{line}");
-        }
+    if let Some(log) = log
+        && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log)
+    {
+        let _ = writeln!(f, "{line}");
     }
 }
 
