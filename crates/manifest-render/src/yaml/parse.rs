@@ -1,0 +1,253 @@
+//! YAML text to [`Value`]s, resolving scalars as go-yaml v3 does when
+//! kyaml decodes a node into `map[string]interface{}`.
+
+use std::collections::HashMap;
+
+use libyaml_safer::{Event, EventData, Parser, ScalarStyle};
+
+use super::resolve::{Resolved, Version, resolve};
+use super::{Map, Value};
+
+/// Malformed YAML, with the 1-based line where the parser stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("{line}:{column}: {message}")]
+pub struct ParseError {
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+const TAG_PREFIX: &str = "tag:yaml.org,2002:";
+
+/// Every document of a YAML stream (an empty document is [`Value::Null`]).
+pub fn parse_documents(text: &str) -> Result<Vec<Value>, ParseError> {
+    let mut parser = Parser::new();
+    let mut input = text.as_bytes();
+    parser.set_input(&mut input);
+    let mut b = Builder { parser, anchors: HashMap::new() };
+    let mut docs = Vec::new();
+    loop {
+        let ev = b.next()?;
+        match ev.data {
+            EventData::StreamStart { .. } | EventData::DocumentEnd { .. } => {}
+            EventData::StreamEnd => break,
+            EventData::DocumentStart { .. } => {
+                b.anchors.clear();
+                let ev = b.next()?;
+                docs.push(b.node(ev)?);
+            }
+            _ => return Err(err_at(&ev, "unexpected event at document level")),
+        }
+    }
+    Ok(docs)
+}
+
+struct Builder<R> {
+    parser: Parser<R>,
+    anchors: HashMap<String, Value>,
+}
+
+fn err_at(ev: &Event, message: &str) -> ParseError {
+    ParseError { line: ev.start_mark.line + 1, column: ev.start_mark.column + 1, message: message.to_string() }
+}
+
+impl<R: std::io::BufRead> Builder<R> {
+    fn next(&mut self) -> Result<Event, ParseError> {
+        self.parser.parse().map_err(|e| {
+            let mark = e.problem_mark().unwrap_or_default();
+            let mut message = e.problem().to_string();
+            if let Some(ctx) = e.context() {
+                message = format!("{message} {ctx}");
+            }
+            ParseError { line: mark.line + 1, column: mark.column + 1, message }
+        })
+    }
+
+    fn node(&mut self, ev: Event) -> Result<Value, ParseError> {
+        match ev.data {
+            EventData::Alias { ref anchor } => self
+                .anchors
+                .get(anchor)
+                .cloned()
+                .ok_or_else(|| err_at(&ev, &format!("unknown anchor '{anchor}' referenced"))),
+            EventData::Scalar { ref anchor, ref tag, ref value, style, .. } => {
+                let v = scalar(value, tag.as_deref(), style).map_err(|m| err_at(&ev, &m))?;
+                if let Some(a) = anchor {
+                    self.anchors.insert(a.clone(), v.clone());
+                }
+                Ok(v)
+            }
+            EventData::SequenceStart { ref anchor, .. } => {
+                let anchor = anchor.clone();
+                let mut items = Vec::new();
+                loop {
+                    let ev = self.next()?;
+                    if matches!(ev.data, EventData::SequenceEnd) {
+                        break;
+                    }
+                    items.push(self.node(ev)?);
+                }
+                let v = Value::Seq(items);
+                if let Some(a) = anchor {
+                    self.anchors.insert(a, v.clone());
+                }
+                Ok(v)
+            }
+            EventData::MappingStart { ref anchor, .. } => {
+                let anchor = anchor.clone();
+                let mut map = Map::new();
+                let mut merges = Vec::new();
+                let mut lines: HashMap<String, u64> = HashMap::new();
+                loop {
+                    let kev = self.next()?;
+                    if matches!(kev.data, EventData::MappingEnd) {
+                        break;
+                    }
+                    let is_merge = matches!(&kev.data,
+                        EventData::Scalar { value, style: ScalarStyle::Plain, tag: None, .. } if value == "<<");
+                    let line = kev.start_mark.line + 1;
+                    let key = match self.node(kev)? {
+                        Value::Str(s) => s,
+                        Value::Null => String::new(),
+                        other => other.scalar_text().ok_or_else(|| ParseError {
+                            line,
+                            column: 1,
+                            message: "a mapping key must be a scalar".into(),
+                        })?,
+                    };
+                    let vev = self.next()?;
+                    let value = self.node(vev)?;
+                    if is_merge {
+                        merges.push((line, value));
+                        continue;
+                    }
+                    if let Some(first) = lines.get(&key) {
+                        return Err(ParseError {
+                            line,
+                            column: 1,
+                            message: format!("mapping key \"{key}\" already defined at line {first}"),
+                        });
+                    }
+                    lines.insert(key.clone(), line);
+                    map.insert(key, value);
+                }
+                for (line, m) in merges {
+                    let sources = match m {
+                        Value::Seq(s) => s,
+                        other => vec![other],
+                    };
+                    for src in sources {
+                        let Value::Map(src) = src else {
+                            return Err(ParseError {
+                                line,
+                                column: 1,
+                                message: "map merge requires map or sequence of maps as the value".into(),
+                            });
+                        };
+                        for (k, v) in src {
+                            if !map.contains_key(&k) {
+                                map.insert(k, v);
+                            }
+                        }
+                    }
+                }
+                let v = Value::Map(map);
+                if let Some(a) = anchor {
+                    self.anchors.insert(a, v.clone());
+                }
+                Ok(v)
+            }
+            _ => Err(err_at(&ev, "expected a node")),
+        }
+    }
+}
+
+fn scalar(value: &str, tag: Option<&str>, style: ScalarStyle) -> Result<Value, String> {
+    let short = tag.map(|t| t.strip_prefix(TAG_PREFIX).map_or(t.to_string(), |s| format!("!!{s}")));
+    match short.as_deref() {
+        None => {
+            if style != ScalarStyle::Plain {
+                return Ok(Value::Str(value.to_string()));
+            }
+            Ok(from_resolved(resolve(value, Version::V3), value))
+        }
+        Some("!!str") => Ok(Value::Str(value.to_string())),
+        Some("!!binary") => decode_base64(value).map(Value::Str),
+        Some(t @ ("!!int" | "!!float" | "!!bool" | "!!null" | "!!timestamp")) => {
+            let r = resolve(value, Version::V3);
+            let ok = matches!(
+                (t, &r),
+                ("!!int", Resolved::Int(_) | Resolved::Uint(_))
+                    | ("!!float", Resolved::Float(_))
+                    | ("!!bool", Resolved::Bool(_))
+                    | ("!!null", Resolved::Null)
+                    | ("!!timestamp", Resolved::Timestamp(_))
+            );
+            match (t, r) {
+                ("!!float", Resolved::Int(i)) => Ok(Value::Float(i as f64)),
+                (_, r) if ok => Ok(from_resolved(r, value)),
+                _ => Err(format!("cannot decode `{value}` as a {t}")),
+            }
+        }
+        // Unknown tags keep the text (go-yaml does not resolve them).
+        Some(_) => Ok(Value::Str(value.to_string())),
+    }
+}
+
+fn from_resolved(r: Resolved, text: &str) -> Value {
+    match r {
+        Resolved::Null => Value::Null,
+        Resolved::Bool(b) => Value::Bool(b),
+        Resolved::Int(i) => Value::Int(i),
+        Resolved::Uint(u) => Value::Uint(u),
+        Resolved::Float(f) => Value::Float(f),
+        Resolved::Timestamp(t) => Value::Str(t),
+        Resolved::Merge | Resolved::Str => Value::Str(text.to_string()),
+    }
+}
+
+fn decode_base64(s: &str) -> Result<String, String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+        let d = ALPHABET.iter().position(|&a| a == c).ok_or("!!binary value contains invalid base64 data")?;
+        acc = (acc << 6) | d as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "!!binary data is not UTF-8 text".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn styles_and_types() {
+        let docs = parse_documents("a: 1\nb: '1'\nc: yes\nd: ~\ne: [x, 2.5]\nf: |\n  x\n").unwrap();
+        let m = docs[0].as_map().unwrap();
+        assert_eq!(m.get("a"), Some(&Value::Int(1)));
+        assert_eq!(m.get("b"), Some(&Value::Str("1".into())));
+        assert_eq!(m.get("c"), Some(&Value::Str("yes".into())));
+        assert_eq!(m.get("d"), Some(&Value::Null));
+        assert_eq!(m.get("e"), Some(&Value::Seq(vec![Value::Str("x".into()), Value::Float(2.5)])));
+        assert_eq!(m.get("f"), Some(&Value::Str("x\n".into())));
+    }
+
+    #[test]
+    fn anchors_merge_and_errors() {
+        let docs = parse_documents("base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  y: 3\n").unwrap();
+        let d = docs[0].get("d").unwrap().as_map().unwrap();
+        assert_eq!(d.get("x"), Some(&Value::Int(1)));
+        assert_eq!(d.get("y"), Some(&Value::Int(3)));
+        let e = parse_documents("a: 1\na: 2\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        let e = parse_documents("a: [1\nb: 2\n").unwrap_err();
+        assert!(e.line >= 1, "{e}");
+    }
+}
