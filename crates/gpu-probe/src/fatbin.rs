@@ -293,12 +293,19 @@ impl FatbinWriter {
             Some(Variant::Family) => flags |= FLAG_FAMILY_SPECIFIC,
             None => {}
         }
-        let mut h = [0u8; ENTRY_HEADER_MIN as usize];
+        // PTX entries carry a field for the JIT options the driver applies
+        // (offset at byte 20, here pointing to an empty one); cuobjdump
+        // refuses PTX entries without it.
+        let header_size = if kind == KIND_PTX { ENTRY_HEADER_MIN as usize + 8 } else { ENTRY_HEADER_MIN as usize };
+        let mut h = vec![0u8; header_size];
         h[0..2].copy_from_slice(&kind.to_le_bytes());
         h[2..4].copy_from_slice(&0x0101u16.to_le_bytes());
-        h[4..8].copy_from_slice(&(ENTRY_HEADER_MIN as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&(header_size as u32).to_le_bytes());
         h[8..16].copy_from_slice(&(padded as u64).to_le_bytes());
         h[16..20].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        if kind == KIND_PTX {
+            h[20..24].copy_from_slice(&(ENTRY_HEADER_MIN as u32).to_le_bytes());
+        }
         h[24..26].copy_from_slice(&version.1.to_le_bytes());
         h[26..28].copy_from_slice(&version.0.to_le_bytes());
         h[28..32].copy_from_slice(&arch.number().to_le_bytes());

@@ -271,19 +271,19 @@ pub fn library_check(lib: &LibraryKernels, driver_cuda: Option<(u32, u32)>) -> C
     let counted = v.containers_native + v.containers_ptx + v.containers_none;
     match v.coverage {
         None => Check::ok(id, format!("{contents}; all {} containers are arch-specific only", v.containers_specific_only)),
+        Some(_) if v.containers_none > 0 && v.containers_none < counted => Check::warn(
+            id,
+            format!(
+                "{} of {counted} compile units have no code for {dev} (the ops they hold fail); {contents}",
+                v.containers_none
+            ),
+            rebuild_fix(&lib.path, dev),
+        ),
         Some(Coverage::None) => Check::fail(
             id,
             format!(
                 "no kernel image for {dev}: {contents} — every launch fails with \
                  \"no kernel image is available for execution on the device\""
-            ),
-            rebuild_fix(&lib.path, dev),
-        ),
-        Some(_) if v.containers_none > 0 => Check::warn(
-            id,
-            format!(
-                "{} of {counted} compile units have no code for {dev} (the ops they hold fail); {contents}",
-                v.containers_none
             ),
             rebuild_fix(&lib.path, dev),
         ),
