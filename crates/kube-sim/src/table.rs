@@ -1,0 +1,172 @@
+//! Server-side printing (`meta.k8s.io/v1` Table), which `kubectl get` asks for.
+//! CRD kinds use their additionalPrinterColumns; built-in kinds get Name and Age.
+
+use crate::registry::ResourceType;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+fn column(name: &str, ty: &str, format: &str, description: &str, priority: i64) -> Value {
+    json!({"name": name, "type": ty, "format": format, "description": description, "priority": priority})
+}
+
+/// `5m`, `3h12m`, `2d` — kubectl's human durations.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let (m, h, d) = (s / 60, s / 3600, s / 86400);
+    if s < 120 {
+        format!("{s}s")
+    } else if m < 10 {
+        if s % 60 == 0 { format!("{m}m") } else { format!("{m}m{}s", s % 60) }
+    } else if m < 180 {
+        format!("{m}m")
+    } else if h < 8 {
+        if m % 60 == 0 { format!("{h}h") } else { format!("{h}h{}m", m % 60) }
+    } else if h < 48 {
+        format!("{h}h")
+    } else if d < 8 {
+        if h % 24 == 0 { format!("{d}d") } else { format!("{d}d{}h", h % 24) }
+    } else if d < 365 * 2 {
+        format!("{d}d")
+    } else {
+        format!("{}y", d / 365)
+    }
+}
+
+fn age(ts: Option<&str>) -> Value {
+    let Some(ts) = ts else { return json!("<unknown>") };
+    match ts.parse::<jiff::Timestamp>() {
+        Ok(t) => json!(human_duration(jiff::Timestamp::now().as_second() - t.as_second())),
+        Err(_) => json!("<invalid>"),
+    }
+}
+
+/// Evaluate the JSONPath subset printer columns use: `.a.b`, `[n]`, `[*]`,
+/// and `[?(@.field=="value")]` filters. Returns every match.
+pub fn jsonpath<'a>(root: &'a Value, path: &str) -> Vec<&'a Value> {
+    let mut cur: Vec<&Value> = vec![root];
+    let mut rest = path.trim().trim_start_matches('{').trim_end_matches('}').trim_start_matches('$');
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            let key = &r[..end];
+            cur = cur.into_iter().filter_map(|v| v.get(key)).collect();
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let Some(end) = r.find(']') else { return Vec::new() };
+            let sel = &r[..end];
+            rest = &r[end + 1..];
+            cur = if sel == "*" {
+                cur.into_iter().flat_map(|v| v.as_array().map(|a| a.iter().collect::<Vec<_>>()).unwrap_or_default()).collect()
+            } else if let Ok(i) = sel.parse::<usize>() {
+                cur.into_iter().filter_map(|v| v.get(i)).collect()
+            } else if let Some(f) = sel.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
+                let Some((field, want)) = f.split_once("==") else { return Vec::new() };
+                let want = want.trim().trim_matches(|c| c == '"' || c == '\'');
+                let field = field.trim();
+                cur.into_iter()
+                    .flat_map(|v| v.as_array().map(|a| a.iter().collect::<Vec<_>>()).unwrap_or_default())
+                    .filter(|item| {
+                        jsonpath(item, &format!(".{field}")).first().is_some_and(|x| match x {
+                            Value::String(s) => s == want,
+                            other => *other == want,
+                        })
+                    })
+                    .collect()
+            } else {
+                return Vec::new();
+            };
+        } else {
+            return Vec::new();
+        }
+    }
+    cur
+}
+
+fn cell(v: Option<&Value>, ty: &str) -> Value {
+    match (v, ty) {
+        (None, _) | (Some(Value::Null), _) => Value::Null,
+        (Some(Value::String(s)), "date") => age(Some(s)),
+        (Some(Value::String(s)), _) => json!(s),
+        (Some(x @ (Value::Number(_) | Value::Bool(_))), _) => x.clone(),
+        (Some(other), _) => json!(other.to_string()),
+    }
+}
+
+/// A Table of `items` as the API server would print them.
+pub fn table(t: &ResourceType, version: &str, items: &[Arc<Value>], list_meta: Option<Value>, include: Option<&str>) -> Value {
+    let name_col = column("Name", "string", "name", "Name must be unique within a namespace.", 0);
+    let mut cols = vec![name_col];
+    let printer: Vec<Value> = t.crd_version(version).map(|v| v.printer_columns.clone()).unwrap_or_default();
+    let custom = t.is_crd() && !printer.is_empty();
+    if custom {
+        for c in &printer {
+            cols.push(column(
+                c.get("name").and_then(Value::as_str).unwrap_or(""),
+                c.get("type").and_then(Value::as_str).unwrap_or("string"),
+                c.get("format").and_then(Value::as_str).unwrap_or(""),
+                c.get("description").and_then(Value::as_str).unwrap_or(""),
+                c.get("priority").and_then(Value::as_i64).unwrap_or(0),
+            ));
+        }
+    } else {
+        if t.kind == "Namespace" {
+            cols.push(column("Status", "string", "", "The status of the namespace", 0));
+        }
+        cols.push(column("Age", "date", "", "CreationTimestamp is a timestamp representing the server time when this object was created.", 0));
+    }
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| {
+            let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
+            if custom {
+                for c in &printer {
+                    let path = c.get("jsonPath").and_then(Value::as_str).unwrap_or("");
+                    let ty = c.get("type").and_then(Value::as_str).unwrap_or("string");
+                    cells.push(cell(jsonpath(o, path).first().copied(), ty));
+                }
+            } else {
+                if t.kind == "Namespace" {
+                    cells.push(o.pointer("/status/phase").cloned().unwrap_or(Value::Null));
+                }
+                cells.push(age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str)));
+            }
+            let object = match include.unwrap_or("Metadata") {
+                "None" => Value::Null,
+                "Object" => crate::store::with_version(o, t, version),
+                _ => json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({}))}),
+            };
+            json!({"cells": cells, "object": object})
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta.unwrap_or(json!({})),
+        "columnDefinitions": cols,
+        "rows": rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonpath_subset() {
+        let o = json!({"status": {"conditions": [{"type": "A", "status": "False"}, {"type": "Ready", "status": "True"}]}, "spec": {"n": 3, "l": ["x", "y"]}});
+        assert_eq!(jsonpath(&o, ".status.conditions[?(@.type==\"Ready\")].status"), vec![&json!("True")]);
+        assert_eq!(jsonpath(&o, ".spec.n"), vec![&json!(3)]);
+        assert_eq!(jsonpath(&o, ".spec.l[1]"), vec![&json!("y")]);
+        assert_eq!(jsonpath(&o, ".spec.l[*]").len(), 2);
+        assert!(jsonpath(&o, ".spec.missing").is_empty());
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_duration(5), "5s");
+        assert_eq!(human_duration(150), "2m30s");
+        assert_eq!(human_duration(3600), "60m");
+        assert_eq!(human_duration(4 * 3600 + 60), "4h1m");
+        assert_eq!(human_duration(3 * 86400), "3d");
+    }
+}
