@@ -199,6 +199,9 @@ pub struct LaunchReport {
     /// Loading or resolving libcuda failed before any driver call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_error: Option<String>,
+    /// libcuda was not there at all (as opposed to there but unusable).
+    #[serde(default)]
+    pub library_missing: bool,
     pub elapsed_ms: u64,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub images: Vec<ImageLoad>,
@@ -245,13 +248,17 @@ pub fn launch_test(env: &ProbeEnv, images: &[ImageProbe]) -> LaunchReport {
         None if env.loader_fallback => PathBuf::from(CUDA_NAMES[0]),
         None => {
             report.load_error = Some(format!("libcuda.so.1 not found ({} paths searched)", search.searched.len()));
+            report.library_missing = true;
             return report;
         }
     };
+    let searched_by_loader = path.parent().is_none_or(|p| p.as_os_str().is_empty());
     report.library = Some(path.clone());
     let cuda = match Cuda::load(&path) {
         Ok(c) => c,
         Err(e) => {
+            // The loader's own search failing to open it means: not there.
+            report.library_missing = searched_by_loader && e.contains("No such file");
             report.load_error = Some(e);
             return report;
         }
@@ -408,14 +415,18 @@ fn fix_for(code: i32) -> &'static str {
 pub fn launch_check(r: &LaunchReport, driver_ok: bool) -> Check {
     let lib = r.library.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "libcuda".into());
     if let Some(e) = &r.load_error {
-        return if driver_ok {
-            Check::fail(
+        return match (driver_ok, r.library_missing) {
+            (false, _) => Check::skip("launch", format!("needs the driver (see the driver check): {e}")),
+            (true, true) => Check::fail(
                 "launch",
-                format!("cannot load the CUDA driver library ({lib}): {e}"),
-                "NVML works but libcuda is missing: set NVIDIA_DRIVER_CAPABILITIES=compute,utility (the runtime injects libcuda only with 'compute')",
-            )
-        } else {
-            Check::skip("launch", format!("needs the driver (see the driver check): {e}"))
+                format!("NVML works but the CUDA driver library is missing: {e}"),
+                "set NVIDIA_DRIVER_CAPABILITIES=compute,utility (the runtime injects libcuda only with 'compute')",
+            ),
+            (true, false) => Check::fail(
+                "launch",
+                format!("cannot use the CUDA driver library {lib}: {e}"),
+                "libcuda must come from the node's driver: do not bake or hand-mount it; use runtimeClassName: nvidia",
+            ),
         };
     }
     if let Some(e) = &r.error {

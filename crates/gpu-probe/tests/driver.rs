@@ -98,7 +98,11 @@ fn launch_without_libcuda_is_skipped_or_failed_by_what_nvml_said() {
     let e = ProbeEnv { cuda_path: Some(fake.clone()), ..env(root.path(), None) };
     let report = launch_test(&e, &[]);
     assert_eq!(report.library.as_deref(), Some(fake.as_path()));
-    assert!(report.load_error.is_some(), "{report:?}");
+    assert!(report.load_error.is_some() && !report.library_missing, "{report:?}");
+    let broken = launch_check(&report, true);
+    assert_eq!(broken.status, Status::Fail);
+    assert!(broken.reason.contains(&fake.display().to_string()), "{broken:?}");
+    assert!(broken.fix.as_deref().unwrap_or_default().contains("runtimeClassName: nvidia"), "{broken:?}");
 }
 
 /// Whether this machine has an NVIDIA driver the binary could find.
