@@ -1,1 +1,60 @@
-fn main() {}
+//! `manifest-render build DIR [--mirror DIR] [-o FILE]`
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "manifest-render", version, about = "A kustomize v5.8.1-compatible manifest renderer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a kustomization directory and print the objects as YAML.
+    Build {
+        /// The kustomization directory.
+        dir: PathBuf,
+        /// Mirror of remote bases in the `../shared/upstream` layout.
+        #[arg(long, env = "KFLITE_UPSTREAM_MIRROR")]
+        mirror: Option<PathBuf>,
+        /// Write the YAML here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+    ).init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let Command::Build { dir, mirror, output } = Cli::parse().command;
+    let rendered = manifest_render::render(&dir, &manifest_render::Options { mirror })?;
+    for w in &rendered.warnings {
+        tracing::warn!("{w}");
+    }
+    match output {
+        Some(path) => std::fs::write(&path, rendered.yaml.as_bytes())
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(rendered.yaml.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}

@@ -759,14 +759,13 @@ fn go_format_g(f: f64) -> String {
     if f == 0.0 {
         return if f.is_sign_negative() { "-0".into() } else { "0".into() };
     }
-    let (digits, exp) = shortest_digits(f);
+    let (_, exp) = shortest_digits(f);
     // For the shortest form Go decides with a fixed precision of 6.
-    let _ = digits;
     if !(-4..6).contains(&exp) { go_format_e(f) } else { go_format_f(f) }
 }
 
 /// How Go's `encoding/json` prints a float64.
-pub(crate) fn go_json_float(f: f64) -> String {
+pub fn go_json_float(f: f64) -> String {
     let abs = f.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
         let s = go_format_e(f);

@@ -11,7 +11,7 @@ mod emit;
 mod parse;
 mod resolve;
 
-pub use emit::{emit_document, emit_documents};
+pub use emit::{emit_document, emit_documents, go_json_float};
 pub use parse::{ParseError, parse_documents};
 
 /// A JSON-typed YAML value.

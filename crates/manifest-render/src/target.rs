@@ -1,0 +1,241 @@
+//! The build: kustomize's `KustTarget` accumulation, then the final steps
+//! (hash suffixes, name back-references, vars, local-config drop, sort).
+
+use std::path::{Path, PathBuf};
+
+use crate::fieldspec::TransformerConfig;
+use crate::kustomization::Kustomization;
+use crate::loader::Root;
+use crate::resource::{ResId, Resource};
+use crate::yaml::{Value, parse_documents};
+use crate::{Error, generators, nameref, patch, sort, transformers, vars};
+
+/// Resources plus the configuration and vars gathered with them.
+#[derive(Debug, Default)]
+pub struct Accumulator {
+    pub resources: Vec<Resource>,
+    pub config: TransformerConfig,
+    pub vars: Vec<vars::Var>,
+    pub warnings: Vec<String>,
+}
+
+impl Accumulator {
+    fn new() -> Self {
+        Accumulator { config: TransformerConfig::builtin(), ..Default::default() }
+    }
+
+    /// `resWrangler.Append`: ids must be unique.
+    pub fn append(&mut self, r: Resource) -> Result<(), String> {
+        let id = r.cur_id();
+        if self.resources.iter().any(|x| x.cur_id().equals(&id)) {
+            return Err(format!("may not add resource with an already registered id: {}", display_id(&id)));
+        }
+        self.resources.push(r);
+        Ok(())
+    }
+
+    fn merge(&mut self, other: Accumulator) -> Result<(), String> {
+        for r in other.resources {
+            self.append(r)?;
+        }
+        self.config.merge(&other.config)?;
+        vars::merge_set(&mut self.vars, other.vars)?;
+        self.warnings.extend(other.warnings);
+        Ok(())
+    }
+}
+
+/// kustomize's textual form of an id: `Kind.version.group/name.namespace`.
+pub fn display_id(id: &ResId) -> String {
+    let ns = if id.namespace.is_empty() { "[noNs]" } else { &id.namespace };
+    let name = if id.name.is_empty() { "[noName]" } else { &id.name };
+    format!("{}/{}.{}", id.gvk, name, ns)
+}
+
+/// Reads the objects of a YAML stream as kustomize's resource factory does:
+/// empty documents are skipped, `*List` kinds are expanded, kind and name
+/// are required.
+pub fn resources_from_text(text: &str, file: &Path) -> Result<Vec<Resource>, Error> {
+    let docs = parse_documents(text).map_err(|e| Error::yaml(file, e))?;
+    let origin = file.display().to_string();
+    let mut queue: std::collections::VecDeque<Value> = docs.into();
+    let mut out = Vec::new();
+    while let Some(doc) = queue.pop_front() {
+        match &doc {
+            Value::Null => continue,
+            Value::Map(m) if m.is_empty() => continue,
+            Value::Map(_) => {}
+            _ => return Err(Error::invalid(file, "a document must be a mapping (a Kubernetes object)")),
+        }
+        let kind = doc.get("kind").and_then(Value::scalar_text).unwrap_or_default();
+        if kind.is_empty() {
+            return Err(Error::invalid(file, "missing kind in object"));
+        }
+        if kind.ends_with("List") {
+            match doc.get("items") {
+                None => {}
+                Some(Value::Null) => continue,
+                Some(Value::Seq(items)) => {
+                    queue.extend(items.iter().cloned());
+                    continue;
+                }
+                Some(_) => return Err(Error::invalid(file, format!("expected array in {kind}/items"))),
+            }
+        } else {
+            let name = doc.get_path(&["metadata", "name"]).and_then(Value::scalar_text).unwrap_or_default();
+            if name.is_empty() {
+                return Err(Error::invalid(file, format!("missing metadata.name in object of kind {kind}")));
+            }
+        }
+        if has_nil_in_list(&doc) {
+            return Err(Error::invalid(file, "empty item in a list of the object"));
+        }
+        out.push(Resource::new(doc, origin.clone()));
+    }
+    Ok(out)
+}
+
+fn has_nil_in_list(v: &Value) -> bool {
+    match v {
+        Value::Seq(items) => items.iter().any(|i| i.is_null() || has_nil_in_list(i)),
+        Value::Map(m) => m.iter().any(|(_, v)| has_nil_in_list(v)),
+        _ => false,
+    }
+}
+
+/// One kustomization directory being built.
+pub struct Target {
+    pub root: Root,
+    pub file: PathBuf,
+    pub kust: Kustomization,
+}
+
+impl Target {
+    pub fn load(root: Root) -> Result<Target, Error> {
+        let (file, text) = root.kustomization_file()?;
+        let docs = parse_documents(&text).map_err(|e| Error::yaml(&file, e))?;
+        let doc = docs.into_iter().next().unwrap_or(Value::Null);
+        let kust = Kustomization::from_value(&doc).map_err(|m| Error::invalid(&file, m))?;
+        Ok(Target { root, file, kust })
+    }
+
+    fn err(&self, msg: impl Into<String>) -> Error {
+        Error::invalid(&self.file, msg)
+    }
+
+    pub fn accumulate(&self, mut ra: Accumulator) -> Result<Accumulator, Error> {
+        for path in &self.kust.resources {
+            self.accumulate_resource(&mut ra, path)?;
+        }
+        for c in &self.kust.configurations {
+            let (file, text) = self.root.load(c)?;
+            let docs = parse_documents(&text).map_err(|e| Error::yaml(&file, e))?;
+            for d in &docs {
+                let cfg = TransformerConfig::from_value(d).map_err(|m| Error::invalid(&file, m))?;
+                ra.config.merge(&cfg).map_err(|m| Error::invalid(&file, m))?;
+            }
+        }
+        generators::run(self, &mut ra)?;
+        for c in &self.kust.components {
+            let sub = Target::load(self.root.sub(c).map_err(|e| e.context(&self.file, format!("component '{c}'")))?)?;
+            if sub.kust.kind != "Component" {
+                return Err(self.err(format!(
+                    "expected kind 'Component' for path '{}' but got '{}'",
+                    sub.root.dir.display(),
+                    sub.kust.kind
+                )));
+            }
+            ra = sub.accumulate(ra)?;
+        }
+        self.run_transformers(&mut ra)?;
+        let new_vars = vars::parse_vars(&self.kust.vars).map_err(|m| self.err(m))?;
+        vars::merge_vars(&mut ra, new_vars).map_err(|m| self.err(m))?;
+        if !self.kust.vars.is_empty() {
+            ra.warnings.push("# Warning: 'vars' is deprecated. Please use 'replacements' instead.".into());
+        }
+        Ok(ra)
+    }
+
+    fn accumulate_resource(&self, ra: &mut Accumulator, path: &str) -> Result<(), Error> {
+        let as_file = self.root.dir.join(path);
+        let remote = crate::loader::Remote::parse(path);
+        let is_file = match &remote {
+            Some(crate::loader::Remote::Http { .. }) => true,
+            Some(_) => false,
+            None => as_file.is_file(),
+        };
+        if is_file {
+            let (file, text) = self.root.load(path).map_err(|e| e.context(&self.file, format!("resource '{path}'")))?;
+            for r in resources_from_text(&text, &file)? {
+                ra.append(r).map_err(|m| Error::invalid(&file, m))?;
+            }
+            return Ok(());
+        }
+        if remote.is_none() && !as_file.exists() {
+            return Err(self.err(format!("accumulating resources: '{path}' does not exist (neither a file nor a directory)")));
+        }
+        let sub_root = self.root.sub(path).map_err(|e| e.context(&self.file, format!("resource '{path}'")))?;
+        let sub = Target::load(sub_root)?;
+        if sub.kust.kind == "Component" {
+            return Err(self.err(format!("expected kind != 'Component' for path '{}'", sub.root.dir.display())));
+        }
+        let sub_ra = sub.accumulate(Accumulator::new())?;
+        ra.merge(sub_ra).map_err(|m| self.err(m))
+    }
+
+    fn run_transformers(&self, ra: &mut Accumulator) -> Result<(), Error> {
+        patch::patches_strategic_merge(self, ra)?;
+        patch::patches(self, ra)?;
+        transformers::namespace(self, ra)?;
+        transformers::prefix_suffix(self, ra)?;
+        transformers::labels(self, ra)?;
+        transformers::annotations(self, ra)?;
+        patch::patches_json6902(self, ra)?;
+        transformers::replicas(self, ra)?;
+        transformers::images(self, ra)?;
+        crate::replacements::run(self, ra)?;
+        Ok(())
+    }
+}
+
+/// Builds the kustomization at `dir` into the list of final objects.
+pub fn build(dir: &Path, mirror: Option<PathBuf>) -> Result<(Vec<Resource>, Vec<String>), Error> {
+    let root = Root::new(dir, mirror)?;
+    let top = Target::load(root)?;
+    if top.kust.kind == "Component" {
+        return Err(top.err("a Component cannot be built on its own; include it from a Kustomization's 'components'"));
+    }
+    let mut ra = top.accumulate(Accumulator::new())?;
+    generators::add_hashes(&mut ra).map_err(|m| top.err(m))?;
+    nameref::fix_back_references(&mut ra).map_err(|m| top.err(m))?;
+    vars::resolve(&mut ra).map_err(|m| top.err(m))?;
+    // Objects annotated as local configuration never leave kustomize.
+    ra.resources.retain(|r| {
+        !r.annotations().iter().any(|(k, v)| k == "config.kubernetes.io/local-config" && v != "false")
+    });
+    sort::apply(&top, &mut ra).map_err(|m| top.err(m))?;
+    for r in &mut ra.resources {
+        finish(r);
+    }
+    Ok((ra.resources, ra.warnings))
+}
+
+/// Annotations kustomize uses for its own bookkeeping and strips on output.
+const BUILD_ANNOTATIONS: &[&str] = &[
+    "config.kubernetes.io/index",
+    "config.kubernetes.io/path",
+    "config.k8s.io/id",
+    "config.kubernetes.io/origin",
+    "alpha.config.kubernetes.io/transformations",
+];
+
+/// kustomize's last touch on every object: build annotations come off and
+/// the annotation map is rewritten (values as strings, dropped when empty).
+fn finish(r: &mut Resource) {
+    let kept: Vec<(String, String)> = r
+        .annotations()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("internal.config.kubernetes.io/") && !BUILD_ANNOTATIONS.contains(&k.as_str()))
+        .collect();
+    r.set_string_map("annotations", kept);
+}
