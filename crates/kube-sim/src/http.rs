@@ -67,6 +67,7 @@ enum Route {
     GroupsDiscovery,
     Group(String),
     GroupVersion(String, String),
+    OpenApiV2,
     OpenApiV3Root,
     OpenApiV3(String),
     Resource(ResPath),
@@ -86,6 +87,7 @@ fn parse_route(path: &str) -> Route {
         ["apis", g, v] => Route::GroupVersion(g.to_string(), v.to_string()),
         ["api", v, rest @ ..] => resource_route("", v, rest),
         ["apis", g, v, rest @ ..] => resource_route(g, v, rest),
+        ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::OpenApiV3Root,
         ["openapi", "v3", rest @ ..] => Route::OpenApiV3(rest.join("/")),
         ["kube-sim", rest @ ..] => Route::Admin(rest.iter().map(|s| s.to_string()).collect()),
@@ -199,6 +201,13 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
             Some(v) => json_response(200, &v),
             None => error_response(&ApiError::no_route()),
         },
+        Route::OpenApiV2 => {
+            // An empty protobuf message is a valid, empty OpenAPI v2 document
+            // (kubectl only reads v2 as protobuf); it carries no schemas.
+            let mut r = Response::new(full(Bytes::new()));
+            r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/com.github.proto-openapi.spec.v2.v1.0+protobuf"));
+            r
+        }
         Route::OpenApiV3Root => json_response(200, &openapi_root(&shared)),
         Route::OpenApiV3(p) => openapi_gv(&shared, &p),
         Route::Admin(segs) => admin(&shared, &parts.method, &segs, &bytes),

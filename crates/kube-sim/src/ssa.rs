@@ -181,22 +181,47 @@ fn is_empty_set(s: &Value) -> bool {
     s.as_object().is_none_or(Map::is_empty)
 }
 
+/// One element of a field path, resolved.
+enum Step {
+    Field(String),
+    /// A list-map item: its key fields and their values.
+    Item(Vec<String>, Value),
+    /// A set member.
+    Member(Value),
+    Here,
+}
+
+fn step(p: &str) -> Option<Step> {
+    Some(if let Some(f) = p.strip_prefix("f:") {
+        Step::Field(f.to_string())
+    } else if let Some(k) = p.strip_prefix("k:") {
+        let key: Map<String, Value> = serde_json::from_str(k).ok()?;
+        Step::Item(key.keys().cloned().collect(), Value::Object(key))
+    } else if let Some(v) = p.strip_prefix("v:") {
+        Step::Member(serde_json::from_str(v).ok()?)
+    } else {
+        Step::Here
+    })
+}
+
+impl Step {
+    fn picks(&self, item: &Value) -> bool {
+        match self {
+            Step::Item(keys, probe) => same_key(item, probe, keys),
+            Step::Member(v) => item == v,
+            _ => false,
+        }
+    }
+}
+
 /// The value a field path points at in an object.
 pub fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
     let mut cur = obj;
     for p in path {
-        cur = if let Some(f) = p.strip_prefix("f:") {
-            cur.get(f)?
-        } else if let Some(k) = p.strip_prefix("k:") {
-            let key: Map<String, Value> = serde_json::from_str(k).ok()?;
-            let keys: Vec<String> = key.keys().cloned().collect();
-            let probe = Value::Object(key);
-            cur.as_array()?.iter().find(|i| same_key(i, &probe, &keys))?
-        } else if let Some(v) = p.strip_prefix("v:") {
-            let want: Value = serde_json::from_str(v).ok()?;
-            cur.as_array()?.iter().find(|i| **i == want)?
-        } else {
-            cur
+        cur = match step(p)? {
+            Step::Field(f) => cur.get(&f)?,
+            Step::Here => cur,
+            s => cur.as_array()?.iter().find(|i| s.picks(i))?,
         };
     }
     Some(cur)
@@ -238,40 +263,28 @@ fn remove_value(obj: &mut Value, path: &[String]) {
         None => return,
     };
     let Some(parent) = value_at_mut(obj, &parent_path) else { return };
-    if let Some(f) = last.strip_prefix("f:") {
-        if let Some(m) = parent.as_object_mut() {
-            m.remove(f);
+    match step(&last) {
+        Some(Step::Field(f)) => {
+            if let Some(m) = parent.as_object_mut() {
+                m.remove(&f);
+            }
         }
-    } else if let Some(k) = last.strip_prefix("k:") {
-        let key: Map<String, Value> = serde_json::from_str(k).unwrap_or_default();
-        let keys: Vec<String> = key.keys().cloned().collect();
-        let probe = Value::Object(key);
-        if let Some(a) = parent.as_array_mut() {
-            a.retain(|i| !same_key(i, &probe, &keys));
+        Some(s @ (Step::Item(..) | Step::Member(_))) => {
+            if let Some(a) = parent.as_array_mut() {
+                a.retain(|i| !s.picks(i));
+            }
         }
-    } else if let Some(v) = last.strip_prefix("v:") {
-        let want: Value = serde_json::from_str(v).unwrap_or(Value::Null);
-        if let Some(a) = parent.as_array_mut() {
-            a.retain(|i| *i != want);
-        }
+        _ => {}
     }
 }
 
 fn value_at_mut<'a>(obj: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
     let mut cur = obj;
     for p in path {
-        cur = if let Some(f) = p.strip_prefix("f:") {
-            cur.get_mut(f)?
-        } else if let Some(k) = p.strip_prefix("k:") {
-            let key: Map<String, Value> = serde_json::from_str(k).ok()?;
-            let keys: Vec<String> = key.keys().cloned().collect();
-            let probe = Value::Object(key);
-            cur.as_array_mut()?.iter_mut().find(|i| same_key(i, &probe, &keys))?
-        } else if let Some(v) = p.strip_prefix("v:") {
-            let want: Value = serde_json::from_str(v).ok()?;
-            cur.as_array_mut()?.iter_mut().find(|i| **i == want)?
-        } else {
-            cur
+        cur = match step(p)? {
+            Step::Field(f) => cur.get_mut(&f)?,
+            Step::Here => cur,
+            s => cur.as_array_mut()?.iter_mut().find(|i| s.picks(i))?,
         };
     }
     Some(cur)

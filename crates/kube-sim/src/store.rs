@@ -424,12 +424,17 @@ impl Store {
                 stored.push(s);
             }
         }
-        crd["status"] = json!({
-            "acceptedNames": accepted,
-            "conditions": [
+        // Conditions that already hold keep their lastTransitionTime.
+        let conditions = match crd.pointer("/status/conditions").and_then(Value::as_array) {
+            Some(c) if !c.is_empty() => Value::Array(c.clone()),
+            _ => json!([
                 {"type": "NamesAccepted", "status": "True", "lastTransitionTime": t, "reason": "NoConflicts", "message": "no conflicts found"},
                 {"type": "Established", "status": "True", "lastTransitionTime": t, "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"}
-            ],
+            ]),
+        };
+        crd["status"] = json!({
+            "acceptedNames": accepted,
+            "conditions": conditions,
             "storedVersions": stored,
         });
         let m = meta_mut(crd);
