@@ -7,8 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn run(mut c: Command) -> Output {
-    let out = c.output().unwrap_or_else(|e| panic!("running {c:?}: {e}"));
-    out
+    c.output().unwrap_or_else(|e| panic!("running {c:?}: {e}"))
 }
 
 fn text(o: &Output) -> String {
