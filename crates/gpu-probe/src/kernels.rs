@@ -304,8 +304,9 @@ pub fn library_check(lib: &LibraryKernels, driver_cuda: Option<(u32, u32)>) -> C
             Check::warn(
                 id,
                 format!(
-                    "no SASS for {dev}; the driver JIT-compiles PTX {ptx} at first use (slow first start, cached in \
-                     ~/.nv/ComputeCache); {contents}"
+                    "{}no SASS for {dev}; the driver JIT-compiles PTX {ptx} at first use (slow first start, cached in \
+                     ~/.nv/ComputeCache); {contents}",
+                    if v.containers_native > 0 { format!("{} of {counted} compile units have ", v.containers_ptx) } else { String::new() }
                 ),
                 format!("for a fast start, {}; or keep the JIT cache: CUDA_CACHE_MAXSIZE=4294967296 on a persistent home", rebuild_fix(&lib.path, dev)),
             )

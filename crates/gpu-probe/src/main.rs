@@ -19,6 +19,10 @@ struct Cli {
     /// Judge kernels against this architecture (sm_120, 12.0) instead of the GPU's.
     #[arg(long, global = true, env = "GPU_PROBE_ARCH")]
     arch: Option<SmArch>,
+    /// Look for the driver libraries under this root, e.g. /host for a debug
+    /// pod that mounts the node's filesystem there.
+    #[arg(long, global = true, default_value = "/")]
+    root: PathBuf,
     /// Use this NVML library instead of searching for libnvidia-ml.
     #[arg(long, global = true, env = "GPU_PROBE_NVML")]
     nvml: Option<PathBuf>,
@@ -96,6 +100,7 @@ fn main() {
 
 fn run(cli: &Cli) -> Result<Report> {
     let mut opts = ProbeOptions::default();
+    opts.env.root = cli.root.clone();
     opts.env.nvml_path = cli.nvml.clone();
     opts.env.cuda_path = cli.libcuda.clone();
     opts.arch = cli.arch;

@@ -157,3 +157,22 @@ fn usage_errors_exit_1_not_2() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("lint-pod"));
 }
+
+#[test]
+fn binary_searches_a_mounted_node_root_and_reports_the_talos_path() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join(TALOS_LIB_DIR.trim_start_matches('/'));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("libnvidia-ml.so.1"), b"not a library").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_gpu-probe"))
+        .args(["--json", "--no-launch", "--python", "/nonexistent/python", "--root"])
+        .arg(root.path())
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("run gpu-probe");
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["driver"]["talos_path"], true, "{json:#}");
+    let reason = json["checks"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(&dir.join("libnvidia-ml.so.1").display().to_string()), "{reason}");
+}

@@ -99,6 +99,18 @@ fn mixed_containers_warn_about_the_missing_part_and_ignore_arch_specific_ones() 
     let check = library_check(&scanned, None);
     assert_eq!(check.status, Status::Warn, "{check:?}");
     assert!(check.reason.starts_with("1 of 2 compile units have no code for sm_120"), "{}", check.reason);
+
+    // Native here, PTX there: the count says how much goes through the JIT.
+    write_elf(
+        &lib,
+        Some(&[
+            container(&[(KIND_ELF, "sm_120", (1, 8))]),
+            container(&[(KIND_ELF, "sm_90", (1, 8)), (KIND_PTX, "sm_90", (8, 5))]),
+        ]),
+    );
+    let check = library_check(&scan_library(&lib, Some(sm("sm_120"))), None);
+    assert_eq!(check.status, Status::Warn, "{check:?}");
+    assert!(check.reason.starts_with("1 of 2 compile units have no SASS for sm_120"), "{}", check.reason);
 }
 
 #[test]
