@@ -21,10 +21,26 @@ const TAG_PREFIX: &str = "tag:yaml.org,2002:";
 
 /// Every document of a YAML stream (an empty document is [`Value::Null`]).
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, ParseError> {
+    // libyaml-safer panics on a block scalar that ends the input without a
+    // line break; parse with one added and undo its effect on that scalar.
+    let owned;
+    let (input_text, eof_fix) = if text.is_empty() || text.ends_with('\n') {
+        (text, None)
+    } else {
+        owned = format!("{text}\n");
+        (owned.as_str(), Some(text.len() as u64))
+    };
+    // The parser is a dependency; a panic in it must not take the caller down.
+    std::panic::catch_unwind(|| parse_inner(input_text, eof_fix)).unwrap_or_else(|_| {
+        Err(ParseError { line: 0, column: 0, message: "the YAML parser failed on this input".into() })
+    })
+}
+
+fn parse_inner(text: &str, eof_fix: Option<u64>) -> Result<Vec<Value>, ParseError> {
     let mut parser = Parser::new();
     let mut input = text.as_bytes();
     parser.set_input(&mut input);
-    let mut b = Builder { parser, anchors: HashMap::new() };
+    let mut b = Builder { parser, anchors: HashMap::new(), text, eof_fix };
     let mut docs = Vec::new();
     loop {
         let ev = b.next()?;
@@ -42,16 +58,19 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, ParseError> {
     Ok(docs)
 }
 
-struct Builder<R> {
+struct Builder<'t, R> {
     parser: Parser<R>,
     anchors: HashMap<String, Value>,
+    text: &'t str,
+    /// Length of the input before a final line break was added.
+    eof_fix: Option<u64>,
 }
 
 fn err_at(ev: &Event, message: &str) -> ParseError {
     ParseError { line: ev.start_mark.line + 1, column: ev.start_mark.column + 1, message: message.to_string() }
 }
 
-impl<R: std::io::BufRead> Builder<R> {
+impl<R: std::io::BufRead> Builder<'_, R> {
     fn next(&mut self) -> Result<Event, ParseError> {
         self.parser.parse().map_err(|e| {
             let mark = e.problem_mark().unwrap_or_default();
@@ -63,6 +82,13 @@ impl<R: std::io::BufRead> Builder<R> {
         })
     }
 
+    /// Whether the block scalar starting at `index` has the `-` chomping indicator.
+    fn strips(&self, index: u64) -> bool {
+        let rest = self.text.get(index as usize..).unwrap_or("");
+        let Some(pos) = rest.find(['|', '>']) else { return false };
+        rest[pos + 1..].chars().take_while(|c| matches!(c, '-' | '+' | '0'..='9')).any(|c| c == '-')
+    }
+
     fn node(&mut self, ev: Event) -> Result<Value, ParseError> {
         match ev.data {
             EventData::Alias { ref anchor } => self
@@ -71,7 +97,16 @@ impl<R: std::io::BufRead> Builder<R> {
                 .cloned()
                 .ok_or_else(|| err_at(&ev, &format!("unknown anchor '{anchor}' referenced"))),
             EventData::Scalar { ref anchor, ref tag, ref value, style, .. } => {
-                let v = scalar(value, tag.as_deref(), style).map_err(|m| err_at(&ev, &m))?;
+                let mut value = std::borrow::Cow::Borrowed(value.as_str());
+                if let Some(len) = self.eof_fix
+                    && matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+                    && ev.end_mark.index > len
+                    && !self.strips(ev.start_mark.index)
+                    && let Some(v) = value.strip_suffix('\n')
+                {
+                    value = std::borrow::Cow::Owned(v.to_string());
+                }
+                let v = scalar(&value, tag.as_deref(), style).map_err(|m| err_at(&ev, &m))?;
                 if let Some(a) = anchor {
                     self.anchors.insert(a.clone(), v.clone());
                 }
@@ -247,6 +282,10 @@ mod tests {
         assert_eq!(d.get("y"), Some(&Value::Int(3)));
         let e = parse_documents("a: 1\na: 2\n").unwrap_err();
         assert_eq!(e.line, 2);
+        let docs = parse_documents("a: |\n  x\nb: |-\n  y\nc: |\n  z").unwrap();
+        assert_eq!(docs[0].get("a"), Some(&Value::Str("x\n".into())));
+        assert_eq!(docs[0].get("b"), Some(&Value::Str("y".into())));
+        assert_eq!(docs[0].get("c"), Some(&Value::Str("z".into())));
         let e = parse_documents("a: [1\nb: 2\n").unwrap_err();
         assert!(e.line >= 1, "{e}");
     }
