@@ -79,6 +79,18 @@ pub enum EntryKind {
     Other,
 }
 
+impl EntryKind {
+    /// The name used in JSON: `sass`, `ptx`, `ltoir`, `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Sass => "sass",
+            EntryKind::Ptx => "ptx",
+            EntryKind::LtoIr => "ltoir",
+            EntryKind::Other => "other",
+        }
+    }
+}
+
 /// One entry of a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FatbinEntry {

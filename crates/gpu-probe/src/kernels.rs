@@ -234,10 +234,15 @@ fn file_label(path: &Path) -> String {
 fn rebuild_fix(path: &Path, device: SmArch) -> String {
     let p = path.to_string_lossy();
     if p.contains("torch") {
-        format!(
-            "install a PyTorch build with {device} kernels: for sm_120 (RTX 50xx) PyTorch >= 2.7 built with CUDA 12.8 \
-             (pip install torch --index-url https://download.pytorch.org/whl/cu128), or an image that ships one"
-        )
+        if device.major >= 10 {
+            // Blackwell (sm_100, sm_120) kernels first shipped in PyTorch 2.7's CUDA 12.8 builds.
+            format!(
+                "install a PyTorch build with {device} kernels: PyTorch >= 2.7 built with CUDA 12.8 or later \
+                 (pip install torch --index-url https://download.pytorch.org/whl/cu128), or an image that ships one"
+            )
+        } else {
+            format!("install a PyTorch build whose torch.cuda.get_arch_list() includes {device}, or an image that ships one")
+        }
     } else {
         let n = device.number();
         format!(

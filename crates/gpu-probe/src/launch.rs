@@ -231,7 +231,7 @@ fn entry_signature(c: &Container) -> Vec<String> {
     let mut sig: Vec<String> = c
         .entries
         .iter()
-        .map(|e| format!("{}:{}", serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(), e.arch))
+        .map(|e| format!("{}:{}", e.kind.as_str(), e.arch))
         .collect();
     sig.sort();
     sig.dedup();
@@ -263,14 +263,20 @@ pub fn launch_test(env: &ProbeEnv, images: &[ImageProbe]) -> LaunchReport {
             return report;
         }
     };
-    if let Err(e) = run_kernel(&cuda, &mut report, images) {
+    if let Err(e) = run_kernel(&cuda, &mut report, images, started) {
         report.error = Some(e);
     }
-    report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if !report.ok {
+        report.elapsed_ms = millis(started);
+    }
     report
 }
 
-fn run_kernel(cuda: &Cuda, report: &mut LaunchReport, images: &[ImageProbe]) -> Result<(), CudaError> {
+fn millis(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn run_kernel(cuda: &Cuda, report: &mut LaunchReport, images: &[ImageProbe], started: Instant) -> Result<(), CudaError> {
     report.stage = "init".into();
     // SAFETY (all calls below): arguments are valid out-pointers to locals or
     // handles the driver returned earlier in this function; sizes match the
@@ -300,13 +306,20 @@ fn run_kernel(cuda: &Cuda, report: &mut LaunchReport, images: &[ImageProbe]) -> 
     report.stage = "context".into();
     let mut ctx: CuContext = std::ptr::null_mut();
     cuda.call("cuDevicePrimaryCtxRetain", unsafe { (cuda.primary_ctx_retain)(&mut ctx, dev) })?;
-    let result = with_context(cuda, ctx, report, images, arch);
+    let result = with_context(cuda, ctx, report, images, arch, started);
     // Release even when the kernel failed; the first error is the one reported.
     let released = cuda.call("cuDevicePrimaryCtxRelease", unsafe { (cuda.primary_ctx_release)(dev) });
     result.and(released)
 }
 
-fn with_context(cuda: &Cuda, ctx: CuContext, report: &mut LaunchReport, images: &[ImageProbe], arch: SmArch) -> Result<(), CudaError> {
+fn with_context(
+    cuda: &Cuda,
+    ctx: CuContext,
+    report: &mut LaunchReport,
+    images: &[ImageProbe],
+    arch: SmArch,
+    started: Instant,
+) -> Result<(), CudaError> {
     cuda.call("cuCtxSetCurrent", unsafe { (cuda.ctx_set_current)(ctx) })?;
     report.stage = "module".into();
     let ptx = CString::new(ADD_ONE_PTX).unwrap_or_default();
@@ -317,6 +330,7 @@ fn with_context(cuda: &Cuda, ctx: CuContext, report: &mut LaunchReport, images: 
     result.and(unloaded)?;
     report.ok = true;
     report.stage = "done".into();
+    report.elapsed_ms = millis(started); // the kernel alone, not the image loads below
     // Library images are probed only once the basic launch works, so that an
     // image failure means "no image for this GPU", not a broken driver.
     for image in images {

@@ -215,3 +215,24 @@ fn cuobjdump_reads_the_synthetic_files_as_gpu_probe_does() {
     assert_eq!(cuobjdump_list(&tool, "--list-elf", &lib), ours_elf);
     assert_eq!(cuobjdump_list(&tool, "--list-ptx", &lib), ours_ptx);
 }
+
+#[test]
+fn site_packages_come_from_the_interpreters_sys_path() {
+    let test = "site_packages_come_from_the_interpreters_sys_path";
+    let Some(python) = testkit::require_tool(test, "python3").or_else(|| testkit::find_tool("python")) else { return };
+    let purelib = std::process::Command::new(&python)
+        .args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+        .output()
+        .expect("run python");
+    let purelib = PathBuf::from(String::from_utf8_lossy(&purelib.stdout).trim());
+    let extra = tmp();
+    let dirs = gpu_probe::kernels::site_packages_dirs(&[extra.path().to_path_buf()], Some(&python));
+    assert_eq!(dirs.first().map(PathBuf::as_path), Some(extra.path()), "given directories come first: {dirs:?}");
+    if purelib.is_dir() {
+        let canon = purelib.canonicalize().expect("canonicalize");
+        assert!(dirs.iter().any(|d| d.canonicalize().ok().as_ref() == Some(&canon)), "{} not in {dirs:?}", purelib.display());
+    }
+    // A python that does not run adds nothing and breaks nothing.
+    let without = gpu_probe::kernels::site_packages_dirs(&[], Some(std::path::Path::new("/nonexistent/python")));
+    assert!(without.iter().all(|d| d.is_dir()));
+}
