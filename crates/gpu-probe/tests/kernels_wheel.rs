@@ -1,6 +1,7 @@
 //! Check 3 on real CUDA libraries: `libnvjpeg.so.12` from the PyPI wheel
-//! `nvidia-nvjpeg-cu12==12.4.0.76` (5 MB; cubins for sm_50…sm_121 and PTX),
-//! compared entry for entry with NVIDIA's own `cuobjdump` (wheel
+//! `nvidia-nvjpeg-cu12==12.4.0.76` (5 MB; LZ4-compressed cubins for
+//! sm_50…sm_121 and PTX) and `libnvjpeg.so.13` from `nvidia-nvjpeg==13.3.2.43`
+//! (4 MB; ZSTD-compressed, sm_75…sm_121), compared entry for entry with NVIDIA's own `cuobjdump` (wheel
 //! `nvidia-cuda-cuobjdump==13.5.37`), and the embedded launch kernel
 //! assembled by `ptxas` (wheel `nvidia-cuda-nvcc-cu12==12.9.86`).
 
@@ -15,11 +16,22 @@ use gpu_probe::kernels::{Coverage, library_check, scan_library};
 
 const NVJPEG: &str = "nvidia/nvjpeg/lib/libnvjpeg.so.12";
 const NVJPEG_PKG: &str = "nvidia-nvjpeg-cu12==12.4.0.76";
+/// The CUDA 13 build: ZSTD-compressed entries and longer entry headers.
+const NVJPEG13: &str = "nvidia/cu13/lib/libnvjpeg.so.13";
+const NVJPEG13_PKG: &str = "nvidia-nvjpeg==13.3.2.43";
 
 #[test]
 fn nvjpeg_arch_lists_equal_cuobjdump() {
-    let test = "nvjpeg_arch_lists_equal_cuobjdump";
-    let Some(lib) = wheel_file(test, NVJPEG, NVJPEG_PKG) else { return };
+    arch_lists_equal_cuobjdump("nvjpeg_arch_lists_equal_cuobjdump", NVJPEG, NVJPEG_PKG);
+}
+
+#[test]
+fn nvjpeg13_arch_lists_equal_cuobjdump() {
+    arch_lists_equal_cuobjdump("nvjpeg13_arch_lists_equal_cuobjdump", NVJPEG13, NVJPEG13_PKG);
+}
+
+fn arch_lists_equal_cuobjdump(test: &str, rel: &str, package: &str) {
+    let Some(lib) = wheel_file(test, rel, package) else { return };
     let Some(tool) = cuobjdump(test) else { return };
     let started = std::time::Instant::now();
     let scanned = scan_library(&lib, None);
