@@ -4,7 +4,7 @@
 //! whether the driver finds an image for this GPU where check 3 said so.
 //!
 //! The CUDA driver API is C; calling it needs `unsafe`. Every call goes
-//! through [`Cuda::call`], which turns a non-zero `CUresult` into an error
+//! through `Cuda::call`, which turns a non-zero `CUresult` into an error
 //! carrying the driver's own name and text.
 #![allow(unsafe_code)]
 
