@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 
 pub fn merge_patch(target: &mut Value, patch: &Value) -> ApiResult<()> {
     if !patch.is_object() {
-        return Err(ApiError::bad_request("json: cannot unmarshal into Go value of type map[string]interface {}: the merge patch must be a JSON object"));
+        let what = if patch.is_array() { "array" } else { "value" };
+        return Err(ApiError::bad_request(format!("json: cannot unmarshal {what} into Go value of type map[string]interface {{}}")));
     }
     json_patch::merge(target, patch);
     Ok(())
