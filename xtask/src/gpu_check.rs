@@ -232,7 +232,9 @@ fn torch_launch_verdict(torch: &Value, lib: Option<&Value>) -> Verdict {
     let Some(lib) = lib else {
         return Verdict { name, held: None, detail: format!("gpu-probe did not scan libtorch_cuda.so; torch: {torch}") };
     };
-    let coverage = lib["verdict"]["coverage"].as_str().unwrap_or("unknown");
+    let Some(coverage) = lib["verdict"]["coverage"].as_str() else {
+        return Verdict { name, held: None, detail: format!("gpu-probe gave no verdict for libtorch_cuda.so: {}", lib["verdict"]) };
+    };
     let Some(launched) = torch["launch_ok"].as_bool() else {
         return Verdict { name, held: None, detail: format!("PyTorch did not run: {}", torch["import_error"]) };
     };

@@ -105,9 +105,19 @@ pub fn run_all(opts: &ProbeOptions) -> Report {
     for c in &probe.checks {
         report.push(c.clone());
     }
-    let device = opts.arch.or_else(|| probe.info.devices.first().map(|d| d.arch));
+    let mut device = opts.arch.or_else(|| probe.info.devices.first().map(|d| d.arch));
+    // Without NVML (e.g. Jetson) the CUDA driver can still name the device.
+    let mut early_launch = None;
+    if device.is_none() && opts.launch {
+        let result = launch::launch_test(&opts.env, &[]);
+        device = result.device_arch;
+        early_launch = Some(result);
+    }
     kernel_checks(opts, device, probe.info.cuda_version(), &mut report);
-    if opts.launch {
+    if let Some(result) = early_launch.filter(|_| opts.load_images == 0) {
+        report.push(launch::launch_check(&result, probe.available));
+        report.launch = Some(result);
+    } else if opts.launch {
         let images: Vec<launch::ImageProbe> = if opts.load_images == 0 {
             Vec::new()
         } else {

@@ -124,3 +124,30 @@ fn fatbin_loads_are_compared_with_the_verdict() {
     assert_eq!(check.status, Status::Fail);
     assert!(check.reason.contains("2 image(s) disagree with the kernels check"), "{}", check.reason);
 }
+
+#[test]
+fn without_nvml_the_cuda_driver_names_the_device_for_the_kernels_check() {
+    let test = "without_nvml_the_cuda_driver_names_the_device_for_the_kernels_check";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(cuda) = mock(test, dir.path(), &[]) else { return };
+    let site = dir.path().join("site");
+    write_elf(&site.join("torch/lib/libtorch_cuda.so"), Some(&[container(&[(KIND_ELF, "sm_90", (1, 8))])]));
+    for load_images in [0, 4] {
+        let opts = gpu_probe::ProbeOptions {
+            env: env_with(&cuda),
+            arch: None,
+            site_packages: vec![site.clone()],
+            python: None,
+            load_images,
+            ..gpu_probe::ProbeOptions::default()
+        };
+        let report = gpu_probe::run_all(&opts);
+        let kernels = report.checks.iter().find(|c| c.id == "kernels:libtorch_cuda.so").expect("kernels check");
+        assert_eq!(kernels.status, Status::Fail, "{kernels:?}");
+        assert!(kernels.reason.starts_with("no kernel image for sm_120"), "{}", kernels.reason);
+        let launch = report.launch.as_ref().expect("launch");
+        assert!(launch.ok);
+        assert_eq!(launch.images.len(), load_images.min(1), "{launch:#?}");
+        assert_eq!(report.checks.iter().filter(|c| c.id == "launch").count(), 1);
+    }
+}
