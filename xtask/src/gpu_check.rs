@@ -95,14 +95,19 @@ pub fn run(args: Args) -> Result<()> {
     eprintln!("gpu-check: gpu-probe is {}", probe_bin.display());
 
     // PyTorch: where it is, what it was built for, and whether its kernels run.
-    let torch = python_json(&args.python, TORCH_PROBE).unwrap_or_else(|e| serde_json::json!({ "import_error": format!("{e:#}") }));
+    let torch = python_json(&args.python, TORCH_PROBE)
+        .unwrap_or_else(|e| serde_json::json!({ "import_error": format!("{e:#}") }));
     write(&out.join("torch.json"), &serde_json::to_string_pretty(&torch)?)?;
     eprintln!("gpu-check: torch: {torch}");
     let torch_dir = torch["torch_dir"].as_str().map(PathBuf::from);
 
     // gpu-probe, table for the log and JSON for the verdicts.
     let mut probe = Command::new(&probe_bin);
-    probe.arg("--load-images").arg(args.load_images.to_string()).arg("--python").arg(&args.python);
+    probe
+        .arg("--load-images")
+        .arg(args.load_images.to_string())
+        .arg("--python")
+        .arg(&args.python);
     if let Some(site) = torch_dir.as_deref().and_then(Path::parent) {
         probe.arg("--site-packages").arg(site);
     }
@@ -110,27 +115,51 @@ pub fn run(args: Args) -> Result<()> {
     probe.env("CUDA_MODULE_LOADING", "EAGER");
     let table = probe.output().context("running gpu-probe")?;
     println!("{}", String::from_utf8_lossy(&table.stdout));
-    let json_run = probe.arg("--json").stderr(Stdio::inherit()).output().context("running gpu-probe --json")?;
-    write(&out.join("gpu-probe.json"), &String::from_utf8_lossy(&json_run.stdout))?;
-    let report: Value = serde_json::from_slice(&json_run.stdout)
-        .with_context(|| format!("gpu-probe --json printed no JSON (exit {:?})", json_run.status.code()))?;
+    let json_run = probe
+        .arg("--json")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running gpu-probe --json")?;
+    write(
+        &out.join("gpu-probe.json"),
+        &String::from_utf8_lossy(&json_run.stdout),
+    )?;
+    let report: Value = serde_json::from_slice(&json_run.stdout).with_context(|| {
+        format!(
+            "gpu-probe --json printed no JSON (exit {:?})",
+            json_run.status.code()
+        )
+    })?;
 
     let mut verdicts = Vec::new();
     for id in ["driver", "launch"] {
-        let check = report["checks"].as_array().and_then(|c| c.iter().find(|c| c["id"] == id));
+        let check = report["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == id));
         let status = check.and_then(|c| c["status"].as_str()).unwrap_or("missing");
         verdicts.push(Verdict {
-            name: if id == "driver" { "driver check" } else { "launch test (embedded PTX)" },
+            name: if id == "driver" {
+                "driver check"
+            } else {
+                "launch test (embedded PTX)"
+            },
             held: Some(status == "ok"),
-            detail: format!("{status}: {}", check.and_then(|c| c["reason"].as_str()).unwrap_or_default()),
+            detail: format!(
+                "{status}: {}",
+                check.and_then(|c| c["reason"].as_str()).unwrap_or_default()
+            ),
         });
     }
     verdicts.push(images_verdict(&report));
 
     let torch_cuda = torch_dir.as_ref().map(|d| d.join("lib/libtorch_cuda.so"));
-    let lib = report["libraries"]
-        .as_array()
-        .and_then(|libs| libs.iter().find(|l| l["path"].as_str().is_some_and(|p| p.ends_with("/libtorch_cuda.so"))));
+    let lib = report["libraries"].as_array().and_then(|libs| {
+        libs.iter().find(|l| {
+            l["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/libtorch_cuda.so"))
+        })
+    });
     verdicts.push(torch_launch_verdict(&torch, lib));
     match (&torch_cuda, lib) {
         (Some(path), Some(lib)) => {
@@ -158,9 +187,20 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .map(|v| serde_json::json!({ "verdict": v.name, "held": v.held, "detail": v.detail }))
         .collect();
-    write(&out.join("verdicts.json"), &serde_json::to_string_pretty(&summary)?)?;
-    println!("gpu-check: {:.1} s; outputs in {}", started.elapsed().as_secs_f64(), out.display());
-    let failed: Vec<&str> = verdicts.iter().filter(|v| v.held == Some(false)).map(|v| v.name).collect();
+    write(
+        &out.join("verdicts.json"),
+        &serde_json::to_string_pretty(&summary)?,
+    )?;
+    println!(
+        "gpu-check: {:.1} s; outputs in {}",
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    let failed: Vec<&str> = verdicts
+        .iter()
+        .filter(|v| v.held == Some(false))
+        .map(|v| v.name)
+        .collect();
     if !failed.is_empty() {
         bail!("gpu-check: failed: {}", failed.join(", "));
     }
@@ -170,16 +210,24 @@ pub fn run(args: Args) -> Result<()> {
 fn build(root: &Path, offline: bool) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(root).args(["build", "--package", "gpu-probe", "--bin", "gpu-probe"]);
+    cmd.current_dir(root)
+        .args(["build", "--package", "gpu-probe", "--bin", "gpu-probe"]);
     if offline {
         cmd.arg("--offline");
     }
-    eprintln!("gpu-check: cargo build -p gpu-probe{}", if offline { " --offline" } else { "" });
+    eprintln!(
+        "gpu-check: cargo build -p gpu-probe{}",
+        if offline { " --offline" } else { "" }
+    );
     let status = cmd.status().context("running cargo build")?;
     if !status.success() {
-        bail!("cargo build -p gpu-probe failed ({status}); without network, build with --offline from a vendored or pre-fetched state, or pass --gpu-probe PATH");
+        bail!(
+            "cargo build -p gpu-probe failed ({status}); without network, build with --offline from a vendored or pre-fetched state, or pass --gpu-probe PATH"
+        );
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
     Ok(target.join("debug/gpu-probe"))
 }
 
@@ -207,19 +255,32 @@ fn find_cuobjdump() -> Option<PathBuf> {
 fn images_verdict(report: &Value) -> Verdict {
     let images = report["launch"]["images"].as_array().cloned().unwrap_or_default();
     if images.is_empty() {
-        return Verdict { name: "fatbin verdict = driver load", held: None, detail: "no container was loaded (launch failed or no libraries)".into() };
+        return Verdict {
+            name: "fatbin verdict = driver load",
+            held: None,
+            detail: "no container was loaded (launch failed or no libraries)".into(),
+        };
     }
     let disagree: Vec<String> = images
         .iter()
         .filter(|i| i["agrees"] != true)
-        .map(|i| format!("{} @{}: predicted {}, loaded {}, {}", i["library"], i["container_offset"], i["predicted"], i["loaded"], i["error"]))
+        .map(|i| {
+            format!(
+                "{} @{}: predicted {}, loaded {}, {}",
+                i["library"], i["container_offset"], i["predicted"], i["loaded"], i["error"]
+            )
+        })
         .collect();
     let loaded = images.iter().filter(|i| i["loaded"] == true).count();
     Verdict {
         name: "fatbin verdict = driver load",
         held: Some(disagree.is_empty()),
         detail: if disagree.is_empty() {
-            format!("{} containers: {loaded} loaded, {} refused, all as predicted", images.len(), images.len() - loaded)
+            format!(
+                "{} containers: {loaded} loaded, {} refused, all as predicted",
+                images.len(),
+                images.len() - loaded
+            )
         } else {
             disagree.join("; ")
         },
@@ -230,13 +291,28 @@ fn images_verdict(report: &Value) -> Verdict {
 fn torch_launch_verdict(torch: &Value, lib: Option<&Value>) -> Verdict {
     let name = "libtorch_cuda verdict = torch launch";
     let Some(lib) = lib else {
-        return Verdict { name, held: None, detail: format!("gpu-probe did not scan libtorch_cuda.so; torch: {torch}") };
+        return Verdict {
+            name,
+            held: None,
+            detail: format!("gpu-probe did not scan libtorch_cuda.so; torch: {torch}"),
+        };
     };
     let Some(coverage) = lib["verdict"]["coverage"].as_str() else {
-        return Verdict { name, held: None, detail: format!("gpu-probe gave no verdict for libtorch_cuda.so: {}", lib["verdict"]) };
+        return Verdict {
+            name,
+            held: None,
+            detail: format!(
+                "gpu-probe gave no verdict for libtorch_cuda.so: {}",
+                lib["verdict"]
+            ),
+        };
     };
     let Some(launched) = torch["launch_ok"].as_bool() else {
-        return Verdict { name, held: None, detail: format!("PyTorch did not run: {}", torch["import_error"]) };
+        return Verdict {
+            name,
+            held: None,
+            detail: format!("PyTorch did not run: {}", torch["import_error"]),
+        };
     };
     let predicted = matches!(coverage, "native" | "ptx");
     Verdict {
@@ -247,7 +323,10 @@ fn torch_launch_verdict(torch: &Value, lib: Option<&Value>) -> Verdict {
             lib["verdict"]["device"],
             torch["version"],
             if launched { "ok" } else { "failed" },
-            torch["launch_error"].as_str().map(|e| format!(": {e}")).unwrap_or_default()
+            torch["launch_error"]
+                .as_str()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
         ),
     }
 }
@@ -257,7 +336,9 @@ fn torch_launch_verdict(torch: &Value, lib: Option<&Value>) -> Verdict {
 fn cuobjdump_counts(text: &str) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
     for line in text.lines() {
-        let Some((_, name)) = line.split_once(": ") else { continue };
+        let Some((_, name)) = line.split_once(": ") else {
+            continue;
+        };
         if let Some(arch) = name.rsplit('.').nth(1).filter(|a| a.starts_with("sm_")) {
             *counts.entry(arch.to_string()).or_insert(0) += 1;
         }
@@ -278,9 +359,16 @@ fn probe_counts(map: &Value) -> BTreeMap<String, u64> {
 
 fn cuobjdump_verdicts(tool: Option<&Path>, path: &Path, lib: &Value, out: &Path) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
-    for (flag, key, name) in [("--list-elf", "sass", "SASS archs = cuobjdump --list-elf"), ("--list-ptx", "ptx", "PTX archs = cuobjdump --list-ptx")] {
+    for (flag, key, name) in [
+        ("--list-elf", "sass", "SASS archs = cuobjdump --list-elf"),
+        ("--list-ptx", "ptx", "PTX archs = cuobjdump --list-ptx"),
+    ] {
         let Some(tool) = tool else {
-            verdicts.push(Verdict { name, held: None, detail: "cuobjdump not found (pass --cuobjdump)".into() });
+            verdicts.push(Verdict {
+                name,
+                held: None,
+                detail: "cuobjdump not found (pass --cuobjdump)".into(),
+            });
             continue;
         };
         let started = Instant::now();
@@ -288,7 +376,11 @@ fn cuobjdump_verdicts(tool: Option<&Path>, path: &Path, lib: &Value, out: &Path)
         let text = match run {
             Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
             Err(e) => {
-                verdicts.push(Verdict { name, held: None, detail: format!("running {}: {e}", tool.display()) });
+                verdicts.push(Verdict {
+                    name,
+                    held: None,
+                    detail: format!("running {}: {e}", tool.display()),
+                });
                 continue;
             }
         };
@@ -296,11 +388,21 @@ fn cuobjdump_verdicts(tool: Option<&Path>, path: &Path, lib: &Value, out: &Path)
         let theirs = cuobjdump_counts(&text);
         let ours = probe_counts(&lib["summary"][key]);
         let detail = if theirs == ours {
-            format!("{} entries over {} archs agree ({:.1} s for cuobjdump): {:?}", ours.values().sum::<u64>(), ours.len(), started.elapsed().as_secs_f64(), ours)
+            format!(
+                "{} entries over {} archs agree ({:.1} s for cuobjdump): {:?}",
+                ours.values().sum::<u64>(),
+                ours.len(),
+                started.elapsed().as_secs_f64(),
+                ours
+            )
         } else {
             format!("gpu-probe {ours:?} vs cuobjdump {theirs:?}")
         };
-        verdicts.push(Verdict { name, held: Some(theirs == ours), detail });
+        verdicts.push(Verdict {
+            name,
+            held: Some(theirs == ours),
+            detail,
+        });
     }
     verdicts
 }
@@ -310,7 +412,11 @@ fn cuobjdump_verdicts(tool: Option<&Path>, path: &Path, lib: &Value, out: &Path)
 fn torch_arch_list_verdict(torch: &Value, lib: &Value) -> Verdict {
     let name = "torch arch list within gpu-probe's";
     let Some(list) = torch["arch_list"].as_array() else {
-        return Verdict { name, held: None, detail: "torch.cuda.get_arch_list() unavailable".into() };
+        return Verdict {
+            name,
+            held: None,
+            detail: "torch.cuda.get_arch_list() unavailable".into(),
+        };
     };
     let sass = probe_counts(&lib["summary"]["sass"]);
     let ptx = probe_counts(&lib["summary"]["ptx"]);
@@ -325,6 +431,10 @@ fn torch_arch_list_verdict(torch: &Value, lib: &Value) -> Verdict {
     Verdict {
         name,
         held: Some(missing.is_empty()),
-        detail: if missing.is_empty() { format!("{list:?}") } else { format!("torch lists {missing:?}, not found in libtorch_cuda.so") },
+        detail: if missing.is_empty() {
+            format!("{list:?}")
+        } else {
+            format!("torch lists {missing:?}, not found in libtorch_cuda.so")
+        },
     }
 }

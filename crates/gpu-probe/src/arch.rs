@@ -26,7 +26,11 @@ pub struct SmArch {
 
 impl SmArch {
     pub const fn new(major: u32, minor: u32) -> Self {
-        SmArch { major, minor, variant: None }
+        SmArch {
+            major,
+            minor,
+            variant: None,
+        }
     }
 
     /// From the number the fatbin and the CUDA tools use: 90 → 9.0, 120 → 12.0.
@@ -115,7 +119,10 @@ impl FromStr for SmArch {
             }
             return Ok(SmArch::new(major, minor));
         }
-        let body = t.strip_prefix("sm_").or_else(|| t.strip_prefix("compute_")).unwrap_or(t);
+        let body = t
+            .strip_prefix("sm_")
+            .or_else(|| t.strip_prefix("compute_"))
+            .unwrap_or(t);
         let (digits, variant) = match body.as_bytes().last() {
             Some(b'a') => (&body[..body.len() - 1], Some(Variant::Specific)),
             Some(b'f') => (&body[..body.len() - 1], Some(Variant::Family)),

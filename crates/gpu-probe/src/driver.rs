@@ -65,6 +65,19 @@ impl ProbeEnv {
         }
     }
 
+    /// Only what lies under `root`: no `LD_LIBRARY_PATH`, no GPU assigned, no
+    /// loader search. For inspecting a mounted filesystem, and for tests.
+    pub fn under_root(root: impl Into<PathBuf>) -> Self {
+        ProbeEnv {
+            root: root.into(),
+            ld_library_path: None,
+            visible_devices: None,
+            nvml_path: None,
+            cuda_path: None,
+            loader_fallback: false,
+        }
+    }
+
     /// A GPU was assigned by the runtime/device plugin (not `void`/`none`/empty).
     pub fn gpu_assigned(&self) -> bool {
         self.visible_devices
@@ -103,18 +116,27 @@ pub struct LibSearch {
 pub fn locate_library(env: &ProbeEnv, explicit: Option<&Path>, names: &[&str]) -> LibSearch {
     let mut searched = Vec::new();
     let talos_dir = env.rooted(TALOS_LIB_DIR);
-    let candidates = explicit
-        .map(Path::to_path_buf)
-        .into_iter()
-        .chain(env.search_dirs().into_iter().flat_map(|d| names.iter().map(move |n| d.join(n))));
+    let candidates = explicit.map(Path::to_path_buf).into_iter().chain(
+        env.search_dirs()
+            .into_iter()
+            .flat_map(|d| names.iter().map(move |n| d.join(n))),
+    );
     for path in candidates {
         if path.is_file() {
             let talos = path.parent() == Some(talos_dir.as_path());
-            return LibSearch { found: Some(path), talos, searched };
+            return LibSearch {
+                found: Some(path),
+                talos,
+                searched,
+            };
         }
         searched.push(path);
     }
-    LibSearch { found: None, talos: false, searched }
+    LibSearch {
+        found: None,
+        talos: false,
+        searched,
+    }
 }
 
 /// A process using a GPU, as NVML reports it.
@@ -198,7 +220,9 @@ pub fn nvml_missing_check(env: &ProbeEnv, search: &LibSearch) -> Check {
     } else {
         Check::fail(
             "driver",
-            format!("no NVIDIA driver: libnvidia-ml not found ({n} paths searched) and no GPU assigned (NVIDIA_VISIBLE_DEVICES unset)"),
+            format!(
+                "no NVIDIA driver: libnvidia-ml not found ({n} paths searched) and no GPU assigned (NVIDIA_VISIBLE_DEVICES unset)"
+            ),
             REQUEST_FIX,
         )
     }
@@ -240,14 +264,21 @@ pub fn probe_driver(env: &ProbeEnv) -> DriverProbe {
         ..DriverInfo::default()
     };
     let (nvml, label) = match &search.found {
-        Some(path) => (Nvml::builder().lib_path(path.as_os_str()).init(), path.display().to_string()),
+        Some(path) => (
+            Nvml::builder().lib_path(path.as_os_str()).init(),
+            path.display().to_string(),
+        ),
         None if env.loader_fallback => (
             Nvml::builder().lib_path(OsStr::new(NVML_NAMES[0])).init(),
             "dynamic loader".to_string(),
         ),
         None => {
             let check = nvml_missing_check(env, &search);
-            return DriverProbe { info, checks: vec![check, Check::skip("devices", "needs the driver")], available: false };
+            return DriverProbe {
+                info,
+                checks: vec![check, Check::skip("devices", "needs the driver")],
+                available: false,
+            };
         }
     };
     let nvml = match nvml {
@@ -259,7 +290,11 @@ pub fn probe_driver(env: &ProbeEnv) -> DriverProbe {
             } else {
                 nvml_error_check(&label, &err)
             };
-            return DriverProbe { info, checks: vec![check, Check::skip("devices", "needs the driver")], available: false };
+            return DriverProbe {
+                info,
+                checks: vec![check, Check::skip("devices", "needs the driver")],
+                available: false,
+            };
         }
     };
     info.nvml_library = Some(label.clone());
@@ -280,8 +315,16 @@ pub fn probe_driver(env: &ProbeEnv) -> DriverProbe {
     let devices = match list_devices(&nvml) {
         Ok(devices) => devices,
         Err(err) => {
-            let check = Check::fail("devices", format!("NVML could not list the GPUs: {err}"), REQUEST_FIX);
-            return DriverProbe { info, checks: vec![driver, check], available: true };
+            let check = Check::fail(
+                "devices",
+                format!("NVML could not list the GPUs: {err}"),
+                REQUEST_FIX,
+            );
+            return DriverProbe {
+                info,
+                checks: vec![driver, check],
+                available: true,
+            };
         }
     };
     let check = if devices.is_empty() {
@@ -289,12 +332,26 @@ pub fn probe_driver(env: &ProbeEnv) -> DriverProbe {
     } else {
         let list: Vec<String> = devices
             .iter()
-            .map(|d| format!("#{} {} {} ({}), {} total, {} used", d.index, d.name, d.arch, d.uuid, gib(d.memory_total), gib(d.memory_used)))
+            .map(|d| {
+                format!(
+                    "#{} {} {} ({}), {} total, {} used",
+                    d.index,
+                    d.name,
+                    d.arch,
+                    d.uuid,
+                    gib(d.memory_total),
+                    gib(d.memory_used)
+                )
+            })
             .collect();
         Check::ok("devices", list.join("; "))
     };
     info.devices = devices;
-    DriverProbe { info, checks: vec![driver, check], available: true }
+    DriverProbe {
+        info,
+        checks: vec![driver, check],
+        available: true,
+    }
 }
 
 fn list_devices(nvml: &Nvml) -> Result<Vec<DeviceInfo>, NvmlError> {
@@ -302,17 +359,27 @@ fn list_devices(nvml: &Nvml) -> Result<Vec<DeviceInfo>, NvmlError> {
     for index in 0..nvml.device_count()? {
         let dev = nvml.device_by_index(index)?;
         let cc = dev.cuda_compute_capability()?;
-        let arch = SmArch::new(u32::try_from(cc.major).unwrap_or(0), u32::try_from(cc.minor).unwrap_or(0));
+        let arch = SmArch::new(
+            u32::try_from(cc.major).unwrap_or(0),
+            u32::try_from(cc.minor).unwrap_or(0),
+        );
         let mem = dev.memory_info()?;
         let mut processes = Vec::new();
-        for (kind, list) in [("compute", dev.running_compute_processes()), ("graphics", dev.running_graphics_processes())] {
+        for (kind, list) in [
+            ("compute", dev.running_compute_processes()),
+            ("graphics", dev.running_graphics_processes()),
+        ] {
             // Some drivers refuse process lists inside containers; memory totals still count.
             for p in list.unwrap_or_default() {
                 let used_memory = match p.used_gpu_memory {
                     UsedGpuMemory::Used(b) => Some(b),
                     UsedGpuMemory::Unavailable => None,
                 };
-                processes.push(GpuProcess { pid: p.pid, used_memory, kind: kind.to_string() });
+                processes.push(GpuProcess {
+                    pid: p.pid,
+                    used_memory,
+                    kind: kind.to_string(),
+                });
             }
         }
         out.push(DeviceInfo {
@@ -344,16 +411,36 @@ pub fn vram_check(devices: &[DeviceInfo], warn_share: f64) -> Check {
     for d in devices {
         let by_procs: u64 = d.processes.iter().filter_map(|p| p.used_memory).sum();
         let used = d.memory_used.max(by_procs);
-        let share = if d.memory_total == 0 { 0.0 } else { used as f64 / d.memory_total as f64 };
+        let share = if d.memory_total == 0 {
+            0.0
+        } else {
+            used as f64 / d.memory_total as f64
+        };
         let mut procs: Vec<&GpuProcess> = d.processes.iter().collect();
         procs.sort_by_key(|p| std::cmp::Reverse(p.used_memory.unwrap_or(0)));
         let top: Vec<String> = procs
             .iter()
             .take(3)
-            .map(|p| format!("pid {} {}", p.pid, p.used_memory.map(gib).unwrap_or_else(|| "?".into())))
+            .map(|p| {
+                format!(
+                    "pid {} {}",
+                    p.pid,
+                    p.used_memory.map(gib).unwrap_or_else(|| "?".into())
+                )
+            })
             .collect();
-        let by = if top.is_empty() { String::new() } else { format!(" by {} process(es): {}", d.processes.len(), top.join(", ")) };
-        let line = format!("#{} {} of {} in use ({:.0}%){by}", d.index, gib(used), gib(d.memory_total), share * 100.0);
+        let by = if top.is_empty() {
+            String::new()
+        } else {
+            format!(" by {} process(es): {}", d.processes.len(), top.join(", "))
+        };
+        let line = format!(
+            "#{} {} of {} in use ({:.0}%){by}",
+            d.index,
+            gib(used),
+            gib(d.memory_total),
+            share * 100.0
+        );
         if share > warn_share && worst.as_ref().is_none_or(|(s, _)| share > *s) {
             worst = Some((share, line.clone()));
         }
@@ -385,7 +472,14 @@ mod tests {
             memory_total: total,
             memory_used: used,
             memory_free: total - used,
-            processes: procs.iter().map(|&(pid, used_memory)| GpuProcess { pid, used_memory, kind: "compute".into() }).collect(),
+            processes: procs
+                .iter()
+                .map(|&(pid, used_memory)| GpuProcess {
+                    pid,
+                    used_memory,
+                    kind: "compute".into(),
+                })
+                .collect(),
         }
     }
 
@@ -396,7 +490,11 @@ mod tests {
         let flux_and_ollama = dev(16 * GIB, 15 * GIB, &[(10, Some(12 * GIB)), (20, Some(3 * GIB))]);
         let c = vram_check(std::slice::from_ref(&flux_and_ollama), 0.8);
         assert_eq!(c.status, crate::report::Status::Warn, "{c:?}");
-        assert!(c.reason.contains("94%") && c.reason.contains("pid 10 12.0 GiB"), "{}", c.reason);
+        assert!(
+            c.reason.contains("94%") && c.reason.contains("pid 10 12.0 GiB"),
+            "{}",
+            c.reason
+        );
         let c = vram_check(&[flux_and_ollama], 0.95);
         assert_eq!(c.status, crate::report::Status::Ok, "{c:?}");
     }

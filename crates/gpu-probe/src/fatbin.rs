@@ -123,7 +123,11 @@ pub enum FatbinError {
     #[error("at offset {offset:#x}: expected fatbin magic 0xba55ed50, found {found:#010x}")]
     BadMagic { offset: u64, found: u32 },
     #[error("at offset {offset:#x}: {what} runs past the end of the fatbin region ({region:#x} bytes)")]
-    Truncated { offset: u64, what: &'static str, region: u64 },
+    Truncated {
+        offset: u64,
+        what: &'static str,
+        region: u64,
+    },
     #[error("at offset {offset:#x}: {reason}")]
     Malformed { offset: u64, reason: String },
     #[error("reading the fatbin region: {0}")]
@@ -149,7 +153,11 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// Containers follow each other, separated by zero padding up to 8-byte
 /// alignment. Anything else between them is an error, so a misparse can
 /// never silently drop kernels.
-pub fn parse_region<S: ByteSource + ?Sized>(src: &S, start: u64, len: u64) -> Result<Vec<Container>, FatbinError> {
+pub fn parse_region<S: ByteSource + ?Sized>(
+    src: &S,
+    start: u64,
+    len: u64,
+) -> Result<Vec<Container>, FatbinError> {
     let mut containers = Vec::new();
     let mut pos = 0u64;
     while pos < len {
@@ -162,7 +170,10 @@ pub fn parse_region<S: ByteSource + ?Sized>(src: &S, start: u64, len: u64) -> Re
                 pos += avail as u64; // padding between containers
                 continue;
             }
-            return Err(FatbinError::BadMagic { offset: pos, found: magic });
+            return Err(FatbinError::BadMagic {
+                offset: pos,
+                found: magic,
+            });
         }
         let container = parse_container(src, start, len, pos)?;
         pos = (container.offset + container.size).next_multiple_of(8);
@@ -171,9 +182,18 @@ pub fn parse_region<S: ByteSource + ?Sized>(src: &S, start: u64, len: u64) -> Re
     Ok(containers)
 }
 
-fn parse_container<S: ByteSource + ?Sized>(src: &S, start: u64, len: u64, pos: u64) -> Result<Container, FatbinError> {
+fn parse_container<S: ByteSource + ?Sized>(
+    src: &S,
+    start: u64,
+    len: u64,
+    pos: u64,
+) -> Result<Container, FatbinError> {
     if pos + CONTAINER_HEADER_SIZE > len {
-        return Err(FatbinError::Truncated { offset: pos, what: "container header", region: len });
+        return Err(FatbinError::Truncated {
+            offset: pos,
+            what: "container header",
+            region: len,
+        });
     }
     let mut header = [0u8; CONTAINER_HEADER_SIZE as usize];
     src.read_exact_at(start + pos, &mut header)?;
@@ -189,7 +209,11 @@ fn parse_container<S: ByteSource + ?Sized>(src: &S, start: u64, len: u64, pos: u
         .checked_add(header_size)
         .and_then(|p| p.checked_add(body_size))
         .filter(|&end| end <= len)
-        .ok_or(FatbinError::Truncated { offset: pos, what: "container", region: len })?;
+        .ok_or(FatbinError::Truncated {
+            offset: pos,
+            what: "container",
+            region: len,
+        })?;
     let mut entries = Vec::new();
     let mut at = pos + header_size;
     while at < end {
@@ -197,12 +221,26 @@ fn parse_container<S: ByteSource + ?Sized>(src: &S, start: u64, len: u64, pos: u
         at += u64::from(entry.header_size) + entry.payload_size;
         entries.push(entry);
     }
-    Ok(Container { offset: pos, size: end - pos, entries })
+    Ok(Container {
+        offset: pos,
+        size: end - pos,
+        entries,
+    })
 }
 
-fn parse_entry<S: ByteSource + ?Sized>(src: &S, start: u64, end: u64, at: u64, len: u64) -> Result<FatbinEntry, FatbinError> {
+fn parse_entry<S: ByteSource + ?Sized>(
+    src: &S,
+    start: u64,
+    end: u64,
+    at: u64,
+    len: u64,
+) -> Result<FatbinEntry, FatbinError> {
     if at + ENTRY_HEADER_MIN > end {
-        return Err(FatbinError::Truncated { offset: at, what: "entry header", region: len });
+        return Err(FatbinError::Truncated {
+            offset: at,
+            what: "entry header",
+            region: len,
+        });
     }
     let mut h = [0u8; ENTRY_HEADER_MIN as usize];
     src.read_exact_at(start + at, &mut h)?;
@@ -220,7 +258,11 @@ fn parse_entry<S: ByteSource + ?Sized>(src: &S, start: u64, end: u64, at: u64, l
         .and_then(|p| p.checked_add(payload_size))
         .is_some_and(|next| next <= end);
     if !fits {
-        return Err(FatbinError::Truncated { offset: at, what: "entry payload", region: len });
+        return Err(FatbinError::Truncated {
+            offset: at,
+            what: "entry payload",
+            region: len,
+        });
     }
     let (minor, major) = (u16_at(&h, 24), u16_at(&h, 26));
     let arch_number = u32_at(&h, 28);
@@ -268,7 +310,10 @@ pub struct FatbinSummary {
 
 impl FatbinSummary {
     pub fn of(containers: &[Container]) -> Self {
-        let mut s = FatbinSummary { containers: containers.len(), ..Default::default() };
+        let mut s = FatbinSummary {
+            containers: containers.len(),
+            ..Default::default()
+        };
         for e in containers.iter().flat_map(|c| &c.entries) {
             match e.kind {
                 EntryKind::Sass => *s.sass.entry(e.arch).or_default() += 1,
@@ -297,7 +342,14 @@ impl FatbinWriter {
     }
 
     /// Add an entry of `kind` for `arch` with the given payload (padded to 8 bytes).
-    pub fn entry(mut self, kind: u16, arch: SmArch, version: (u16, u16), extra_flags: u64, payload: &[u8]) -> Self {
+    pub fn entry(
+        mut self,
+        kind: u16,
+        arch: SmArch,
+        version: (u16, u16),
+        extra_flags: u64,
+        payload: &[u8],
+    ) -> Self {
         let padded = payload.len().next_multiple_of(8);
         let mut flags = 0x11 | extra_flags; // 64-bit, Linux host
         match arch.variant {
@@ -308,7 +360,11 @@ impl FatbinWriter {
         // PTX entries carry a field for the JIT options the driver applies
         // (offset at byte 20, here pointing to an empty one); cuobjdump
         // refuses PTX entries without it.
-        let header_size = if kind == KIND_PTX { ENTRY_HEADER_MIN as usize + 8 } else { ENTRY_HEADER_MIN as usize };
+        let header_size = if kind == KIND_PTX {
+            ENTRY_HEADER_MIN as usize + 8
+        } else {
+            ENTRY_HEADER_MIN as usize
+        };
         let mut h = vec![0u8; header_size];
         h[0..2].copy_from_slice(&kind.to_le_bytes());
         h[2..4].copy_from_slice(&0x0101u16.to_le_bytes());
@@ -324,7 +380,8 @@ impl FatbinWriter {
         h[40..48].copy_from_slice(&flags.to_le_bytes());
         self.entries.extend_from_slice(&h);
         self.entries.extend_from_slice(payload);
-        self.entries.resize(self.entries.len() + padded - payload.len(), 0);
+        self.entries
+            .resize(self.entries.len() + padded - payload.len(), 0);
         self
     }
 
@@ -352,17 +409,35 @@ mod tests {
     fn round_trips_entries_and_padding() {
         let a = FatbinWriter::new()
             .entry(KIND_ELF, sm("sm_90"), (1, 8), 0, b"\x7fELF-fake-cubin")
-            .entry(KIND_PTX, sm("sm_90"), (8, 5), FLAG_COMPRESSED_LZ4, b".version 8.5\0")
+            .entry(
+                KIND_PTX,
+                sm("sm_90"),
+                (8, 5),
+                FLAG_COMPRESSED_LZ4,
+                b".version 8.5\0",
+            )
             .finish();
-        let b = FatbinWriter::new().entry(KIND_ELF, sm("sm_90a"), (1, 8), 0, b"x").finish();
+        let b = FatbinWriter::new()
+            .entry(KIND_ELF, sm("sm_90a"), (1, 8), 0, b"x")
+            .finish();
         let mut region = a.clone();
         region.extend_from_slice(&[0u8; 8]); // padding between containers
         region.extend_from_slice(&b);
         let containers = parse_region(region.as_slice(), 0, region.len() as u64).unwrap();
         assert_eq!(containers.len(), 2);
         assert_eq!(containers[0].size, a.len() as u64);
-        let kinds: Vec<_> = containers[0].entries.iter().map(|e| (e.kind, e.arch.to_string())).collect();
-        assert_eq!(kinds, [(EntryKind::Sass, "sm_90".into()), (EntryKind::Ptx, "sm_90".into())]);
+        let kinds: Vec<_> = containers[0]
+            .entries
+            .iter()
+            .map(|e| (e.kind, e.arch.to_string()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (EntryKind::Sass, "sm_90".into()),
+                (EntryKind::Ptx, "sm_90".into())
+            ]
+        );
         assert!(containers[0].entries[1].compressed);
         assert_eq!(containers[0].entries[1].version, (8, 5));
         assert_eq!(containers[1].entries[0].arch.to_string(), "sm_90a");
@@ -373,14 +448,28 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_truncation() {
-        let good = FatbinWriter::new().entry(KIND_ELF, sm("sm_80"), (1, 8), 0, &[1; 40]).finish();
+        let good = FatbinWriter::new()
+            .entry(KIND_ELF, sm("sm_80"), (1, 8), 0, &[1; 40])
+            .finish();
         let mut garbage = good.clone();
         garbage.extend_from_slice(b"not a fatbin....");
         let err = parse_region(garbage.as_slice(), 0, garbage.len() as u64).unwrap_err();
-        assert!(matches!(err, FatbinError::BadMagic { offset, .. } if offset == good.len() as u64), "{err}");
+        assert!(
+            matches!(err, FatbinError::BadMagic { offset, .. } if offset == good.len() as u64),
+            "{err}"
+        );
         let cut = &good[..good.len() - 8];
         let err = parse_region(cut, 0, cut.len() as u64).unwrap_err();
-        assert!(matches!(err, FatbinError::Truncated { what: "container", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                FatbinError::Truncated {
+                    what: "container",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let mut bad_entry = good.clone();
         bad_entry[16 + 4] = 8; // entry header size below 64
         let err = parse_region(bad_entry.as_slice(), 0, bad_entry.len() as u64).unwrap_err();

@@ -25,13 +25,20 @@ pub enum KernelsError {
     #[error("{path}: malformed ELF: {message}")]
     Elf { path: PathBuf, message: String },
     #[error("{path}: section {FATBIN_SECTION} at file offset {section_offset:#x}: {source}")]
-    Fatbin { path: PathBuf, section_offset: u64, source: FatbinError },
+    Fatbin {
+        path: PathBuf,
+        section_offset: u64,
+        source: FatbinError,
+    },
 }
 
 /// Where the `.nv_fatbin` section lies in a file: (offset, size); a bare
 /// fatbin file is all region.
 pub fn find_fatbin_section(path: &Path) -> Result<Option<(u64, u64)>, KernelsError> {
-    let io = |source| KernelsError::Io { path: path.to_path_buf(), source };
+    let io = |source| KernelsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = File::open(path).map_err(io)?;
     let mut magic = [0u8; 4];
     let n = file.read(&mut magic).map_err(io)?;
@@ -41,11 +48,15 @@ pub fn find_fatbin_section(path: &Path) -> Result<Option<(u64, u64)>, KernelsErr
         return Ok(Some((0, size)));
     }
     if n < 4 || magic != *b"\x7fELF" {
-        return Err(KernelsError::NotElf { path: path.to_path_buf() });
+        return Err(KernelsError::NotElf {
+            path: path.to_path_buf(),
+        });
     }
     let cache = object::ReadCache::new(file);
-    let elf = object::File::parse(&cache)
-        .map_err(|e| KernelsError::Elf { path: path.to_path_buf(), message: e.to_string() })?;
+    let elf = object::File::parse(&cache).map_err(|e| KernelsError::Elf {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     use object::{Object, ObjectSection};
     for section in elf.sections() {
         if section.name().ok() == Some(FATBIN_SECTION) {
@@ -62,11 +73,16 @@ pub fn read_containers(path: &Path) -> Result<(u64, u64, Vec<Container>), Kernel
     let Some((offset, size)) = find_fatbin_section(path)? else {
         return Ok((0, 0, Vec::new()));
     };
-    let file = File::open(path).map_err(|source| KernelsError::Io { path: path.to_path_buf(), source })?;
+    let file = File::open(path).map_err(|source| KernelsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if offset.saturating_add(size) > file.size() {
         return Err(KernelsError::Elf {
             path: path.to_path_buf(),
-            message: format!("section {FATBIN_SECTION} ({size} bytes at {offset:#x}) runs past the end of the file"),
+            message: format!(
+                "section {FATBIN_SECTION} ({size} bytes at {offset:#x}) runs past the end of the file"
+            ),
         });
     }
     let containers = parse_region(&file, offset, size).map_err(|source| KernelsError::Fatbin {
@@ -92,9 +108,15 @@ pub enum Coverage {
 /// The best code a container offers `device`.
 pub fn container_coverage(container: &Container, device: SmArch) -> Coverage {
     let entries = &container.entries;
-    if entries.iter().any(|e| e.kind == EntryKind::Sass && e.arch.sass_runs_on(device)) {
+    if entries
+        .iter()
+        .any(|e| e.kind == EntryKind::Sass && e.arch.sass_runs_on(device))
+    {
         Coverage::Native
-    } else if entries.iter().any(|e| e.kind == EntryKind::Ptx && e.arch.ptx_jits_to(device)) {
+    } else if entries
+        .iter()
+        .any(|e| e.kind == EntryKind::Ptx && e.arch.ptx_jits_to(device))
+    {
         Coverage::Ptx
     } else {
         Coverage::None
@@ -104,7 +126,10 @@ pub fn container_coverage(container: &Container, device: SmArch) -> Coverage {
 /// A container whose code is all arch- or family-specific (`sm_90a`, `sm_100f`)
 /// holds kernels meant for those GPUs only; the library calls them only there.
 pub fn is_specific_only(container: &Container) -> bool {
-    let code = container.entries.iter().filter(|e| matches!(e.kind, EntryKind::Sass | EntryKind::Ptx));
+    let code = container
+        .entries
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::Sass | EntryKind::Ptx));
     let mut any = false;
     for e in code {
         if e.arch.variant.is_none() {
@@ -158,7 +183,11 @@ pub fn verdict(containers: &[Container], device: SmArch) -> KernelVerdict {
             Coverage::Native => v.containers_native += 1,
             Coverage::Ptx => {
                 v.containers_ptx += 1;
-                for e in c.entries.iter().filter(|e| e.kind == EntryKind::Ptx && e.arch.ptx_jits_to(device)) {
+                for e in c
+                    .entries
+                    .iter()
+                    .filter(|e| e.kind == EntryKind::Ptx && e.arch.ptx_jits_to(device))
+                {
                     let need = cuda_for_ptx_isa(e.version.0, e.version.1);
                     v.ptx_needs_cuda = v.ptx_needs_cuda.max(need);
                 }
@@ -223,11 +252,17 @@ pub fn scan_library(path: &Path, device: Option<SmArch>) -> LibraryKernels {
 
 fn arch_list<'a>(archs: impl Iterator<Item = &'a SmArch>) -> String {
     let names: Vec<String> = archs.map(ToString::to_string).collect();
-    if names.is_empty() { "none".to_string() } else { names.join(" ") }
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(" ")
+    }
 }
 
 fn file_label(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// The fix for a library without code for `device`.
@@ -241,7 +276,9 @@ fn rebuild_fix(path: &Path, device: SmArch) -> String {
                  (pip install torch --index-url https://download.pytorch.org/whl/cu128), or an image that ships one"
             )
         } else {
-            format!("install a PyTorch build whose torch.cuda.get_arch_list() includes {device}, or an image that ships one")
+            format!(
+                "install a PyTorch build whose torch.cuda.get_arch_list() includes {device}, or an image that ships one"
+            )
         }
     } else {
         let n = device.number();
@@ -261,21 +298,37 @@ pub fn library_check(lib: &LibraryKernels, driver_cuda: Option<(u32, u32)>) -> C
         return Check::fail(id, err.clone(), "pass a readable CUDA ELF library or executable");
     }
     let s = &lib.summary;
-    let contents = format!("SASS {}; PTX {}", arch_list(s.sass.keys()), arch_list(s.ptx.keys()));
+    let contents = format!(
+        "SASS {}; PTX {}",
+        arch_list(s.sass.keys()),
+        arch_list(s.ptx.keys())
+    );
     if s.containers == 0 {
         return Check::warn(
             id,
-            format!("no {FATBIN_SECTION} section: {} holds no CUDA kernels", lib.path.display()),
+            format!(
+                "no {FATBIN_SECTION} section: {} holds no CUDA kernels",
+                lib.path.display()
+            ),
             "if this should be a CUDA build, install the CUDA variant (a CPU-only build has no kernels)",
         );
     }
     let Some(v) = &lib.verdict else {
-        return Check::skip(id, format!("{contents}; device architecture unknown (pass --arch)"));
+        return Check::skip(
+            id,
+            format!("{contents}; device architecture unknown (pass --arch)"),
+        );
     };
     let dev = v.device;
     let counted = v.containers_native + v.containers_ptx + v.containers_none;
     match v.coverage {
-        None => Check::ok(id, format!("{contents}; all {} containers are arch-specific only", v.containers_specific_only)),
+        None => Check::ok(
+            id,
+            format!(
+                "{contents}; all {} containers are arch-specific only",
+                v.containers_specific_only
+            ),
+        ),
         Some(_) if v.containers_none > 0 && v.containers_none < counted => Check::warn(
             id,
             format!(
@@ -303,7 +356,12 @@ pub fn library_check(lib: &LibraryKernels, driver_cuda: Option<(u32, u32)>) -> C
                         "no SASS for {dev}, and its PTX ({ptx}) needs a CUDA {}.{} driver to JIT; this driver is CUDA {}.{}",
                         need.0, need.1, have.0, have.1
                     ),
-                    format!("upgrade the NVIDIA driver to one supporting CUDA {}.{}, or {}", need.0, need.1, rebuild_fix(&lib.path, dev)),
+                    format!(
+                        "upgrade the NVIDIA driver to one supporting CUDA {}.{}, or {}",
+                        need.0,
+                        need.1,
+                        rebuild_fix(&lib.path, dev)
+                    ),
                 );
             }
             Check::warn(
@@ -311,14 +369,24 @@ pub fn library_check(lib: &LibraryKernels, driver_cuda: Option<(u32, u32)>) -> C
                 format!(
                     "{}no SASS for {dev}; the driver JIT-compiles PTX {ptx} at first use (slow first start, cached in \
                      ~/.nv/ComputeCache); {contents}",
-                    if v.containers_native > 0 { format!("{} of {counted} compile units have ", v.containers_ptx) } else { String::new() }
+                    if v.containers_native > 0 {
+                        format!("{} of {counted} compile units have ", v.containers_ptx)
+                    } else {
+                        String::new()
+                    }
                 ),
-                format!("for a fast start, {}; or keep the JIT cache: CUDA_CACHE_MAXSIZE=4294967296 on a persistent home", rebuild_fix(&lib.path, dev)),
+                format!(
+                    "for a fast start, {}; or keep the JIT cache: CUDA_CACHE_MAXSIZE=4294967296 on a persistent home",
+                    rebuild_fix(&lib.path, dev)
+                ),
             )
         }
         Some(Coverage::Native) => {
             let sass = v.best_sass.map(|a| a.to_string()).unwrap_or_default();
-            Check::ok(id, format!("native {sass} code for {dev} in all {counted} compile units; {contents}"))
+            Check::ok(
+                id,
+                format!("native {sass} code for {dev} in all {counted} compile units; {contents}"),
+            )
         }
     }
 }
@@ -352,7 +420,9 @@ pub fn site_packages_dirs(extra: &[PathBuf], python: Option<&Path>) -> Vec<PathB
         prefixes.push(PathBuf::from(home).join(".local/lib"));
     }
     for prefix in prefixes {
-        let Ok(read) = std::fs::read_dir(&prefix) else { continue };
+        let Ok(read) = std::fs::read_dir(&prefix) else {
+            continue;
+        };
         let mut pythons: Vec<PathBuf> = read
             .filter_map(Result::ok)
             .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
@@ -374,7 +444,9 @@ pub fn site_packages_dirs(extra: &[PathBuf], python: Option<&Path>) -> Vec<PathB
 pub fn find_torch_libs(site_dirs: &[PathBuf]) -> Option<(PathBuf, Vec<PathBuf>)> {
     for dir in site_dirs {
         let lib = dir.join("torch").join("lib");
-        let Ok(read) = std::fs::read_dir(&lib) else { continue };
+        let Ok(read) = std::fs::read_dir(&lib) else {
+            continue;
+        };
         let mut files: Vec<PathBuf> = read
             .filter_map(Result::ok)
             .filter(|e| {

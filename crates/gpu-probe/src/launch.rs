@@ -48,7 +48,11 @@ pub struct CudaError {
 
 impl std::fmt::Display for CudaError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} failed: {} ({}): {}", self.call, self.name, self.code, self.message)
+        write!(
+            f,
+            "{} failed: {} ({}): {}",
+            self.call, self.name, self.code, self.message
+        )
     }
 }
 
@@ -95,7 +99,8 @@ macro_rules! sym {
     ($lib:expr, $name:literal) => {
         // SAFETY: the symbol is a function of libcuda with the C signature
         // of the field it is stored in, as declared in cuda.h.
-        *unsafe { $lib.get($name) }.map_err(|e| format!("{}: {e}", String::from_utf8_lossy(&$name[..$name.len() - 1])))?
+        *unsafe { $lib.get($name) }
+            .map_err(|e| format!("{}: {e}", String::from_utf8_lossy(&$name[..$name.len() - 1])))?
     };
 }
 
@@ -209,7 +214,12 @@ pub struct LaunchReport {
 
 /// Pick at most `max` containers per library to load: for each distinct set
 /// of entries (architectures and kinds), the smallest container with it.
-pub fn representative_images(library: &Path, section_offset: u64, containers: &[Container], max: usize) -> Vec<ImageProbe> {
+pub fn representative_images(
+    library: &Path,
+    section_offset: u64,
+    containers: &[Container],
+    max: usize,
+) -> Vec<ImageProbe> {
     let mut best: std::collections::BTreeMap<Vec<String>, &Container> = std::collections::BTreeMap::new();
     for c in containers {
         let sig = entry_signature(c);
@@ -223,7 +233,11 @@ pub fn representative_images(library: &Path, section_offset: u64, containers: &[
     picked
         .into_iter()
         .take(max)
-        .map(|c| ImageProbe { library: library.to_path_buf(), container: c.clone(), section_offset })
+        .map(|c| ImageProbe {
+            library: library.to_path_buf(),
+            container: c.clone(),
+            section_offset,
+        })
         .collect()
 }
 
@@ -241,13 +255,19 @@ fn entry_signature(c: &Container) -> Vec<String> {
 /// Run the launch test with the libcuda found for `env`, then load `images`.
 pub fn launch_test(env: &ProbeEnv, images: &[ImageProbe]) -> LaunchReport {
     let started = Instant::now();
-    let mut report = LaunchReport { stage: "load".into(), ..LaunchReport::default() };
+    let mut report = LaunchReport {
+        stage: "load".into(),
+        ..LaunchReport::default()
+    };
     let search = locate_library(env, env.cuda_path.as_deref(), CUDA_NAMES);
     let path = match search.found {
         Some(p) => p,
         None if env.loader_fallback => PathBuf::from(CUDA_NAMES[0]),
         None => {
-            report.load_error = Some(format!("libcuda.so.1 not found ({} paths searched)", search.searched.len()));
+            report.load_error = Some(format!(
+                "libcuda.so.1 not found ({} paths searched)",
+                search.searched.len()
+            ));
             report.library_missing = true;
             return report;
         }
@@ -276,14 +296,21 @@ fn millis(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-fn run_kernel(cuda: &Cuda, report: &mut LaunchReport, images: &[ImageProbe], started: Instant) -> Result<(), CudaError> {
+fn run_kernel(
+    cuda: &Cuda,
+    report: &mut LaunchReport,
+    images: &[ImageProbe],
+    started: Instant,
+) -> Result<(), CudaError> {
     report.stage = "init".into();
     // SAFETY (all calls below): arguments are valid out-pointers to locals or
     // handles the driver returned earlier in this function; sizes match the
     // buffers they describe.
     cuda.call("cuInit", unsafe { (cuda.init)(0) })?;
     let mut version = 0;
-    cuda.call("cuDriverGetVersion", unsafe { (cuda.driver_get_version)(&mut version) })?;
+    cuda.call("cuDriverGetVersion", unsafe {
+        (cuda.driver_get_version)(&mut version)
+    })?;
     report.driver_cuda_version = Some(format!("{}.{}", version / 1000, (version % 1000) / 10));
     report.stage = "device".into();
     let mut count = 0;
@@ -291,9 +318,15 @@ fn run_kernel(cuda: &Cuda, report: &mut LaunchReport, images: &[ImageProbe], sta
     let mut dev: CuDevice = 0;
     cuda.call("cuDeviceGet", unsafe { (cuda.device_get)(&mut dev, 0) })?;
     let mut name = [0 as c_char; 256];
-    cuda.call("cuDeviceGetName", unsafe { (cuda.device_get_name)(name.as_mut_ptr(), name.len() as c_int, dev) })?;
+    cuda.call("cuDeviceGetName", unsafe {
+        (cuda.device_get_name)(name.as_mut_ptr(), name.len() as c_int, dev)
+    })?;
     // SAFETY: the driver wrote a NUL-terminated name into the buffer.
-    report.device_name = Some(unsafe { CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned());
+    report.device_name = Some(
+        unsafe { CStr::from_ptr(name.as_ptr()) }
+            .to_string_lossy()
+            .into_owned(),
+    );
     let (mut major, mut minor) = (0, 0);
     cuda.call("cuDeviceGetAttribute", unsafe {
         (cuda.device_get_attribute)(&mut major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev)
@@ -301,14 +334,21 @@ fn run_kernel(cuda: &Cuda, report: &mut LaunchReport, images: &[ImageProbe], sta
     cuda.call("cuDeviceGetAttribute", unsafe {
         (cuda.device_get_attribute)(&mut minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev)
     })?;
-    let arch = SmArch::new(u32::try_from(major).unwrap_or(0), u32::try_from(minor).unwrap_or(0));
+    let arch = SmArch::new(
+        u32::try_from(major).unwrap_or(0),
+        u32::try_from(minor).unwrap_or(0),
+    );
     report.device_arch = Some(arch);
     report.stage = "context".into();
     let mut ctx: CuContext = std::ptr::null_mut();
-    cuda.call("cuDevicePrimaryCtxRetain", unsafe { (cuda.primary_ctx_retain)(&mut ctx, dev) })?;
+    cuda.call("cuDevicePrimaryCtxRetain", unsafe {
+        (cuda.primary_ctx_retain)(&mut ctx, dev)
+    })?;
     let result = with_context(cuda, ctx, report, images, arch, started);
     // Release even when the kernel failed; the first error is the one reported.
-    let released = cuda.call("cuDevicePrimaryCtxRelease", unsafe { (cuda.primary_ctx_release)(dev) });
+    let released = cuda.call("cuDevicePrimaryCtxRelease", unsafe {
+        (cuda.primary_ctx_release)(dev)
+    });
     result.and(released)
 }
 
@@ -324,7 +364,9 @@ fn with_context(
     report.stage = "module".into();
     let ptx = CString::new(ADD_ONE_PTX).unwrap_or_default();
     let mut module: CuModule = std::ptr::null_mut();
-    cuda.call("cuModuleLoadData(embedded PTX)", unsafe { (cuda.module_load_data)(&mut module, ptx.as_ptr().cast()) })?;
+    cuda.call("cuModuleLoadData(embedded PTX)", unsafe {
+        (cuda.module_load_data)(&mut module, ptx.as_ptr().cast())
+    })?;
     let result = launch_add_one(cuda, module, report);
     let unloaded = cuda.call("cuModuleUnload", unsafe { (cuda.module_unload)(module) });
     result.and(unloaded)?;
@@ -341,31 +383,56 @@ fn with_context(
 
 fn launch_add_one(cuda: &Cuda, module: CuModule, report: &mut LaunchReport) -> Result<(), CudaError> {
     let mut func: CuFunction = std::ptr::null_mut();
-    cuda.call("cuModuleGetFunction", unsafe { (cuda.module_get_function)(&mut func, module, KERNEL_NAME.as_ptr()) })?;
+    cuda.call("cuModuleGetFunction", unsafe {
+        (cuda.module_get_function)(&mut func, module, KERNEL_NAME.as_ptr())
+    })?;
     let host: Vec<u32> = (0..ELEMENTS as u32).map(|i| i.wrapping_mul(7)).collect();
     let bytes = ELEMENTS * std::mem::size_of::<u32>();
     let mut dptr: CuDevicePtr = 0;
     cuda.call("cuMemAlloc", unsafe { (cuda.mem_alloc)(&mut dptr, bytes) })?;
     let result = (|| {
-        cuda.call("cuMemcpyHtoD", unsafe { (cuda.memcpy_htod)(dptr, host.as_ptr().cast(), bytes) })?;
+        cuda.call("cuMemcpyHtoD", unsafe {
+            (cuda.memcpy_htod)(dptr, host.as_ptr().cast(), bytes)
+        })?;
         report.stage = "launch".into();
         let mut n = ELEMENTS as c_uint;
-        let mut params: [*mut c_void; 2] = [(&mut dptr as *mut CuDevicePtr).cast(), (&mut n as *mut c_uint).cast()];
+        let mut params: [*mut c_void; 2] = [
+            (&mut dptr as *mut CuDevicePtr).cast(),
+            (&mut n as *mut c_uint).cast(),
+        ];
         let threads = 256;
         let blocks = (ELEMENTS as c_uint).div_ceil(threads);
         cuda.call("cuLaunchKernel", unsafe {
-            (cuda.launch_kernel)(func, blocks, 1, 1, threads, 1, 1, 0, std::ptr::null_mut(), params.as_mut_ptr(), std::ptr::null_mut())
+            (cuda.launch_kernel)(
+                func,
+                blocks,
+                1,
+                1,
+                threads,
+                1,
+                1,
+                0,
+                std::ptr::null_mut(),
+                params.as_mut_ptr(),
+                std::ptr::null_mut(),
+            )
         })?;
         cuda.call("cuCtxSynchronize", unsafe { (cuda.ctx_synchronize)() })?;
         report.stage = "verify".into();
         let mut back = vec![0u32; ELEMENTS];
-        cuda.call("cuMemcpyDtoH", unsafe { (cuda.memcpy_dtoh)(back.as_mut_ptr().cast(), dptr, bytes) })?;
+        cuda.call("cuMemcpyDtoH", unsafe {
+            (cuda.memcpy_dtoh)(back.as_mut_ptr().cast(), dptr, bytes)
+        })?;
         if let Some(i) = (0..ELEMENTS).find(|&i| back[i] != host[i].wrapping_add(1)) {
             return Err(CudaError {
                 call: "verify".into(),
                 code: -1,
                 name: "WRONG_RESULT".into(),
-                message: format!("element {i} is {} after the kernel, expected {}", back[i], host[i].wrapping_add(1)),
+                message: format!(
+                    "element {i} is {} after the kernel, expected {}",
+                    back[i],
+                    host[i].wrapping_add(1)
+                ),
             });
         }
         Ok(())
@@ -395,11 +462,18 @@ fn load_image(cuda: &Cuda, image: &ImageProbe, arch: SmArch) -> ImageLoad {
         f.read_exact_at(image.section_offset + c.offset, &mut bytes[..c.size as usize])
     });
     if let Err(e) = read {
-        out.error = Some(CudaError { call: "read".into(), code: -1, name: "IO".into(), message: e.to_string() });
+        out.error = Some(CudaError {
+            call: "read".into(),
+            code: -1,
+            name: "IO".into(),
+            message: e.to_string(),
+        });
         return out;
     }
     let mut module: CuModule = std::ptr::null_mut();
-    match cuda.call("cuModuleLoadData(fatbin)", unsafe { (cuda.module_load_data)(&mut module, buf.as_ptr().cast()) }) {
+    match cuda.call("cuModuleLoadData(fatbin)", unsafe {
+        (cuda.module_load_data)(&mut module, buf.as_ptr().cast())
+    }) {
         Ok(()) => {
             out.loaded = true;
             let _ = cuda.call("cuModuleUnload", unsafe { (cuda.module_unload)(module) });
@@ -413,21 +487,39 @@ fn load_image(cuda: &Cuda, image: &ImageProbe, arch: SmArch) -> ImageLoad {
 /// The fix for a driver error code, in the words a notebook user needs.
 fn fix_for(code: i32) -> &'static str {
     match code {
-        35 => "the CUDA in the image is newer than the node's driver: upgrade the driver, or use an image built for the driver's CUDA version (see the driver check)",
-        100 => "no GPU is visible: request nvidia.com/gpu and set runtimeClassName: nvidia (check NVIDIA_VISIBLE_DEVICES)",
-        101 | 3 => "the device nodes are not usable in this container: use runtimeClassName: nvidia instead of mounting /dev/nvidia* by hand",
-        803 | 804 => "remove the cuda-compat libraries from LD_LIBRARY_PATH: forward compatibility works only on datacenter GPUs",
-        209 | 200 => "the code has no image for this GPU: see the kernels check for a build with this architecture",
+        35 => {
+            "the CUDA in the image is newer than the node's driver: upgrade the driver, or use an image built for the driver's CUDA version (see the driver check)"
+        }
+        100 => {
+            "no GPU is visible: request nvidia.com/gpu and set runtimeClassName: nvidia (check NVIDIA_VISIBLE_DEVICES)"
+        }
+        101 | 3 => {
+            "the device nodes are not usable in this container: use runtimeClassName: nvidia instead of mounting /dev/nvidia* by hand"
+        }
+        803 | 804 => {
+            "remove the cuda-compat libraries from LD_LIBRARY_PATH: forward compatibility works only on datacenter GPUs"
+        }
+        209 | 200 => {
+            "the code has no image for this GPU: see the kernels check for a build with this architecture"
+        }
         218 | 222 => "the driver cannot JIT this PTX: upgrade the NVIDIA driver",
         2 => "GPU memory is full: other jobs on the time-sliced GPU use it (see the vram check)",
-        999 => "the driver is in a bad state (often a kernel module / userspace version mismatch after an upgrade): reboot the node",
-        _ => "see the driver's error above; run `nvidia-smi` on the node and check the NVIDIA device plugin's logs",
+        999 => {
+            "the driver is in a bad state (often a kernel module / userspace version mismatch after an upgrade): reboot the node"
+        }
+        _ => {
+            "see the driver's error above; run `nvidia-smi` on the node and check the NVIDIA device plugin's logs"
+        }
     }
 }
 
 /// The `launch` check line for a report. `driver_ok` says whether NVML worked.
 pub fn launch_check(r: &LaunchReport, driver_ok: bool) -> Check {
-    let lib = r.library.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "libcuda".into());
+    let lib = r
+        .library
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "libcuda".into());
     if let Some(e) = &r.load_error {
         return match (driver_ok, r.library_missing) {
             (false, _) => Check::skip("launch", format!("needs the driver (see the driver check): {e}")),

@@ -66,22 +66,36 @@ impl Default for ProbeOptions {
 }
 
 /// Scan libraries (the given ones, else PyTorch's) and add their checks.
-fn kernel_checks(opts: &ProbeOptions, device: Option<SmArch>, driver_cuda: Option<(u32, u32)>, report: &mut Report) {
+fn kernel_checks(
+    opts: &ProbeOptions,
+    device: Option<SmArch>,
+    driver_cuda: Option<(u32, u32)>,
+    report: &mut Report,
+) {
     let explicit = !opts.libraries.is_empty();
     let libs: Vec<kernels::LibraryKernels> = if explicit {
-        opts.libraries.iter().map(|p| kernels::scan_library(p, device)).collect()
+        opts.libraries
+            .iter()
+            .map(|p| kernels::scan_library(p, device))
+            .collect()
     } else {
         let dirs = kernels::site_packages_dirs(&opts.site_packages, opts.python.as_deref());
         let Some((torch_lib, files)) = kernels::find_torch_libs(&dirs) else {
             let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
             report.push(Check::skip(
                 "kernels",
-                format!("no PyTorch found (searched {}); pass libraries with `gpu-probe kernels FILE...`", searched.join(", ")),
+                format!(
+                    "no PyTorch found (searched {}); pass libraries with `gpu-probe kernels FILE...`",
+                    searched.join(", ")
+                ),
             ));
             return;
         };
         let scanned: Vec<_> = files.iter().map(|p| kernels::scan_library(p, device)).collect();
-        let with_kernels: Vec<_> = scanned.into_iter().filter(|l| l.summary.containers > 0 || l.error.is_some()).collect();
+        let with_kernels: Vec<_> = scanned
+            .into_iter()
+            .filter(|l| l.summary.containers > 0 || l.error.is_some())
+            .collect();
         if with_kernels.is_empty() {
             report.push(Check::fail(
                 "kernels",
@@ -124,7 +138,9 @@ pub fn run_all(opts: &ProbeOptions) -> Report {
             report
                 .libraries
                 .iter()
-                .flat_map(|l| launch::representative_images(&l.path, l.fatbin_offset, &l.containers, opts.load_images))
+                .flat_map(|l| {
+                    launch::representative_images(&l.path, l.fatbin_offset, &l.containers, opts.load_images)
+                })
                 .collect()
         };
         let result = launch::launch_test(&opts.env, &images);
@@ -146,7 +162,10 @@ pub fn run_kernels(opts: &ProbeOptions) -> Report {
         Some(a) => (Some(a), None),
         None => {
             let probe = driver::probe_driver(&opts.env);
-            (probe.info.devices.first().map(|d| d.arch), probe.info.cuda_version())
+            (
+                probe.info.devices.first().map(|d| d.arch),
+                probe.info.cuda_version(),
+            )
         }
     };
     kernel_checks(opts, device, driver_cuda, &mut report);
@@ -158,10 +177,17 @@ pub fn run_lint(name: &str, text: &str) -> Report {
     let mut report = Report::new();
     match lint::lint_yaml(name, text) {
         Ok(findings) if findings.is_empty() => {
-            report.push(Check::ok("lint", format!("{name}: no workload asks for nvidia.com/gpu")));
+            report.push(Check::ok(
+                "lint",
+                format!("{name}: no workload asks for nvidia.com/gpu"),
+            ));
         }
         Ok(findings) => findings.iter().for_each(|f| report.push(f.to_check())),
-        Err(e) => report.push(Check::fail("lint", e.to_string(), "pass Kubernetes objects as YAML (a file, or - for stdin)")),
+        Err(e) => report.push(Check::fail(
+            "lint",
+            e.to_string(),
+            "pass Kubernetes objects as YAML (a file, or - for stdin)",
+        )),
     }
     report
 }

@@ -82,20 +82,37 @@ pub fn lint_yaml(file: &str, text: &str) -> Result<Vec<Finding>, LintError> {
 fn lint_value(location: &str, value: &Value, findings: &mut Vec<Finding>) -> Result<(), LintError> {
     let bad = |message: String| {
         let (file, line) = location.rsplit_once(':').unwrap_or((location, "0"));
-        LintError { file: file.to_string(), line: line.parse().unwrap_or(0), message }
+        LintError {
+            file: file.to_string(),
+            line: line.parse().unwrap_or(0),
+            message,
+        }
     };
     if !value.is_mapping() {
-        return Err(bad("expected a Kubernetes object (a mapping with kind and metadata)".into()));
+        return Err(bad(
+            "expected a Kubernetes object (a mapping with kind and metadata)".into(),
+        ));
     }
-    let kind = value.get("kind").and_then(Value::as_str).ok_or_else(|| bad("object has no kind".into()))?;
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("object has no kind".into()))?;
     if kind == "List" || (kind.ends_with("List") && value.get("items").is_some()) {
-        for item in value.get("items").and_then(Value::as_sequence).into_iter().flatten() {
+        for item in value
+            .get("items")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
             lint_value(location, item, findings)?;
         }
         return Ok(());
     }
     let meta = value.get("metadata");
-    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("<unnamed>");
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>");
     let object = match meta.and_then(|m| m.get("namespace")).and_then(Value::as_str) {
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
@@ -114,18 +131,32 @@ fn lint_value(location: &str, value: &Value, findings: &mut Vec<Finding>) -> Res
         })
     };
     let Some(spec) = spec else {
-        push(Status::Fail, format!("{spec_path} is missing"), Some("give the workload a pod template"));
+        push(
+            Status::Fail,
+            format!("{spec_path} is missing"),
+            Some("give the workload a pod template"),
+        );
         return Ok(());
     };
     let mut asks_gpu = false;
     let mut sets_visible = false;
     for list in ["initContainers", "containers"] {
-        for (i, c) in spec.get(list).and_then(Value::as_sequence).into_iter().flatten().enumerate() {
+        for (i, c) in spec
+            .get(list)
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let cname = c.get("name").and_then(Value::as_str).unwrap_or("?");
             let at = format!("{spec_path}.{list}[{i}] ({cname})");
             let res = c.get("resources");
-            let req = res.and_then(|r| r.get("requests")).and_then(|r| r.get(GPU_RESOURCE));
-            let lim = res.and_then(|r| r.get("limits")).and_then(|r| r.get(GPU_RESOURCE));
+            let req = res
+                .and_then(|r| r.get("requests"))
+                .and_then(|r| r.get(GPU_RESOURCE));
+            let lim = res
+                .and_then(|r| r.get("limits"))
+                .and_then(|r| r.get(GPU_RESOURCE));
             let env_visible = c
                 .get("env")
                 .and_then(Value::as_sequence)
@@ -188,7 +219,9 @@ fn lint_value(location: &str, value: &Value, findings: &mut Vec<Finding>) -> Res
         Some(Value::String(s)) if s == "true" => {}
         Some(Value::Bool(true)) => push(
             Status::Fail,
-            format!("{spec_path}.nodeSelector.{GPU_NODE_LABEL} is the YAML boolean true; label values are strings"),
+            format!(
+                "{spec_path}.nodeSelector.{GPU_NODE_LABEL} is the YAML boolean true; label values are strings"
+            ),
             Some("quote it: nvidia.com/gpu.present: \"true\""),
         ),
         _ if affinity_requires_gpu_node(spec) => {}
@@ -223,7 +256,10 @@ fn pod_spec<'a>(kind: &str, v: &'a Value) -> Option<(&'static str, Option<&'a Va
         "Notebook" | "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
             ("spec.template.spec", at(&["spec", "template", "spec"]))
         }
-        "CronJob" => ("spec.jobTemplate.spec.template.spec", at(&["spec", "jobTemplate", "spec", "template", "spec"])),
+        "CronJob" => (
+            "spec.jobTemplate.spec.template.spec",
+            at(&["spec", "jobTemplate", "spec", "template", "spec"]),
+        ),
         _ => return None,
     })
 }
@@ -240,20 +276,29 @@ fn gpu_count(v: &Value) -> Result<u64, String> {
 /// Required node affinity with `nvidia.com/gpu.present In ["true"]`, the
 /// long spelling of the node selector.
 fn affinity_requires_gpu_node(spec: &Value) -> bool {
-    let terms = ["affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"]
-        .iter()
-        .try_fold(spec, |cur, k| cur.get(*k))
-        .and_then(Value::as_sequence);
+    let terms = [
+        "affinity",
+        "nodeAffinity",
+        "requiredDuringSchedulingIgnoredDuringExecution",
+        "nodeSelectorTerms",
+    ]
+    .iter()
+    .try_fold(spec, |cur, k| cur.get(*k))
+    .and_then(Value::as_sequence);
     let Some(terms) = terms else { return false };
     // Terms are ORed, so every term must require the label.
     !terms.is_empty()
         && terms.iter().all(|t| {
-            t.get("matchExpressions").and_then(Value::as_sequence).into_iter().flatten().any(|e| {
-                e.get("key").and_then(Value::as_str) == Some(GPU_NODE_LABEL)
-                    && e.get("operator").and_then(Value::as_str) == Some("In")
-                    && e.get("values").and_then(Value::as_sequence).is_some_and(|vals| {
-                        !vals.is_empty() && vals.iter().all(|x| x.as_str() == Some("true"))
-                    })
-            })
+            t.get("matchExpressions")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+                .any(|e| {
+                    e.get("key").and_then(Value::as_str) == Some(GPU_NODE_LABEL)
+                        && e.get("operator").and_then(Value::as_str) == Some("In")
+                        && e.get("values").and_then(Value::as_sequence).is_some_and(|vals| {
+                            !vals.is_empty() && vals.iter().all(|x| x.as_str() == Some("true"))
+                        })
+                })
         })
 }

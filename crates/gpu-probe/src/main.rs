@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use gpu_probe::{ProbeOptions, Report, SmArch};
 
 #[derive(Parser)]
-#[command(name = "gpu-probe", version, about = "Will CUDA really work on this GPU? Checks driver, devices, kernels, launch, VRAM.")]
+#[command(
+    name = "gpu-probe",
+    version,
+    about = "Will CUDA really work on this GPU? Checks driver, devices, kernels, launch, VRAM."
+)]
 struct Cli {
     /// Print the report as JSON (schema gpu-probe/v1, see docs/gpu-probe.md).
     #[arg(long, global = true)]
@@ -109,7 +113,10 @@ fn run(cli: &Cli) -> Result<Report> {
     opts.launch = !cli.no_launch;
     opts.load_images = cli.load_images;
     if !(0.0..=1.0).contains(&cli.vram_warn) {
-        anyhow::bail!("--vram-warn must be a share between 0 and 1, got {}", cli.vram_warn);
+        anyhow::bail!(
+            "--vram-warn must be a share between 0 and 1, got {}",
+            cli.vram_warn
+        );
     }
     opts.vram_warn = cli.vram_warn;
     match &cli.command {
@@ -121,7 +128,9 @@ fn run(cli: &Cli) -> Result<Report> {
         Some(Command::LintPod { file }) => {
             let (name, text) = if file == "-" {
                 let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s).context("reading the spec from standard input")?;
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading the spec from standard input")?;
                 ("<stdin>".to_string(), s)
             } else {
                 let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;

@@ -59,7 +59,12 @@ pub struct Check {
 
 impl Check {
     pub fn new(id: impl Into<String>, status: Status, reason: impl Into<String>) -> Self {
-        Check { id: id.into(), status, reason: reason.into(), fix: None }
+        Check {
+            id: id.into(),
+            status,
+            reason: reason.into(),
+            fix: None,
+        }
     }
 
     pub fn ok(id: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -136,7 +141,13 @@ impl Report {
         let id_width = self.checks.iter().map(|c| c.id.len()).max().unwrap_or(5).max(5);
         let _ = writeln!(out, "{:<id_width$}  {:<6}  REASON", "CHECK", "STATUS");
         for c in &self.checks {
-            let _ = writeln!(out, "{:<id_width$}  {:<6}  {}", c.id, c.status.as_str().to_uppercase(), c.reason);
+            let _ = writeln!(
+                out,
+                "{:<id_width$}  {:<6}  {}",
+                c.id,
+                c.status.as_str().to_uppercase(),
+                c.reason
+            );
         }
         let fixes: Vec<&Check> = self.checks.iter().filter(|c| c.fix.is_some()).collect();
         if !fixes.is_empty() {

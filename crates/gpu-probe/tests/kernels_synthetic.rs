@@ -46,16 +46,27 @@ fn ptx_only_is_jit_compiled_forward_and_never_backward() {
     assert_eq!(on_120.summary.ptx_isa.iter().collect::<Vec<_>>(), ["8.5"]);
     let check = library_check(&on_120, Some((12, 8)));
     assert_eq!(check.status, Status::Warn, "{check:?}");
-    assert!(check.reason.contains("JIT-compiles PTX sm_90"), "{}", check.reason);
+    assert!(
+        check.reason.contains("JIT-compiles PTX sm_90"),
+        "{}",
+        check.reason
+    );
 
     // A driver older than the PTX ISA cannot JIT it.
     let check = library_check(&on_120, Some((12, 4)));
     assert_eq!(check.status, Status::Fail, "{check:?}");
-    assert!(check.reason.contains("needs a CUDA 12.5 driver"), "{}", check.reason);
+    assert!(
+        check.reason.contains("needs a CUDA 12.5 driver"),
+        "{}",
+        check.reason
+    );
 
     // PTX for sm_90 never runs on an older GPU.
     let on_80 = scan_library(&lib, Some(sm("sm_80")));
-    assert_eq!(on_80.verdict.as_ref().and_then(|v| v.coverage), Some(Coverage::None));
+    assert_eq!(
+        on_80.verdict.as_ref().and_then(|v| v.coverage),
+        Some(Coverage::None)
+    );
     assert_eq!(library_check(&on_80, None).status, Status::Fail);
 }
 
@@ -71,8 +82,15 @@ fn sm90_only_has_no_image_for_sm120() {
     assert_eq!((v.coverage, v.containers_none), (Some(Coverage::None), 2));
     let check = library_check(&scanned, None);
     assert_eq!(check.status, Status::Fail, "{check:?}");
-    assert!(check.reason.contains("no kernel image is available"), "{}", check.reason);
-    assert!(check.fix.as_deref().unwrap_or_default().contains("code=sm_120"), "{check:?}");
+    assert!(
+        check.reason.contains("no kernel image is available"),
+        "{}",
+        check.reason
+    );
+    assert!(
+        check.fix.as_deref().unwrap_or_default().contains("code=sm_120"),
+        "{check:?}"
+    );
 
     // The same file is native on the GPU it was built for, and on sm_86 via sm_80.
     let on_90 = scan_library(&lib, Some(sm("sm_90")));
@@ -95,10 +113,19 @@ fn mixed_containers_warn_about_the_missing_part_and_ignore_arch_specific_ones() 
     );
     let scanned = scan_library(&lib, Some(sm("sm_120")));
     let v = scanned.verdict.as_ref().expect("verdict");
-    assert_eq!((v.containers_native, v.containers_none, v.containers_specific_only), (1, 1, 1));
+    assert_eq!(
+        (v.containers_native, v.containers_none, v.containers_specific_only),
+        (1, 1, 1)
+    );
     let check = library_check(&scanned, None);
     assert_eq!(check.status, Status::Warn, "{check:?}");
-    assert!(check.reason.starts_with("1 of 2 compile units have no code for sm_120"), "{}", check.reason);
+    assert!(
+        check
+            .reason
+            .starts_with("1 of 2 compile units have no code for sm_120"),
+        "{}",
+        check.reason
+    );
 
     // Native here, PTX there: the count says how much goes through the JIT.
     write_elf(
@@ -110,7 +137,13 @@ fn mixed_containers_warn_about_the_missing_part_and_ignore_arch_specific_ones() 
     );
     let check = library_check(&scan_library(&lib, Some(sm("sm_120"))), None);
     assert_eq!(check.status, Status::Warn, "{check:?}");
-    assert!(check.reason.starts_with("1 of 2 compile units have no SASS for sm_120"), "{}", check.reason);
+    assert!(
+        check
+            .reason
+            .starts_with("1 of 2 compile units have no SASS for sm_120"),
+        "{}",
+        check.reason
+    );
 }
 
 #[test]
@@ -124,25 +157,24 @@ fn damaged_section_is_an_error_naming_file_and_offsets() {
     let scanned = scan_library(&lib, Some(sm("sm_120")));
     let err = scanned.error.clone().expect("an error");
     assert!(err.contains("libbroken.so"), "{err}");
-    assert!(err.contains(&format!("at offset {:#x}: expected fatbin magic", good.len())), "{err}");
+    assert!(
+        err.contains(&format!("at offset {:#x}: expected fatbin magic", good.len())),
+        "{err}"
+    );
     assert_eq!(library_check(&scanned, None).status, Status::Fail);
 
     let not_elf = dir.path().join("notes.txt");
     std::fs::write(&not_elf, "hello").expect("write");
     let err = scan_library(&not_elf, None).error.expect("an error");
-    assert!(err.contains("notes.txt") && err.contains("neither an ELF file nor a fatbin"), "{err}");
+    assert!(
+        err.contains("notes.txt") && err.contains("neither an ELF file nor a fatbin"),
+        "{err}"
+    );
 }
 
 fn probe_options(site: PathBuf, root: PathBuf) -> ProbeOptions {
     ProbeOptions {
-        env: ProbeEnv {
-            root,
-            ld_library_path: None,
-            visible_devices: None,
-            nvml_path: None,
-            cuda_path: None,
-            loader_fallback: false,
-        },
+        env: ProbeEnv::under_root(root),
         arch: Some(sm("sm_120")),
         site_packages: vec![site],
         python: None,
@@ -157,37 +189,58 @@ fn finds_pytorch_in_site_packages_and_judges_its_libraries() {
     let site = dir.path().join("site-packages");
     let torch_lib = site.join("torch/lib");
     // Like PyTorch 2.5 cu124: kernels for sm_50..sm_90, no PTX.
-    let old = container(&[(KIND_ELF, "sm_50", (1, 8)), (KIND_ELF, "sm_80", (1, 8)), (KIND_ELF, "sm_90", (1, 8))]);
+    let old = container(&[
+        (KIND_ELF, "sm_50", (1, 8)),
+        (KIND_ELF, "sm_80", (1, 8)),
+        (KIND_ELF, "sm_90", (1, 8)),
+    ]);
     write_elf(&torch_lib.join("libtorch_cuda.so"), Some(&[old]));
     write_elf(&torch_lib.join("libtorch_cpu.so"), None);
     std::fs::write(torch_lib.join("README"), "not a library").expect("write");
     let opts = probe_options(site.clone(), dir.path().join("root"));
     let report = gpu_probe::run_all(&opts);
     let ids: Vec<&str> = report.checks.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids, ["driver", "devices", "kernels:libtorch_cuda.so", "launch", "vram"], "{report:#?}");
+    assert_eq!(
+        ids,
+        ["driver", "devices", "kernels:libtorch_cuda.so", "launch", "vram"],
+        "{report:#?}"
+    );
     let kernels = &report.checks[2];
     assert_eq!(kernels.status, Status::Fail);
-    assert!(kernels.fix.as_deref().unwrap_or_default().contains("cu128"), "{kernels:?}");
+    assert!(
+        kernels.fix.as_deref().unwrap_or_default().contains("cu128"),
+        "{kernels:?}"
+    );
     assert_eq!(report.libraries.len(), 1);
     assert_eq!(report.exit_code(false), 1);
 
     // A CPU-only PyTorch: no library has kernels.
     std::fs::remove_file(torch_lib.join("libtorch_cuda.so")).expect("rm");
     let report = gpu_probe::run_all(&opts);
-    let kernels = report.checks.iter().find(|c| c.id == "kernels").expect("kernels check");
+    let kernels = report
+        .checks
+        .iter()
+        .find(|c| c.id == "kernels")
+        .expect("kernels check");
     assert_eq!(kernels.status, Status::Fail);
     assert!(kernels.reason.contains("CPU-only"), "{}", kernels.reason);
 
     // No PyTorch at all: a skip that says where it looked.
     let report = gpu_probe::run_all(&probe_options(dir.path().join("empty"), dir.path().join("root")));
-    let kernels = report.checks.iter().find(|c| c.id == "kernels").expect("kernels check");
+    let kernels = report
+        .checks
+        .iter()
+        .find(|c| c.id == "kernels")
+        .expect("kernels check");
     assert_eq!(kernels.status, Status::Skip, "{kernels:?}");
 }
 
 #[test]
 fn cuobjdump_reads_the_synthetic_files_as_gpu_probe_does() {
     let test = "cuobjdump_reads_the_synthetic_files_as_gpu_probe_does";
-    let (Some(tool), Some(ptxas)) = (cuobjdump(test), ptxas(test)) else { return };
+    let (Some(tool), Some(ptxas)) = (cuobjdump(test), ptxas(test)) else {
+        return;
+    };
     let code = |arch: &str| real_code(&ptxas, arch);
     let (sm80, _) = code("sm_80");
     let (sm90a, _) = code("sm_90a");
@@ -209,8 +262,18 @@ fn cuobjdump_reads_the_synthetic_files_as_gpu_probe_does() {
     write_elf(&lib, Some(&[first, second]));
     let scanned = scan_library(&lib, None);
     assert_eq!(scanned.error, None);
-    let ours_elf: BTreeMap<String, usize> = scanned.summary.sass.iter().map(|(a, n)| (a.cuobjdump_name(), *n)).collect();
-    let ours_ptx: BTreeMap<String, usize> = scanned.summary.ptx.iter().map(|(a, n)| (a.cuobjdump_name(), *n)).collect();
+    let ours_elf: BTreeMap<String, usize> = scanned
+        .summary
+        .sass
+        .iter()
+        .map(|(a, n)| (a.cuobjdump_name(), *n))
+        .collect();
+    let ours_ptx: BTreeMap<String, usize> = scanned
+        .summary
+        .ptx
+        .iter()
+        .map(|(a, n)| (a.cuobjdump_name(), *n))
+        .collect();
     assert_eq!(ours_elf.values().sum::<usize>(), 4, "{ours_elf:?}");
     assert_eq!(cuobjdump_list(&tool, "--list-elf", &lib), ours_elf);
     assert_eq!(cuobjdump_list(&tool, "--list-ptx", &lib), ours_ptx);
@@ -221,7 +284,10 @@ fn site_packages_come_from_the_interpreters_sys_path() {
     let test = "site_packages_come_from_the_interpreters_sys_path";
     // KFLITE_TOOL_PYTHON (the test venv) first, then PATH.
     let Some(python) = testkit::find_tool("python").or_else(|| testkit::find_tool("python3")) else {
-        testkit::skip(test, "no python or python3 (cargo xtask test sets KFLITE_TOOL_PYTHON)");
+        testkit::skip(
+            test,
+            "no python or python3 (cargo xtask test sets KFLITE_TOOL_PYTHON)",
+        );
         return;
     };
     let purelib = std::process::Command::new(&python)
@@ -231,12 +297,22 @@ fn site_packages_come_from_the_interpreters_sys_path() {
     let purelib = PathBuf::from(String::from_utf8_lossy(&purelib.stdout).trim());
     let extra = tmp();
     let dirs = gpu_probe::kernels::site_packages_dirs(&[extra.path().to_path_buf()], Some(&python));
-    assert_eq!(dirs.first().map(PathBuf::as_path), Some(extra.path()), "given directories come first: {dirs:?}");
+    assert_eq!(
+        dirs.first().map(PathBuf::as_path),
+        Some(extra.path()),
+        "given directories come first: {dirs:?}"
+    );
     if purelib.is_dir() {
         let canon = purelib.canonicalize().expect("canonicalize");
-        assert!(dirs.iter().any(|d| d.canonicalize().ok().as_ref() == Some(&canon)), "{} not in {dirs:?}", purelib.display());
+        assert!(
+            dirs.iter()
+                .any(|d| d.canonicalize().ok().as_ref() == Some(&canon)),
+            "{} not in {dirs:?}",
+            purelib.display()
+        );
     }
     // A python that does not run adds nothing and breaks nothing.
-    let without = gpu_probe::kernels::site_packages_dirs(&[], Some(std::path::Path::new("/nonexistent/python")));
+    let without =
+        gpu_probe::kernels::site_packages_dirs(&[], Some(std::path::Path::new("/nonexistent/python")));
     assert!(without.iter().all(|d| d.is_dir()));
 }

@@ -31,14 +31,26 @@ fn nvjpeg13_arch_lists_equal_cuobjdump() {
 }
 
 fn arch_lists_equal_cuobjdump(test: &str, rel: &str, package: &str) {
-    let Some(lib) = wheel_file(test, rel, package) else { return };
+    let Some(lib) = wheel_file(test, rel, package) else {
+        return;
+    };
     let Some(tool) = cuobjdump(test) else { return };
     let started = std::time::Instant::now();
     let scanned = scan_library(&lib, None);
     let took = started.elapsed();
     assert_eq!(scanned.error, None);
-    let ours_elf: BTreeMap<String, usize> = scanned.summary.sass.iter().map(|(a, n)| (a.cuobjdump_name(), *n)).collect();
-    let ours_ptx: BTreeMap<String, usize> = scanned.summary.ptx.iter().map(|(a, n)| (a.cuobjdump_name(), *n)).collect();
+    let ours_elf: BTreeMap<String, usize> = scanned
+        .summary
+        .sass
+        .iter()
+        .map(|(a, n)| (a.cuobjdump_name(), *n))
+        .collect();
+    let ours_ptx: BTreeMap<String, usize> = scanned
+        .summary
+        .ptx
+        .iter()
+        .map(|(a, n)| (a.cuobjdump_name(), *n))
+        .collect();
     let theirs_elf = cuobjdump_list(&tool, "--list-elf", &lib);
     let theirs_ptx = cuobjdump_list(&tool, "--list-ptx", &lib);
     assert_eq!(ours_elf, theirs_elf);
@@ -58,7 +70,9 @@ fn arch_lists_equal_cuobjdump(test: &str, rel: &str, package: &str) {
 #[test]
 fn nvjpeg_verdicts_follow_cuobjdumps_arch_list() {
     let test = "nvjpeg_verdicts_follow_cuobjdumps_arch_list";
-    let Some(lib) = wheel_file(test, NVJPEG, NVJPEG_PKG) else { return };
+    let Some(lib) = wheel_file(test, NVJPEG, NVJPEG_PKG) else {
+        return;
+    };
     let Some(tool) = cuobjdump(test) else { return };
     let containers = scan_library(&lib, None).summary.containers;
     // Every architecture cuobjdump lists in every container is native there.
@@ -68,15 +82,27 @@ fn nvjpeg_verdicts_follow_cuobjdumps_arch_list() {
         }
         let device = sm(&name);
         let v = scan_library(&lib, Some(device)).verdict.expect("verdict");
-        assert_eq!((v.coverage, v.best_sass), (Some(Coverage::Native), Some(device)), "{name}: {v:?}");
+        assert_eq!(
+            (v.coverage, v.best_sass),
+            (Some(Coverage::Native), Some(device)),
+            "{name}: {v:?}"
+        );
     }
     // A GPU newer than every cubin gets PTX where cuobjdump lists PTX (one
     // entry per container here) and nothing elsewhere.
     let ptx_entries: usize = cuobjdump_list(&tool, "--list-ptx", &lib).values().sum();
     let future = scan_library(&lib, Some(sm("sm_130")));
     let v = future.verdict.as_ref().expect("verdict");
-    assert_eq!((v.containers_native, v.containers_ptx, v.containers_none), (0, ptx_entries, containers - ptx_entries), "{v:?}");
-    let expected = if ptx_entries == 0 { Status::Fail } else { Status::Warn };
+    assert_eq!(
+        (v.containers_native, v.containers_ptx, v.containers_none),
+        (0, ptx_entries, containers - ptx_entries),
+        "{v:?}"
+    );
+    let expected = if ptx_entries == 0 {
+        Status::Fail
+    } else {
+        Status::Warn
+    };
     assert_eq!(library_check(&future, None).status, expected);
     let on_120 = scan_library(&lib, Some(sm("sm_120")));
     assert_eq!(library_check(&on_120, None).status, Status::Ok);
@@ -85,13 +111,20 @@ fn nvjpeg_verdicts_follow_cuobjdumps_arch_list() {
 #[test]
 fn cli_kernels_json_on_a_real_library() {
     let test = "cli_kernels_json_on_a_real_library";
-    let Some(lib) = wheel_file(test, NVJPEG, NVJPEG_PKG) else { return };
+    let Some(lib) = wheel_file(test, NVJPEG, NVJPEG_PKG) else {
+        return;
+    };
     let out = Command::new(env!("CARGO_BIN_EXE_gpu-probe"))
         .args(["kernels", "--json", "--strict", "--arch", "sm_90"])
         .arg(&lib)
         .output()
         .expect("run gpu-probe");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(json["schema"], "gpu-probe/v1");
     assert_eq!(json["checks"][0]["id"], "kernels:libnvjpeg.so.12");
@@ -99,7 +132,10 @@ fn cli_kernels_json_on_a_real_library() {
     let lib_json = &json["libraries"][0];
     assert_eq!(lib_json["verdict"]["coverage"], "native");
     assert_eq!(lib_json["verdict"]["device"], "sm_90");
-    assert!(lib_json["summary"]["sass"]["sm_90"].as_u64().unwrap_or(0) > 0, "{lib_json}");
+    assert!(
+        lib_json["summary"]["sass"]["sm_90"].as_u64().unwrap_or(0) > 0,
+        "{lib_json}"
+    );
 }
 
 #[test]
@@ -112,8 +148,18 @@ fn launch_kernel_ptx_assembles_for_old_and_new_gpus() {
     // The driver JITs the same text; ptxas is its offline twin.
     for arch in ["sm_50", "sm_80", "sm_90", "sm_120"] {
         let out = dir.path().join(format!("{arch}.cubin"));
-        let run = Command::new(&ptxas).arg(format!("-arch={arch}")).arg(&src).arg("-o").arg(&out).output().expect("run ptxas");
-        assert!(run.status.success(), "ptxas -arch={arch}: {}", String::from_utf8_lossy(&run.stderr));
+        let run = Command::new(&ptxas)
+            .arg(format!("-arch={arch}"))
+            .arg(&src)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .expect("run ptxas");
+        assert!(
+            run.status.success(),
+            "ptxas -arch={arch}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
         assert!(std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) > 0);
     }
 }

@@ -94,12 +94,29 @@ fn good_notebook_passes() {
 fn bad_pod_gets_one_finding_per_problem() {
     let findings = lint_yaml("pod.yaml", BAD_POD).expect("lint");
     let messages: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
-    assert!(findings.iter().all(|f| f.status == Status::Fail && f.object == "Pod flux"), "{findings:#?}");
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.status == Status::Fail && f.object == "Pod flux"),
+        "{findings:#?}"
+    );
     let has = |needle: &str| messages.iter().any(|m| m.contains(needle));
-    assert!(has("spec.containers[0] (main): nvidia.com/gpu requests 1 but limits 2"), "{messages:#?}");
-    assert!(has("spec.containers[1] (sidecar): resources.requests.nvidia.com/gpu is \"0.5\", not a whole number"), "{messages:#?}");
-    assert!(has("spec.runtimeClassName is unset, must be nvidia"), "{messages:#?}");
-    assert!(has("nodeSelector.nvidia.com/gpu.present is the YAML boolean true"), "{messages:#?}");
+    assert!(
+        has("spec.containers[0] (main): nvidia.com/gpu requests 1 but limits 2"),
+        "{messages:#?}"
+    );
+    assert!(
+        has("spec.containers[1] (sidecar): resources.requests.nvidia.com/gpu is \"0.5\", not a whole number"),
+        "{messages:#?}"
+    );
+    assert!(
+        has("spec.runtimeClassName is unset, must be nvidia"),
+        "{messages:#?}"
+    );
+    assert!(
+        has("nodeSelector.nvidia.com/gpu.present is the YAML boolean true"),
+        "{messages:#?}"
+    );
     assert_eq!(findings.len(), 4, "{messages:#?}");
     assert!(findings.iter().all(|f| f.fix.is_some()));
 }
@@ -109,9 +126,15 @@ fn multi_document_files_name_each_object_and_its_line() {
     let findings = lint_yaml("apps.yaml", DEPLOYMENTS).expect("lint");
     assert_eq!(findings.len(), 2, "{findings:#?}");
     // Required node affinity on the GPU label counts as the node selector.
-    assert_eq!((findings[0].object.as_str(), findings[0].status), ("Deployment ai/ollama", Status::Ok));
+    assert_eq!(
+        (findings[0].object.as_str(), findings[0].status),
+        ("Deployment ai/ollama", Status::Ok)
+    );
     assert_eq!(findings[0].location, "apps.yaml:1");
-    assert_eq!((findings[1].object.as_str(), findings[1].status), ("StatefulSet sneaky", Status::Warn));
+    assert_eq!(
+        (findings[1].object.as_str(), findings[1].status),
+        ("StatefulSet sneaky", Status::Warn)
+    );
     assert_eq!(findings[1].location, "apps.yaml:25");
     assert!(findings[1].message.contains("NVIDIA_VISIBLE_DEVICES"));
 }
@@ -134,13 +157,23 @@ items:
     let findings = lint_yaml("list.yaml", list).expect("lint");
     let messages: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
     assert_eq!(findings.len(), 2, "{messages:#?}");
-    assert!(messages[0].contains("requests nvidia.com/gpu: 1 without a limit"), "{messages:#?}");
-    assert!(messages[1].contains("runtimeClassName is \"runc\", must be nvidia"), "{messages:#?}");
+    assert!(
+        messages[0].contains("requests nvidia.com/gpu: 1 without a limit"),
+        "{messages:#?}"
+    );
+    assert!(
+        messages[1].contains("runtimeClassName is \"runc\", must be nvidia"),
+        "{messages:#?}"
+    );
 }
 
 #[test]
 fn bad_yaml_is_an_error_with_file_and_line() {
-    let err = lint_yaml("broken.yaml", "kind: Pod\nmetadata: {name: x}\n---\nkind: Pod\nspec: [oops\n").unwrap_err();
+    let err = lint_yaml(
+        "broken.yaml",
+        "kind: Pod\nmetadata: {name: x}\n---\nkind: Pod\nspec: [oops\n",
+    )
+    .unwrap_err();
     let text = err.to_string();
     assert!(text.starts_with("broken.yaml:"), "{text}");
     assert!(err.line >= 4, "{text}");
@@ -159,7 +192,12 @@ fn lint_cli(args: &[&str], stdin: &str) -> (Option<i32>, serde_json::Value) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run gpu-probe");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
     let out = child.wait_with_output().expect("wait");
     let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
     (out.status.code(), json)
@@ -170,7 +208,13 @@ fn cli_exit_codes_follow_the_worst_finding() {
     let (code, json) = lint_cli(&["-", "--json"], GOOD_NOTEBOOK);
     assert_eq!(code, Some(0));
     assert_eq!(json["status"], "ok");
-    assert!(json["checks"][0]["reason"].as_str().unwrap_or_default().starts_with("<stdin>:1 Notebook"), "{json}");
+    assert!(
+        json["checks"][0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("<stdin>:1 Notebook"),
+        "{json}"
+    );
 
     let (code, json) = lint_cli(&["-", "--json"], BAD_POD);
     assert_eq!(code, Some(1));
@@ -188,7 +232,13 @@ fn cli_exit_codes_follow_the_worst_finding() {
     std::fs::write(&file, BAD_POD).expect("write");
     let (code, json) = lint_cli(&[file.to_str().expect("utf-8 path"), "--json"], "");
     assert_eq!(code, Some(1));
-    assert!(json["checks"][0]["reason"].as_str().unwrap_or_default().contains("pod.yaml:1 Pod flux"), "{json}");
+    assert!(
+        json["checks"][0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("pod.yaml:1 Pod flux"),
+        "{json}"
+    );
 
     let (code, _) = lint_cli(&["/nonexistent/pod.yaml"], "");
     assert_eq!(code, Some(1));

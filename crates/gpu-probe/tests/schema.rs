@@ -36,17 +36,16 @@ fn full_report(dir: &std::path::Path) -> Report {
     let torch_lib = site.join("torch/lib");
     write_elf(
         &torch_lib.join("libtorch_cuda.so"),
-        Some(&[container(&[(KIND_ELF, "sm_90", (1, 8)), (KIND_PTX, "sm_90", (8, 5))]), container(&[(KIND_ELF, "sm_90a", (1, 8))])]),
+        Some(&[
+            container(&[(KIND_ELF, "sm_90", (1, 8)), (KIND_PTX, "sm_90", (8, 5))]),
+            container(&[(KIND_ELF, "sm_90a", (1, 8))]),
+        ]),
     );
     std::fs::write(torch_lib.join("libbroken.so"), b"\x7fELF garbage").expect("write");
     let opts = ProbeOptions {
         env: ProbeEnv {
-            root: dir.join("root"),
-            ld_library_path: None,
             visible_devices: Some("all".into()),
-            nvml_path: None,
-            cuda_path: None,
-            loader_fallback: false,
+            ..ProbeEnv::under_root(dir.join("root"))
         },
         arch: Some(sm("sm_120")),
         site_packages: vec![site],
@@ -67,10 +66,19 @@ fn full_report(dir: &std::path::Path) -> Report {
         memory_total: 16 << 30,
         memory_used: 1 << 30,
         memory_free: 15 << 30,
-        processes: vec![GpuProcess { pid: 42, used_memory: Some(1 << 30), kind: "compute".into() }],
+        processes: vec![GpuProcess {
+            pid: 42,
+            used_memory: Some(1 << 30),
+            kind: "compute".into(),
+        }],
     });
     let launch = report.launch.as_mut().expect("launch section");
-    launch.error = Some(gpu_probe::launch::CudaError { call: "cuInit".into(), code: 100, name: "CUDA_ERROR_NO_DEVICE".into(), message: "no device".into() });
+    launch.error = Some(gpu_probe::launch::CudaError {
+        call: "cuInit".into(),
+        code: 100,
+        name: "CUDA_ERROR_NO_DEVICE".into(),
+        message: "no device".into(),
+    });
     launch.images.push(gpu_probe::launch::ImageLoad {
         library: "libtorch_cuda.so".into(),
         container_offset: 0,
@@ -80,7 +88,10 @@ fn full_report(dir: &std::path::Path) -> Report {
         error: launch.error.clone(),
         agrees: true,
     });
-    let lint = gpu_probe::run_lint("x.yaml", "kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - resources: {limits: {nvidia.com/gpu: 1}}\n");
+    let lint = gpu_probe::run_lint(
+        "x.yaml",
+        "kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - resources: {limits: {nvidia.com/gpu: 1}}\n",
+    );
     report.checks.extend(lint.checks);
     report
 }
@@ -93,13 +104,31 @@ fn every_report_field_is_documented() {
     let mut found = BTreeSet::new();
     keys(&json, "", &mut found);
     // Sections that must be there for the test to mean anything.
-    for k in ["driver", "devices", "processes", "launch", "images", "libraries", "summary", "verdict", "error", "fix"] {
+    for k in [
+        "driver",
+        "devices",
+        "processes",
+        "launch",
+        "images",
+        "libraries",
+        "summary",
+        "verdict",
+        "error",
+        "fix",
+    ] {
         assert!(found.contains(k), "the test report lacks {k}: {json:#}");
     }
     let doc_path = testkit::workspace_root().join("docs/gpu-probe.md");
     let doc = std::fs::read_to_string(&doc_path).expect("read docs/gpu-probe.md");
-    let undocumented: Vec<&String> = found.iter().filter(|k| !doc.contains(&format!("`{k}`"))).collect();
-    assert!(undocumented.is_empty(), "fields missing from {}: {undocumented:?}", doc_path.display());
+    let undocumented: Vec<&String> = found
+        .iter()
+        .filter(|k| !doc.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "fields missing from {}: {undocumented:?}",
+        doc_path.display()
+    );
     assert!(doc.contains(SCHEMA_VERSION));
 }
 

@@ -22,7 +22,9 @@ pub fn site_packages() -> Option<PathBuf> {
         .args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
         .output()
         .ok()?;
-    out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    out.status
+        .success()
+        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
 /// A file from the test wheels, or a loud skip. Under `KFLITE_REQUIRE=1`
@@ -30,33 +32,61 @@ pub fn site_packages() -> Option<PathBuf> {
 pub fn wheel_file(test: &str, rel: &str, package: &str) -> Option<PathBuf> {
     let found = site_packages().map(|d| d.join(rel)).filter(|p| p.is_file());
     if found.is_none() {
-        if std::env::var("KFLITE_REQUIRE").as_deref() == Ok("1") && std::env::var_os("KFLITE_CUDA_WHEEL_DIR").is_some() {
+        if std::env::var("KFLITE_REQUIRE").as_deref() == Ok("1")
+            && std::env::var_os("KFLITE_CUDA_WHEEL_DIR").is_some()
+        {
             panic!("{test}: KFLITE_CUDA_WHEEL_DIR is set but {rel} (pip package {package}) is not there");
         }
-        testkit::skip(test, &format!("{rel} not found: pip install {package} (cargo xtask test installs it)"));
+        testkit::skip(
+            test,
+            &format!("{rel} not found: pip install {package} (cargo xtask test installs it)"),
+        );
     }
     found
 }
 
 /// `cuobjdump`: `KFLITE_TOOL_CUOBJDUMP`/PATH, else the `nvidia-cuda-cuobjdump` wheel.
 pub fn cuobjdump(test: &str) -> Option<PathBuf> {
-    testkit::find_tool("cuobjdump").or_else(|| wheel_file(test, "nvidia/cu13/bin/cuobjdump", "nvidia-cuda-cuobjdump==13.5.37"))
+    testkit::find_tool("cuobjdump").or_else(|| {
+        wheel_file(
+            test,
+            "nvidia/cu13/bin/cuobjdump",
+            "nvidia-cuda-cuobjdump==13.5.37",
+        )
+    })
 }
 
 /// `ptxas`: `KFLITE_TOOL_PTXAS`/PATH, else the `nvidia-cuda-nvcc-cu12` wheel.
 pub fn ptxas(test: &str) -> Option<PathBuf> {
-    testkit::find_tool("ptxas").or_else(|| wheel_file(test, "nvidia/cuda_nvcc/bin/ptxas", "nvidia-cuda-nvcc-cu12==12.9.86"))
+    testkit::find_tool("ptxas").or_else(|| {
+        wheel_file(
+            test,
+            "nvidia/cuda_nvcc/bin/ptxas",
+            "nvidia-cuda-nvcc-cu12==12.9.86",
+        )
+    })
 }
 
 /// Architectures `cuobjdump --list-elf` (or `--list-ptx`) names, counted.
 pub fn cuobjdump_list(tool: &Path, flag: &str, file: &Path) -> std::collections::BTreeMap<String, usize> {
-    let out = Command::new(tool).arg(flag).arg(file).output().expect("run cuobjdump");
+    let out = Command::new(tool)
+        .arg(flag)
+        .arg(file)
+        .output()
+        .expect("run cuobjdump");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() || text.is_empty(), "cuobjdump {flag} {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() || text.is_empty(),
+        "cuobjdump {flag} {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut counts = std::collections::BTreeMap::new();
     for line in text.lines() {
         // "ELF file    1: libnvjpeg.so.1.sm_100.cubin"
-        let Some((_, name)) = line.split_once(": ") else { continue };
+        let Some((_, name)) = line.split_once(": ") else {
+            continue;
+        };
         let arch = name.rsplit('.').nth(1).unwrap_or_default();
         assert!(arch.starts_with("sm_"), "unexpected cuobjdump line {line:?}");
         *counts.entry(arch.to_string()).or_insert(0) += 1;
@@ -76,7 +106,11 @@ pub const FAKE_PTX: &[u8] = b".version 8.5\n.target sm_90\n.address_size 64\n\0"
 pub fn container(entries: &[(u16, &str, (u16, u16))]) -> Vec<u8> {
     let mut w = FatbinWriter::new();
     for &(kind, arch, version) in entries {
-        let payload = if kind == gpu_probe::fatbin::KIND_PTX { FAKE_PTX } else { FAKE_CUBIN };
+        let payload = if kind == gpu_probe::fatbin::KIND_PTX {
+            FAKE_PTX
+        } else {
+            FAKE_CUBIN
+        };
         w = w.entry(kind, sm(arch), version, 0, payload);
     }
     w.finish()
@@ -115,8 +149,18 @@ pub fn real_code(ptxas: &Path, arch: &str) -> (Vec<u8>, Vec<u8>) {
     let src = dir.path().join("k.ptx");
     let out = dir.path().join("k.cubin");
     std::fs::write(&src, &ptx).expect("write ptx");
-    let run = Command::new(ptxas).arg(format!("-arch={arch}")).arg(&src).arg("-o").arg(&out).output().expect("run ptxas");
-    assert!(run.status.success(), "ptxas -arch={arch}: {}", String::from_utf8_lossy(&run.stderr));
+    let run = Command::new(ptxas)
+        .arg(format!("-arch={arch}"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .expect("run ptxas");
+    assert!(
+        run.status.success(),
+        "ptxas -arch={arch}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let mut ptx = ptx.into_bytes();
     ptx.push(0);
     (std::fs::read(&out).expect("read cubin"), ptx)
