@@ -26,7 +26,7 @@ impl FieldSpec {
         let s = |k: &str| m.get(k).and_then(Value::scalar_text).unwrap_or_default();
         let create = match m.get("create") {
             Some(Value::Bool(b)) => *b,
-            None | Some(Value::Null) => false,
+            None | Some(Value::Null | Value::NullText) => false,
             Some(other) => return Err(format!("field spec 'create' must be a boolean, got {other:?}")),
         };
         Ok(FieldSpec { gvk: Gvk { group: s("group"), version: s("version"), kind: s("kind") }, path: s("path"), create })
@@ -138,7 +138,7 @@ impl TransformerConfig {
         let Some(m) = v.as_map() else { return Ok(t) };
         let list = |key: &str| -> Result<Vec<FieldSpec>, String> {
             match m.get(key) {
-                None | Some(Value::Null) => Ok(Vec::new()),
+                None | Some(Value::Null | Value::NullText) => Ok(Vec::new()),
                 Some(Value::Seq(items)) => items.iter().map(FieldSpec::from_value).collect(),
                 Some(_) => Err(format!("'{key}' must be a list of field specs")),
             }
@@ -229,7 +229,7 @@ where
         return set(node);
     }
     match node {
-        Value::Null => Ok(()),
+        Value::Null | Value::NullText => Ok(()),
         Value::Seq(items) => {
             for it in items {
                 walk(it, path, create_ok, create, set)?;

@@ -298,7 +298,7 @@ fn absorb(ra: &mut Accumulator, mut r: Resource) -> std::result::Result<(), Stri
 /// Go's `encoding/json` text for a value (map keys sorted, HTML-safe escapes).
 fn go_json(v: &Value, out: &mut String) {
     match v {
-        Value::Null => out.push_str("null"),
+        Value::Null | Value::NullText => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => out.push_str(&i.to_string()),
         Value::Uint(u) => out.push_str(&u.to_string()),
@@ -372,7 +372,9 @@ pub(crate) fn hash(r: &Resource) -> String {
             Some(v) => Value::Str(v.scalar_text().unwrap_or_default()),
         }
     };
-    let name = Value::Str(r.name().to_string());
+    // kustomize looks the name up as the single key "metadata/name", which
+    // never exists: the hash always sees an empty name.
+    let name = Value::Str(String::new());
     let mut m = Map::new();
     let text = match r.kind() {
         "ConfigMap" => {

@@ -110,7 +110,7 @@ pub struct Kustomization {
 
 fn str_field(m: &Map, key: &str) -> Result<String, String> {
     match m.get(key) {
-        None | Some(Value::Null) => Ok(String::new()),
+        None | Some(Value::Null | Value::NullText) => Ok(String::new()),
         Some(Value::Str(s)) => Ok(s.clone()),
         Some(v) => Err(format!("field '{key}' must be a string, got {}", kind_name(v))),
     }
@@ -118,7 +118,7 @@ fn str_field(m: &Map, key: &str) -> Result<String, String> {
 
 fn kind_name(v: &Value) -> &'static str {
     match v {
-        Value::Null => "null",
+        Value::Null | Value::NullText => "null",
         Value::Bool(_) => "a boolean",
         Value::Int(_) | Value::Uint(_) | Value::Float(_) => "a number",
         Value::Str(_) => "a string",
@@ -129,7 +129,7 @@ fn kind_name(v: &Value) -> &'static str {
 
 fn str_list(m: &Map, key: &str) -> Result<Vec<String>, String> {
     match m.get(key) {
-        None | Some(Value::Null) => Ok(Vec::new()),
+        None | Some(Value::Null | Value::NullText) => Ok(Vec::new()),
         Some(Value::Seq(items)) => items
             .iter()
             .map(|v| match v {
@@ -143,7 +143,7 @@ fn str_list(m: &Map, key: &str) -> Result<Vec<String>, String> {
 
 fn value_list(m: &Map, key: &str) -> Result<Vec<Value>, String> {
     match m.get(key) {
-        None | Some(Value::Null) => Ok(Vec::new()),
+        None | Some(Value::Null | Value::NullText) => Ok(Vec::new()),
         Some(Value::Seq(items)) => Ok(items.clone()),
         Some(v) => Err(format!("field '{key}' must be a list, got {}", kind_name(v))),
     }
@@ -153,12 +153,12 @@ fn value_list(m: &Map, key: &str) -> Result<Vec<Value>, String> {
 /// values must already be strings.
 pub fn string_map(m: &Map, key: &str) -> Result<Vec<(String, String)>, String> {
     match m.get(key) {
-        None | Some(Value::Null) => Ok(Vec::new()),
+        None | Some(Value::Null | Value::NullText) => Ok(Vec::new()),
         Some(Value::Map(mm)) => mm
             .iter()
             .map(|(k, v)| match v {
                 Value::Str(s) => Ok((k.clone(), s.clone())),
-                Value::Null => Ok((k.clone(), String::new())),
+                Value::Null | Value::NullText => Ok((k.clone(), String::new())),
                 other => Err(format!("value of '{key}.{k}' must be a string, got {}", kind_name(other))),
             })
             .collect(),
@@ -168,7 +168,7 @@ pub fn string_map(m: &Map, key: &str) -> Result<Vec<(String, String)>, String> {
 
 fn bool_opt(m: &Map, key: &str) -> Result<Option<bool>, String> {
     match m.get(key) {
-        None | Some(Value::Null) => Ok(None),
+        None | Some(Value::Null | Value::NullText) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(v) => Err(format!("field '{key}' must be a boolean, got {}", kind_name(v))),
     }
@@ -212,7 +212,7 @@ impl Kustomization {
     pub fn from_value(v: &Value) -> Result<Self, String> {
         let m = match v {
             Value::Map(m) => m.clone(),
-            Value::Null => Map::new(),
+            Value::Null | Value::NullText => Map::new(),
             other => return Err(format!("a kustomization must be a mapping, got {}", kind_name(other))),
         };
         for key in m.keys() {
@@ -285,7 +285,7 @@ impl Kustomization {
             config_map_generator: generators(&m, "configMapGenerator")?,
             secret_generator: generators(&m, "secretGenerator")?,
             generator_options: match m.get("generatorOptions") {
-                None | Some(Value::Null) => None,
+                None | Some(Value::Null | Value::NullText) => None,
                 v => Some(options(v)?),
             },
             sort_options: m.get("sortOptions").filter(|v| !v.is_null()).cloned(),
@@ -301,7 +301,7 @@ impl Kustomization {
 
 fn is_empty(v: &Value) -> bool {
     match v {
-        Value::Null => true,
+        Value::Null | Value::NullText => true,
         Value::Seq(s) => s.is_empty(),
         Value::Map(m) => m.is_empty(),
         Value::Str(s) => s.is_empty(),

@@ -115,7 +115,7 @@ impl Ctx<'_> {
 
     fn set(&self, node: &mut Value, cands: &[usize]) -> Result<(), String> {
         match node {
-            Value::Null => Ok(()),
+            Value::Null | Value::NullText => Ok(()),
             Value::Map(_) => self.set_mapping(node, cands),
             Value::Seq(items) => {
                 for it in items.iter_mut() {

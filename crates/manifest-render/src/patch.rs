@@ -288,7 +288,7 @@ pub fn patches(t: &Target, ra: &mut Accumulator) -> Result<()> {
             }
         };
         let target = match m.get("target") {
-            None | Some(Value::Null) => None,
+            None | Some(Value::Null | Value::NullText) => None,
             Some(v) => Some(Selector::from_value(v).map_err(|e| Error::invalid(&t.file, e))?),
         };
         let opts = m.get("options").and_then(Value::as_map).cloned().unwrap_or_default();
@@ -489,9 +489,8 @@ pub(crate) mod json_patch {
                 let last = &path[path.len() - 1];
                 match parent(doc, &path)? {
                     Value::Map(mm) => {
-                        if !mm.contains_key(last) {
-                            return Err(format!("replace operation does not apply: doc is missing key: /{}", path.join("/")));
-                        }
+                        // json-patch v4 reads a missing map key as null and
+                        // replaces it anyway.
                         mm.insert(last.clone(), v);
                         Ok(())
                     }

@@ -226,7 +226,7 @@ impl Resource {
     pub fn is_empty(&self) -> bool {
         match &self.obj {
             Value::Map(m) => m.is_empty(),
-            Value::Null => true,
+            Value::Null | Value::NullText => true,
             _ => false,
         }
     }

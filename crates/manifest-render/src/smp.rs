@@ -69,7 +69,7 @@ enum Kind {
 
 fn kind(v: &Option<Value>) -> Kind {
     match v {
-        None | Some(Value::Null) => Kind::None,
+        None | Some(Value::Null | Value::NullText) => Kind::None,
         Some(Value::Map(_)) => Kind::Map,
         Some(Value::Seq(_)) => Kind::Seq,
         Some(_) => Kind::Scalar,
@@ -77,7 +77,7 @@ fn kind(v: &Option<Value>) -> Kind {
 }
 
 fn missing_or_null(v: &Option<Value>) -> bool {
-    matches!(v, None | Some(Value::Null))
+    matches!(v, None | Some(Value::Null | Value::NullText))
 }
 
 fn walk(dest: Option<Value>, origin: Option<Value>, mut sch: Sch) -> Result<Option<Value>, String> {
@@ -133,7 +133,7 @@ fn kind_name(k: &Kind) -> &'static str {
 /// Scalars and non-merging lists: the patch wins; a null in it deletes.
 fn visit_replace(dest: Option<Value>, origin: Option<Value>) -> Option<Value> {
     match origin {
-        Some(Value::Null) => None,
+        Some(Value::Null | Value::NullText) => None,
         Some(o) => Some(o),
         None => dest,
     }
@@ -188,14 +188,15 @@ fn walk_map(dest: Option<Value>, origin: Option<Value>, sch: Sch) -> Result<Opti
             return Ok(None);
         }
         match origin {
-            None => return Ok(dest.filter(|d| d.is_null())),
+            // A dest null survives only when it was written as a word.
+            None => return Ok(dest.filter(|d| matches!(d, Value::NullText))),
             Some(Value::Map(m)) => (m.clone(), Some(m)),
             Some(_) => return Ok(None),
         }
     } else {
         let Some(Value::Map(dm)) = dest else { return Err("expected a mapping".into()) };
         match origin {
-            Some(Value::Null) => return Ok(None),
+            Some(Value::Null | Value::NullText) => return Ok(None),
             Some(Value::Map(mut om)) => match map_directive(&mut om)? {
                 Directive::Delete => return Ok(None),
                 Directive::Replace => (om.clone(), Some(om)),
@@ -236,7 +237,7 @@ fn key_text(elem: &Value, key: &str) -> String {
         return elem.scalar_text().unwrap_or_default();
     }
     match elem.get(key) {
-        None | Some(Value::Null) => String::new(),
+        None | Some(Value::Null | Value::NullText) => String::new(),
         Some(Value::Map(m)) if m.is_empty() => String::new(),
         Some(v) => v.scalar_text().unwrap_or_default(),
     }
@@ -253,7 +254,7 @@ fn matches(elem: &Value, keys: &[String], values: &[String]) -> bool {
 
 fn is_empty_elem(v: &Value) -> bool {
     match v {
-        Value::Null => true,
+        Value::Null | Value::NullText => true,
         Value::Map(m) => m.is_empty(),
         _ => false,
     }
@@ -353,7 +354,7 @@ fn walk_assoc(dest: Option<Value>, origin: Option<Value>, sch: Sch) -> Result<Op
         }
     } else {
         match &mut origin {
-            Some(Value::Null) => return Ok(None),
+            Some(Value::Null | Value::NullText) => return Ok(None),
             Some(Value::Seq(os)) => match seq_directive(os)? {
                 Directive::Delete => return Ok(None),
                 Directive::Replace => os.clone(),

@@ -62,7 +62,7 @@ pub fn resources_from_text(text: &str, file: &Path) -> Result<Vec<Resource>, Err
     let mut out = Vec::new();
     while let Some(doc) = queue.pop_front() {
         match &doc {
-            Value::Null => continue,
+            Value::Null | Value::NullText => continue,
             Value::Map(m) if m.is_empty() => continue,
             Value::Map(_) => {}
             _ => return Err(Error::invalid(file, "a document must be a mapping (a Kubernetes object)")),
@@ -74,7 +74,7 @@ pub fn resources_from_text(text: &str, file: &Path) -> Result<Vec<Resource>, Err
         if kind.ends_with("List") {
             match doc.get("items") {
                 None => {}
-                Some(Value::Null) => continue,
+                Some(Value::Null | Value::NullText) => continue,
                 Some(Value::Seq(items)) => {
                     queue.extend(items.iter().cloned());
                     continue;
@@ -202,9 +202,6 @@ impl Target {
 pub fn build(dir: &Path, mirror: Option<PathBuf>) -> Result<(Vec<Resource>, Vec<String>), Error> {
     let root = Root::new(dir, mirror)?;
     let top = Target::load(root)?;
-    if top.kust.kind == "Component" {
-        return Err(top.err("a Component cannot be built on its own; include it from a Kustomization's 'components'"));
-    }
     let mut ra = top.accumulate(Accumulator::new())?;
     generators::add_hashes(&mut ra).map_err(|m| top.err(m))?;
     nameref::fix_back_references(&mut ra).map_err(|m| top.err(m))?;

@@ -44,7 +44,7 @@ fn set_entry(v: &mut Value, key: &str, value: &str) -> std::result::Result<(), S
             m.insert(key, Value::Str(value.to_string()));
             Ok(())
         }
-        Value::Null => {
+        Value::Null | Value::NullText => {
             let mut m = crate::yaml::Map::new();
             m.insert(key, Value::Str(value.to_string()));
             *v = Value::Map(m);
@@ -197,7 +197,7 @@ pub fn replicas(t: &Target, ra: &mut Accumulator) -> Result<()> {
         let name = m.get("name").and_then(Value::scalar_text).unwrap_or_default();
         let count = match m.get("count") {
             Some(Value::Int(i)) => *i,
-            None | Some(Value::Null) => 0,
+            None | Some(Value::Null | Value::NullText) => 0,
             Some(other) => return Err(t_err(t, format!("replicas '{name}': count must be an integer, got {other:?}"))),
         };
         let specs = ra.config.replicas.clone();

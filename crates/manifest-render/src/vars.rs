@@ -168,7 +168,7 @@ fn do_replacements(input: &str, vars: &[(String, Value)], counts: &mut Vec<usize
             };
             if is_var {
                 let mapped = match vars.iter().position(|(n, _)| *n == read) {
-                    Some(i) if !matches!(vars[i].1, Value::Map(_) | Value::Seq(_) | Value::Null) => {
+                    Some(i) if !matches!(vars[i].1, Value::Map(_) | Value::Seq(_) | Value::Null | Value::NullText) => {
                         counts[i] += 1;
                         vars[i].1.clone()
                     }
@@ -192,7 +192,7 @@ fn do_replacements(input: &str, vars: &[(String, Value)], counts: &mut Vec<usize
 
 fn replace_in(node: &mut Value, vars: &[(String, Value)], counts: &mut Vec<usize>) -> Result<(), String> {
     match node {
-        Value::Null => Ok(()),
+        Value::Null | Value::NullText => Ok(()),
         Value::Str(s) => {
             let s = s.clone();
             *node = do_replacements(&s, vars, counts);

@@ -335,7 +335,7 @@ impl Emitter {
         self.mapping_context = mapping;
         self.simple_key_context = simple_key;
         match v {
-            Value::Null => self.emit_scalar(b"null", Style::Plain),
+            Value::Null | Value::NullText => self.emit_scalar(b"null", Style::Plain),
             Value::Bool(b) => self.emit_scalar(if *b { b"true" } else { b"false" }, Style::Plain),
             Value::Int(i) => self.emit_scalar(i.to_string().as_bytes(), Style::Plain),
             Value::Uint(u) => self.emit_scalar(u.to_string().as_bytes(), Style::Plain),

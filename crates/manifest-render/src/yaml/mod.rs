@@ -17,7 +17,11 @@ pub use parse::{ParseError, parse_documents};
 /// A JSON-typed YAML value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
+    /// A null written as nothing (`key:`).
     Null,
+    /// A null written as a word (`null`, `~`): kyaml's strategic merge
+    /// keeps these where it drops empty ones.
+    NullText,
     Bool(bool),
     Int(i64),
     Uint(u64),
@@ -141,7 +145,7 @@ impl Value {
         }
     }
     pub fn is_null(&self) -> bool {
-        matches!(self, Value::Null)
+        matches!(self, Value::Null | Value::NullText)
     }
     /// `self[key]` when `self` is a map.
     pub fn get(&self, key: &str) -> Option<&Value> {
@@ -163,7 +167,7 @@ impl Value {
             Value::Int(i) => Some(i.to_string()),
             Value::Uint(u) => Some(u.to_string()),
             Value::Float(f) => Some(emit::go_json_float(*f)),
-            Value::Null | Value::Seq(_) | Value::Map(_) => None,
+            Value::Null | Value::NullText | Value::Seq(_) | Value::Map(_) => None,
         }
     }
 }

@@ -143,7 +143,7 @@ impl<R: std::io::BufRead> Builder<'_, R> {
                     let line = kev.start_mark.line + 1;
                     let key = match self.node(kev)? {
                         Value::Str(s) => s,
-                        Value::Null => String::new(),
+                        Value::Null | Value::NullText => String::new(),
                         other => other.scalar_text().ok_or_else(|| ParseError {
                             line,
                             column: 1,
@@ -231,7 +231,8 @@ fn scalar(value: &str, tag: Option<&str>, style: ScalarStyle) -> Result<Value, S
 
 fn from_resolved(r: Resolved, text: &str) -> Value {
     match r {
-        Resolved::Null => Value::Null,
+        Resolved::Null if text.is_empty() => Value::Null,
+        Resolved::Null => Value::NullText,
         Resolved::Bool(b) => Value::Bool(b),
         Resolved::Int(i) => Value::Int(i),
         Resolved::Uint(u) => Value::Uint(u),
@@ -269,7 +270,7 @@ mod tests {
         assert_eq!(m.get("a"), Some(&Value::Int(1)));
         assert_eq!(m.get("b"), Some(&Value::Str("1".into())));
         assert_eq!(m.get("c"), Some(&Value::Str("yes".into())));
-        assert_eq!(m.get("d"), Some(&Value::Null));
+        assert_eq!(m.get("d"), Some(&Value::NullText));
         assert_eq!(m.get("e"), Some(&Value::Seq(vec![Value::Str("x".into()), Value::Float(2.5)])));
         assert_eq!(m.get("f"), Some(&Value::Str("x\n".into())));
     }
