@@ -1,1 +1,14 @@
 //! Per-namespace SeaweedFS credentials and Kubeflow Pipelines artifact configuration.
+//!
+//! Replaces metacontroller and the upstream Python hook (`sync.py`):
+//! [`desired`] is the hook's output as a pure function, [`store`] talks to
+//! SeaweedFS, [`reconcile`] converges one namespace without leaking keys,
+//! [`controller`] runs it on Namespaces, and [`hook`] serves metacontroller's
+//! webhook for the migration.
+
+pub mod desired;
+pub mod pyjson;
+pub mod secret;
+pub mod settings;
+pub mod store;
+pub mod testsupport;
