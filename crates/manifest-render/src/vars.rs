@@ -17,17 +17,18 @@ pub fn parse_vars(vals: &[Value]) -> Result<Vec<Var>, String> {
     let mut out = Vec::new();
     for v in vals {
         let m = v.as_map().ok_or("entries of 'vars' must be mappings")?;
-        let name = m.get("name").and_then(Value::scalar_text).unwrap_or_default();
-        let o = m.get("objref").and_then(Value::as_map).cloned().unwrap_or_default();
-        let s = |k: &str| o.get(k).and_then(Value::scalar_text).unwrap_or_default();
+        let name = m.get_ci("name").and_then(Value::scalar_text).unwrap_or_default();
+        let o = m.get_ci("objref").and_then(Value::as_map).cloned().unwrap_or_default();
+        let s = |k: &str| o.get_ci(k).and_then(Value::scalar_text).unwrap_or_default();
         let gvk = if !s("apiVersion").is_empty() {
             Gvk::from_api_version(&s("apiVersion"), &s("kind"))
         } else {
             Gvk { group: s("group"), version: s("version"), kind: s("kind") }
         };
         let field_path = m
-            .get("fieldref")
-            .and_then(|f| f.get("fieldPath"))
+            .get_ci("fieldref")
+            .and_then(Value::as_map)
+            .and_then(|f| f.get_ci("fieldPath"))
             .and_then(Value::scalar_text)
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "metadata.name".into());
