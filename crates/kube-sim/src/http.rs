@@ -5,7 +5,7 @@ use crate::faults::{FailRule, LatencyRule, Target};
 use crate::registry::{self, ResourceType};
 use crate::select::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult};
-use crate::store::{Change, DeleteOpts, ListOpts, WriteOpts, with_version};
+use crate::store::{Change, DeleteOpts, FieldValidation, ListOpts, WriteOpts, with_version};
 use crate::table;
 use crate::Shared;
 use bytes::Bytes;
@@ -363,6 +363,18 @@ impl Req {
         }
     }
 
+    fn write_opts(&self, manager: String) -> ApiResult<WriteOpts> {
+        let validation = match self.q.get("fieldValidation").map(String::as_str) {
+            None | Some("") | Some("Warn") => FieldValidation::Warn,
+            Some("Strict") => FieldValidation::Strict,
+            Some("Ignore") => FieldValidation::Ignore,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!("fieldValidation: Unsupported value: \"{other}\": supported values: \"Ignore\", \"Strict\", \"Warn\"")));
+            }
+        };
+        Ok(WriteOpts { dry_run: self.dry_run(), manager, validation, warnings: Default::default() })
+    }
+
     fn parse_body(&self) -> ApiResult<Value> {
         let ct = self.ctype.split(';').next().unwrap_or("").trim();
         if ct.contains("protobuf") || ct.contains("cbor") {
@@ -424,9 +436,9 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
                 return Err(ApiError::method_not_allowed());
             }
             let body = req.parse_body()?;
-            let opts = WriteOpts { dry_run: req.dry_run(), manager: req.manager() };
+            let opts = req.write_opts(req.manager())?;
             let o = shared.store().create(&t, v, &ns, body, &opts)?;
-            Ok(json_response(201, &with_version(&o, &t, v)))
+            Ok(with_warnings(json_response(201, &with_version(&o, &t, v)), &opts))
         }
         "update" | "patch" => {
             let name = p.name.as_deref().unwrap_or("");
@@ -458,11 +470,14 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
                     other => return Err(ApiError::unsupported_media(other)),
                 }
             };
-            let opts = WriteOpts { dry_run: req.dry_run(), manager };
-            let existed = shared.store().get_obj(&t.gr(), &ns, name).is_some();
-            let o = shared.store().modify(&t, v, &ns, name, change, status, &opts)?;
+            let opts = req.write_opts(manager)?;
+            let (existed, o) = {
+                let mut st = shared.store();
+                let existed = st.get_obj(&t.gr(), &ns, name).is_some();
+                (existed, st.modify(&t, v, &ns, name, change, status, &opts)?)
+            };
             let code = if existed { 200 } else { 201 };
-            Ok(json_response(code, &with_version(&o, &t, v)))
+            Ok(with_warnings(json_response(code, &with_version(&o, &t, v)), &opts))
         }
         "delete" => {
             let name = p.name.as_deref().unwrap_or("");
@@ -479,6 +494,17 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// `Warning: 299 - "..."` headers, which kubectl prints.
+fn with_warnings(mut r: Response<Body>, opts: &WriteOpts) -> Response<Body> {
+    for w in opts.warnings.borrow().iter() {
+        let quoted = serde_json::to_string(w).unwrap_or_default();
+        if let Ok(h) = header::HeaderValue::from_str(&format!("299 - {quoted}")) {
+            r.headers_mut().append(header::WARNING, h);
+        }
+    }
+    r
 }
 
 fn delete_opts(req: &Req) -> ApiResult<DeleteOpts> {

@@ -115,3 +115,138 @@ pub fn key_value(item: &Value, key: &str) -> Option<Value> {
 pub fn same_key(a: &Value, b: &Value, keys: &[String]) -> bool {
     keys.iter().all(|k| key_value(a, k) == key_value(b, k))
 }
+
+fn preserves(node: &Value) -> bool {
+    node.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true)
+}
+
+/// Structural-schema pruning, as the API server does for custom resources:
+/// drop fields the schema does not declare (unless it preserves unknown
+/// fields there). Returns the dropped paths (`spec.foo`).
+pub fn prune(obj: &mut Value, root_schema: &Value) -> Vec<String> {
+    let mut dropped = Vec::new();
+    if let Some(m) = obj.as_object_mut() {
+        let props = root_schema.get("properties");
+        let keep_all = preserves(root_schema);
+        m.retain(|k, _| {
+            let known = matches!(k.as_str(), "apiVersion" | "kind" | "metadata") || props.is_some_and(|p| p.get(k).is_some());
+            if !known && !keep_all {
+                dropped.push(k.clone());
+            }
+            known || keep_all
+        });
+        for (k, v) in m.iter_mut() {
+            if k == "metadata" || k == "apiVersion" || k == "kind" {
+                continue;
+            }
+            if let Some(s) = props.and_then(|p| p.get(k)) {
+                prune_node(v, s, k, &mut dropped);
+            }
+        }
+    }
+    dropped
+}
+
+fn prune_node(v: &mut Value, node: &Value, path: &str, dropped: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            let embedded = node.get("x-kubernetes-embedded-resource").and_then(Value::as_bool) == Some(true);
+            if let Some(props) = node.get("properties").and_then(Value::as_object) {
+                let keep_all = preserves(node);
+                m.retain(|k, _| {
+                    let known = props.contains_key(k) || (embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"));
+                    if !known && !keep_all {
+                        dropped.push(format!("{path}.{k}"));
+                    }
+                    known || keep_all
+                });
+                for (k, c) in m.iter_mut() {
+                    if let Some(s) = props.get(k) {
+                        prune_node(c, s, &format!("{path}.{k}"), dropped);
+                    }
+                }
+            } else if let Some(ap) = node.get("additionalProperties").filter(|a| a.is_object()) {
+                for (k, c) in m.iter_mut() {
+                    prune_node(c, ap, &format!("{path}.{k}"), dropped);
+                }
+            } else if !preserves(node) && node.get("type").and_then(Value::as_str) == Some("object") && !embedded {
+                // `type: object` with nothing declared keeps nothing.
+                for k in m.keys() {
+                    dropped.push(format!("{path}.{k}"));
+                }
+                m.clear();
+            }
+        }
+        Value::Array(items) => {
+            if let Some(s) = node.get("items") {
+                for (i, c) in items.iter_mut().enumerate() {
+                    prune_node(c, s, &format!("{path}[{i}]"), dropped);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Fill in schema `default`s for absent properties of objects that exist.
+pub fn apply_defaults(v: &mut Value, node: &Value) {
+    match v {
+        Value::Object(m) => {
+            if let Some(props) = node.get("properties").and_then(Value::as_object) {
+                for (k, s) in props {
+                    if !m.contains_key(k)
+                        && let Some(d) = s.get("default")
+                    {
+                        m.insert(k.clone(), d.clone());
+                    }
+                }
+                for (k, c) in m.iter_mut() {
+                    if k == "metadata" {
+                        continue;
+                    }
+                    if let Some(s) = props.get(k) {
+                        apply_defaults(c, s);
+                    }
+                }
+            } else if let Some(ap) = node.get("additionalProperties").filter(|a| a.is_object()) {
+                for c in m.values_mut() {
+                    apply_defaults(c, ap);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(s) = node.get("items") {
+                items.iter_mut().for_each(|c| apply_defaults(c, s));
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn prune_and_default_follow_the_structural_schema() {
+        let schema = json!({"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {
+                "size": {"type": "integer", "default": 1},
+                "mode": {"type": "string", "default": "fast"},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "items": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+                "empty": {"type": "object"}
+            }},
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+        }});
+        let mut o = json!({"apiVersion": "x/v1", "kind": "W", "metadata": {"name": "a"}, "extra": 1,
+            "spec": {"size": 5, "bogus": true, "free": {"any": {"thing": 1}}, "labels": {"a": "b"},
+                     "items": [{"name": "n", "junk": 2}], "empty": {"x": 1}}});
+        let dropped = prune(&mut o, &schema);
+        assert_eq!(dropped, vec!["extra", "spec.bogus", "spec.items[0].junk", "spec.empty.x"]);
+        apply_defaults(&mut o, &schema);
+        assert_eq!(o["spec"], json!({"size": 5, "free": {"any": {"thing": 1}}, "labels": {"a": "b"}, "items": [{"name": "n"}], "empty": {}, "mode": "fast"}));
+    }
+}

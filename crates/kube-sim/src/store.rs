@@ -6,7 +6,7 @@
 
 use crate::patch;
 use crate::registry::{GroupResource, Registry, ResourceType};
-use crate::schema::Schema;
+use crate::schema::{self, Schema};
 use crate::select::{FieldSelector, LabelSelector};
 use crate::ssa::{self, Context, Part};
 use crate::status::{ApiError, ApiResult};
@@ -53,10 +53,22 @@ pub enum Change<'a> {
     Apply { body: &'a Value, force: bool },
 }
 
+/// What to do with fields a custom resource's schema does not declare.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    Ignore,
+    #[default]
+    Warn,
+    Strict,
+}
+
 #[derive(Default)]
 pub struct WriteOpts {
     pub dry_run: bool,
     pub manager: String,
+    pub validation: FieldValidation,
+    /// Warnings for the response's `Warning` headers.
+    pub warnings: std::cell::RefCell<Vec<String>>,
 }
 
 #[derive(Default)]
@@ -202,7 +214,7 @@ impl Store {
             let t = s.reg.lookup("", "v1", "namespaces").cloned();
             if let Some(t) = t {
                 let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-                let opts = WriteOpts { dry_run: false, manager: "kube-apiserver".into() };
+                let opts = WriteOpts { manager: "kube-apiserver".into(), ..Default::default() };
                 if let Err(e) = s.create(&t, "v1", "", body, &opts) {
                     tracing::error!("creating namespace {ns}: {e}");
                 }
@@ -339,6 +351,7 @@ impl Store {
                 }
             }
         }
+        self.prune_custom(t, version, &mut body, opts, false)?;
         self.validate(t, &name, &body)?;
         self.check_namespace(t, ns)?;
         let gr = t.gr();
@@ -346,6 +359,9 @@ impl Store {
             return Err(ApiError::already_exists(&gr, &name));
         }
         self.prepare_new(t, ns, &mut body);
+        if let Some(sch) = t.schema(version) {
+            schema::apply_defaults(&mut body, sch);
+        }
         let ctx = Context { manager: &opts.manager, api_version: &t.api_version(version), schema: Self::schema_for(t, version), part: Part::Main { status_subresource: t.status_for(version) }, now: &now() };
         ssa::record_update(&ctx, None, &mut body);
         self.finish_create(t, version, ns, &name, body, opts.dry_run)
@@ -367,6 +383,27 @@ impl Store {
         self.objects.entry(gr.clone()).or_default().insert((ns.to_string(), name.to_string()), obj.clone());
         self.emit(&gr, ns, "ADDED", obj.clone(), None);
         Ok(obj)
+    }
+
+    /// Prune what a CR's schema does not declare; Strict rejects it, Warn reports it.
+    fn prune_custom(&self, t: &ResourceType, version: &str, obj: &mut Value, opts: &WriteOpts, apply: bool) -> ApiResult<()> {
+        let Some(sch) = t.schema(version) else { return Ok(()) };
+        let dropped = schema::prune(obj, sch);
+        if dropped.is_empty() {
+            return Ok(());
+        }
+        match opts.validation {
+            FieldValidation::Strict if apply => Err(ApiError::bad_request(format!(".{}: field not declared in schema", dropped[0]))),
+            FieldValidation::Strict => {
+                let list: Vec<String> = dropped.iter().map(|d| format!("unknown field \"{d}\"")).collect();
+                Err(ApiError::bad_request(format!("{k} in version \"{version}\" cannot be handled as a {k}: strict decoding error: {}", list.join(", "), k = t.kind)))
+            }
+            FieldValidation::Warn => {
+                opts.warnings.borrow_mut().extend(dropped.iter().map(|d| format!("unknown field \"{d}\"")));
+                Ok(())
+            }
+            FieldValidation::Ignore => Ok(()),
+        }
     }
 
     fn check_kind(&self, t: &ResourceType, version: &str, body: &Value) -> ApiResult<()> {
@@ -474,6 +511,9 @@ impl Store {
             // Only apply (and PUT for a few kinds) creates.
             return match change {
                 Change::Apply { body, .. } if !status => {
+                    let mut body = body.clone();
+                    self.prune_custom(t, version, &mut body, opts, true)?;
+                    let body = &body;
                     self.check_kind(t, version, body)?;
                     self.check_body_name(body, name, ns, t)?;
                     self.validate(t, name, body)?;
@@ -482,6 +522,9 @@ impl Store {
                     let m = meta_mut(&mut obj);
                     m.insert("name".into(), json!(name));
                     self.prepare_new(t, ns, &mut obj);
+                    if let Some(sch) = t.schema(version) {
+                        schema::apply_defaults(&mut obj, sch);
+                    }
                     self.finish_create(t, version, ns, name, obj, opts.dry_run)
                 }
                 Change::Replace(body) if t.create_on_update && !status => self.create(t, version, ns, body, opts),
@@ -490,7 +533,8 @@ impl Store {
         };
         let old_v = with_version(&old, t, version);
         let mut new = match change {
-            Change::Replace(body) => {
+            Change::Replace(mut body) => {
+                self.prune_custom(t, version, &mut body, opts, false)?;
                 self.check_kind(t, version, &body)?;
                 self.check_body_name(&body, name, ns, t)?;
                 let rv = meta_str(&body, "resourceVersion").unwrap_or("");
@@ -520,11 +564,16 @@ impl Store {
                 b
             }
             Change::Apply { body, force } => {
+                let mut body = body.clone();
+                self.prune_custom(t, version, &mut body, opts, true)?;
+                let body = &body;
                 self.check_kind(t, version, body)?;
                 self.check_body_name(body, name, ns, t)?;
                 ssa::apply(&ctx, &gr, name, Some(&old_v), body, force)?
             }
         };
+        // Patches may add undeclared fields too.
+        self.prune_custom(t, version, &mut new, opts, false)?;
         // Optimistic concurrency: a resourceVersion in the request must be current.
         let new_rv = meta_str(&new, "resourceVersion").unwrap_or("");
         if !new_rv.is_empty() && Some(new_rv) != meta_str(&old, "resourceVersion") {
@@ -584,6 +633,9 @@ impl Store {
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
         defaults(t, &mut new);
+        if let Some(sch) = t.schema(version) {
+            schema::apply_defaults(&mut new, sch);
+        }
         new["apiVersion"] = json!(t.api_version(&t.storage_version));
         new["kind"] = json!(t.kind);
         if t.kind == "CustomResourceDefinition" && !status {
