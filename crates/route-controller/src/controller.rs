@@ -65,8 +65,9 @@ impl Stores {
         self.pvcviewers.wait_until_ready().await.map_err(closed)?;
         self.profiles.wait_until_ready().await.map_err(closed)?;
         self.routes.wait_until_ready().await.map_err(closed)?;
-        self.grants.wait_until_ready().await.map_err(closed)?;
-        self.namespaces.wait_until_ready().await.map_err(closed)
+        self.grants.wait_until_ready().await.map_err(closed)
+        // Not `namespaces`: the controller's runner already waits on that
+        // store, and a second waiter could steal its wake-up (see `Context`).
     }
 
     /// Routed objects in `namespace`, skipping those being deleted.
@@ -122,6 +123,24 @@ pub struct Context {
     pub metrics: Metrics,
     pub health: Health,
     recorder: Recorder,
+    synced: tokio::sync::watch::Receiver<bool>,
+    /// Set by the first reconcile: the runner only starts once the namespace cache is filled.
+    namespaces_synced: tokio::sync::watch::Sender<bool>,
+}
+
+impl Context {
+    /// Wait until every cache has been filled once.
+    ///
+    /// One task waits on the stores and flips a watch channel that any number
+    /// of reconciles can wait on: `Store::wait_until_ready` keeps only the
+    /// last waiter's waker, so concurrent waiters on it can hang.
+    async fn wait_until_synced(&self) -> Result<(), Error> {
+        let mut rx = self.synced.clone();
+        rx.wait_for(|synced| *synced)
+            .await
+            .map_err(|_| Error::CacheClosed)?;
+        Ok(())
+    }
 }
 
 fn route_source_namespace(route: &HttpRoute) -> Option<String> {
@@ -260,6 +279,18 @@ pub async fn run(
             instance: Some(identity),
         },
     );
+    let (synced_tx, synced) = tokio::sync::watch::channel(false);
+    let waiter = {
+        let stores = stores.clone();
+        tokio::spawn(async move {
+            if stores.wait_until_ready().await.is_ok() {
+                let _ = synced_tx.send(true);
+            }
+            // Keep the sender alive so waiters see `true`, not a closed channel.
+            std::future::pending::<()>().await;
+        })
+    };
+    let namespaces_synced = tokio::sync::watch::Sender::new(false);
     let ctx = Arc::new(Context {
         client,
         config,
@@ -267,6 +298,8 @@ pub async fn run(
         metrics,
         health,
         recorder,
+        synced,
+        namespaces_synced,
     });
 
     let sweeper = tokio::spawn(sweep_forever(ctx.clone()));
@@ -282,11 +315,13 @@ pub async fn run(
         })
         .await;
     sweeper.abort();
+    waiter.abort();
     Ok(())
 }
 
 async fn reconcile(namespace: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.stores.wait_until_ready().await?;
+    ctx.wait_until_synced().await?;
+    ctx.namespaces_synced.send_replace(true);
     ctx.health.synced.store(true, Ordering::Relaxed);
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
@@ -439,7 +474,9 @@ fn error_policy(namespace: Arc<Namespace>, err: &Error, ctx: Arc<Context>) -> Ac
 /// Remove routes (and grants) whose source namespace no longer exists; the
 /// per-namespace reconcile cannot, as a deleted namespace is never reconciled.
 async fn sweep_forever(ctx: Arc<Context>) {
-    if ctx.stores.wait_until_ready().await.is_err() {
+    // Never sweep against an empty namespace cache: that would delete every route.
+    let mut namespaces = ctx.namespaces_synced.subscribe();
+    if ctx.wait_until_synced().await.is_err() || namespaces.wait_for(|s| *s).await.is_err() {
         return;
     }
     loop {
