@@ -12,3 +12,5 @@ pub mod secret;
 pub mod settings;
 pub mod store;
 pub mod testsupport;
+pub mod hook;
+pub mod metrics;

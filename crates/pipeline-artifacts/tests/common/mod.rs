@@ -1,0 +1,77 @@
+//! Shared by the integration tests: the sync.py oracle and a real SeaweedFS.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use pipeline_artifacts::testsupport::SeaweedFs;
+use serde_json::{Value, json};
+
+/// Upstream's hook directory in ../shared.
+pub fn sync_dir(test: &str) -> Option<PathBuf> {
+    let shared = testkit::require_shared(test)?;
+    let dir = shared.join(
+        "upstream/git/github.com/kubeflow/manifests/v1.11.0/applications/pipeline/upstream/base/installs/multi-user/pipelines-profile-controller",
+    );
+    if !dir.join("sync.py").is_file() {
+        testkit::skip(test, &format!("{} has no sync.py", dir.display()));
+        return None;
+    }
+    Some(dir)
+}
+
+/// Runs sync.py (with its IAM/S3 calls recorded by a fake) on `cases`; see tests/oracle/sync_oracle.py.
+pub fn run_oracle(test: &str, cases: Vec<Value>) -> Option<Vec<Value>> {
+    let dir = sync_dir(test)?;
+    let python = testkit::require_tool(test, "python")?;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/sync_oracle.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    let input = json!({"sync_dir": dir, "cases": cases});
+    child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write cases");
+    let out = child.wait_with_output().expect("python runs");
+    // sync.py prints the request and desired objects to stderr (never the Secret); shown only on failure.
+    assert!(out.status.success(), "sync.py oracle failed: {}", String::from_utf8_lossy(&out.stderr));
+    let parsed: Value = serde_json::from_slice(&out.stdout).expect("oracle prints JSON");
+    Some(parsed["results"].as_array().expect("results").clone())
+}
+
+pub fn seaweed(test: &str) -> Option<SeaweedFs> {
+    let weed = testkit::require_tool(test, "weed")?;
+    Some(SeaweedFs::start(&weed).expect("start SeaweedFS"))
+}
+
+/// Attachment groups the upstream DecoratorController declares, all empty.
+pub fn empty_attachments() -> Value {
+    json!({
+        "Secret.v1": {}, "ConfigMap.v1": {}, "Deployment.apps/v1": {}, "Service.v1": {},
+        "DestinationRule.networking.istio.io/v1alpha3": {},
+        "AuthorizationPolicy.security.istio.io/v1beta1": {},
+    })
+}
+
+/// A path-style group key for attachments: `Kind.apiVersion`.
+pub fn group_key(obj: &Value) -> String {
+    format!("{}.{}", obj["kind"].as_str().unwrap_or(""), obj["apiVersion"].as_str().unwrap_or(""))
+}
+
+/// Attachments as metacontroller would observe them after creating `objects`.
+pub fn observed(objects: &[Value]) -> Value {
+    let mut att = empty_attachments();
+    for (i, o) in objects.iter().enumerate() {
+        let mut o = o.clone();
+        let ns = o["metadata"]["namespace"].as_str().unwrap_or("").to_owned();
+        let name = o["metadata"]["name"].as_str().unwrap_or("").to_owned();
+        o["metadata"]["uid"] = json!(format!("00000000-0000-0000-0000-{i:012}"));
+        o["metadata"]["resourceVersion"] = json!(format!("{}", 3000 + i));
+        let group = group_key(&o);
+        att[group][format!("{ns}/{name}")] = o;
+    }
+    att
+}
