@@ -130,6 +130,17 @@ fn has_node(set: &Value, path: &[String]) -> bool {
     true
 }
 
+fn has_leaf(set: &Value, path: &[String]) -> bool {
+    let mut cur = set;
+    for p in path {
+        match cur.get(p) {
+            Some(c) => cur = c,
+            None => return false,
+        }
+    }
+    cur.as_object().is_none_or(Map::is_empty)
+}
+
 fn insert_leaf(set: &mut Value, path: &[String]) {
     let mut cur = set;
     for p in path {
@@ -406,17 +417,23 @@ pub fn apply(
     let mut entries = live.map(managed).unwrap_or_default();
     let mut conflicts = Vec::new();
     let mut stolen: Vec<(usize, Vec<String>)> = Vec::new();
+    let to_merge = applicable(applied, ctx.part);
     if let Some(live) = live {
+        // A conflict is a field this apply would change that another manager owns.
+        let mut merged = live.clone();
+        merge_applied(&mut merged, &to_merge, "", ctx.schema);
         for (i, e) in entries.iter().enumerate() {
             if ctx.is_mine(e, "Apply") {
                 continue;
             }
             let eset = e.get("fieldsV1").cloned().unwrap_or(Value::Null);
             for leaf in leaves(&aset) {
-                if leaf.last().map(String::as_str) == Some(".") || !has_node(&eset, &leaf) {
+                // Only a field both own as a value can conflict; owning a
+                // map or list item (".") is shared by nature.
+                if leaf.last().map(String::as_str) == Some(".") || !has_leaf(&eset, &leaf) {
                     continue;
                 }
-                if value_at(live, &leaf) != value_at(applied, &leaf) {
+                if value_at(live, &leaf) != value_at(&merged, &leaf) {
                     let m = e.get("manager").and_then(Value::as_str).unwrap_or("").to_string();
                     let v = e.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
                     conflicts.push((m, v, path_string(&leaf)));
@@ -453,20 +470,6 @@ pub fn apply(
         }
         remove_value(&mut result, &leaf);
     }
-    let mut to_merge = applied.clone();
-    if let Some(m) = to_merge.as_object_mut() {
-        m.retain(|k, _| match ctx.part {
-            Part::Status => k == "status" || k == "metadata",
-            Part::Main { status_subresource: true } => k != "status",
-            Part::Main { .. } => true,
-        });
-        if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.retain(|mk, _| !SERVER_META.contains(&mk.as_str()) || mk == "name" || mk == "namespace");
-            if ctx.part == Part::Status {
-                meta.retain(|mk, _| mk == "name" || mk == "namespace");
-            }
-        }
-    }
     merge_applied(&mut result, &to_merge, "", ctx.schema);
 
     let new_entry = ctx.entry("Apply", aset);
@@ -484,6 +487,25 @@ pub fn apply(
     }
     set_managed(&mut result, entries);
     Ok(result)
+}
+
+/// The part of an apply configuration this request may set.
+fn applicable(applied: &Value, part: Part) -> Value {
+    let mut to_merge = applied.clone();
+    if let Some(m) = to_merge.as_object_mut() {
+        m.retain(|k, _| match part {
+            Part::Status => k == "status" || k == "metadata",
+            Part::Main { status_subresource: true } => k != "status",
+            Part::Main { .. } => true,
+        });
+        if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.retain(|mk, _| !SERVER_META.contains(&mk.as_str()) || mk == "name" || mk == "namespace");
+            if part == Part::Status {
+                meta.retain(|mk, _| mk == "name" || mk == "namespace");
+            }
+        }
+    }
+    to_merge
 }
 
 fn strip_managed(v: &Value) -> Value {
