@@ -119,26 +119,16 @@ pub fn leaves(set: &Value) -> Vec<Vec<String>> {
     out
 }
 
+fn node_at<'a>(set: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(set, |cur, p| cur.get(p))
+}
+
 fn has_node(set: &Value, path: &[String]) -> bool {
-    let mut cur = set;
-    for p in path {
-        match cur.get(p) {
-            Some(c) => cur = c,
-            None => return false,
-        }
-    }
-    true
+    node_at(set, path).is_some()
 }
 
 fn has_leaf(set: &Value, path: &[String]) -> bool {
-    let mut cur = set;
-    for p in path {
-        match cur.get(p) {
-            Some(c) => cur = c,
-            None => return false,
-        }
-    }
-    cur.as_object().is_none_or(Map::is_empty)
+    node_at(set, path).is_some_and(|n| n.as_object().is_none_or(Map::is_empty))
 }
 
 fn insert_leaf(set: &mut Value, path: &[String]) {
