@@ -223,6 +223,120 @@ pub fn apply_defaults(v: &mut Value, node: &Value) {
     }
 }
 
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+/// OpenAPI v3 validation of a custom resource, as the API server does it
+/// (types, required, enum, lengths, bounds, item counts; not `pattern`,
+/// `format` or CEL rules). Returns (field, message) causes.
+pub fn validate(obj: &Value, root_schema: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let (Some(m), Some(props)) = (obj.as_object(), root_schema.get("properties").and_then(Value::as_object)) {
+        for (k, v) in m {
+            if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                continue;
+            }
+            if let Some(s) = props.get(k) {
+                validate_node(v, s, k, &mut out);
+            }
+        }
+    }
+    out
+}
+
+fn validate_node(v: &Value, node: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    let nullable = node.get("nullable").and_then(Value::as_bool) == Some(true);
+    if v.is_null() && nullable {
+        return;
+    }
+    let int_or_string = node.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
+    let actual = json_type(v);
+    if let Some(want) = node.get("type").and_then(Value::as_str) {
+        let ok = want == actual || (want == "number" && actual == "integer");
+        if !ok {
+            out.push((path.into(), format!("Invalid value: \"{actual}\": {path} in body must be of type {want}: {}", shown(v))));
+            return;
+        }
+    } else if int_or_string && !matches!(actual, "integer" | "string") {
+        out.push((path.into(), format!("Invalid value: \"{actual}\": {path} in body must be of type integer,string: {}", shown(v))));
+        return;
+    }
+    if let Some(allowed) = node.get("enum").and_then(Value::as_array)
+        && !allowed.contains(v)
+    {
+        let list: Vec<String> = allowed.iter().map(shown).collect();
+        out.push((path.into(), format!("Unsupported value: {}: supported values: {}", shown(v), list.join(", "))));
+    }
+    let num = |k: &str| node.get(k).and_then(Value::as_f64);
+    match v {
+        Value::String(s) => {
+            let n = s.chars().count() as f64;
+            if let Some(max) = num("maxLength").filter(|m| n > *m) {
+                out.push((path.into(), format!("Too long: may not be more than {max} bytes")));
+            }
+            if let Some(min) = num("minLength").filter(|m| n < *m) {
+                out.push((path.into(), format!("Invalid value: {}: {path} in body should be at least {min} chars long", shown(v))));
+            }
+        }
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or(0.0);
+            if let Some(min) = num("minimum").filter(|m| x < *m) {
+                out.push((path.into(), format!("Invalid value: {n}: {path} in body should be greater than or equal to {min}")));
+            }
+            if let Some(max) = num("maximum").filter(|m| x > *m) {
+                out.push((path.into(), format!("Invalid value: {n}: {path} in body should be less than or equal to {max}")));
+            }
+        }
+        Value::Array(items) => {
+            let n = items.len() as f64;
+            if let Some(max) = num("maxItems").filter(|m| n > *m) {
+                out.push((path.into(), format!("Too many: {n}: must have at most {max} items")));
+            }
+            if let Some(min) = num("minItems").filter(|m| n < *m) {
+                out.push((path.into(), format!("Invalid value: {n}: {path} in body should have at least {min} items")));
+            }
+            if let Some(s) = node.get("items") {
+                for (i, c) in items.iter().enumerate() {
+                    validate_node(c, s, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        Value::Object(m) => {
+            if let Some(req) = node.get("required").and_then(Value::as_array) {
+                for r in req.iter().filter_map(Value::as_str) {
+                    if !m.contains_key(r) {
+                        out.push((format!("{path}.{r}"), "Required value".into()));
+                    }
+                }
+            }
+            let props = node.get("properties").and_then(Value::as_object);
+            let extra = node.get("additionalProperties").filter(|a| a.is_object());
+            for (k, c) in m {
+                if let Some(s) = props.and_then(|p| p.get(k)).or(extra) {
+                    validate_node(c, s, &format!("{path}.{k}"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +362,25 @@ mod tests {
         assert_eq!(dropped, vec!["extra", "spec.bogus", "spec.items[0].junk", "spec.empty.x"]);
         apply_defaults(&mut o, &schema);
         assert_eq!(o["spec"], json!({"size": 5, "free": {"any": {"thing": 1}}, "labels": {"a": "b"}, "items": [{"name": "n"}], "empty": {}, "mode": "fast"}));
+        assert!(validate(&o, &schema).is_empty());
+    }
+
+    #[test]
+    fn validation_reports_causes_like_the_api_server() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string", "maxLength": 3},
+            "size": {"type": "integer", "minimum": 1},
+            "mode": {"type": "string", "enum": ["a", "b"]},
+            "port": {"x-kubernetes-int-or-string": true},
+            "tags": {"type": "array", "maxItems": 1, "items": {"type": "string"}}}}}});
+        let o = json!({"spec": {"size": "big", "mode": "c", "port": "http", "tags": ["x", 2]}});
+        let got = validate(&o, &schema);
+        assert_eq!(got, vec![
+            ("spec.name".to_string(), "Required value".to_string()),
+            ("spec.size".to_string(), "Invalid value: \"string\": spec.size in body must be of type integer: \"big\"".to_string()),
+            ("spec.mode".to_string(), "Unsupported value: \"c\": supported values: \"a\", \"b\"".to_string()),
+            ("spec.tags".to_string(), "Too many: 2: must have at most 1 items".to_string()),
+            ("spec.tags[1]".to_string(), "Invalid value: \"integer\": spec.tags[1] in body must be of type string: 2".to_string()),
+        ]);
     }
 }

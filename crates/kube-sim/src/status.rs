@@ -86,10 +86,11 @@ impl ApiError {
     /// 422 with field causes; `kind` is the object's Kind, as the API server reports it.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: &[(String, String)]) -> Self {
         let list: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+        let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
         let msg = if list.len() == 1 {
-            format!("{kind} \"{name}\" is invalid: {}", list[0])
+            format!("{qualified} \"{name}\" is invalid: {}", list[0])
         } else {
-            format!("{kind} \"{name}\" is invalid: [{}]", list.join(", "))
+            format!("{qualified} \"{name}\" is invalid: [{}]", list.join(", "))
         };
         let mut d = json!({"name": name});
         if !group.is_empty() {

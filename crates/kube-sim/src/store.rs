@@ -367,7 +367,14 @@ impl Store {
         self.finish_create(t, version, ns, &name, body, opts.dry_run)
     }
 
+    fn validate_custom(t: &ResourceType, version: &str, name: &str, obj: &Value) -> ApiResult<()> {
+        let Some(sch) = t.schema(version) else { return Ok(()) };
+        let causes = schema::validate(obj, sch);
+        if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(&t.group, &t.kind, name, &causes)) }
+    }
+
     fn finish_create(&mut self, t: &ResourceType, version: &str, ns: &str, name: &str, mut body: Value, dry_run: bool) -> ApiResult<Arc<Value>> {
+        Self::validate_custom(t, version, name, &body)?;
         body["apiVersion"] = json!(t.api_version(&t.storage_version));
         body["kind"] = json!(t.kind);
         if t.kind == "CustomResourceDefinition" {
@@ -644,6 +651,7 @@ impl Store {
             }
             self.establish_crd(&mut new, opts.dry_run)?;
         }
+        Self::validate_custom(t, version, name, &new)?;
         // No-op writes do not bump the resourceVersion.
         if new == *old {
             return Ok(old);

@@ -242,6 +242,12 @@ async fn custom_resources_status_generation_schema_and_versions() {
     assert!(created.data.get("status").is_none(), "status is dropped on create with a status subresource");
     assert_eq!(created.metadata.generation, Some(1));
 
+    // Values are validated against the schema.
+    let invalid = json!({"apiVersion": "test.kflite.io/v1", "kind": "Gadget", "metadata": {"name": "bad"}, "spec": {"size": "big"}});
+    let s = status(api.create(&PostParams::default(), &obj(invalid)).await.expect_err("invalid"));
+    assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+    assert_eq!(s.message, "Gadget.test.kflite.io \"bad\" is invalid: spec.size: Invalid value: \"string\": spec.size in body must be of type integer: \"big\"");
+
     // Strict validation refuses undeclared fields; Ignore prunes them.
     let bad = json!({"apiVersion": "test.kflite.io/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"bogus": 1}});
     let s = status(api.patch("g", &PatchParams::apply("m").validation_strict(), &Patch::Apply(bad.clone())).await.expect_err("strict"));
