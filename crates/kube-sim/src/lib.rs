@@ -47,6 +47,9 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// How long a watch without timeoutSeconds stays open.
     pub watch_timeout: Duration,
+    /// Put the `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap
+    /// in every new namespace, as kube-controller-manager does.
+    pub namespace_defaults: bool,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(1),
             watch_timeout: Duration::from_secs(1800),
+            namespace_defaults: true,
         }
     }
 }
@@ -84,7 +88,7 @@ pub(crate) struct Shared {
 impl Shared {
     fn new(config: Config, addr: SocketAddr) -> Self {
         Shared {
-            store: Mutex::new(Store::new(config.history_limit)),
+            store: Mutex::new(Store::new(config.history_limit, config.namespace_defaults)),
             faults: Mutex::new(Faults::default()),
             cut: tokio::sync::watch::Sender::new(0),
             config,

@@ -42,6 +42,9 @@ pub struct Store {
     pub tx: broadcast::Sender<Arc<Event>>,
     uid_counter: u64,
     name_counter: u64,
+    ip_counter: u32,
+    /// Act as the service-account and root-CA controllers in new namespaces.
+    namespace_defaults: bool,
 }
 
 /// How a request changes an object.
@@ -93,6 +96,10 @@ pub struct DeleteOpts {
     pub resource_version: Option<String>,
     pub propagation: Option<String>,
 }
+
+/// What kube-sim publishes as `kube-root-ca.crt`: a placeholder, not a
+/// parseable certificate (kube-sim serves no TLS).
+const KUBE_SIM_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIBADAKBggqhkjOPQQDAjAjMSEwHwYDVQQDDBhrdWJlLXNp\nbS1zZXJ2ZXItY2EtcGxhY2Vob2xkZXIwHhcNMjYwMTAxMDAwMDAwWhcNMzYwMTAx\n-----END CERTIFICATE-----\n";
 
 pub fn now() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -197,7 +204,7 @@ fn spec_part(obj: &Value) -> Value {
 }
 
 impl Store {
-    pub fn new(history_limit: usize) -> Self {
+    pub fn new(history_limit: usize, namespace_defaults: bool) -> Self {
         let (tx, _) = broadcast::channel(4096);
         let mut s = Store {
             reg: Registry::with_builtins(),
@@ -209,6 +216,8 @@ impl Store {
             tx,
             uid_counter: 0,
             name_counter: 0,
+            ip_counter: 0,
+            namespace_defaults,
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let t = s.reg.lookup("", "v1", "namespaces").cloned();
@@ -328,6 +337,9 @@ impl Store {
                 o.remove("status");
             }
         defaults(t, obj);
+        if t.group.is_empty() && t.kind == "Service" {
+            self.allocate_cluster_ip(obj);
+        }
     }
 
     pub fn create(&mut self, t: &ResourceType, version: &str, ns: &str, mut body: Value, opts: &WriteOpts) -> ApiResult<Arc<Value>> {
@@ -389,7 +401,46 @@ impl Store {
         let gr = t.gr();
         self.objects.entry(gr.clone()).or_default().insert((ns.to_string(), name.to_string()), obj.clone());
         self.emit(&gr, ns, "ADDED", obj.clone(), None);
+        if t.kind == "Namespace" && t.group.is_empty() && self.namespace_defaults {
+            self.populate_namespace(name);
+        }
         Ok(obj)
+    }
+
+    /// What kube-controller-manager puts in every namespace: the `default`
+    /// ServiceAccount and the `kube-root-ca.crt` ConfigMap.
+    fn populate_namespace(&mut self, ns: &str) {
+        let opts = WriteOpts { manager: "kube-controller-manager".into(), ..Default::default() };
+        let items = [
+            ("serviceaccounts", json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}})),
+            ("configmaps", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt", "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}}, "data": {"ca.crt": KUBE_SIM_CA}})),
+        ];
+        for (plural, body) in items {
+            if let Some(t) = self.reg.lookup("", "v1", plural).cloned()
+                && let Err(e) = self.create(&t, "v1", ns, body, &opts)
+            {
+                tracing::debug!("populating namespace {ns}: {e}");
+            }
+        }
+    }
+
+    /// A ClusterIP from 10.96.0.0/12, as the service IP allocator hands them out.
+    fn allocate_cluster_ip(&mut self, svc: &mut Value) {
+        let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) else { return };
+        if spec.get("type").and_then(Value::as_str) == Some("ExternalName") || spec.contains_key("clusterIP") {
+            if let Some(ip) = spec.get("clusterIP").cloned() {
+                spec.entry("clusterIPs").or_insert(json!([ip]));
+            }
+            return;
+        }
+        self.ip_counter += 1;
+        let n = self.ip_counter + 1;
+        let ip = format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff);
+        spec.insert("clusterIP".into(), json!(ip));
+        spec.insert("clusterIPs".into(), json!([ip]));
+        spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
+        spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
+        spec.entry("internalTrafficPolicy").or_insert(json!("Cluster"));
     }
 
     /// Prune what a CR's schema does not declare; Strict rejects it, Warn reports it.

@@ -8,7 +8,12 @@ use kube_sim::{Config, Server};
 use std::time::{Duration, Instant};
 
 fn cm(name: &str) -> ConfigMap {
-    serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).expect("configmap")
+    serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": {"kflite-test": "faults"}}})).expect("configmap")
+}
+
+/// Only this test's objects (namespaces also hold kube-root-ca.crt).
+fn mine() -> ListParams {
+    ListParams::default().labels("kflite-test=faults")
 }
 
 fn api_error(e: kube::Error) -> (u16, String, String) {
@@ -26,16 +31,16 @@ async fn failing_the_next_requests_by_verb_and_resource() {
 
     sim.fail_next(Some("list"), Some("configmaps"), 500, 2);
     for _ in 0..2 {
-        let (code, reason, _) = api_error(api.list(&ListParams::default()).await.expect_err("injected"));
+        let (code, reason, _) = api_error(api.list(&mine()).await.expect_err("injected"));
         assert_eq!((code, reason.as_str()), (500, "InternalError"));
     }
     // Other verbs were never affected, and the rule is used up.
     api.get("x").await.expect("get is not a list");
-    assert_eq!(api.list(&ListParams::default()).await.expect("third list").items.len(), 1);
+    assert_eq!(api.list(&mine()).await.expect("third list").items.len(), 1);
 
     // 503 comes with Retry-After, and kube-rs retries it by itself.
     sim.fail_next(Some("list"), Some("configmaps"), 503, 1);
-    assert_eq!(api.list(&ListParams::default()).await.expect("retried past one 503").items.len(), 1);
+    assert_eq!(api.list(&mine()).await.expect("retried past one 503").items.len(), 1);
 
     sim.fail_next(Some("create"), None, 409, 1);
     let (code, reason, _) = api_error(api.create(&PostParams::default(), &cm("y")).await.expect_err("injected"));
@@ -56,7 +61,7 @@ async fn latency_delays_matching_requests_only() {
     api.get("x").await.expect("get");
     let slow = t.elapsed();
     let t = Instant::now();
-    api.list(&ListParams::default()).await.expect("list");
+    api.list(&mine()).await.expect("list");
     let fast = t.elapsed();
     assert!(slow >= Duration::from_millis(400), "get took {slow:?}");
     assert!(fast < Duration::from_millis(300), "list took {fast:?}");
@@ -70,7 +75,7 @@ async fn latency_delays_matching_requests_only() {
 async fn cutting_watches_ends_open_streams() {
     let sim = Server::start(Config::default()).expect("start");
     let api: Api<ConfigMap> = Api::namespaced(sim.client().expect("client"), "default");
-    let rv = api.list(&ListParams::default()).await.expect("list").metadata.resource_version.expect("rv");
+    let rv = api.list(&mine()).await.expect("list").metadata.resource_version.expect("rv");
     let mut stream = std::pin::pin!(api.watch(&WatchParams::default().timeout(60), &rv).await.expect("watch"));
     api.create(&PostParams::default(), &cm("x")).await.expect("create");
     match stream.next().await {
@@ -101,7 +106,7 @@ async fn expired_resource_versions_answer_410() {
     for n in ["a", "b", "c"] {
         api.create(&PostParams::default(), &cm(n)).await.expect("create");
     }
-    let first = api.list(&ListParams::default().limit(1)).await.expect("first page");
+    let first = api.list(&mine().limit(1)).await.expect("first page");
     let old_rv = first.metadata.resource_version.clone().expect("rv");
     let token = first.metadata.continue_.clone().expect("continue token");
     sim.expire_resource_versions();
@@ -116,10 +121,10 @@ async fn expired_resource_versions_answer_410() {
         other => panic!("expected a 410 ERROR event, got {other:?}"),
     }
     // A continue token from before the expiry.
-    let (code, reason, _) = api_error(api.list(&ListParams::default().limit(1).continue_token(&token)).await.expect_err("expired token"));
+    let (code, reason, _) = api_error(api.list(&mine().limit(1).continue_token(&token)).await.expect_err("expired token"));
     assert_eq!((code, reason.as_str()), (410, "Expired"));
     // A fresh list and a watch from its version work.
-    let fresh = api.list(&ListParams::default()).await.expect("relist");
+    let fresh = api.list(&mine()).await.expect("relist");
     assert_eq!(fresh.items.len(), 3);
     let rv = fresh.metadata.resource_version.expect("rv");
     let mut stream = std::pin::pin!(api.watch(&WatchParams::default().timeout(5), &rv).await.expect("watch"));
@@ -173,7 +178,7 @@ async fn the_binary_serves_the_admin_endpoint() {
     assert!(t.elapsed() >= Duration::from_millis(300));
     client.request_text(http::Request::delete("/kube-sim/faults").body(Vec::new()).expect("request")).await.expect("clear");
 
-    let rv = nss.list(&ListParams::default()).await.expect("list").metadata.resource_version.expect("rv");
+    let rv = nss.list(&mine()).await.expect("list").metadata.resource_version.expect("rv");
     let mut stream = std::pin::pin!(nss.watch(&WatchParams::default().timeout(30), &rv).await.expect("watch"));
     client.request_text(admin("cut-watches", "")).await.expect("cut");
     let end = tokio::time::timeout(Duration::from_secs(5), async {

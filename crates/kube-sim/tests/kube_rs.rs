@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 fn cm(name: &str) -> ConfigMap {
-    serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "data": {"k": name}})).expect("configmap")
+    serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": {"kflite-test": "watch"}}, "data": {"k": name}})).expect("configmap")
 }
 
 async fn until(what: &str, mut cond: impl FnMut() -> bool) {
@@ -42,7 +42,8 @@ async fn reflector_survives_cuts_and_expiry(tc: &TestCluster, config: watcher::C
     let (reader, writer) = reflector::store::<ConfigMap>();
     let inits = Arc::new(AtomicUsize::new(0));
     let seen_inits = inits.clone();
-    let stream = watcher(api.clone(), config)
+    // Only this test's objects (namespaces also hold kube-root-ca.crt).
+    let stream = watcher(api.clone(), config.labels("kflite-test=watch"))
         .default_backoff()
         .inspect(move |e| {
             if matches!(e, Ok(watcher::Event::InitDone)) {
