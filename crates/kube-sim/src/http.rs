@@ -419,6 +419,9 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
     };
     let ns = p.namespace.clone().unwrap_or_default();
     let v = p.version.as_str();
+    if t.review {
+        return review(&t, v, &req);
+    }
     match req.verb {
         "get" => {
             let name = p.name.as_deref().unwrap_or("");
@@ -494,6 +497,32 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// Access and token reviews: kube-sim has no authentication or
+/// authorization, so everyone is the cluster admin and everything is allowed.
+fn review(t: &ResourceType, v: &str, req: &Req) -> ApiResult<Response<Body>> {
+    if req.verb != "create" {
+        return Err(ApiError::method_not_allowed());
+    }
+    let mut body = req.parse_body()?;
+    let user = json!({"username": "kube-sim-admin", "groups": ["system:masters", "system:authenticated"]});
+    body["status"] = match t.kind.as_str() {
+        "TokenReview" => json!({"authenticated": true, "user": user, "audiences": []}),
+        "SelfSubjectReview" => json!({"userInfo": user}),
+        "SelfSubjectRulesReview" => json!({
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": false,
+        }),
+        _ => json!({"allowed": true, "reason": "kube-sim authorizes every request"}),
+    };
+    body["apiVersion"] = json!(t.api_version(v));
+    body["kind"] = json!(t.kind);
+    if body.get("metadata").is_none() {
+        body["metadata"] = json!({});
+    }
+    Ok(json_response(201, &body))
 }
 
 /// `Warning: 299 - "..."` headers, which kubectl prints.

@@ -47,6 +47,8 @@ pub struct ResourceType {
     pub create_on_update: bool,
     /// Set for kinds registered by a CustomResourceDefinition.
     pub crd: Option<Vec<CrdVersion>>,
+    /// Create-only review kinds (access reviews, token reviews): answered, never stored.
+    pub review: bool,
 }
 
 impl ResourceType {
@@ -154,6 +156,18 @@ static BUILTINS: &[Builtin] = &[
     b("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"], false, false, NONE),
     b("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"], true, false, ALL),
     b("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], false, false, NONE),
+    // Stored apart from core/v1 Events (the API server converts between the two views).
+    b("events.k8s.io", "v1", "Event", "events", true, &["ev"], false, false, NONE),
+];
+
+/// Create-only kinds kube-sim answers without storing: (group, kind, plural, namespaced).
+static REVIEWS: &[(&str, &str, &str, bool)] = &[
+    ("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews", false),
+    ("authorization.k8s.io", "SelfSubjectRulesReview", "selfsubjectrulesreviews", false),
+    ("authorization.k8s.io", "SubjectAccessReview", "subjectaccessreviews", false),
+    ("authorization.k8s.io", "LocalSubjectAccessReview", "localsubjectaccessreviews", true),
+    ("authentication.k8s.io", "TokenReview", "tokenreviews", false),
+    ("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", false),
 ];
 
 /// All served resource types.
@@ -181,7 +195,25 @@ impl Registry {
                 generation: b.generation,
                 create_on_update: matches!(b.kind, "Lease" | "Event" | "Endpoints"),
                 crd: None,
+                review: false,
             })
+            .chain(REVIEWS.iter().map(|(group, kind, plural, namespaced)| ResourceType {
+                group: (*group).into(),
+                versions: vec!["v1".into()],
+                storage_version: "v1".into(),
+                kind: (*kind).into(),
+                list_kind: format!("{kind}List"),
+                plural: (*plural).into(),
+                singular: kind.to_ascii_lowercase(),
+                short_names: Vec::new(),
+                categories: Vec::new(),
+                namespaced: *namespaced,
+                status_subresource: false,
+                generation: false,
+                create_on_update: false,
+                crd: None,
+                review: true,
+            }))
             .collect();
         Registry { types }
     }
@@ -319,6 +351,7 @@ fn crd_type(crd: &Value) -> Result<ResourceType, String> {
         generation: true,
         create_on_update: false,
         crd: Some(crd_versions),
+        review: false,
     })
 }
 
@@ -350,7 +383,10 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
     }
 }
 
-fn verbs(_t: &ResourceType) -> Value {
+fn verbs(t: &ResourceType) -> Value {
+    if t.review {
+        return json!(["create"]);
+    }
     json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
 }
 

@@ -1052,6 +1052,21 @@ fn defaults(t: &ResourceType, obj: &mut Value) {
                 obj["status"] = json!({"phase": "Active"});
             }
         }
+        ("", "Secret") => {
+            // stringData is write-only: it lands in data, base64-encoded.
+            if let Some(Value::Object(sd)) = obj.as_object_mut().and_then(|o| o.remove("stringData")) {
+                let data = obj.as_object_mut().map(|o| o.entry("data").or_insert(json!({})));
+                if let Some(Value::Object(d)) = data {
+                    for (k, v) in sd {
+                        let raw = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                        d.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(raw)));
+                    }
+                }
+            }
+            if obj.get("type").is_none() {
+                obj["type"] = json!("Opaque");
+            }
+        }
         ("", "Service") => {
             let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else { return };
             spec.entry("type").or_insert(json!("ClusterIP"));

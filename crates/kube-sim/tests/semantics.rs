@@ -313,3 +313,36 @@ async fn gateway_api_httproute_round_trips() {
     let v = serde_json::to_value(&created).expect("json");
     assert_eq!(v["spec"], spec, "every field the route sets is declared by the CRD schema and kept");
 }
+
+#[tokio::test]
+async fn secrets_reviews_and_namespace_defaults() {
+    use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
+    use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+    let tc = TestCluster::start().expect("start");
+    let client = tc.client().await.expect("client");
+    let ns = tc.namespace("sec").await.expect("namespace");
+
+    // stringData is folded into data, base64-encoded; type defaults to Opaque.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let s = secrets.create(&PostParams::default(), &obj(json!({"metadata": {"name": "s"}, "stringData": {"user": "minio"}}))).await.expect("create");
+    assert_eq!(s.type_.as_deref(), Some("Opaque"));
+    assert!(s.string_data.is_none());
+    assert_eq!(s.data.expect("data")["user"].0, b"minio".to_vec());
+
+    // The controllers put a default ServiceAccount and the root CA ConfigMap in every namespace.
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    eventually("the default ServiceAccount", || async { sas.get_opt("default").await.expect("get").is_some() }).await;
+    eventually("kube-root-ca.crt", || async { cms.get_opt("kube-root-ca.crt").await.expect("get").is_some() }).await;
+
+    // Access reviews are answered (kube-sim allows everything; a test user on a real cluster may be refused).
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let r = reviews
+        .create(&PostParams::default(), &obj(json!({"spec": {"resourceAttributes": {"verb": "list", "resource": "configmaps", "namespace": ns}}})))
+        .await
+        .expect("review");
+    assert!(r.status.is_some());
+    if !tc.is_real() {
+        assert!(r.status.map(|s| s.allowed).unwrap_or(false));
+    }
+}
