@@ -53,8 +53,18 @@ pub fn merge_one(list: &mut Vec<FieldSpec>, fs: FieldSpec) -> Result<(), String>
 }
 
 pub fn merge_all(list: &mut Vec<FieldSpec>, other: &[FieldSpec]) -> Result<(), String> {
+    // Index by (gvk, path): configurations merge hundreds of specs, often.
+    let mut index: std::collections::HashMap<(Gvk, String), bool> =
+        list.iter().map(|f| ((f.gvk.clone(), f.path.clone()), f.create)).collect();
     for fs in other {
-        merge_one(list, fs.clone())?;
+        match index.get(&(fs.gvk.clone(), fs.path.clone())) {
+            Some(&create) if create != fs.create => return Err(format!("conflicting fieldspecs for path {}", fs.path)),
+            Some(_) => {}
+            None => {
+                index.insert((fs.gvk.clone(), fs.path.clone()), fs.create);
+                list.push(fs.clone());
+            }
+        }
     }
     Ok(())
 }
@@ -73,6 +83,9 @@ pub struct NameBackRef {
 /// kustomize's `TransformerConfig`.
 #[derive(Debug, Clone, Default)]
 pub struct TransformerConfig {
+    /// Whether anything beyond the built-in specs was merged in (merging
+    /// the built-ins into a config that has them is a no-op, and common).
+    pub custom: bool,
     pub name_prefix: Vec<FieldSpec>,
     pub name_suffix: Vec<FieldSpec>,
     pub namespace: Vec<FieldSpec>,
@@ -92,6 +105,7 @@ impl TransformerConfig {
         let metadata = from_table(builtin_data::METADATA_LABELS);
         common_labels.extend(metadata.iter().cloned());
         TransformerConfig {
+            custom: false,
             name_prefix: from_table(builtin_data::NAME_PREFIX),
             name_suffix: from_table(builtin_data::NAME_SUFFIX),
             namespace: from_table(builtin_data::NAMESPACE),
@@ -113,6 +127,10 @@ impl TransformerConfig {
     }
 
     pub fn merge(&mut self, o: &TransformerConfig) -> Result<(), String> {
+        if !o.custom {
+            return Ok(());
+        }
+        self.custom = true;
         merge_all(&mut self.name_prefix, &o.name_prefix)?;
         merge_all(&mut self.name_suffix, &o.name_suffix)?;
         merge_all(&mut self.namespace, &o.namespace)?;
@@ -134,7 +152,7 @@ impl TransformerConfig {
 
     /// Reads a `configurations:` file.
     pub fn from_value(v: &Value) -> Result<Self, String> {
-        let mut t = TransformerConfig::default();
+        let mut t = TransformerConfig { custom: true, ..TransformerConfig::default() };
         let Some(m) = v.as_map() else { return Ok(t) };
         let list = |key: &str| -> Result<Vec<FieldSpec>, String> {
             match m.get(key) {

@@ -10,6 +10,7 @@ mod generators;
 pub mod kustomization;
 pub mod loader;
 mod nameref;
+mod par;
 mod patch;
 mod replacements;
 mod smp;
@@ -73,6 +74,16 @@ pub struct Rendered {
 /// Builds the kustomization in `dir`.
 pub fn render(dir: &Path, options: &Options) -> Result<Rendered> {
     let (resources, warnings) = target::build(dir, options.mirror.clone())?;
-    let yaml = yaml::emit_documents(resources.iter().map(|r| &r.obj));
+    // Objects print independently; emit them on spare CPUs, join in order.
+    let chunk = resources.len().div_ceil(std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let chunks: Vec<&[resource::Resource]> = resources.chunks(chunk).collect();
+    let parts = par::map(&chunks, |c| yaml::emit_documents(c.iter().map(|r| &r.obj)));
+    let mut yaml = String::with_capacity(parts.iter().map(String::len).sum::<usize>() + parts.len() * 4);
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 && !p.is_empty() {
+            yaml.push_str("---\n");
+        }
+        yaml.push_str(p);
+    }
     Ok(Rendered { yaml, objects: resources.len(), warnings })
 }

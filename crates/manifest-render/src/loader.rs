@@ -146,6 +146,7 @@ impl Root {
         if real.is_dir() {
             return Err(Error::invalid(&real, "is a directory, not a file"));
         }
+        tracing::debug!(file = %real.display(), "load");
         let text = std::fs::read(&real).map_err(|e| Error::io(&real, e))?;
         let text = String::from_utf8(text).map_err(|_| Error::invalid(&real, "is not UTF-8 text"))?;
         Ok((real, text))

@@ -68,11 +68,19 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn select(&self, old_name: &str, cands: &[usize], by_namespace_too: bool) -> Result<Option<usize>, String> {
         let all = self.all;
+        // Only renamed objects (those with previous ids) can be referrals.
+        let t = self.target;
         let mut c: Vec<usize> = cands
             .iter()
             .copied()
-            .filter(|&i| all[i].prev_ids().iter().any(|id| id.name == old_name))
-            .filter(|&i| all[i].prev_ids().iter().any(|id| id.gvk.is_selected_by(self.target)))
+            .filter(|&i| all[i].prev.iter().any(|(_, name, _)| name == old_name))
+            .filter(|&i| {
+                let r = &all[i];
+                let gvk = r.gvk();
+                (t.group.is_empty() || t.group == gvk.group)
+                    && (t.version.is_empty() || t.version == gvk.version)
+                    && r.prev.iter().any(|(_, _, kind)| t.kind.is_empty() || *kind == t.kind)
+            })
             .collect();
         if self.path.ends_with("roleRef/name")
             && let Some(rr) = self.referrer.obj.get("roleRef")

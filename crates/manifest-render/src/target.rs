@@ -34,10 +34,22 @@ impl Accumulator {
         Ok(())
     }
 
-    fn merge(&mut self, other: Accumulator) -> Result<(), String> {
-        for r in other.resources {
-            self.append(r)?;
+    /// Appends many objects; ids are indexed once so this stays linear.
+    pub fn append_all(&mut self, rs: Vec<Resource>) -> Result<(), String> {
+        let key = |id: &ResId| (id.gvk.clone(), id.name.clone(), id.effective_namespace().to_string());
+        let mut seen: std::collections::HashSet<_> = self.resources.iter().map(|r| key(&r.cur_id())).collect();
+        for r in rs {
+            let id = r.cur_id();
+            if !seen.insert(key(&id)) {
+                return Err(format!("may not add resource with an already registered id: {}", display_id(&id)));
+            }
+            self.resources.push(r);
         }
+        Ok(())
+    }
+
+    fn merge(&mut self, other: Accumulator) -> Result<(), String> {
+        self.append_all(other.resources)?;
         self.config.merge(&other.config)?;
         vars::merge_set(&mut self.vars, other.vars)?;
         self.warnings.extend(other.warnings);
@@ -103,6 +115,12 @@ fn has_nil_in_list(v: &Value) -> bool {
     }
 }
 
+/// What one `resources` entry produced.
+enum Loaded {
+    Objects(PathBuf, Vec<Resource>),
+    Base(Accumulator),
+}
+
 /// One kustomization directory being built.
 pub struct Target {
     pub root: Root,
@@ -124,8 +142,13 @@ impl Target {
     }
 
     pub fn accumulate(&self, mut ra: Accumulator) -> Result<Accumulator, Error> {
-        for path in &self.kust.resources {
-            self.accumulate_resource(&mut ra, path)?;
+        // Files and bases load independently; combine them in order.
+        let loaded = crate::par::map(&self.kust.resources, |path| self.load_resource(path));
+        for part in loaded {
+            match part? {
+                Loaded::Objects(file, rs) => ra.append_all(rs).map_err(|m| Error::invalid(&file, m))?,
+                Loaded::Base(sub) => ra.merge(sub).map_err(|m| self.err(m))?,
+            }
         }
         for c in &self.kust.configurations {
             let (file, text) = self.root.load(c)?;
@@ -156,7 +179,7 @@ impl Target {
         Ok(ra)
     }
 
-    fn accumulate_resource(&self, ra: &mut Accumulator, path: &str) -> Result<(), Error> {
+    fn load_resource(&self, path: &str) -> Result<Loaded, Error> {
         let as_file = self.root.dir.join(path);
         let remote = crate::loader::Remote::parse(path);
         let is_file = match &remote {
@@ -166,10 +189,8 @@ impl Target {
         };
         if is_file {
             let (file, text) = self.root.load(path).map_err(|e| e.context(&self.file, format!("resource '{path}'")))?;
-            for r in resources_from_text(&text, &file)? {
-                ra.append(r).map_err(|m| Error::invalid(&file, m))?;
-            }
-            return Ok(());
+            let rs = resources_from_text(&text, &file)?;
+            return Ok(Loaded::Objects(file, rs));
         }
         if remote.is_none() && !as_file.exists() {
             return Err(self.err(format!("accumulating resources: '{path}' does not exist (neither a file nor a directory)")));
@@ -179,8 +200,7 @@ impl Target {
         if sub.kust.kind == "Component" {
             return Err(self.err(format!("expected kind != 'Component' for path '{}'", sub.root.dir.display())));
         }
-        let sub_ra = sub.accumulate(Accumulator::new())?;
-        ra.merge(sub_ra).map_err(|m| self.err(m))
+        Ok(Loaded::Base(sub.accumulate(Accumulator::new())?))
     }
 
     fn run_transformers(&self, ra: &mut Accumulator) -> Result<(), Error> {

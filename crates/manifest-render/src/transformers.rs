@@ -60,7 +60,14 @@ pub fn namespace(t: &Target, ra: &mut Accumulator) -> Result<()> {
         return Ok(());
     }
     let specs = ra.config.namespace.clone();
+    // Live count of current ids, to report a conflict the moment it appears.
+    let key = |id: &crate::resource::ResId| (id.gvk.clone(), id.name.clone(), id.effective_namespace().to_string());
+    let mut counts: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
+    for r in &ra.resources {
+        *counts.entry(key(&r.cur_id())).or_default() += 1;
+    }
     for i in 0..ra.resources.len() {
+        let before = key(&ra.resources[i].cur_id());
         let r = &mut ra.resources[i];
         if r.is_empty() {
             continue;
@@ -95,7 +102,14 @@ pub fn namespace(t: &Target, ra: &mut Accumulator) -> Result<()> {
         }
         apply_specs(r, &filtered, CreateKind::Scalar, &mut |v| set_scalar(v, ns)).map_err(wrap)?;
         let id = ra.resources[i].cur_id();
-        let n = ra.resources.iter().filter(|x| x.cur_id().equals(&id)).count();
+        if let Some(c) = counts.get_mut(&before) {
+            *c -= 1;
+        }
+        let n = {
+            let c = counts.entry(key(&id)).or_default();
+            *c += 1;
+            *c
+        };
         if n != 1 {
             return Err(Error::invalid(&t.file, format!("namespace transformation produces ID conflict: {}", display_id(&id))));
         }
