@@ -92,6 +92,118 @@ fn cell(v: Option<&Value>, ty: &str) -> Value {
     }
 }
 
+type Cell = fn(&Value) -> Value;
+
+fn len_of(o: &Value, ptr: &str) -> Value {
+    json!(o.pointer(ptr).map(|v| v.as_object().map(|m| m.len()).or_else(|| v.as_array().map(Vec::len)).unwrap_or(0)).unwrap_or(0))
+}
+
+fn str_at(o: &Value, ptr: &str, none: &str) -> Value {
+    json!(o.pointer(ptr).and_then(Value::as_str).unwrap_or(none))
+}
+
+fn int_at(o: &Value, ptr: &str) -> i64 {
+    o.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn ready_of(o: &Value) -> Value {
+    let want = o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+    json!(format!("{}/{want}", int_at(o, "/status/readyReplicas")))
+}
+
+fn pod_ready(o: &Value) -> Value {
+    let total = o.pointer("/spec/containers").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+    let ready = o
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true)).count())
+        .unwrap_or(0);
+    json!(format!("{ready}/{total}"))
+}
+
+fn pod_restarts(o: &Value) -> Value {
+    let n: i64 = o
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|c| c.get("restartCount").and_then(Value::as_i64)).sum())
+        .unwrap_or(0);
+    json!(n)
+}
+
+fn service_ports(o: &Value) -> Value {
+    let ports: Vec<String> = o
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    let port = p.get("port").map(|v| v.to_string()).unwrap_or_default();
+                    let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+                    match p.get("nodePort") {
+                        Some(n) => format!("{port}:{n}/{proto}"),
+                        None => format!("{port}/{proto}"),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") })
+}
+
+fn role_ref(o: &Value) -> Value {
+    let kind = o.pointer("/roleRef/kind").and_then(Value::as_str).unwrap_or("");
+    let name = o.pointer("/roleRef/name").and_then(Value::as_str).unwrap_or("");
+    json!(format!("{kind}/{name}"))
+}
+
+/// Kinds the API server prints with `CREATED AT` (a timestamp) instead of `AGE`.
+fn created_at(t: &ResourceType) -> bool {
+    matches!(t.kind.as_str(), "CustomResourceDefinition" | "Role" | "ClusterRole") && !t.is_crd()
+}
+
+/// The extra columns `kubectl get` shows for common built-in kinds (after Name).
+fn builtin_columns(t: &ResourceType) -> Vec<(&'static str, Cell)> {
+    if t.is_crd() {
+        return Vec::new();
+    }
+    match (t.group.as_str(), t.kind.as_str()) {
+        ("", "Namespace") => vec![("Status", |o| str_at(o, "/status/phase", ""))],
+        ("", "ConfigMap") => vec![("Data", |o| json!(len_of(o, "/data").as_u64().unwrap_or(0) + len_of(o, "/binaryData").as_u64().unwrap_or(0)))],
+        ("", "Secret") => vec![("Type", |o| str_at(o, "/type", "Opaque")), ("Data", |o| len_of(o, "/data"))],
+        ("", "ServiceAccount") => vec![("Secrets", |o| len_of(o, "/secrets"))],
+        ("", "Service") => vec![
+            ("Type", |o| str_at(o, "/spec/type", "ClusterIP")),
+            ("Cluster-IP", |o| str_at(o, "/spec/clusterIP", "<none>")),
+            ("External-IP", |o| str_at(o, "/status/loadBalancer/ingress/0/ip", "<none>")),
+            ("Port(s)", service_ports),
+        ],
+        ("", "Pod") => vec![
+            ("Ready", pod_ready),
+            ("Status", |o| str_at(o, "/status/phase", "Pending")),
+            ("Restarts", pod_restarts),
+        ],
+        ("", "PersistentVolumeClaim") => vec![
+            ("Status", |o| str_at(o, "/status/phase", "Pending")),
+            ("Volume", |o| str_at(o, "/spec/volumeName", "")),
+            ("Capacity", |o| str_at(o, "/status/capacity/storage", "")),
+            ("Access Modes", |o| json!(o.pointer("/spec/accessModes").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(|m| match m { "ReadWriteOnce" => "RWO", "ReadOnlyMany" => "ROX", "ReadWriteMany" => "RWX", "ReadWriteOncePod" => "RWOP", other => other }).collect::<Vec<_>>().join(",")).unwrap_or_default())),
+            ("StorageClass", |o| str_at(o, "/spec/storageClassName", "<unset>")),
+        ],
+        ("apps", "Deployment") => vec![
+            ("Ready", ready_of),
+            ("Up-to-date", |o| json!(int_at(o, "/status/updatedReplicas"))),
+            ("Available", |o| json!(int_at(o, "/status/availableReplicas"))),
+        ],
+        ("apps", "StatefulSet") | ("apps", "ReplicaSet") => vec![("Ready", ready_of)],
+        ("rbac.authorization.k8s.io", "RoleBinding") | ("rbac.authorization.k8s.io", "ClusterRoleBinding") => vec![("Role", role_ref)],
+        ("rbac.authorization.k8s.io", "Role") | ("rbac.authorization.k8s.io", "ClusterRole") | ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            vec![("Created At", |o| str_at(o, "/metadata/creationTimestamp", ""))]
+        }
+        ("coordination.k8s.io", "Lease") => vec![("Holder", |o| str_at(o, "/spec/holderIdentity", ""))],
+        _ => Vec::new(),
+    }
+}
+
 /// A Table of `items` as the API server would print them.
 pub fn table(t: &ResourceType, version: &str, items: &[Arc<Value>], list_meta: Option<Value>, include: Option<&str>) -> Value {
     let name_col = column("Name", "string", "name", "Name must be unique within a namespace.", 0);
@@ -109,10 +221,12 @@ pub fn table(t: &ResourceType, version: &str, items: &[Arc<Value>], list_meta: O
             ));
         }
     } else {
-        if t.kind == "Namespace" {
-            cols.push(column("Status", "string", "", "The status of the namespace", 0));
+        for (name, _) in builtin_columns(t) {
+            cols.push(column(name, "string", "", "", 0));
         }
-        cols.push(column("Age", "date", "", "CreationTimestamp is a timestamp representing the server time when this object was created.", 0));
+        if !created_at(t) {
+            cols.push(column("Age", "date", "", "CreationTimestamp is a timestamp representing the server time when this object was created.", 0));
+        }
     }
     let rows: Vec<Value> = items
         .iter()
@@ -125,10 +239,12 @@ pub fn table(t: &ResourceType, version: &str, items: &[Arc<Value>], list_meta: O
                     cells.push(cell(jsonpath(o, path).first().copied(), ty));
                 }
             } else {
-                if t.kind == "Namespace" {
-                    cells.push(o.pointer("/status/phase").cloned().unwrap_or(Value::Null));
+                for (_, f) in builtin_columns(t) {
+                    cells.push(f(o));
                 }
-                cells.push(age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str)));
+                if !created_at(t) {
+                    cells.push(age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str)));
+                }
             }
             let object = match include.unwrap_or("Metadata") {
                 "None" => Value::Null,
