@@ -703,8 +703,8 @@ impl Store {
             self.establish_crd(&mut new, opts.dry_run)?;
         }
         Self::validate_custom(t, version, name, &new)?;
-        // No-op writes do not bump the resourceVersion.
-        if new == *old {
+        // No-op writes (managedFields timestamps aside) do not bump the resourceVersion.
+        if without_times(&new) == without_times(&old) {
             return Ok(old);
         }
         if opts.dry_run {
@@ -1008,6 +1008,16 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+fn without_times(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(mf) = o.pointer_mut("/metadata/managedFields").and_then(Value::as_array_mut) {
+        for e in mf.iter_mut().filter_map(Value::as_object_mut) {
+            e.remove("time");
+        }
+    }
+    o
 }
 
 fn crd_gr(crd: &Value) -> Option<GroupResource> {
