@@ -5,6 +5,8 @@
 //! out like `../shared/upstream` (see [`loader::Remote`]).
 
 mod builtin_data;
+#[cfg(test)]
+mod builtin_data_check;
 pub mod fieldspec;
 mod generators;
 pub mod kustomization;

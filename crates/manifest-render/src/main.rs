@@ -44,8 +44,9 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     let Command::Build { dir, mirror, output } = Cli::parse().command;
     let rendered = manifest_render::render(&dir, &manifest_render::Options { mirror })?;
+    // kustomize prints these lines on stderr as they are; so do we.
     for w in &rendered.warnings {
-        tracing::warn!("{w}");
+        eprintln!("{w}");
     }
     match output {
         Some(path) => std::fs::write(&path, rendered.yaml.as_bytes())
