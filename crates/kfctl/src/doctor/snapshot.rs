@@ -1,0 +1,114 @@
+//! Everything doctor's checks look at, read from the cluster once.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kfmodel::istio::STUB_KINDS;
+use serde_json::Value;
+
+use super::DoctorConfig;
+use crate::resources::{self as r, label, name};
+use crate::Result;
+
+/// The label that opts a namespace into Kubeflow Pipelines (pipeline-artifacts' `ENABLED_LABEL`).
+pub const PIPELINES_ENABLED_LABEL: &str = "pipelines.kubeflow.org/enabled";
+/// The per-namespace artifact Secret (pipeline-artifacts' `SECRET_NAME`).
+pub const ARTIFACT_SECRET: &str = "mlpipeline-minio-artifact";
+/// The ConfigMaps pipeline-artifacts writes in every enabled namespace.
+pub const KFP_CONFIGMAPS: [&str; 3] = ["kfp-launcher", "metadata-grpc-configmap", "artifact-repositories"];
+
+/// What one pipelines-enabled namespace has.
+#[derive(Clone, Debug, Default)]
+pub struct PipelinesNamespace {
+    pub has_secret: bool,
+    pub configmaps: BTreeSet<String>,
+}
+
+/// One Istio kind: whether its (stub) CRD exists, and the objects of it.
+#[derive(Clone, Debug)]
+pub struct IstioState {
+    pub kind: &'static kfmodel::istio::IstioKind,
+    pub crd_exists: bool,
+    /// `ns/name` of each object.
+    pub objects: Vec<String>,
+}
+
+/// `None` fields: the kind is not served (its CRD is missing).
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub routes: Option<Vec<Value>>,
+    pub grants: Option<Vec<Value>>,
+    pub services: Vec<Value>,
+    pub notebooks: Option<Vec<Value>>,
+    pub tensorboards: Option<Vec<Value>>,
+    pub pvcviewers: Option<Vec<Value>>,
+    pub profiles: Option<Vec<Value>>,
+    pub namespaces: Vec<Value>,
+    pub pods: Vec<Value>,
+    pub pvcs: Vec<Value>,
+    pub network_policies: Vec<Value>,
+    pub route_controller: Option<Value>,
+    pub artifact_controller: Option<Value>,
+    /// Keyed by namespace name.
+    pub pipelines: BTreeMap<String, PipelinesNamespace>,
+    pub istio: Vec<IstioState>,
+}
+
+fn split(qualified: &str) -> (&str, &str) {
+    qualified.split_once('/').unwrap_or(("kubeflow", qualified))
+}
+
+impl Snapshot {
+    pub async fn fetch(client: &kube::Client, config: &DoctorConfig) -> Result<Self> {
+        let c = client;
+        let (rc_ns, rc_name) = split(&config.route_controller);
+        let (ac_ns, ac_name) = split(&config.artifact_controller);
+        let mut s = Snapshot {
+            routes: r::list_in(c, &r::httproute(), &config.route_namespace).await?,
+            grants: r::list_all(c, &r::referencegrant()).await?,
+            services: r::list_all(c, &r::service()).await?.unwrap_or_default(),
+            notebooks: r::list_all(c, &r::notebook()).await?,
+            tensorboards: r::list_all(c, &r::tensorboard()).await?,
+            pvcviewers: r::list_all(c, &r::pvcviewer()).await?,
+            profiles: r::list_all(c, &r::profile()).await?,
+            namespaces: r::list_all(c, &r::namespace()).await?.unwrap_or_default(),
+            pods: r::list_all(c, &r::pod()).await?.unwrap_or_default(),
+            pvcs: r::list_all(c, &r::pvc()).await?.unwrap_or_default(),
+            network_policies: r::list_all(c, &r::networkpolicy()).await?.unwrap_or_default(),
+            route_controller: r::get(c, &r::deployment(), Some(rc_ns), rc_name).await?,
+            artifact_controller: r::get(c, &r::deployment(), Some(ac_ns), ac_name).await?,
+            ..Default::default()
+        };
+        let enabled: Vec<String> = s
+            .namespaces
+            .iter()
+            .filter(|n| label(n, PIPELINES_ENABLED_LABEL) == Some("true"))
+            .map(|n| name(n).to_string())
+            .collect();
+        for ns in enabled {
+            // Only whether the Secret exists is kept; its data never leaves this call.
+            let has_secret = r::get(c, &r::secret(), Some(&ns), ARTIFACT_SECRET).await?.is_some();
+            let configmaps = r::list_in(c, &r::configmap(), &ns)
+                .await?
+                .unwrap_or_default()
+                .iter()
+                .map(|cm| name(cm).to_string())
+                .collect();
+            s.pipelines.insert(ns, PipelinesNamespace { has_secret, configmaps });
+        }
+        for kind in STUB_KINDS {
+            let crd_exists = r::get(c, &r::crd(), None, &kind.crd_name()).await?.is_some();
+            let objects = if crd_exists {
+                r::list_all(c, &r::istio(kind))
+                    .await?
+                    .unwrap_or_default()
+                    .iter()
+                    .map(r::qualified)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            s.istio.push(IstioState { kind, crd_exists, objects });
+        }
+        Ok(s)
+    }
+}

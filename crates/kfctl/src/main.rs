@@ -1,0 +1,22 @@
+//! `kfctl`: the binary. Everything it does lives in the library (`kfctl::cli::run`).
+
+use clap::Parser as _;
+
+#[tokio::main]
+async fn main() {
+    let cli = kfctl::cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let code = match kfctl::cli::run(&cli, &mut std::io::stdout().lock(), &mut std::io::stderr()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kfctl: {e}");
+            2
+        }
+    };
+    std::process::exit(code);
+}

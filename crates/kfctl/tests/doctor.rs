@@ -1,0 +1,305 @@
+//! `kfctl doctor` on fixture clusters: the healthy homelab passes every
+//! check; each broken state fails exactly its check, with its fix.
+
+mod common;
+
+use common::*;
+use kfctl::doctor::{self, DoctorConfig, Report, Status};
+use serde_json::json;
+
+async fn doctor(c: &Cluster) -> Report {
+    doctor::run(&c.client, &DoctorConfig::default()).await.expect("doctor runs")
+}
+
+/// Every check passes or is skipped, except `id`, which fails with a fix
+/// naming `fix_has` and a problem naming `problem_has`.
+fn only_fails(report: &Report, id: &str, problem_has: &str, fix_has: &str) {
+    let failing: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| !matches!(c.status, Status::Pass | Status::Skip))
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(failing, vec![id], "exactly {id} should fail:\n{}", report.to_table());
+    let check = report.check(id).unwrap();
+    assert_eq!(check.status, Status::Fail);
+    let text = format!("{} {}", check.summary, check.problems.join(" "));
+    assert!(text.contains(problem_has), "{id} should mention {problem_has:?}:\n{}", report.to_table());
+    let fix = check.fix.as_deref().unwrap_or("");
+    assert!(fix.contains(fix_has), "{id}'s fix should say {fix_has:?}, got {fix:?}");
+    assert_eq!(report.exit_code(), 1);
+}
+
+#[tokio::test]
+async fn healthy_homelab_passes_every_check() {
+    let c = healthy().await;
+    let report = doctor(&c).await;
+    for check in &report.checks {
+        let expected = if check.id == "kfp-database" { Status::Skip } else { Status::Pass };
+        assert_eq!(check.status, expected, "{}:\n{}", check.id, report.to_table());
+    }
+    assert_eq!(report.exit_code(), 0);
+    // Every check of the issue is there, each exactly once.
+    let ids: Vec<&str> = report.checks.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "dashboard-route", "dashboard-backends", "route-controller", "app-routes",
+            "gpu-notebooks", "pipelines-namespaces", "artifact-controller",
+            "network-policies", "istio", "names", "pvcviewer-rwo", "kfp-database",
+        ]
+    );
+    // The checks saw the fixture's objects (not an empty cluster).
+    let summary = |id: &str| report.check(id).unwrap().summary.clone();
+    assert!(summary("app-routes").starts_with("4 object(s) in 1 namespace(s)"), "{}", summary("app-routes"));
+    assert!(summary("gpu-notebooks").starts_with("1 GPU notebook(s)"), "{}", summary("gpu-notebooks"));
+    assert!(summary("pipelines-namespaces").starts_with("1 namespace(s)"), "{}", summary("pipelines-namespaces"));
+}
+
+fn without_rewrite(prefix: &str) -> serde_json::Value {
+    let mut route = dashboard_route();
+    for rule in route["spec"]["rules"].as_array_mut().unwrap() {
+        if rule["matches"][0]["path"]["value"] == prefix {
+            rule["filters"].as_array_mut().unwrap().retain(|f| f["type"] != "URLRewrite");
+        }
+    }
+    route
+}
+
+#[tokio::test]
+async fn jupyter_without_rewrite_fails_dashboard_route() {
+    let c = healthy().await;
+    c.apply(without_rewrite("/jupyter/")).await;
+    only_fails(&doctor(&c).await, "dashboard-route", "/jupyter/: no URLRewrite", "ReplacePrefixMatch");
+}
+
+#[tokio::test]
+async fn katib_rewritten_fails_dashboard_route() {
+    let c = healthy().await;
+    let mut route = dashboard_route();
+    let rewrite = route["spec"]["rules"][0]["filters"][1].clone();
+    route["spec"]["rules"][3]["filters"].as_array_mut().unwrap().push(rewrite);
+    c.apply(route).await;
+    only_fails(&doctor(&c).await, "dashboard-route", "/katib/: rewritten to /", "/katib/ without a rewrite");
+}
+
+#[tokio::test]
+async fn missing_prefix_fails_dashboard_route() {
+    let c = healthy().await;
+    let mut route = dashboard_route();
+    route["spec"]["rules"].as_array_mut().unwrap().retain(|r| r["matches"][0]["path"]["value"] != "/pipeline/");
+    c.apply(route).await;
+    only_fails(&doctor(&c).await, "dashboard-route", "no PathPrefix rule for /pipeline/", "kubeflow-dashboard");
+}
+
+#[tokio::test]
+async fn missing_dashboard_route_fails_dashboard_route() {
+    let c = healthy().await;
+    c.delete("HTTPRoute", KF, "kubeflow-dashboard").await;
+    let report = doctor(&c).await;
+    only_fails(&report, "dashboard-route", "does not exist", "kubectl apply -k overlays/homelab");
+    assert_eq!(report.check("dashboard-backends").unwrap().status, Status::Skip);
+}
+
+#[tokio::test]
+async fn missing_backend_service_fails_dashboard_backends() {
+    let c = healthy().await;
+    c.delete("Service", KF, "katib-ui").await;
+    only_fails(&doctor(&c).await, "dashboard-backends", "Service kubeflow/katib-ui does not exist", "kubectl -n kubeflow get svc");
+}
+
+#[tokio::test]
+async fn unavailable_route_controller_fails_its_check() {
+    let c = healthy().await;
+    c.merge_status(json!({"kind": "Deployment", "metadata": {"name": "route-controller", "namespace": KF}, "status": deployment_status(false)})).await;
+    only_fails(&doctor(&c).await, "route-controller", "0/2 replicas available", "kubectl -n kubeflow logs deploy/route-controller");
+}
+
+#[tokio::test]
+async fn missing_tensorboard_route_fails_app_routes() {
+    let c = healthy().await;
+    c.delete("HTTPRoute", KF, &format!("tensorboard.{USER_NS}.tb")).await;
+    only_fails(&doctor(&c).await, "app-routes", "Tensorboard kubeflow-user-example-com/tb: no HTTPRoute", "reconcile failed");
+}
+
+#[tokio::test]
+async fn missing_reference_grant_fails_app_routes() {
+    let c = healthy().await;
+    c.delete("ReferenceGrant", USER_NS, "allow-kubeflow-gateway").await;
+    only_fails(&doctor(&c).await, "app-routes", "no ReferenceGrant allow-kubeflow-gateway", "route-controller");
+}
+
+#[tokio::test]
+async fn gpu_notebook_without_runtime_class_fails_gpu_notebooks() {
+    let c = healthy().await;
+    let mut nb = gpu_notebook(USER_NS, "no-runtime");
+    nb["spec"]["template"]["spec"].as_object_mut().unwrap().remove("runtimeClassName");
+    c.add_notebook(nb).await;
+    only_fails(&doctor(&c).await, "gpu-notebooks", "runtimeClassName is unset", "runtimeClassName: nvidia");
+}
+
+#[tokio::test]
+async fn gpu_notebook_without_node_selector_fails_gpu_notebooks() {
+    let c = healthy().await;
+    let mut nb = gpu_notebook(USER_NS, "no-selector");
+    nb["spec"]["template"]["spec"].as_object_mut().unwrap().remove("nodeSelector");
+    c.add_notebook(nb).await;
+    only_fails(&doctor(&c).await, "gpu-notebooks", "nvidia.com/gpu.present is unset", "nodeSelector");
+}
+
+#[tokio::test]
+async fn old_pytorch_image_warns_but_passes() {
+    let c = healthy().await;
+    let mut nb = gpu_notebook(USER_NS, "old-torch");
+    nb["spec"]["template"]["spec"]["containers"][0]["image"] =
+        json!("ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-cuda-full:v1.10.0");
+    c.add_notebook(nb).await;
+    let report = doctor(&c).await;
+    let check = report.check("gpu-notebooks").unwrap();
+    assert_eq!(check.status, Status::Warn, "{}", report.to_table());
+    assert!(check.fix.as_deref().unwrap().contains("cu128"));
+    assert_eq!(report.exit_code(), 0, "a warning is not a failure");
+}
+
+#[tokio::test]
+async fn missing_kfp_configmap_fails_pipelines_namespaces() {
+    let c = healthy().await;
+    c.delete("ConfigMap", USER_NS, "kfp-launcher").await;
+    only_fails(&doctor(&c).await, "pipelines-namespaces", "missing ConfigMap kfp-launcher", "logs deploy/pipeline-artifacts");
+}
+
+#[tokio::test]
+async fn missing_artifact_secret_fails_pipelines_namespaces() {
+    let c = healthy().await;
+    c.delete("Secret", USER_NS, "mlpipeline-minio-artifact").await;
+    let report = doctor(&c).await;
+    only_fails(&report, "pipelines-namespaces", "missing Secret mlpipeline-minio-artifact", "artifact controller");
+    // The Secret's data never appears in the report.
+    let all = serde_json::to_string(&report).unwrap();
+    assert!(!all.contains("fixture-secret"));
+}
+
+#[tokio::test]
+async fn unavailable_artifact_controller_fails_its_check() {
+    let c = healthy().await;
+    c.merge_status(json!({"kind": "Deployment", "metadata": {"name": "pipeline-artifacts", "namespace": KF}, "status": deployment_status(false)})).await;
+    only_fails(&doctor(&c).await, "artifact-controller", "hang at Init", "describe deploy/pipeline-artifacts");
+}
+
+#[tokio::test]
+async fn seaweedfs_network_policy_fails_network_policies() {
+    let c = healthy().await;
+    c.apply(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "seaweedfs", "namespace": KF},
+        "spec": {"podSelector": {"matchLabels": {"app": "seaweedfs"}}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}}}]}]},
+    }))
+    .await;
+    only_fails(&doctor(&c).await, "network-policies", "NetworkPolicy kubeflow/seaweedfs", "kubectl -n kubeflow delete networkpolicy seaweedfs");
+}
+
+#[tokio::test]
+async fn istio_object_fails_istio() {
+    let c = healthy().await;
+    c.apply(json!({
+        "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+        "metadata": {"name": "jupyter-web-app-jupyter-web-app", "namespace": KF},
+        "spec": {"hosts": ["*"], "gateways": ["kubeflow/kubeflow-gateway"]},
+    }))
+    .await;
+    only_fails(&doctor(&c).await, "istio", "VirtualService kubeflow/jupyter-web-app-jupyter-web-app exists", "kubectl delete virtualservices.networking.istio.io");
+}
+
+#[tokio::test]
+async fn missing_stub_crd_fails_istio() {
+    let c = healthy().await;
+    c.delete("CustomResourceDefinition", "", "authorizationpolicies.security.istio.io").await;
+    only_fails(&doctor(&c).await, "istio", "CRD authorizationpolicies.security.istio.io is missing", "stub Istio CRDs");
+}
+
+#[tokio::test]
+async fn unsubstituted_profile_owner_fails_names() {
+    // The API server (and kube-sim) refuses `$(profile-name)` as a name, so
+    // on a cluster the trap shows as the owner; names are unit-tested below.
+    let c = healthy().await;
+    c.apply(json!({
+        "apiVersion": "kubeflow.org/v1", "kind": "Profile",
+        "metadata": {"name": "profile-name"},
+        "spec": {"owner": {"kind": "User", "name": "$(user)"}},
+    }))
+    .await;
+    only_fails(&doctor(&c).await, "names", "owner \"$(user)\" never substituted", "kfctl profile add");
+}
+
+#[test]
+fn unsubstituted_names_fail_names() {
+    use kfctl::doctor::snapshot::Snapshot;
+    let snapshot = Snapshot {
+        profiles: Some(vec![json!({"metadata": {"name": "$(profile-name)"}, "spec": {"owner": {"name": "$(user)"}}})]),
+        namespaces: vec![json!({"metadata": {"name": "$(profile-name)"}})],
+        ..Default::default()
+    };
+    let checks = kfctl::doctor::checks::run(&snapshot, &DoctorConfig::default());
+    let names = checks.iter().find(|c| c.id == "names").unwrap();
+    assert_eq!(names.status, Status::Fail);
+    assert_eq!(names.problems.len(), 3, "{:?}", names.problems);
+    assert!(names.problems[0].contains("Profile \"$(profile-name)\""));
+    assert!(names.problems[2].contains("Namespace \"$(profile-name)\""));
+}
+
+#[tokio::test]
+async fn viewer_stuck_on_rwo_volume_fails_pvcviewer_rwo() {
+    let c = healthy().await;
+    c.delete("Pod", USER_NS, "pvcviewer-viewer-5d9f7c-abcde").await;
+    c.apply(viewer_pod("node-b", true)).await;
+    let report = doctor(&c).await;
+    only_fails(&report, "pvcviewer-rwo", "Pending (ContainerCreating) on node node-b; PVC gpu-nb-workspace is ReadWriteOnce and attached to running notebook gpu-nb on node-a", "stop the notebook");
+    let fix = report.check("pvcviewer-rwo").unwrap().fix.clone().unwrap();
+    assert!(fix.contains("RWX"), "{fix}");
+    assert!(fix.contains("kubectl -n kubeflow-user-example-com annotate notebook gpu-nb kubeflow-resource-stopped=true"), "{fix}");
+}
+
+#[tokio::test]
+async fn viewer_on_rwx_volume_is_not_stuck_by_a_notebook() {
+    // The same pods with a ReadWriteMany claim: a Pending viewer is not this check's business.
+    let c = healthy().await;
+    c.delete("Pod", USER_NS, "pvcviewer-viewer-5d9f7c-abcde").await;
+    c.apply(viewer_pod("node-b", true)).await;
+    c.delete("PersistentVolumeClaim", USER_NS, "gpu-nb-workspace").await;
+    c.apply(json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "gpu-nb-workspace", "namespace": USER_NS},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "10Gi"}}},
+    }))
+    .await;
+    assert_eq!(doctor(&c).await.check("pvcviewer-rwo").unwrap().status, Status::Pass);
+}
+
+#[tokio::test]
+async fn unreachable_database_fails_kfp_database() {
+    // No MariaDB in the test environment: the failure path against a closed port.
+    let c = healthy().await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let config = DoctorConfig {
+        db_url: Some(format!("mysql://root:topsecret@127.0.0.1:{port}/mlpipeline")),
+        db_timeout: std::time::Duration::from_secs(3),
+        ..Default::default()
+    };
+    let report = doctor::run(&c.client, &config).await.unwrap();
+    only_fails(&report, "kfp-database", "mysql://root:***@127.0.0.1", "kubectl -n kubeflow get pods -l app=mysql");
+    let all = serde_json::to_string(&report).unwrap() + &report.to_table();
+    assert!(!all.contains("topsecret"), "the password leaked:\n{all}");
+}
+
+#[tokio::test]
+async fn empty_cluster_fails_without_panicking() {
+    let c = empty().await;
+    let report = doctor(&c).await;
+    assert_eq!(report.status, Status::Fail);
+    let failed: Vec<&str> = report.checks.iter().filter(|c| c.status == Status::Fail).map(|c| c.id.as_str()).collect();
+    assert!(failed.contains(&"dashboard-route") && failed.contains(&"istio"), "{failed:?}");
+    assert!(report.check("dashboard-route").unwrap().summary.contains("Gateway API CRDs are missing"));
+}
