@@ -322,7 +322,7 @@ pub async fn healthy() -> Cluster {
     let gpu_spec = gpu.pointer("/spec/template/spec").unwrap().clone();
     c.add_notebook(gpu).await;
     c.apply(json!({
-        "apiVersion": "kubeflow.org/v1alpha1", "kind": "Tensorboard",
+        "apiVersion": "tensorboard.kubeflow.org/v1alpha1", "kind": "Tensorboard",
         "metadata": {"name": "tb", "namespace": USER_NS},
         "spec": {"logspath": "pvc://gpu-nb-workspace/logs"},
     }))
