@@ -720,9 +720,11 @@ fn watch(shared: &Arc<Shared>, t: &ResourceType, p: &ResPath, req: &Req) -> ApiR
                 let mut ticker = tokio::time::interval(bookmark_every);
                 ticker.tick().await;
                 loop {
+                    // Biased: a cut that has happened wins over events that came after it.
                     tokio::select! {
-                        _ = &mut deadline => break,
+                        biased;
                         _ = cut.changed() => break,
+                        _ = &mut deadline => break,
                         _ = tx.closed() => break,
                         _ = ticker.tick(), if bookmarks => {
                             let bm = json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": last_rv.to_string()}});

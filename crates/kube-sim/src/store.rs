@@ -638,6 +638,23 @@ impl Store {
             return Err(ApiError::modified(&gr, name));
         }
         self.validate(t, name, &new)?;
+        if t.group.is_empty() && t.kind == "Service" {
+            // An update that leaves out the allocated IPs keeps them.
+            for k in ["clusterIP", "clusterIPs"] {
+                let ptr = format!("/spec/{k}");
+                if new.pointer(&ptr).is_none()
+                    && let (Some(v), Some(spec)) = (old.pointer(&ptr).cloned(), new.get_mut("spec").and_then(Value::as_object_mut))
+                {
+                    spec.insert(k.into(), v);
+                }
+            }
+        }
+        if !status {
+            let causes = immutable_changes(t, &old_v, &new);
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(&t.group, &t.kind, name, &causes));
+            }
+        }
         // Fields the server owns come from the stored object.
         let keep: &[&str] = &["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "resourceVersion"];
         {
@@ -1008,6 +1025,78 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Updates the API server refuses: fields that are immutable once set.
+fn immutable_changes(t: &ResourceType, old: &Value, new: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let differs = |ptr: &str| old.pointer(ptr) != new.pointer(ptr);
+    let immutable = |out: &mut Vec<(String, String)>, field: &str, ptr: &str| {
+        if old.pointer(ptr) != new.pointer(ptr) {
+            let v = new.pointer(ptr).map(|v| v.to_string()).unwrap_or_else(|| "null".into());
+            out.push((field.to_string(), format!("Invalid value: {v}: field is immutable")));
+        }
+    };
+    match (t.group.as_str(), t.kind.as_str()) {
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => immutable(&mut out, "spec.selector", "/spec/selector"),
+        ("apps", "StatefulSet") => {
+            let allowed = ["replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy", "minReadySeconds"];
+            let strip = |v: &Value| -> Value {
+                let mut s = v.get("spec").cloned().unwrap_or(Value::Null);
+                if let Some(m) = s.as_object_mut() {
+                    m.retain(|k, _| !allowed.contains(&k.as_str()));
+                }
+                s
+            };
+            if strip(old) != strip(new) {
+                out.push(("spec".into(), "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".into()));
+            }
+        }
+        ("batch", "Job") => {
+            immutable(&mut out, "spec.selector", "/spec/selector");
+            immutable(&mut out, "spec.template", "/spec/template");
+        }
+        ("", "Service")
+            if old.pointer("/spec/clusterIP").and_then(Value::as_str).is_some_and(|ip| !ip.is_empty())
+                && new.pointer("/spec/clusterIP").is_some() =>
+        {
+            immutable(&mut out, "spec.clusterIP", "/spec/clusterIP");
+        }
+        ("", "ConfigMap" | "Secret") => {
+            if old.get("immutable").and_then(Value::as_bool) == Some(true) {
+                if differs("/data") || differs("/binaryData") {
+                    out.push(("data".into(), "Forbidden: field is immutable when `immutable` is set".into()));
+                }
+                if differs("/immutable") {
+                    out.push(("immutable".into(), "Forbidden: field is immutable when `immutable` is set".into()));
+                }
+            }
+            if t.kind == "Secret" {
+                immutable(&mut out, "type", "/type");
+            }
+        }
+        ("", "PersistentVolumeClaim") => {
+            let strip = |v: &Value| -> Value {
+                let mut s = v.get("spec").cloned().unwrap_or(Value::Null);
+                if let Some(m) = s.as_object_mut() {
+                    m.remove("resources");
+                    m.remove("volumeAttributesClassName");
+                    // Set by binding, not by users.
+                    m.remove("volumeName");
+                }
+                s
+            };
+            if strip(old) != strip(new) {
+                out.push(("spec".into(), "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims".into()));
+            }
+        }
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") if differs("/roleRef") => {
+            let v = new.get("roleRef").map(|v| v.to_string()).unwrap_or_else(|| "null".into());
+            out.push(("roleRef".into(), format!("Invalid value: {v}: cannot change roleRef")));
+        }
+        _ => {}
+    }
+    out
 }
 
 fn without_times(obj: &Value) -> Value {

@@ -346,3 +346,36 @@ async fn secrets_reviews_and_namespace_defaults() {
         assert!(r.status.map(|s| s.allowed).unwrap_or(false));
     }
 }
+
+#[tokio::test]
+async fn immutable_fields_are_refused() {
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    let tc = TestCluster::start().expect("start");
+    let client = tc.client().await.expect("client");
+    let ns = tc.namespace("immutable").await.expect("namespace");
+    let pp = PostParams::default();
+    let rbs: Api<RoleBinding> = Api::namespaced(client.clone(), &ns);
+    rbs.create(&pp, &obj(json!({"metadata": {"name": "rb"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": ns}]}))).await.expect("create");
+    let s = status(
+        rbs.patch("rb", &PatchParams::default(), &Patch::Merge(json!({"roleRef": {"name": "edit"}}))).await.expect_err("roleRef change"),
+    );
+    assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+    assert!(s.message.contains("roleRef: Invalid value") && s.message.contains("cannot change roleRef"), "{}", s.message);
+    rbs.patch("rb", &PatchParams::default(), &Patch::Merge(json!({"subjects": []}))).await.expect("subjects may change");
+
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    deps.create(&pp, &obj(json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "d"}},
+        "template": {"metadata": {"labels": {"app": "d", "v": "1"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}))).await.expect("create");
+    let s = status(
+        deps.patch("d", &PatchParams::default(), &Patch::Merge(json!({"spec": {"selector": {"matchLabels": {"v": "1"}}}}))).await.expect_err("selector"),
+    );
+    assert_eq!(s.code, 422);
+    assert!(s.message.contains("spec.selector"), "{}", s.message);
+
+    let cms: Api<ConfigMap> = Api::namespaced(client, &ns);
+    cms.create(&pp, &obj(json!({"metadata": {"name": "frozen"}, "immutable": true, "data": {"a": "1"}}))).await.expect("create");
+    let s = status(cms.patch("frozen", &PatchParams::default(), &Patch::Merge(json!({"data": {"a": "2"}}))).await.expect_err("frozen"));
+    assert_eq!(s.code, 422);
+    cms.patch("frozen", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"ok": "yes"}}}))).await.expect("metadata may change");
+}
