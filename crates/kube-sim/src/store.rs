@@ -1166,6 +1166,18 @@ fn defaults(t: &ResourceType, obj: &mut Value) {
                 obj["type"] = json!("Opaque");
             }
         }
+        ("", "PersistentVolumeClaim") => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.entry("volumeMode").or_insert(json!("Filesystem"));
+            }
+            if obj.pointer("/status/phase").is_none() {
+                obj["status"] = json!({"phase": "Pending"});
+            }
+        }
+        ("", "Pod") if obj.pointer("/status/phase").is_none() => {
+            // No scheduler or kubelet: a pod stays Pending.
+            obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+        }
         ("", "Service") => {
             let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else { return };
             spec.entry("type").or_insert(json!("ClusterIP"));
@@ -1183,33 +1195,91 @@ fn defaults(t: &ResourceType, obj: &mut Value) {
         }
         _ => {}
     }
-    // Container ports default their protocol wherever a pod template sits.
-    fn walk(v: &mut Value) {
-        match v {
-            Value::Object(m) => {
-                if let Some(Value::Array(cs)) = m.get_mut("containers") {
-                    for c in cs {
-                        if let Some(Value::Array(ps)) = c.get_mut("ports") {
-                            for p in ps {
-                                if let Some(pm) = p.as_object_mut() {
-                                    pm.entry("protocol").or_insert(json!("TCP"));
-                                }
-                            }
-                        }
-                    }
-                }
-                for (k, c) in m.iter_mut() {
-                    if k != "containers" && k != "metadata" && k != "status" {
-                        walk(c);
-                    }
+    if t.is_crd() {
+        return;
+    }
+    let (pod_spec, restart) = match (t.group.as_str(), t.kind.as_str()) {
+        ("", "Pod") => ("/spec", true),
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => ("/spec/template/spec", true),
+        ("batch", "Job") => ("/spec/template/spec", false),
+        ("batch", "CronJob") => ("/spec/jobTemplate/spec/template/spec", false),
+        _ => return,
+    };
+    if let Some(spec) = obj.pointer_mut(pod_spec).and_then(Value::as_object_mut) {
+        pod_spec_defaults(spec, restart);
+    }
+    let spec = obj.get_mut("spec").and_then(Value::as_object_mut);
+    let Some(spec) = spec else { return };
+    let mut set = |k: &str, v: Value| {
+        spec.entry(k).or_insert(v);
+    };
+    match (t.group.as_str(), t.kind.as_str()) {
+        ("apps", "Deployment") => {
+            set("replicas", json!(1));
+            set("revisionHistoryLimit", json!(10));
+            set("progressDeadlineSeconds", json!(600));
+            set("strategy", json!({"type": "RollingUpdate"}));
+            if let Some(st) = spec.get_mut("strategy").and_then(Value::as_object_mut)
+                && st.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+            {
+                st.entry("rollingUpdate").or_insert(json!({"maxUnavailable": "25%", "maxSurge": "25%"}));
+            }
+        }
+        ("apps", "StatefulSet") => {
+            set("replicas", json!(1));
+            set("revisionHistoryLimit", json!(10));
+            set("podManagementPolicy", json!("OrderedReady"));
+            set("updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+            set("persistentVolumeClaimRetentionPolicy", json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+        }
+        ("apps", "DaemonSet") => {
+            set("revisionHistoryLimit", json!(10));
+            set("updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}));
+        }
+        ("apps", "ReplicaSet") => set("replicas", json!(1)),
+        ("batch", "Job") => {
+            set("parallelism", json!(1));
+            set("completions", json!(1));
+            set("backoffLimit", json!(6));
+            set("completionMode", json!("NonIndexed"));
+            set("suspend", json!(false));
+            set("podReplacementPolicy", json!("TerminatingOrFailed"));
+        }
+        ("batch", "CronJob") => {
+            set("concurrencyPolicy", json!("Allow"));
+            set("suspend", json!(false));
+            set("successfulJobsHistoryLimit", json!(3));
+            set("failedJobsHistoryLimit", json!(1));
+        }
+        _ => {}
+    }
+}
+
+/// The API server's PodSpec defaults (SetDefaults_PodSpec / _Container).
+fn pod_spec_defaults(spec: &mut Map<String, Value>, restart: bool) {
+    if restart {
+        spec.entry("restartPolicy").or_insert(json!("Always"));
+    }
+    spec.entry("terminationGracePeriodSeconds").or_insert(json!(30));
+    spec.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
+    spec.entry("securityContext").or_insert(json!({}));
+    spec.entry("schedulerName").or_insert(json!("default-scheduler"));
+    for list in ["initContainers", "containers"] {
+        let Some(Value::Array(cs)) = spec.get_mut(list) else { continue };
+        for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+            let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+            // `:latest` or no tag (and no digest) means Always.
+            let last = image.rsplit('/').next().unwrap_or(image);
+            let latest = !image.contains('@') && last.split_once(':').is_none_or(|(_, tag)| tag == "latest");
+            c.entry("imagePullPolicy").or_insert(json!(if latest { "Always" } else { "IfNotPresent" }));
+            c.entry("terminationMessagePath").or_insert(json!("/dev/termination-log"));
+            c.entry("terminationMessagePolicy").or_insert(json!("File"));
+            c.entry("resources").or_insert(json!({}));
+            if let Some(Value::Array(ps)) = c.get_mut("ports") {
+                for p in ps.iter_mut().filter_map(Value::as_object_mut) {
+                    p.entry("protocol").or_insert(json!("TCP"));
                 }
             }
-            Value::Array(a) => a.iter_mut().for_each(walk),
-            _ => {}
         }
     }
-    if !t.is_crd()
-        && let Some(spec) = obj.get_mut("spec") {
-            walk(spec);
-        }
 }

@@ -112,6 +112,14 @@ async fn strategic_merge_patch_merges_containers_by_name() {
         "metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx:1", "env": [{"name": "A", "value": "1"}]}]}}}});
     let created = api.create(&PostParams::default(), &obj(d)).await.expect("create");
     assert_eq!(created.metadata.generation, Some(1));
+    // The API server's defaults, as controllers comparing specs will see them.
+    let cs = created.spec.as_ref().expect("spec");
+    assert_eq!((cs.replicas, cs.revision_history_limit, cs.progress_deadline_seconds), (Some(1), Some(10), Some(600)));
+    assert_eq!(cs.strategy.as_ref().and_then(|s| s.type_.as_deref()), Some("RollingUpdate"));
+    let pod = cs.template.spec.as_ref().expect("pod spec");
+    assert_eq!((pod.restart_policy.as_deref(), pod.dns_policy.as_deref(), pod.termination_grace_period_seconds), (Some("Always"), Some("ClusterFirst"), Some(30)));
+    assert_eq!(pod.containers[0].image_pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!(pod.containers[0].termination_message_path.as_deref(), Some("/dev/termination-log"));
     let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2", "env": [{"name": "B", "value": "2"}]}, {"name": "side", "image": "busybox"}]}}}});
     let p = api.patch("web", &PatchParams::default(), &Patch::Strategic(patch)).await.expect("strategic merge");
     let spec = p.spec.and_then(|s| s.template.spec).expect("pod spec");
