@@ -26,8 +26,9 @@ pub enum Error {
     #[error("{what}: {source}")]
     Kube {
         what: String,
+        // Boxed: kube::Error is large and most results here never carry it.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error("{0}")]
     Name(#[from] kfmodel::naming::NameError),
@@ -51,7 +52,7 @@ impl Error {
     pub(crate) fn kube(what: impl Into<String>, source: kube::Error) -> Self {
         Error::Kube {
             what: what.into(),
-            source,
+            source: Box::new(source),
         }
     }
 }
