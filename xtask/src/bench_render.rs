@@ -171,6 +171,27 @@ fn build_binary(arg: Option<PathBuf>) -> Result<PathBuf> {
     Ok(target.join("release/manifest-render"))
 }
 
+/// A scratch directory removed on drop.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn new() -> Result<Self> {
+        let p = std::env::temp_dir().join(format!("kflite-bench-render-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p)?;
+        Ok(WorkDir(p))
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -182,7 +203,7 @@ pub fn run(args: Args) -> Result<()> {
     let ours = build_binary(args.binary)?;
     let runs = args.runs.max(1);
 
-    let work = tempfile::tempdir()?;
+    let work = WorkDir::new()?;
     let local = work.path().join("mirror");
     copy_tree(&shared.join("upstream"), &local)?;
     let overlay = work.path().join("homelab");
