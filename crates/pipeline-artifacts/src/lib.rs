@@ -14,3 +14,5 @@ pub mod store;
 pub mod testsupport;
 pub mod hook;
 pub mod metrics;
+pub mod reconcile;
+pub mod controller;

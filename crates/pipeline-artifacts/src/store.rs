@@ -63,6 +63,7 @@ where
 /// Clients for one SeaweedFS, acting as the admin identity.
 #[derive(Clone, Debug)]
 pub struct SeaweedStore {
+    endpoints: Endpoints,
     pub iam: aws_sdk_iam::Client,
     pub s3: aws_sdk_s3::Client,
     pub bucket: String,
@@ -81,13 +82,7 @@ pub fn iam_config(endpoints: &Endpoints, creds: &Credentials) -> aws_sdk_iam::co
         .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
         .region(aws_sdk_iam::config::Region::new(endpoints.region.clone()))
         .endpoint_url(&endpoints.iam)
-        .credentials_provider(aws_sdk_iam::config::Credentials::new(
-            &creds.access_key_id,
-            creds.secret_access_key.expose(),
-            None,
-            None,
-            "pipeline-artifacts",
-        ))
+        .credentials_provider(sdk_credentials(creds))
         .http_client(http_client())
 }
 
@@ -98,14 +93,19 @@ pub fn s3_config(endpoints: &Endpoints, creds: &Credentials) -> aws_sdk_s3::conf
         .region(aws_sdk_s3::config::Region::new(endpoints.region.clone()))
         .endpoint_url(&endpoints.s3)
         .force_path_style(true)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            &creds.access_key_id,
-            creds.secret_access_key.expose(),
-            None,
-            None,
-            "pipeline-artifacts",
-        ))
+        .credentials_provider(sdk_credentials(creds))
         .http_client(http_client())
+}
+
+/// Both SDKs re-export the same credentials type.
+fn sdk_credentials(creds: &Credentials) -> aws_sdk_iam::config::Credentials {
+    aws_sdk_iam::config::Credentials::new(
+        &creds.access_key_id,
+        creds.secret_access_key.expose(),
+        None,
+        None,
+        "pipeline-artifacts",
+    )
 }
 
 /// An S3 client for `endpoints` as `creds` (e.g. a namespace's own key).
@@ -115,16 +115,23 @@ pub fn s3_client(endpoints: &Endpoints, creds: &Credentials) -> aws_sdk_s3::Clie
 
 impl SeaweedStore {
     pub fn new(endpoints: &Endpoints, admin: &Credentials, bucket: impl Into<String>) -> Self {
-        Self::from_configs(iam_config(endpoints, admin), s3_config(endpoints, admin), bucket)
+        Self::from_configs(endpoints, iam_config(endpoints, admin), s3_config(endpoints, admin), bucket)
+    }
+
+    /// Where this store's SeaweedFS listens.
+    pub fn endpoints(&self) -> Endpoints {
+        self.endpoints.clone()
     }
 
     /// From SDK config builders, e.g. with fault-injecting interceptors added.
     pub fn from_configs(
+        endpoints: &Endpoints,
         iam: aws_sdk_iam::config::Builder,
         s3: aws_sdk_s3::config::Builder,
         bucket: impl Into<String>,
     ) -> Self {
         Self {
+            endpoints: endpoints.clone(),
             iam: aws_sdk_iam::Client::from_conf(iam.build()),
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             bucket: bucket.into(),

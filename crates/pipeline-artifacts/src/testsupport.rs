@@ -241,3 +241,71 @@ impl Drop for SeaweedFs {
 pub fn free_tcp_port() -> Result<u16, SeaweedError> {
     free_port()
 }
+
+/// Fault injection for the IAM client: the first `count` responses to
+/// `action` (e.g. `CreateAccessKey`) become HTTP 500 *after* SeaweedFS has
+/// done the work, as when a response is lost. Add it with
+/// `iam_config(..).interceptor(FailAfterSend::new(..))`.
+#[derive(Debug)]
+pub struct FailAfterSend {
+    needle: String,
+    remaining: std::sync::atomic::AtomicU32,
+    pub injected: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl FailAfterSend {
+    pub fn new(action: &str, count: u32) -> Self {
+        Self {
+            needle: format!("Action={action}&"),
+            remaining: std::sync::atomic::AtomicU32::new(count),
+            injected: Default::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Targeted;
+
+impl aws_smithy_types::config_bag::Storable for Targeted {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl aws_sdk_iam::config::Intercept for FailAfterSend {
+    fn name(&self) -> &'static str {
+        "FailAfterSend"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_iam::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &aws_sdk_iam::config::RuntimeComponents,
+        cfg: &mut aws_sdk_iam::config::ConfigBag,
+    ) -> Result<(), aws_sdk_iam::error::BoxError> {
+        // The request is gone by the time the response arrives: mark this attempt.
+        let body = context.request().body().bytes().unwrap_or_default();
+        if String::from_utf8_lossy(body).contains(&self.needle) {
+            cfg.interceptor_state().store_put(Targeted);
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_iam::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _rc: &aws_sdk_iam::config::RuntimeComponents,
+        cfg: &mut aws_sdk_iam::config::ConfigBag,
+    ) -> Result<(), aws_sdk_iam::error::BoxError> {
+        use std::sync::atomic::Ordering;
+        let matches = cfg.load::<Targeted>().is_some();
+        if !matches || self.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
+            return Ok(());
+        }
+        self.injected.fetch_add(1, Ordering::SeqCst);
+        let response = context.response_mut();
+        *response.status_mut() = 500u16.try_into()?;
+        *response.body_mut() = aws_sdk_s3::primitives::SdkBody::from(
+            "<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceFailure</Code><Message>injected by test</Message></Error></ErrorResponse>",
+        );
+        Ok(())
+    }
+}

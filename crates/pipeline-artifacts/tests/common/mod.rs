@@ -42,6 +42,8 @@ pub fn run_oracle(test: &str, cases: Vec<Value>) -> Option<Vec<Value>> {
     Some(parsed["results"].as_array().expect("results").clone())
 }
 
+pub mod cluster;
+
 pub fn seaweed(test: &str) -> Option<SeaweedFs> {
     let weed = testkit::require_tool(test, "weed")?;
     Some(SeaweedFs::start(&weed).expect("start SeaweedFS"))
