@@ -112,3 +112,87 @@ impl Snapshot {
         Ok(s)
     }
 }
+
+/// `(group, kind)` of an object (`""` for the core group).
+fn group_kind(v: &Value) -> (&str, &str) {
+    let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    (group, v.get("kind").and_then(Value::as_str).unwrap_or(""))
+}
+
+impl Snapshot {
+    /// The snapshot a cluster would give right after `objects` (rendered
+    /// manifests) are applied, before any controller acts: judges an overlay
+    /// before it reaches the cluster. Status-dependent checks (Deployments
+    /// available, pods) see no status and fail or pass accordingly.
+    pub fn from_objects(objects: &[Value], config: &DoctorConfig) -> Snapshot {
+        let mut s = Snapshot {
+            routes: Some(Vec::new()),
+            grants: Some(Vec::new()),
+            notebooks: Some(Vec::new()),
+            tensorboards: Some(Vec::new()),
+            pvcviewers: Some(Vec::new()),
+            profiles: Some(Vec::new()),
+            ..Default::default()
+        };
+        let (rc_ns, rc_name) = split(&config.route_controller);
+        let (ac_ns, ac_name) = split(&config.artifact_controller);
+        let mut secrets = BTreeSet::new();
+        let mut configmaps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut crds = BTreeSet::new();
+        let mut istio_objects: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let push = |list: &mut Option<Vec<Value>>, v: &Value| list.get_or_insert_with(Vec::new).push(v.clone());
+        for v in objects {
+            let ns = r::namespace_of(v);
+            match group_kind(v) {
+                ("gateway.networking.k8s.io", "HTTPRoute") if ns == config.route_namespace => push(&mut s.routes, v),
+                ("gateway.networking.k8s.io", "ReferenceGrant") => push(&mut s.grants, v),
+                ("kubeflow.org", "Notebook") => push(&mut s.notebooks, v),
+                ("tensorboard.kubeflow.org", "Tensorboard") => push(&mut s.tensorboards, v),
+                ("kubeflow.org", "PVCViewer") => push(&mut s.pvcviewers, v),
+                ("kubeflow.org", "Profile") => push(&mut s.profiles, v),
+                ("", "Service") => s.services.push(v.clone()),
+                ("", "Namespace") => s.namespaces.push(v.clone()),
+                ("", "Pod") => s.pods.push(v.clone()),
+                ("", "PersistentVolumeClaim") => s.pvcs.push(v.clone()),
+                ("", "Secret") if name(v) == ARTIFACT_SECRET => {
+                    secrets.insert(ns.to_string());
+                }
+                ("", "ConfigMap") => {
+                    configmaps.entry(ns.to_string()).or_default().insert(name(v).to_string());
+                }
+                ("networking.k8s.io", "NetworkPolicy") => s.network_policies.push(v.clone()),
+                ("apps", "Deployment") if (ns, name(v)) == (rc_ns, rc_name) => s.route_controller = Some(v.clone()),
+                ("apps", "Deployment") if (ns, name(v)) == (ac_ns, ac_name) => s.artifact_controller = Some(v.clone()),
+                ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+                    crds.insert(name(v).to_string());
+                }
+                (group, kind) => {
+                    if let Some(k) = STUB_KINDS.iter().find(|k| k.group == group && k.kind == kind) {
+                        istio_objects.entry(k.kind).or_default().push(r::qualified(v));
+                    }
+                }
+            }
+        }
+        for n in &s.namespaces {
+            if label(n, PIPELINES_ENABLED_LABEL) == Some("true") {
+                let ns = name(n).to_string();
+                s.pipelines.insert(
+                    ns.clone(),
+                    PipelinesNamespace {
+                        has_secret: secrets.contains(&ns),
+                        configmaps: configmaps.remove(&ns).unwrap_or_default(),
+                    },
+                );
+            }
+        }
+        for kind in STUB_KINDS {
+            s.istio.push(IstioState {
+                kind,
+                crd_exists: crds.contains(&kind.crd_name()),
+                objects: istio_objects.remove(kind.kind).unwrap_or_default(),
+            });
+        }
+        s
+    }
+}
