@@ -16,27 +16,9 @@ use crate::settings::SECRET_NAME;
 /// How often a converged namespace is checked again (metacontroller's resync upstream).
 pub const RESYNC: Duration = Duration::from_secs(3600);
 
-/// Bucket and lifecycle rule, retried until SeaweedFS answers; then ready.
+/// Bucket and lifecycle rule, retried until SeaweedFS answers.
 pub async fn prepare_bucket(ctx: &Context) {
-    let mut delay = Duration::from_millis(500);
-    loop {
-        let result = async {
-            ctx.store.ensure_bucket().await?;
-            ctx.store.ensure_lifecycle(ctx.settings.artifact_retention_days).await
-        }
-        .await;
-        match result {
-            Ok(changed) => {
-                tracing::info!(bucket = %ctx.store.bucket, lifecycle_changed = changed, "bucket ready");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?delay, "SeaweedFS not ready");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-        }
-    }
+    ctx.store.prepare(ctx.settings.artifact_retention_days).await;
 }
 
 async fn reconcile_one(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {

@@ -93,6 +93,11 @@ pub struct HookState {
     pub metrics: Arc<Metrics>,
 }
 
+/// Bucket and lifecycle rule, retried until SeaweedFS answers.
+pub async fn prepare(state: &HookState) {
+    state.store.prepare(state.settings.artifact_retention_days).await;
+}
+
 /// Handles one sync request: issues credentials when no Secret is observed,
 /// cleans up unstored keys when one is.
 pub async fn sync(state: &HookState, request: &Value) -> Result<Value, HookError> {

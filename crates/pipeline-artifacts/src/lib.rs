@@ -16,3 +16,4 @@ pub mod hook;
 pub mod metrics;
 pub mod reconcile;
 pub mod controller;
+pub mod admin;

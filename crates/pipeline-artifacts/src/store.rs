@@ -335,6 +335,30 @@ impl SeaweedStore {
             .map_err(|e| call_err("S3", "PutBucketLifecycleConfiguration", &self.bucket, e))
     }
 
+    /// Creates the bucket if missing and sets the lifecycle rule, retrying
+    /// with backoff until SeaweedFS answers (it may start after us).
+    pub async fn prepare(&self, retention_days: i64) {
+        let mut delay = std::time::Duration::from_millis(500);
+        loop {
+            let result = async {
+                self.ensure_bucket().await?;
+                self.ensure_lifecycle(retention_days).await
+            }
+            .await;
+            match result {
+                Ok(changed) => {
+                    tracing::info!(bucket = %self.bucket, lifecycle_changed = changed, "bucket ready");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?delay, "SeaweedFS not ready");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
     /// Deletes every object under `prefix` (used when artifacts are not kept).
     pub async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError> {
         let mut deleted = 0;
