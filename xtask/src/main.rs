@@ -7,8 +7,14 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench_render;
+mod buildinfo;
 mod conformance;
 mod gpu_check;
+mod images;
+mod oci;
+mod publish;
+mod registry;
+mod release;
 mod test;
 mod tools;
 
@@ -30,6 +36,12 @@ enum Command {
     Bench(Bench),
     /// The prepared GPU-machine check for gpu-probe.
     GpuCheck(gpu_check::Args),
+    /// Release-build the controllers into reproducible OCI images (no Docker); optionally push.
+    Images(images::Args),
+    /// Render an overlay to one file per object on a git branch for ArgoCD.
+    Publish(publish::Args),
+    /// Images pushed, render pinned by digest, branch published.
+    Release(release::Args),
 }
 
 #[derive(Subcommand)]
@@ -44,6 +56,9 @@ fn main() -> Result<()> {
         Command::Conformance(args) => conformance::run(args),
         Command::Bench(Bench::Render(args)) => bench_render::run(args),
         Command::GpuCheck(args) => gpu_check::run(args),
+        Command::Images(args) => images::run(args),
+        Command::Publish(args) => publish::run(args),
+        Command::Release(args) => release::run(args),
     }
 }
 
