@@ -3,7 +3,7 @@
 //! to one by its old name is updated to the new name.
 
 use crate::fieldspec::{self, CreateKind, FieldSpec};
-use crate::resource::{Gvk, Resource};
+use crate::resource::{Gvk, ResId, Resource};
 use crate::target::Accumulator;
 use crate::yaml::Value;
 
@@ -16,7 +16,52 @@ fn same_ending(a: &[String], b: &[String]) -> bool {
     (0..short.len()).all(|i| long[i + diff] == short[i])
 }
 
-fn affixes_equal(r: &Resource, o: &Resource, allow_empty: bool) -> bool {
+/// What name-reference selection reads of an object (its identity), taken
+/// once so referrers can be edited in place.
+struct Meta {
+    gvk: Gvk,
+    name: String,
+    namespace: String,
+    cluster_scoped: bool,
+    prev: Vec<(String, String, String)>,
+    prefixes: Vec<String>,
+    suffixes: Vec<String>,
+    /// apiGroup and kind of a binding's roleRef.
+    role_ref: Option<(String, String)>,
+    /// Namespaces of ServiceAccount subjects of a RoleBinding.
+    rb_namespaces: Vec<String>,
+}
+
+impl Meta {
+    fn of(r: &Resource) -> Meta {
+        let gvk = r.gvk();
+        let role_ref = r.obj.get("roleRef").and_then(|rr| {
+            Some((rr.get("apiGroup").and_then(Value::scalar_text)?, rr.get("kind").and_then(Value::scalar_text)?))
+        });
+        Meta {
+            cluster_scoped: gvk.is_cluster_scoped(),
+            gvk,
+            name: r.name().to_string(),
+            namespace: r.namespace().to_string(),
+            prev: r.prev.clone(),
+            prefixes: r.prefixes.clone(),
+            suffixes: r.suffixes.clone(),
+            role_ref,
+            rb_namespaces: rolebinding_namespaces(r),
+        }
+    }
+    fn effective_namespace(&self) -> &str {
+        if self.cluster_scoped {
+            crate::resource::NOT_A_NAMESPACE
+        } else if self.namespace.is_empty() {
+            "default"
+        } else {
+            &self.namespace
+        }
+    }
+}
+
+fn affixes_equal(r: &Meta, o: &Meta, allow_empty: bool) -> bool {
     if allow_empty {
         let pe = r.prefixes.is_empty() || o.prefixes.is_empty();
         let se = r.suffixes.is_empty() || o.suffixes.is_empty();
@@ -40,27 +85,23 @@ fn rolebinding_namespaces(r: &Resource) -> Vec<String> {
 }
 
 /// Indexes of objects the referrer could refer to.
-fn candidates_for(all: &[Resource], referrer: &Resource) -> Vec<usize> {
-    let rid = referrer.cur_id();
-    if rid.gvk.is_cluster_scoped() {
+fn candidates_for(all: &[Meta], referrer: &Meta) -> Vec<usize> {
+    if referrer.cluster_scoped {
         return (0..all.len()).collect();
     }
-    let rb = rolebinding_namespaces(referrer);
+    let rb = &referrer.rb_namespaces;
     all.iter()
         .enumerate()
         .filter(|(_, t)| {
-            let id = t.cur_id();
-            id.gvk.is_cluster_scoped()
-                || id.effective_namespace() == rid.effective_namespace()
-                || rb.iter().any(|n| n == t.namespace())
+            t.cluster_scoped || t.effective_namespace() == referrer.effective_namespace() || rb.iter().any(|n| *n == t.namespace)
         })
         .map(|(i, _)| i)
         .collect()
 }
 
 struct Ctx<'a> {
-    all: &'a [Resource],
-    referrer: &'a Resource,
+    all: &'a [Meta],
+    referrer: &'a Meta,
     target: &'a Gvk,
     path: &'a str,
 }
@@ -74,26 +115,19 @@ impl Ctx<'_> {
             .iter()
             .copied()
             .filter(|&i| all[i].prev.iter().any(|(_, name, _)| name == old_name))
-            .filter(|&i| {
-                let r = &all[i];
-                let gvk = r.gvk();
-                (t.group.is_empty() || t.group == gvk.group)
-                    && (t.version.is_empty() || t.version == gvk.version)
-                    && r.prev.iter().any(|(_, _, kind)| t.kind.is_empty() || *kind == t.kind)
-            })
+            .filter(|&i| prev_selected(&all[i], t))
             .collect();
         if self.path.ends_with("roleRef/name")
-            && let Some(rr) = self.referrer.obj.get("roleRef")
-            && let (Some(g), Some(k)) = (rr.get("apiGroup").and_then(Value::scalar_text), rr.get("kind").and_then(Value::scalar_text))
+            && let Some((g, k)) = &self.referrer.role_ref
         {
-            let gvk = Gvk { group: g, version: String::new(), kind: k };
-            c.retain(|&i| all[i].prev_ids().iter().any(|id| id.gvk.is_selected_by(&gvk)));
+            let gvk = Gvk { group: g.clone(), version: String::new(), kind: k.clone() };
+            c.retain(|&i| prev_selected(&all[i], &gvk));
         }
-        let rid = self.referrer.cur_id();
-        if !rid.gvk.is_cluster_scoped() {
+        let rf = self.referrer;
+        if !rf.cluster_scoped {
             c.retain(|&i| {
-                let id = all[i].cur_id();
-                id.gvk.is_cluster_scoped() || all[i].kind() == "ServiceAccount" || id.effective_namespace() == rid.effective_namespace()
+                let m = &all[i];
+                m.cluster_scoped || m.gvk.kind == "ServiceAccount" || m.effective_namespace() == rf.effective_namespace()
             });
         }
         if c.len() == 1 {
@@ -109,12 +143,18 @@ impl Ctx<'_> {
             _ => {
                 let first = &all[c[0]];
                 let same = c.iter().all(|&i| {
-                    all[i].name() == first.name() && (!by_namespace_too || all[i].namespace() == first.namespace())
+                    all[i].name == first.name && (!by_namespace_too || all[i].namespace == first.namespace)
                 });
                 if same {
                     Ok(Some(c[0]))
                 } else {
-                    let ids: Vec<String> = c.iter().map(|&i| crate::target::display_id(&all[i].cur_id())).collect();
+                    let ids: Vec<String> = c
+                        .iter()
+                        .map(|&i| {
+                            let m = &all[i];
+                            crate::target::display_id(&ResId { gvk: m.gvk.clone(), name: m.name.clone(), namespace: m.namespace.clone() })
+                        })
+                        .collect();
                     Err(format!("found multiple possible referrals: {}", ids.join(", ")))
                 }
             }
@@ -141,9 +181,9 @@ impl Ctx<'_> {
     fn set_scalar(&self, node: &mut Value, cands: &[usize]) -> Result<(), String> {
         let Some(old) = node.scalar_text() else { return Ok(()) };
         if let Some(i) = self.select(&old, cands, false)? {
-            let new = self.all[i].name();
-            if new != old {
-                *node = Value::Str(new.to_string());
+            let new = &self.all[i].name;
+            if *new != old {
+                *node = Value::Str(new.clone());
             }
         }
         Ok(())
@@ -161,18 +201,18 @@ impl Ctx<'_> {
                 if !by_org.is_empty() {
                     by_org
                 } else {
-                    cands.iter().copied().filter(|&i| self.all[i].namespace() == ns).collect()
+                    cands.iter().copied().filter(|&i| self.all[i].namespace == ns).collect()
                 }
             }
         };
         let Some(i) = self.select(&old, &cands, true)? else { return Ok(()) };
         let referral = &self.all[i];
-        if referral.name() == old && referral.namespace().is_empty() {
+        if referral.name == old && referral.namespace.is_empty() {
             return Ok(());
         }
-        m.insert("name", Value::Str(referral.name().to_string()));
-        if !referral.namespace().is_empty() {
-            m.insert("namespace", Value::Str(referral.namespace().to_string()));
+        m.insert("name", Value::Str(referral.name.clone()));
+        if !referral.namespace.is_empty() {
+            m.insert("namespace", Value::Str(referral.namespace.clone()));
         }
         Ok(())
     }
@@ -180,11 +220,18 @@ impl Ctx<'_> {
 
 /// kustomize groups by "original namespace": the namespace of the oldest id
 /// (empty stays empty, unlike the effective namespace).
-fn org_namespace(r: &Resource) -> String {
+fn org_namespace(r: &Meta) -> &str {
     match r.prev.first() {
-        Some((ns, _, _)) => ns.clone(),
-        None => r.namespace().to_string(),
+        Some((ns, _, _)) => ns,
+        None => &r.namespace,
     }
+}
+
+/// Whether a previous id of `m` (current group/version, previous kind) is selected by `sel`.
+fn prev_selected(m: &Meta, sel: &Gvk) -> bool {
+    (sel.group.is_empty() || sel.group == m.gvk.group)
+        && (sel.version.is_empty() || sel.version == m.gvk.version)
+        && m.prev.iter().any(|(_, _, kind)| sel.kind.is_empty() || *kind == sel.kind)
 }
 
 pub fn fix_back_references(ra: &mut Accumulator) -> Result<(), String> {
@@ -202,24 +249,28 @@ pub fn fix_back_references(ra: &mut Accumulator) -> Result<(), String> {
             }
         }
     }
-    // Every referrer sees the objects as they were before this pass.
-    let snapshot = ra.resources.clone();
+    // Identities do not change in this pass; take them once, edit in place.
+    let metas: Vec<Meta> = ra.resources.iter().map(Meta::of).collect();
     for (i, plan) in plans.into_iter().enumerate() {
         if plan.is_empty() {
             continue;
         }
-        let referrer = &snapshot[i];
-        let cands = candidates_for(&snapshot, referrer);
-        let gvk = referrer.gvk();
+        let referrer = &metas[i];
+        let cands = candidates_for(&metas, referrer);
+        let gvk = referrer.gvk.clone();
         let mut obj = std::mem::replace(&mut ra.resources[i].obj, Value::Null);
         for (spec, target) in &plan {
-            let ctx = Ctx { all: &snapshot, referrer, target, path: &spec.path };
+            let ctx = Ctx { all: &metas, referrer, target, path: &spec.path };
             let fs = FieldSpec { gvk: gvk.clone(), path: spec.path.clone(), create: spec.create };
             fieldspec::apply(&mut obj, &gvk, &fs, CreateKind::None, &mut |node| ctx.set(node, &cands)).map_err(|e| {
                 format!(
                     "updating name reference in '{}' field of '{}': {e}",
                     spec.path,
-                    crate::target::display_id(&referrer.cur_id())
+                    crate::target::display_id(&ResId {
+                        gvk: referrer.gvk.clone(),
+                        name: referrer.name.clone(),
+                        namespace: referrer.namespace.clone()
+                    })
                 )
             })?;
         }

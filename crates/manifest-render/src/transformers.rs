@@ -241,22 +241,24 @@ pub fn replicas(t: &Target, ra: &mut Accumulator) -> Result<()> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct ImageArgs {
-    name: String,
+    /// kustomize's pattern: the image name, used as a regular expression.
+    pattern: Option<regex::Regex>,
     new_name: String,
     new_tag: String,
     digest: String,
     tag_suffix: String,
 }
 
+/// kustomize compiles the image name into a regular expression as is.
+fn image_pattern(name: &str) -> Option<regex::Regex> {
+    regex::Regex::new(&format!("^{name}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$")).ok()
+}
+
+#[cfg(test)]
 fn image_matches(value: &str, name: &str) -> bool {
-    // kustomize compiles the image name into a regular expression as is.
-    let pattern = format!("^{name}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$");
-    match regex::Regex::new(&pattern) {
-        Ok(re) => re.is_match(value),
-        Err(_) => false,
-    }
+    image_pattern(name).is_some_and(|re| re.is_match(value))
 }
 
 /// kustomize's `image.Split`: name, tag, digest.
@@ -292,7 +294,7 @@ fn update_image(v: &mut Value, a: &ImageArgs) -> std::result::Result<(), String>
     let Some(value) = v.scalar_text() else {
         return Err(format!("wrong node kind: expected scalar, got {}", kind_of(v)));
     };
-    if !image_matches(&value, &a.name) {
+    if !a.pattern.as_ref().is_some_and(|re| re.is_match(&value)) {
         return Ok(());
     }
     let (mut name, mut tag, mut digest) = split_image(&value);
@@ -350,7 +352,7 @@ pub fn images(t: &Target, ra: &mut Accumulator) -> Result<()> {
         let m = img.as_map().ok_or_else(|| t_err(t, "entries of 'images' must be mappings"))?;
         let s = |k: &str| m.get(k).and_then(Value::scalar_text).unwrap_or_default();
         let a = ImageArgs {
-            name: s("name"),
+            pattern: image_pattern(&s("name")),
             new_name: s("newName"),
             new_tag: s("newTag"),
             digest: s("digest"),

@@ -650,16 +650,32 @@ fn sorted_entries(m: &Map) -> Vec<(&String, &Value)> {
 }
 
 fn key_less(a: &str, b: &str) -> bool {
+    // Most keys are ASCII: compare bytes without collecting chars.
+    if a.is_ascii() && b.is_ascii() {
+        return natural_less(a.as_bytes(), b.as_bytes(), |c| c.is_ascii_alphabetic(), |c| c.is_ascii_digit(), |c| u32::from(c));
+    }
     let ar: Vec<char> = a.chars().collect();
     let br: Vec<char> = b.chars().collect();
+    natural_less(&ar, &br, |c| c.is_alphabetic(), |c| c.is_numeric(), |c| c as u32)
+}
+
+/// go-yaml v2's `keyList.Less` over runes (or bytes when all ASCII).
+fn natural_less<T: Copy + PartialEq + PartialOrd>(
+    ar: &[T],
+    br: &[T],
+    letter: impl Fn(T) -> bool,
+    digit: impl Fn(T) -> bool,
+    code: impl Fn(T) -> u32,
+) -> bool {
+    let zero = u32::from(b'0');
     let mut i = 0;
     while i < ar.len() && i < br.len() {
         if ar[i] == br[i] {
             i += 1;
             continue;
         }
-        let al = ar[i].is_alphabetic();
-        let bl = br[i].is_alphabetic();
+        let al = letter(ar[i]);
+        let bl = letter(br[i]);
         if al && bl {
             return ar[i] < br[i];
         }
@@ -667,14 +683,14 @@ fn key_less(a: &str, b: &str) -> bool {
             return bl;
         }
         let (mut an, mut bn): (i64, i64) = (0, 0);
-        if ar[i] == '0' || br[i] == '0' {
+        if code(ar[i]) == zero || code(br[i]) == zero {
             let mut j = i;
             while j > 0 {
                 j -= 1;
-                if !ar[j].is_numeric() {
+                if !digit(ar[j]) {
                     break;
                 }
-                if ar[j] != '0' {
+                if code(ar[j]) != zero {
                     an = 1;
                     bn = 1;
                     break;
@@ -682,13 +698,13 @@ fn key_less(a: &str, b: &str) -> bool {
             }
         }
         let mut ai = i;
-        while ai < ar.len() && ar[ai].is_numeric() {
-            an = an.wrapping_mul(10).wrapping_add(i64::from(ar[ai] as u32).wrapping_sub('0' as i64));
+        while ai < ar.len() && digit(ar[ai]) {
+            an = an.wrapping_mul(10).wrapping_add(i64::from(code(ar[ai])).wrapping_sub(i64::from(zero)));
             ai += 1;
         }
         let mut bi = i;
-        while bi < br.len() && br[bi].is_numeric() {
-            bn = bn.wrapping_mul(10).wrapping_add(i64::from(br[bi] as u32).wrapping_sub('0' as i64));
+        while bi < br.len() && digit(br[bi]) {
+            bn = bn.wrapping_mul(10).wrapping_add(i64::from(code(br[bi])).wrapping_sub(i64::from(zero)));
             bi += 1;
         }
         if an != bn {
