@@ -70,6 +70,9 @@ pub struct DoctorArgs {
     /// route-controller's Deployment, NAMESPACE/NAME.
     #[arg(long, default_value = "kubeflow/route-controller")]
     pub route_controller: String,
+    /// route-controller's leader-election Lease, in its Deployment's namespace.
+    #[arg(long, default_value = "kflite-route-controller")]
+    pub route_controller_lease: String,
     /// The artifact controller's Deployment, NAMESPACE/NAME.
     #[arg(long, default_value = "kubeflow/pipeline-artifacts")]
     pub artifact_controller: String,
@@ -192,6 +195,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<
                 route_namespace: cli.route_namespace.clone(),
                 dashboard_route: args.dashboard_route.clone(),
                 route_controller: args.route_controller.clone(),
+                route_controller_lease: args.route_controller_lease.clone(),
                 artifact_controller: args.artifact_controller.clone(),
                 reference_grant: args.reference_grant.clone(),
                 db_url: args.db_url.clone(),

@@ -10,9 +10,9 @@ use crate::resources::{self as r, items, name, namespace_of};
 use crate::urls;
 use crate::{Error, Result};
 
-/// Kubeflow v1.11.0's default GPU image (jupyter-web-app's spawner config).
+/// The CUDA PyTorch image Kubeflow v1.11.0's spawner offers (jupyter-web-app's spawner_ui_config.yaml).
 pub const DEFAULT_GPU_IMAGE: &str = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-cuda-full:v1.10.0";
-/// Kubeflow v1.11.0's default CPU image.
+/// Kubeflow v1.11.0's default image (same file).
 pub const DEFAULT_CPU_IMAGE: &str = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0";
 /// The GPU nodes' RuntimeClass.
 pub const RUNTIME_CLASS: &str = "nvidia";

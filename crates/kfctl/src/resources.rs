@@ -61,6 +61,9 @@ pub fn networkpolicy() -> ApiResource {
 pub fn crd() -> ApiResource {
     of::<CustomResourceDefinition>()
 }
+pub fn lease() -> ApiResource {
+    of::<k8s_openapi::api::coordination::v1::Lease>()
+}
 pub fn configmap() -> ApiResource {
     of::<ConfigMap>()
 }

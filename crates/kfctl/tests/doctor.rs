@@ -116,6 +116,13 @@ async fn unavailable_route_controller_fails_its_check() {
 }
 
 #[tokio::test]
+async fn stale_route_controller_lease_fails_route_controller() {
+    let c = healthy().await;
+    c.apply(lease(kfctl::doctor::snapshot::unix_now() - 600)).await;
+    only_fails(&doctor(&c).await, "route-controller", "no replica leads", "rollout restart deploy/route-controller");
+}
+
+#[tokio::test]
 async fn missing_tensorboard_route_fails_app_routes() {
     let c = healthy().await;
     c.delete("HTTPRoute", KF, &format!("tensorboard.{USER_NS}.tb")).await;

@@ -7,7 +7,7 @@ use route_controller::desired::{MANAGED_BY, MANAGED_BY_LABEL, Source, SourceKind
 use serde_json::Value;
 
 use super::snapshot::{ARTIFACT_SECRET, KFP_CONFIGMAPS, PIPELINES_ENABLED_LABEL, Snapshot};
-use super::{Check, DoctorConfig};
+use super::{Check, DoctorConfig, Status};
 use crate::resources::{is_deleting, items, label, name, namespace_of, qualified};
 
 /// Every check except the database one, in the order doctor prints them.
@@ -233,13 +233,51 @@ fn deployment_check(
 }
 
 fn route_controller(s: &Snapshot, config: &DoctorConfig) -> Check {
-    deployment_check(
-        Check::new("route-controller", "route-controller is available"),
+    let check = deployment_check(
+        Check::new("route-controller", "route-controller is available and leading"),
         s.route_controller.as_ref(),
         &config.route_controller,
         "new notebooks, tensorboards and PVC viewers get no route",
         "install route-controller (manifests/route-controller, part of overlays/homelab)",
-    )
+    );
+    if check.status != Status::Pass {
+        return check;
+    }
+    let (ns, name) = config
+        .route_controller
+        .split_once('/')
+        .unwrap_or(("kubeflow", &config.route_controller));
+    let lease_at = format!("{ns}/{}", config.route_controller_lease);
+    let Some(lease) = &s.route_controller_lease else {
+        // Started with --no-leader-election: one replica, no Lease.
+        let summary = format!("{}; no Lease {lease_at} (leader election off)", check.summary);
+        return check.pass(summary);
+    };
+    let holder = lease.pointer("/spec/holderIdentity").and_then(Value::as_str).unwrap_or("");
+    let duration = lease.pointer("/spec/leaseDurationSeconds").and_then(Value::as_i64).unwrap_or(15);
+    let renewed = lease
+        .pointer("/spec/renewTime")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+        .map(|t| t.as_second());
+    // Two lease durations of slack: a renewal may be in flight when we look.
+    match renewed {
+        Some(at) if !holder.is_empty() && s.now - at <= 2 * duration => {
+            let summary = format!("{}; Lease {lease_at} held by {holder}", check.summary);
+            check.pass(summary)
+        }
+        _ => {
+            let age = renewed.map_or("never renewed".to_string(), |at| format!("last renewed {} s ago", s.now - at));
+            check.fail(
+                format!(
+                    "Deployment {} is available but no replica leads: Lease {lease_at} {age}{}; nothing reconciles routes",
+                    config.route_controller,
+                    if holder.is_empty() { String::new() } else { format!(" by {holder}") }
+                ),
+                format!("a replica is hung or cannot reach the API server: kubectl -n {ns} logs deploy/{name}; kubectl -n {ns} rollout restart deploy/{name}"),
+            )
+        }
+    }
 }
 
 fn artifact_controller(s: &Snapshot, config: &DoctorConfig) -> Check {
@@ -697,7 +735,6 @@ fn pvcviewer_rwo(s: &Snapshot) -> Check {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Status;
     use super::*;
     use serde_json::json;
 

@@ -22,6 +22,8 @@ pub struct DoctorConfig {
     pub dashboard_route: String,
     /// `namespace/name` of route-controller's Deployment.
     pub route_controller: String,
+    /// route-controller's leader-election Lease (in its Deployment's namespace).
+    pub route_controller_lease: String,
     /// `namespace/name` of the artifact controller's Deployment.
     pub artifact_controller: String,
     /// Name of the ReferenceGrant route-controller makes per namespace.
@@ -38,6 +40,7 @@ impl Default for DoctorConfig {
             route_namespace: "kubeflow".into(),
             dashboard_route: "kubeflow-dashboard".into(),
             route_controller: "kubeflow/route-controller".into(),
+            route_controller_lease: "kflite-route-controller".into(),
             artifact_controller: "kubeflow/pipeline-artifacts".into(),
             reference_grant: "allow-kubeflow-gateway".into(),
             db_url: None,

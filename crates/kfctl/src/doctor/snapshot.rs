@@ -47,10 +47,20 @@ pub struct Snapshot {
     pub pvcs: Vec<Value>,
     pub network_policies: Vec<Value>,
     pub route_controller: Option<Value>,
+    pub route_controller_lease: Option<Value>,
+    /// When the snapshot was taken (Unix seconds), to judge the Lease's age.
+    pub now: i64,
     pub artifact_controller: Option<Value>,
     /// Keyed by namespace name.
     pub pipelines: BTreeMap<String, PipelinesNamespace>,
     pub istio: Vec<IstioState>,
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn split(qualified: &str) -> (&str, &str) {
@@ -75,6 +85,8 @@ impl Snapshot {
             pvcs: r::list_all(c, &r::pvc()).await?.unwrap_or_default(),
             network_policies: r::list_all(c, &r::networkpolicy()).await?.unwrap_or_default(),
             route_controller: r::get(c, &r::deployment(), Some(rc_ns), rc_name).await?,
+            route_controller_lease: r::get(c, &r::lease(), Some(rc_ns), &config.route_controller_lease).await?,
+            now: unix_now(),
             artifact_controller: r::get(c, &r::deployment(), Some(ac_ns), ac_name).await?,
             ..Default::default()
         };
@@ -127,6 +139,7 @@ impl Snapshot {
     /// available, pods) see no status and fail or pass accordingly.
     pub fn from_objects(objects: &[Value], config: &DoctorConfig) -> Snapshot {
         let mut s = Snapshot {
+            now: unix_now(),
             routes: Some(Vec::new()),
             grants: Some(Vec::new()),
             notebooks: Some(Vec::new()),

@@ -47,6 +47,7 @@ fn ar_of(value: &Value) -> ApiResource {
         "Pod" => r::pod(),
         "PersistentVolumeClaim" => r::pvc(),
         "Deployment" => r::deployment(),
+        "Lease" => r::lease(),
         "NetworkPolicy" => r::networkpolicy(),
         "CustomResourceDefinition" => r::crd(),
         "ConfigMap" => r::configmap(),
@@ -197,6 +198,20 @@ pub fn deployment(ns: &str, name: &str, available: bool) -> Value {
     })
 }
 
+/// route-controller's Lease, last renewed at `renewed` (Unix seconds).
+pub fn lease(renewed: i64) -> Value {
+    let at = k8s_openapi::jiff::Timestamp::from_second(renewed).expect("a valid time");
+    json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "kflite-route-controller", "namespace": KF},
+        "spec": {
+            "holderIdentity": "route-controller-7d4b9c-x2x9p",
+            "leaseDurationSeconds": 15,
+            "renewTime": format!("{}", at.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")),
+        },
+    })
+}
+
 pub fn deployment_status(available: bool) -> Value {
     let n = if available { 2 } else { 0 };
     json!({
@@ -305,6 +320,7 @@ pub async fn healthy() -> Cluster {
     c.apply(dashboard_route()).await;
     c.apply(deployment(KF, "route-controller", true)).await;
     c.apply(deployment(KF, "pipeline-artifacts", true)).await;
+    c.apply(lease(kfctl::doctor::snapshot::unix_now())).await;
 
     // A CPU and a GPU notebook, a Tensorboard and a PVC viewer, all routed.
     let cpu = NotebookRequest {
