@@ -85,11 +85,7 @@ impl Registry {
         let url = format!("{}/v2/{repo}/manifests/{}", self.base, image.tag);
         let media_type = image.manifest.media_type.to_string();
         let resp = self.send(&repo, |agent, auth| {
-            let mut req = agent.put(&url).header("Content-Type", &media_type);
-            if let Some(a) = auth {
-                req = req.header("Authorization", a);
-            }
-            req.send(image.manifest.data.as_slice())
+            authed(agent.put(&url).header("Content-Type", &media_type), auth).send(image.manifest.data.as_slice())
         })?;
         let status = resp.status().as_u16();
         if status != 201 && status != 200 {
@@ -107,22 +103,14 @@ impl Registry {
     fn push_blob(&mut self, repo: &str, blob: &Blob) -> Result<()> {
         let url = format!("{}/v2/{repo}/blobs/{}", self.base, blob.digest);
         let resp = self.send(repo, |agent, auth| {
-            let mut req = agent.head(&url);
-            if let Some(a) = auth {
-                req = req.header("Authorization", a);
-            }
-            req.call()
+            authed(agent.head(&url), auth).call()
         })?;
         if resp.status().as_u16() == 200 {
             return Ok(());
         }
         let start = format!("{}/v2/{repo}/blobs/uploads/", self.base);
         let resp = self.send(repo, |agent, auth| {
-            let mut req = agent.post(&start);
-            if let Some(a) = auth {
-                req = req.header("Authorization", a);
-            }
-            req.send_empty()
+            authed(agent.post(&start), auth).send_empty()
         })?;
         if resp.status().as_u16() != 202 {
             bail!("starting upload of {} to {repo}: {}", blob.digest, describe(resp));
@@ -133,11 +121,7 @@ impl Registry {
         let sep = if location.contains('?') { '&' } else { '?' };
         let put = format!("{location}{sep}digest={}", blob.digest);
         let resp = self.send(repo, |agent, auth| {
-            let mut req = agent.put(&put).header("Content-Type", "application/octet-stream");
-            if let Some(a) = auth {
-                req = req.header("Authorization", a);
-            }
-            req.send(blob.data.as_slice())
+            authed(agent.put(&put).header("Content-Type", "application/octet-stream"), auth).send(blob.data.as_slice())
         })?;
         if resp.status().as_u16() != 201 {
             bail!("uploading {} to {repo}: {}", blob.digest, describe(resp));
@@ -199,6 +183,13 @@ impl Registry {
             .or_else(|| body["access_token"].as_str())
             .with_context(|| format!("token response from {realm} has no token"))?;
         Ok(format!("Bearer {token}"))
+    }
+}
+
+fn authed<B>(req: ureq::RequestBuilder<B>, auth: Option<&str>) -> ureq::RequestBuilder<B> {
+    match auth {
+        Some(a) => req.header("Authorization", a),
+        None => req,
     }
 }
 

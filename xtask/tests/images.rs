@@ -1,0 +1,138 @@
+//! `cargo xtask images`, checked with tools that did not build the images:
+//! skopeo reads the archives, Debian's docker-registry stores the pushes,
+//! GNU tar unpacks the layers and chroot runs the binary.
+//!
+//! The release build happens once per target dir; later runs reuse it.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+const MAX_COMPRESSED: u64 = 25 * 1000 * 1000;
+
+#[test]
+fn images_are_reproducible_readable_small_and_run() {
+    let test = "images_are_reproducible_readable_small_and_run";
+    let Some(skopeo) = testkit::require_tool(test, "skopeo") else { return };
+    let names = buildable_images(test);
+    let tmp = tempdir();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let mut args_a = vec!["images", "--out", path_str(&a)];
+    for n in &names {
+        args_a.extend(["--image", n]);
+    }
+    let out_a = xtask_ok(&args_a);
+    let mut args_b = args_a.clone();
+    args_b[2] = path_str(&b);
+    let out_b = xtask_ok(&args_b);
+    let version = workspace_version();
+    let revision = git(&testkit::workspace_root(), &["rev-parse", "HEAD"]);
+
+    for name in &names {
+        let archive = a.join(format!("{name}.oci.tar"));
+        // Two builds: byte-identical archives, one digest.
+        let digest = printed_digest(&out_a, name);
+        assert_eq!(digest, printed_digest(&out_b, name), "{name}: two builds, two digests");
+        assert_eq!(
+            std::fs::read(&archive).unwrap(),
+            std::fs::read(b.join(format!("{name}.oci.tar"))).unwrap(),
+            "{name}: archives differ"
+        );
+
+        // skopeo reads it and agrees on the digest.
+        let reference = format!("oci-archive:{}", archive.display());
+        let info = skopeo_inspect(&skopeo, &reference, &[]);
+        assert_eq!(info["Digest"], digest.as_str(), "{name}: skopeo's digest");
+        assert_eq!(info["Os"], "linux");
+        let labels = &info["Labels"];
+        assert_eq!(labels["org.opencontainers.image.version"], version.as_str());
+        assert_eq!(labels["org.opencontainers.image.revision"], revision.as_str());
+        assert_eq!(labels["org.opencontainers.image.title"], *name);
+        assert!(labels["org.opencontainers.image.source"].as_str().unwrap().starts_with("https://"));
+        let config = skopeo_inspect(&skopeo, &reference, &["--config"]);
+        assert_eq!(config["config"]["User"], "65532:65532");
+        assert_eq!(config["config"]["Entrypoint"][0], format!("/{name}"));
+
+        // Compressed size: what a pull transfers.
+        let raw = skopeo_inspect(&skopeo, &reference, &["--raw"]);
+        let size: u64 = raw["config"]["size"].as_u64().unwrap()
+            + raw["layers"].as_array().unwrap().iter().map(|l| l["size"].as_u64().unwrap()).sum::<u64>();
+        eprintln!("{name}: {digest}, {:.2} MB compressed", size as f64 / 1e6);
+        assert!(size < MAX_COMPRESSED, "{name} is {size} bytes compressed");
+
+        // The binary runs from the unpacked root filesystem, as uid 65532.
+        let rootfs = tmp.path().join(format!("{name}-rootfs"));
+        unpack(&skopeo, &archive, &rootfs);
+        check_rootfs(&rootfs);
+        match run_in_rootfs(&rootfs, name) {
+            None => testkit::skip(test, "neither root nor unprivileged user namespaces: the binary was not run"),
+            Some(run) => {
+                assert!(run.status.success(), "{name} --version in the image: {}", String::from_utf8_lossy(&run.stderr));
+                assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), format!("{name} {version}"));
+            }
+        }
+    }
+}
+
+fn check_rootfs(rootfs: &Path) {
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
+    assert!(passwd.lines().any(|l| l.starts_with("nonroot:x:65532:65532:")), "{passwd}");
+    let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap();
+    assert!(group.lines().any(|l| l == "nonroot:x:65532:"), "{group}");
+    let certs = std::fs::read(rootfs.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
+    assert_eq!(certs, std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap(), "the host's Debian bundle");
+    // Nothing else: no shell, no libc.
+    let top: Vec<String> = std::fs::read_dir(rootfs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !["etc", "tmp"].contains(&n.as_str()))
+        .collect();
+    assert_eq!(top.len(), 1, "one binary at the root, found {top:?}");
+}
+
+#[test]
+fn pushed_image_pulls_back_with_the_same_digest() {
+    let test = "pushed_image_pulls_back_with_the_same_digest";
+    let Some(skopeo) = testkit::require_tool(test, "skopeo") else { return };
+    let Some(registry_bin) = testkit::require_tool(test, "docker-registry") else { return };
+    let names = buildable_images(test);
+    let registry = LocalRegistry::start(&registry_bin);
+    let tmp = tempdir();
+    let target = format!("{}/kflite", registry.addr);
+    let mut args = vec!["images", "--out", path_str(tmp.path()), "--push", &target];
+    for n in &names {
+        args.extend(["--image", n]);
+    }
+    let first = xtask_ok(&args);
+    // A second push finds every blob there and stores the same manifest.
+    let second = xtask_ok(&args);
+    let version = workspace_version();
+    for name in &names {
+        let digest = printed_digest(&first, name);
+        assert_eq!(digest, printed_digest(&second, name));
+        assert!(first.contains(&format!("{target}/{name}:{version}@{digest}")), "{first}");
+        let remote = format!("docker://{target}/{name}:{version}");
+        let info = skopeo_inspect(&skopeo, &remote, &["--tls-verify=false"]);
+        assert_eq!(info["Digest"], digest.as_str(), "{name}: registry's digest");
+        // Pull it back into an archive: same manifest digest.
+        let pulled = tmp.path().join(format!("{name}.pulled.tar"));
+        run(std::process::Command::new(&skopeo)
+            .args(["copy", "--quiet", "--src-tls-verify=false", &remote])
+            .arg(format!("oci-archive:{}", pulled.display())));
+        let back = skopeo_inspect(&skopeo, &format!("oci-archive:{}", pulled.display()), &[]);
+        assert_eq!(back["Digest"], digest.as_str(), "{name}: pulled-back digest");
+    }
+}
+
+#[test]
+fn unknown_image_is_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["images", "--image", "kfctl", "--out", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no image named 'kfctl'"), "{err}");
+}
