@@ -44,7 +44,7 @@ async fn healthy_homelab_passes_every_check() {
     assert_eq!(
         ids,
         [
-            "dashboard-route", "dashboard-backends", "route-controller", "app-routes",
+            "dashboard-route", "dashboard-backends", "route-controller", "app-routes", "gateway-status",
             "gpu-notebooks", "pipelines-namespaces", "artifact-controller",
             "network-policies", "istio", "names", "pvcviewer-rwo", "kfp-database",
         ]
@@ -134,6 +134,28 @@ async fn missing_reference_grant_fails_app_routes() {
     let c = healthy().await;
     c.delete("ReferenceGrant", USER_NS, "allow-kubeflow-gateway").await;
     only_fails(&doctor(&c).await, "app-routes", "no ReferenceGrant allow-kubeflow-gateway", "route-controller");
+}
+
+#[tokio::test]
+async fn route_the_gateway_refused_fails_gateway_status() {
+    let c = healthy().await;
+    c.merge_status(json!({
+        "kind": "HTTPRoute", "metadata": {"name": format!("notebook.{USER_NS}.gpu-nb"), "namespace": KF},
+        "status": route_status("True", "Accepted", "False", "RefNotPermitted", "Backend ref to Service kubeflow-user-example-com/gpu-nb not permitted by any ReferenceGrant"),
+    }))
+    .await;
+    only_fails(&doctor(&c).await, "gateway-status", "ResolvedRefs=False (RefNotPermitted)", "lacks the ReferenceGrant");
+}
+
+#[tokio::test]
+async fn route_without_gateway_status_fails_gateway_status() {
+    // What a route whose parentRef names a Gateway nobody runs looks like.
+    let c = healthy().await;
+    let mut route = dashboard_route();
+    route["spec"]["parentRefs"][0]["name"] = json!("no-such-gateway");
+    c.apply(route).await;
+    c.merge_status(json!({"kind": "HTTPRoute", "metadata": {"name": "kubeflow-dashboard", "namespace": KF}, "status": {"parents": []}})).await;
+    only_fails(&doctor(&c).await, "gateway-status", "HTTPRoute kubeflow/kubeflow-dashboard: no Gateway has reported on it", "parentRefs name the Gateway");
 }
 
 #[tokio::test]

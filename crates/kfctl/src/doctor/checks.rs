@@ -17,6 +17,7 @@ pub fn run(s: &Snapshot, config: &DoctorConfig) -> Vec<Check> {
         dashboard_backends(s, config),
         route_controller(s, config),
         app_routes(s, config),
+        gateway_status(s, config),
         gpu_notebooks(s),
         pipelines_namespaces(s, config),
         artifact_controller(s, config),
@@ -402,6 +403,81 @@ fn app_routes(s: &Snapshot, config: &DoctorConfig) -> Check {
             )
             .with_problems(problems)
     }
+}
+
+/// The gateway's verdict on each route: `status.parents[].conditions`.
+fn gateway_status(s: &Snapshot, config: &DoctorConfig) -> Check {
+    let check = Check::new(
+        "gateway-status",
+        "the Gateway accepted every HTTPRoute and resolved its backends",
+    );
+    let Some(routes) = &s.routes else {
+        return check.skip("HTTPRoute is not served (see dashboard-route)");
+    };
+    let mut problems = Vec::new();
+    let mut reasons = BTreeSet::new();
+    for route in routes {
+        let parents: Vec<&Value> = items(route, "/status/parents").collect();
+        if parents.is_empty() {
+            problems.push(format!(
+                "HTTPRoute {}: no Gateway has reported on it (its parentRef names no Gateway the controller runs?)",
+                qualified(route)
+            ));
+            reasons.insert("NoStatus");
+            continue;
+        }
+        for parent in parents {
+            let gateway = parent
+                .pointer("/parentRef/name")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            for c in items(parent, "/conditions") {
+                let kind = c.get("type").and_then(Value::as_str).unwrap_or("");
+                if !matches!(kind, "Accepted" | "ResolvedRefs")
+                    || c.get("status").and_then(Value::as_str) != Some("False")
+                {
+                    continue;
+                }
+                let reason = c.get("reason").and_then(Value::as_str).unwrap_or("");
+                let message = c.get("message").and_then(Value::as_str).unwrap_or("");
+                reasons.insert(match reason {
+                    "RefNotPermitted" => "RefNotPermitted",
+                    "BackendNotFound" => "BackendNotFound",
+                    "NotAllowedByListeners" | "NoMatchingListenerHostname" => "Listeners",
+                    _ => "Other",
+                });
+                problems.push(format!(
+                    "HTTPRoute {} on Gateway {gateway}: {kind}=False ({reason}) {message}",
+                    qualified(route)
+                ).trim_end().to_string());
+            }
+        }
+    }
+    if problems.is_empty() {
+        return check.pass(format!("{} HTTPRoute(s) accepted with resolved backends", routes.len()));
+    }
+    let mut fixes = vec![format!(
+        "kubectl -n {} describe httproute NAME shows the Gateway's conditions",
+        config.route_namespace
+    )];
+    for reason in reasons {
+        fixes.push(
+            match reason {
+                "NoStatus" => "no status: check the route's parentRefs name the Gateway (kubectl get gateway -A) and that the Gateway controller runs (Cilium: kubectl -n kube-system logs deploy/cilium-operator)",
+                "RefNotPermitted" => "RefNotPermitted: the backend's namespace lacks the ReferenceGrant (see app-routes)",
+                "BackendNotFound" => "BackendNotFound: the Service is missing or has no such port",
+                "Listeners" => "NotAllowedByListeners/NoMatchingListenerHostname: the Gateway's listener must allow routes from this namespace and serve the route's hostname",
+                _ => "read the condition's message",
+            }
+            .to_string(),
+        );
+    }
+    check
+        .fail(
+            format!("{} HTTPRoute problem(s) reported by the Gateway: those paths 404 or 500", problems.len()),
+            fixes.join("; "),
+        )
+        .with_problems(problems)
 }
 
 /// Pods of a Notebook (the StatefulSet's pods carry `notebook-name`).

@@ -136,7 +136,9 @@ impl Cluster {
         let config = Config::example();
         let source = Source { kind, namespace: ns.into(), name: name.into() };
         let user = desired::user_id(None, &config);
-        self.apply(serde_json::to_value(desired::route(&source, &user, &config)).unwrap()).await;
+        let mut route = serde_json::to_value(desired::route(&source, &user, &config)).unwrap();
+        route["status"] = accepted();
+        self.apply(route).await;
         self.apply(serde_json::to_value(desired::reference_grant(ns, &config)).unwrap()).await;
     }
 }
@@ -173,6 +175,22 @@ pub fn dashboard_route() -> Value {
             ],
         },
     })
+}
+
+/// The status Cilium's Gateway controller writes on a route it accepted.
+pub fn accepted() -> Value {
+    route_status("True", "Accepted", "True", "ResolvedRefs", "")
+}
+
+pub fn route_status(accepted: &str, accepted_reason: &str, resolved: &str, resolved_reason: &str, message: &str) -> Value {
+    let cond = |kind: &str, status: &str, reason: &str| {
+        json!({"type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": "2026-11-01T00:00:00Z", "observedGeneration": 1})
+    };
+    json!({"parents": [{
+        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "homelab-gateway", "namespace": "kube-system"},
+        "controllerName": "io.cilium/gateway-controller",
+        "conditions": [cond("Accepted", accepted, accepted_reason), cond("ResolvedRefs", resolved, resolved_reason)],
+    }]})
 }
 
 pub const DASHBOARD_SERVICES: [&str; 6] = [
@@ -317,7 +335,9 @@ pub async fn healthy() -> Cluster {
         }))
         .await;
     }
-    c.apply(dashboard_route()).await;
+    let mut dashboard = dashboard_route();
+    dashboard["status"] = accepted();
+    c.apply(dashboard).await;
     c.apply(deployment(KF, "route-controller", true)).await;
     c.apply(deployment(KF, "pipeline-artifacts", true)).await;
     c.apply(lease(kfctl::doctor::snapshot::unix_now())).await;
