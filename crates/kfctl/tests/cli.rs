@@ -220,3 +220,63 @@ fn render_matches_the_reference_output() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
 }
+
+#[test]
+fn every_check_is_in_the_runbook_table() {
+    let doc = std::fs::read_to_string(testkit::workspace_root().join("docs/kfctl.md")).unwrap();
+    let section = &doc[doc.find("## doctor: the runbook").expect("runbook section")..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let documented: Vec<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once('`'))
+        .map(|(id, _)| id.to_string())
+        .collect();
+    let config = kfctl::doctor::DoctorConfig::default();
+    let mut ids: Vec<String> = kfctl::doctor::checks::run(&Default::default(), &config)
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    ids.push("kfp-database".into());
+    assert_eq!(documented, ids, "docs/kfctl.md's runbook table, in doctor's order");
+}
+
+#[test]
+fn gpu_lint_of_a_dry_run_notebook() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_kfctl")).args(args).output().unwrap();
+    let nb = run(&["notebook", "create", "nb", "--gpu", "--image", "img:1", "-n", "ns", "--dry-run"]);
+    let file = dir.path().join("nb.yaml");
+    std::fs::write(&file, &nb.stdout).unwrap();
+    let out = run(&["gpu", "lint", file.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["schema"], "gpu-probe/v1");
+    assert_eq!(report["status"], "ok", "{report}");
+    // Without --gpu settings the lint fails, and kfctl exits 1.
+    let broken = String::from_utf8(nb.stdout).unwrap().replace("runtimeClassName: nvidia", "runtimeClassName: runc");
+    std::fs::write(&file, broken).unwrap();
+    let out = run(&["gpu", "lint", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("set runtimeClassName: nvidia"), "{}", stdout(&out));
+}
+
+#[test]
+fn unreachable_cluster_is_an_error_not_a_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, kube_sim::kubeconfig_yaml(&format!("http://127.0.0.1:{port}"))).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kfctl"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("kfctl: listing httproutes.gateway.networking.k8s.io in kubeflow"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_kfctl")).args(["--kubeconfig", "/nonexistent/kubeconfig", "urls"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/kubeconfig"));
+}
