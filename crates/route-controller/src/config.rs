@@ -129,9 +129,11 @@ mod tests {
         Config::example().validate().unwrap();
     }
 
+    type Mutation = Box<dyn Fn(&mut Config)>;
+
     #[test]
     fn bad_values_are_named_in_the_error() {
-        let cases: Vec<(Box<dyn Fn(&mut Config)>, &str)> = vec![
+        let cases: Vec<(Mutation, &str)> = vec![
             (
                 Box::new(|c| c.gateway_name = "Homelab_Gateway".into()),
                 "Homelab_Gateway",
