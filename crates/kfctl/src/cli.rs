@@ -113,8 +113,10 @@ pub enum NotebookCommand {
         /// Container image (default: Kubeflow v1.11.0's jupyter-pytorch-cuda-full with --gpu, jupyter-scipy without).
         #[arg(long)]
         image: Option<String>,
+        /// CPU request.
         #[arg(long, default_value = "1")]
         cpu: String,
+        /// Memory request and limit.
         #[arg(long, default_value = "4Gi")]
         memory: String,
         /// Print the Notebook instead of creating it.
