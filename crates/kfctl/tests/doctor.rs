@@ -332,3 +332,34 @@ async fn empty_cluster_fails_without_panicking() {
     assert!(failed.contains(&"dashboard-route") && failed.contains(&"istio"), "{failed:?}");
     assert!(report.check("dashboard-route").unwrap().summary.contains("Gateway API CRDs are missing"));
 }
+
+#[tokio::test]
+async fn api_errors_name_the_resource_and_are_not_verdicts() {
+    // A 403/500 on one list is kfctl failing to look, not a check failing:
+    // doctor returns an error naming what it could not read.
+    let c = healthy().await;
+    c.sim.fail_next(Some("list"), Some("networkpolicies"), 403, 1);
+    let err = doctor::run(&c.client, &DoctorConfig::default()).await.unwrap_err().to_string();
+    assert!(err.contains("listing networkpolicies.networking.k8s.io"), "{err}");
+    // The next run (no fault left) is healthy again.
+    assert_eq!(doctor(&c).await.exit_code(), 0);
+}
+
+#[tokio::test]
+async fn doctor_runs_on_the_e2e_cluster() {
+    // On a real cluster (KFLITE_E2E_KUBECONFIG) nothing can be assumed about
+    // its health; doctor must read it all and give every failure a fix.
+    let test = "doctor_runs_on_the_e2e_cluster";
+    if std::env::var_os("KFLITE_E2E_KUBECONFIG").is_none_or(|v| v.is_empty()) {
+        testkit::skip(test, "KFLITE_E2E_KUBECONFIG is not set (doctor's fixtures cover kube-sim)");
+        return;
+    }
+    let cluster = kube_sim::TestCluster::start().expect("cluster");
+    let client = cluster.client().await.expect("client");
+    let report = doctor::run(&client, &DoctorConfig::default()).await.expect("doctor reads the cluster");
+    eprintln!("{}", report.to_table());
+    assert_eq!(report.checks.len(), 13);
+    for c in report.checks.iter().filter(|c| c.status == Status::Fail) {
+        assert!(c.fix.as_deref().is_some_and(|f| !f.is_empty()), "{} has no fix", c.id);
+    }
+}
