@@ -119,7 +119,14 @@ pub enum NotebookCommand {
         /// Memory request and limit.
         #[arg(long, default_value = "4Gi")]
         memory: String,
-        /// Print the Notebook instead of creating it.
+        /// Also create a workspace PVC NAME-workspace of this size (e.g. 5Gi),
+        /// mounted at /home/jovyan as jupyter-web-app does.
+        #[arg(long, value_name = "SIZE")]
+        workspace: Option<String>,
+        /// Storage class of the workspace PVC (default: the cluster's).
+        #[arg(long, requires = "workspace")]
+        storage_class: Option<String>,
+        /// Print the Notebook (and workspace PVC) instead of creating them.
         #[arg(long)]
         dry_run: bool,
     },
@@ -249,6 +256,8 @@ pub async fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<
             image,
             cpu,
             memory,
+            workspace,
+            storage_class,
             dry_run,
         }) => {
             let needs_client = !*dry_run || cli.namespace.is_none();
@@ -265,13 +274,23 @@ pub async fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<
                 gpu: *gpu,
                 cpu: cpu.clone(),
                 memory: memory.clone(),
+                workspace: workspace.clone(),
+                storage_class: storage_class.clone(),
             };
             for w in request.warnings() {
                 let _ = writeln!(err, "warning: {w}\n  fix: {}", notebook::SM120_FIX);
             }
             if *dry_run {
                 let format = if cli.output == Format::Table { Format::Yaml } else { cli.output };
-                write_all(out, &output::encode(&request.object()?, format)?)?;
+                let mut text = output::encode(&request.object()?, format)?;
+                if let Some(pvc) = request.workspace_object() {
+                    // A YAML stream or a JSON array of both, as kubectl apply -f takes them.
+                    text = match format {
+                        Format::Json => output::encode(&[pvc, request.object()?], format)?,
+                        _ => format!("{}---\n{text}", output::encode(&pvc, format)?),
+                    };
+                }
+                write_all(out, &text)?;
                 return Ok(0);
             }
             let Some(conn) = conn else { return Ok(0) };

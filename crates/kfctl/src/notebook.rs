@@ -28,7 +28,15 @@ pub struct NotebookRequest {
     pub gpu: bool,
     pub cpu: String,
     pub memory: String,
+    /// Size of a workspace PVC `<name>-workspace` mounted at /home/jovyan
+    /// (as jupyter-web-app's default workspace volume); none when `None`.
+    pub workspace: Option<String>,
+    /// Storage class of the workspace PVC (the cluster default when `None`).
+    pub storage_class: Option<String>,
 }
+
+/// Where jupyter-web-app mounts the workspace volume.
+pub const WORKSPACE_MOUNT: &str = "/home/jovyan";
 
 /// The `vMAJOR.MINOR` of a tag such as `v1.10.0` or `v1.9.2-rc.1`.
 fn tag_version(tag: &str) -> Option<(u32, u32)> {
@@ -100,6 +108,10 @@ impl NotebookRequest {
             spec["nodeSelector"] = json!({GPU_NODE_LABEL: "true"});
         }
         spec["containers"][0]["resources"] = resources;
+        if self.workspace.is_some() {
+            spec["volumes"] = json!([{"name": "workspace", "persistentVolumeClaim": {"claimName": self.workspace_name()}}]);
+            spec["containers"][0]["volumeMounts"] = json!([{"name": "workspace", "mountPath": WORKSPACE_MOUNT}]);
+        }
         Ok(json!({
             "apiVersion": "kubeflow.org/v1",
             "kind": "Notebook",
@@ -114,13 +126,62 @@ impl NotebookRequest {
     }
 }
 
-/// Create the Notebook; fails when one of that name exists.
+impl NotebookRequest {
+    pub fn workspace_name(&self) -> String {
+        format!("{}-workspace", self.name)
+    }
+
+    /// The workspace PVC (ReadWriteOnce, as jupyter-web-app makes it), when asked for.
+    pub fn workspace_object(&self) -> Option<Value> {
+        let size = self.workspace.as_ref()?;
+        let mut pvc = json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": self.workspace_name(), "namespace": self.namespace},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+        });
+        if let Some(class) = &self.storage_class {
+            pvc["spec"]["storageClassName"] = json!(class);
+        }
+        Some(pvc)
+    }
+}
+
+/// Create the workspace PVC (kept if it exists: a re-created notebook finds
+/// its files) and the Notebook; fails when the Notebook exists.
 pub async fn create(client: &kube::Client, request: &NotebookRequest) -> Result<Value> {
     let object = request.object()?;
+    let notebooks: Api<DynamicObject> = Api::namespaced_with(client.clone(), &request.namespace, &r::notebook());
+    if notebooks
+        .get_opt(&request.name)
+        .await
+        .map_err(|e| Error::kube(format!("reading Notebook {}/{}", request.namespace, request.name), e))?
+        .is_some()
+    {
+        return Err(Error::Exists {
+            what: format!("Notebook {}/{}", request.namespace, request.name),
+            detail: String::new(),
+        });
+    }
+    if let Some(pvc) = request.workspace_object() {
+        let pvc: DynamicObject = serde_json::from_value(pvc).map_err(|e| Error::Encode(e.to_string()))?;
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &request.namespace, &r::pvc());
+        match api.create(&PostParams::default(), &pvc).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                tracing::info!(pvc = %request.workspace_name(), "workspace PVC exists; reusing it");
+            }
+            Err(e) => {
+                return Err(Error::kube(
+                    format!("creating PersistentVolumeClaim {}/{}", request.namespace, request.workspace_name()),
+                    e,
+                ));
+            }
+        }
+    }
     let dynamic: DynamicObject =
         serde_json::from_value(object).map_err(|e| Error::Encode(e.to_string()))?;
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &request.namespace, &r::notebook());
-    match api.create(&PostParams::default(), &dynamic).await {
+    match notebooks.create(&PostParams::default(), &dynamic).await {
         Ok(created) => serde_json::to_value(created).map_err(|e| Error::Encode(e.to_string())),
         Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::Exists {
             what: format!("Notebook {}/{}", request.namespace, request.name),
@@ -235,6 +296,8 @@ mod tests {
             gpu: true,
             cpu: "1".into(),
             memory: "4Gi".into(),
+            workspace: None,
+            storage_class: None,
         };
         let err = req.object().unwrap_err().to_string();
         assert!(err.contains("My_Notebook"), "{err}");

@@ -179,6 +179,22 @@ fn dry_run_prints_the_objects_without_a_cluster() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["spec"]["template"]["spec"]["runtimeClassName"], "nvidia");
+
+    // With a workspace: the PVC first, then the Notebook, as one stream.
+    let out = run(&["notebook", "create", "nb", "-n", "ns", "--workspace", "5Gi", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let kinds: Vec<String> = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| {
+            use serde::Deserialize as _;
+            Value::deserialize(d).unwrap()["kind"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(kinds, ["PersistentVolumeClaim", "Notebook"]);
+    let out = run(&["notebook", "create", "nb", "-n", "ns", "--workspace", "5Gi", "--dry-run", "-o", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["metadata"]["name"], "nb-workspace");
+    assert_eq!(v[1]["kind"], "Notebook");
 }
 
 #[test]

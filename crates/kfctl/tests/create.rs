@@ -64,7 +64,7 @@ async fn created_gpu_notebook_is_routed_and_passes_the_gpu_lint() {
         route_controller::run(client, config, options, Metrics::new(), Health::default(), shutdown).await
     });
 
-    // kfctl notebook create NAME --gpu
+    // kfctl notebook create NAME --gpu --workspace 5Gi --storage-class longhorn
     let request = NotebookRequest {
         name: "train".into(),
         namespace: ns.clone(),
@@ -72,9 +72,18 @@ async fn created_gpu_notebook_is_routed_and_passes_the_gpu_lint() {
         gpu: true,
         cpu: "1".into(),
         memory: "4Gi".into(),
+        workspace: Some("5Gi".into()),
+        storage_class: Some("longhorn".into()),
     };
     assert!(request.warnings().is_empty());
     notebook::create(&c.client, &request).await.expect("notebook create");
+    let pvc = kfctl::resources::get(&c.client, &kfctl::resources::pvc(), Some(&ns), "train-workspace")
+        .await
+        .unwrap()
+        .expect("workspace PVC");
+    assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "5Gi");
+    assert_eq!(pvc["spec"]["storageClassName"], "longhorn");
+    assert_eq!(pvc["spec"]["accessModes"], json!(["ReadWriteOnce"]));
 
     let route = wait_route(&c.client, &format!("notebook.{ns}.train")).await;
     let v = serde_json::to_value(&route).unwrap();
@@ -99,6 +108,10 @@ async fn created_gpu_notebook_is_routed_and_passes_the_gpu_lint() {
     assert_eq!(rows[0].url.as_deref(), Some(format!("https://kubeflow.madhan.app/notebook/{ns}/train/").as_str()));
     assert_eq!(rows[0].gpus, 1);
 
+    // The pod spec mounts the workspace where jupyter-web-app does.
+    assert_eq!(stored["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], "train-workspace");
+    assert_eq!(stored["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["mountPath"], "/home/jovyan");
+
     // Creating it again is refused, not overwritten.
     let err = notebook::create(&c.client, &request).await.unwrap_err().to_string();
     assert!(err.contains("already exists"), "{err}");
@@ -117,6 +130,8 @@ fn default_gpu_image_warns_with_the_fix() {
         gpu: true,
         cpu: "1".into(),
         memory: "1Gi".into(),
+        workspace: None,
+        storage_class: None,
     };
     let warnings = request.warnings();
     assert_eq!(warnings.len(), 1, "Kubeflow v1.11.0's default GPU image ships PyTorch < 2.7");

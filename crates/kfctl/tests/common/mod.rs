@@ -246,6 +246,8 @@ pub fn gpu_notebook(ns: &str, name: &str) -> Value {
         gpu: true,
         cpu: "1".into(),
         memory: "4Gi".into(),
+        workspace: None,
+        storage_class: None,
     }
     .object()
     .expect("notebook")
@@ -350,6 +352,8 @@ pub async fn healthy() -> Cluster {
         gpu: false,
         cpu: "0.5".into(),
         memory: "1Gi".into(),
+        workspace: None,
+        storage_class: None,
     }
     .object()
     .unwrap();
