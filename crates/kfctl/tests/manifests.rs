@@ -171,3 +171,25 @@ fn pipeline_names_are_pipeline_artifacts_names() {
         assert!(desired.contains(&format!("\"name\": \"{cm}\"")), "pipeline-artifacts writes no ConfigMap {cm}");
     }
 }
+
+#[test]
+fn kflite_overlay_passes_the_static_checks() {
+    // What `kubectl apply` of overlays/homelab would create, before any
+    // controller runs: every check that needs no status must already pass.
+    let Some(shared) = testkit::require_shared("kflite_overlay_passes_the_static_checks") else {
+        return;
+    };
+    let dir = testkit::workspace_root().join("overlays/homelab");
+    let options = manifest_render::Options { mirror: Some(shared.join("upstream")) };
+    let rendered = manifest_render::render(&dir, &options).expect("overlays/homelab renders");
+    let all = objects(&rendered.yaml);
+    let checks = judge(&all);
+    for id in ["dashboard-route", "dashboard-backends", "network-policies", "istio", "names"] {
+        let c = check(&checks, id);
+        assert_eq!(c.status, Status::Pass, "{id}: {} {:?}", c.summary, c.problems);
+    }
+    // route-controller's Deployment is where doctor looks for it.
+    let config = DoctorConfig::default();
+    let snapshot = Snapshot::from_objects(&all, &config);
+    assert!(snapshot.route_controller.is_some(), "no Deployment {} in the overlay", config.route_controller);
+}
