@@ -45,9 +45,9 @@ impl std::fmt::Debug for Context {
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error("namespace {namespace}: {source}")]
-    Store { namespace: String, source: StoreError },
+    Store { namespace: String, source: Box<StoreError> },
     #[error("namespace {namespace}: Kubernetes {action} failed: {source}")]
-    Kube { namespace: String, action: String, source: kube::Error },
+    Kube { namespace: String, action: String, source: Box<kube::Error> },
     #[error("namespace {namespace}: object {object} cannot be applied: {message}")]
     Object { namespace: String, object: String, message: String },
 }
@@ -64,11 +64,11 @@ pub struct Outcome {
 
 fn kube_err(ns: &str, action: impl Into<String>) -> impl FnOnce(kube::Error) -> ReconcileError + '_ {
     let action = action.into();
-    move |source| ReconcileError::Kube { namespace: ns.to_owned(), action, source }
+    move |source| ReconcileError::Kube { namespace: ns.to_owned(), action, source: Box::new(source) }
 }
 
 fn store_err(ns: &str) -> impl FnOnce(StoreError) -> ReconcileError + '_ {
-    move |source| ReconcileError::Store { namespace: ns.to_owned(), source }
+    move |source| ReconcileError::Store { namespace: ns.to_owned(), source: Box::new(source) }
 }
 
 fn is_enabled(ns: &Namespace) -> bool {
@@ -143,15 +143,15 @@ async fn converge(ns: &Namespace, ctx: &Context) -> Result<Outcome, ReconcileErr
     let keys = store.list_keys(name).await.map_err(store_err(name))?;
     let rotation_due = stored.is_some() && stored_for != wanted_rotation;
     let mut keep = None;
-    if let Some(creds) = stored.filter(|c| keys.contains(&c.access_key_id)) {
-        if !rotation_due && credentials_work(ctx, name, &creds).await.map_err(store_err(name))? {
-            keep = Some(creds);
-        }
+    if let Some(creds) = stored.filter(|c| keys.contains(&c.access_key_id))
+        && !rotation_due
+        && credentials_work(ctx, name, &creds).await.map_err(store_err(name))?
+    {
+        keep = Some(creds);
     }
     let current = match keep {
         Some(creds) => creds.access_key_id,
         None => {
-            store.ensure_user(name).await.map_err(store_err(name))?;
             let creds = store.create_key(name).await.map_err(store_err(name))?;
             ctx.metrics.keys_created.inc();
             let mut secret = secret_object(name, &creds);
@@ -182,7 +182,7 @@ async fn converge(ns: &Namespace, ctx: &Context) -> Result<Outcome, ReconcileErr
             tracing::info!(namespace = name, access_key_id = %id, "deleted a key no Secret holds");
         }
     }
-    store.put_policy(name).await.map_err(store_err(name))?;
+    store.ensure_policy(name).await.map_err(store_err(name))?;
     for obj in config_objects(name, &ctx.settings) {
         apply(ctx, name, &obj).await?;
     }

@@ -47,6 +47,26 @@ impl StoreError {
     }
 }
 
+/// Decodes `%XX` escapes (AWS URL-encodes policy documents in responses).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn call_err<E>(api: &'static str, op: &'static str, subject: &str, err: E) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -171,15 +191,22 @@ impl SeaweedStore {
         }
     }
 
-    /// A new access key for `user`.
+    /// A new access key for `user`, creating the user first where the server
+    /// needs that (AWS answers NoSuchEntity; SeaweedFS creates the user itself).
     pub async fn create_key(&self, user: &str) -> Result<Credentials, StoreError> {
-        let out = self
-            .iam
-            .create_access_key()
-            .user_name(user)
-            .send()
-            .await
-            .map_err(|e| call_err("IAM", "CreateAccessKey", user, e))?;
+        let out = match self.iam.create_access_key().user_name(user).send().await {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("NoSuchEntity") => {
+                self.ensure_user(user).await?;
+                self.iam
+                    .create_access_key()
+                    .user_name(user)
+                    .send()
+                    .await
+                    .map_err(|e| call_err("IAM", "CreateAccessKey", user, e))?
+            }
+            Err(e) => return Err(call_err("IAM", "CreateAccessKey", user, e)),
+        };
         let key = out.access_key().ok_or_else(|| StoreError::Malformed {
             op: "CreateAccessKey",
             subject: user.to_owned(),
@@ -208,6 +235,23 @@ impl SeaweedStore {
             .await
             .map(|_| ())
             .map_err(|e| call_err("IAM", "PutUserPolicy", namespace, e))
+    }
+
+    /// Writes the policy only when the stored one differs (each IAM write
+    /// rewrites SeaweedFS's whole identity file). Returns whether it wrote.
+    pub async fn ensure_policy(&self, namespace: &str) -> Result<bool, StoreError> {
+        let want: Option<serde_json::Value> = serde_json::from_str(&policy_document(&self.bucket, namespace)).ok();
+        if let Some(stored) = self.get_policy(namespace).await? {
+            // AWS returns the document URL-encoded; SeaweedFS returns it as is.
+            let decoded = percent_decode(&stored);
+            let stored: Option<serde_json::Value> =
+                serde_json::from_str(&stored).ok().or_else(|| serde_json::from_str(&decoded).ok());
+            if stored.is_some() && stored == want {
+                return Ok(false);
+            }
+        }
+        self.put_policy(namespace).await?;
+        Ok(true)
     }
 
     /// The policy document stored for the namespace, if any.
@@ -386,5 +430,17 @@ impl SeaweedStore {
                 deleted += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding_of_policy_documents() {
+        assert_eq!(percent_decode("%7B%22a%22%3A+1%7D"), "{\"a\": 1}");
+        assert_eq!(percent_decode("{\"plain\": true}"), "{\"plain\": true}");
+        assert_eq!(percent_decode("bad%zz%4"), "bad%zz%4");
     }
 }

@@ -62,10 +62,10 @@ impl Env {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        if let Some(task) = self.task.take() {
-            if tokio::time::timeout(Duration::from_secs(10), task).await.is_err() {
-                panic!("controller did not stop within 10s");
-            }
+        if let Some(task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(10), task).await.is_err()
+        {
+            panic!("controller did not stop within 10s");
         }
     }
 
@@ -115,10 +115,11 @@ impl Env {
         while start.elapsed() < Duration::from_secs(60) {
             let creds = self.secret_creds(ns).await;
             let keys = self.keys(ns).await;
-            if let Some(c) = &creds {
-                if keys == [c.access_key_id.clone()] && self.cm_count(ns).await == 3 {
-                    return c.clone();
-                }
+            if let Some(c) = &creds
+                && keys == [c.access_key_id.clone()]
+                && self.cm_count(ns).await == 3
+            {
+                return c.clone();
             }
             last = (creds.map(|c| c.access_key_id), keys);
             tokio::time::sleep(Duration::from_millis(200)).await;
