@@ -52,7 +52,10 @@ fn parse_inner(text: &str, eof_fix: Option<u64>) -> Result<Vec<Value>, ParseErro
                 let ev = b.next()?;
                 docs.push(b.node(ev)?);
             }
-            _ => return Err(err_at(&ev, "unexpected event at document level")),
+            _ => {
+                let m = EvMarks { start_mark: ev.start_mark, end_mark: ev.end_mark };
+                return Err(err_at(&m, "unexpected event at document level"));
+            }
         }
     }
     Ok(docs)
@@ -66,7 +69,13 @@ struct Builder<'t, R> {
     eof_fix: Option<u64>,
 }
 
-fn err_at(ev: &Event, message: &str) -> ParseError {
+/// Where an event sits in the text.
+struct EvMarks {
+    start_mark: libyaml_safer::Mark,
+    end_mark: libyaml_safer::Mark,
+}
+
+fn err_at(ev: &EvMarks, message: &str) -> ParseError {
     ParseError { line: ev.start_mark.line + 1, column: ev.start_mark.column + 1, message: message.to_string() }
 }
 
@@ -90,30 +99,32 @@ impl<R: std::io::BufRead> Builder<'_, R> {
     }
 
     fn node(&mut self, ev: Event) -> Result<Value, ParseError> {
-        match ev.data {
-            EventData::Alias { ref anchor } => self
+        let Event { data, start_mark, end_mark, .. } = ev;
+        let ev = EvMarks { start_mark, end_mark };
+        match data {
+            EventData::Alias { anchor } => self
                 .anchors
-                .get(anchor)
+                .get(&anchor)
                 .cloned()
                 .ok_or_else(|| err_at(&ev, &format!("unknown anchor '{anchor}' referenced"))),
-            EventData::Scalar { ref anchor, ref tag, ref value, style, .. } => {
-                let mut value = std::borrow::Cow::Borrowed(value.as_str());
+            EventData::Scalar { anchor, tag, value, style, .. } => {
+                let mut value = value;
                 if let Some(len) = self.eof_fix
                     && matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
                     && ev.end_mark.index > len
                     && !self.strips(ev.start_mark.index)
-                    && let Some(v) = value.strip_suffix('\n')
+                    && value.ends_with('\n')
                 {
-                    value = std::borrow::Cow::Owned(v.to_string());
+                    value.pop();
                 }
-                let v = scalar(&value, tag.as_deref(), style).map_err(|m| err_at(&ev, &m))?;
+                let (line, column) = (ev.start_mark.line + 1, ev.start_mark.column + 1);
+                let v = scalar(value, tag.as_deref(), style).map_err(|message| ParseError { line, column, message })?;
                 if let Some(a) = anchor {
-                    self.anchors.insert(a.clone(), v.clone());
+                    self.anchors.insert(a, v.clone());
                 }
                 Ok(v)
             }
-            EventData::SequenceStart { ref anchor, .. } => {
-                let anchor = anchor.clone();
+            EventData::SequenceStart { anchor, .. } => {
                 let mut items = Vec::new();
                 loop {
                     let ev = self.next()?;
@@ -128,8 +139,7 @@ impl<R: std::io::BufRead> Builder<'_, R> {
                 }
                 Ok(v)
             }
-            EventData::MappingStart { ref anchor, .. } => {
-                let anchor = anchor.clone();
+            EventData::MappingStart { anchor, .. } => {
                 let mut map = Map::new();
                 let mut merges = Vec::new();
                 let mut lines: HashMap<String, u64> = HashMap::new();
@@ -197,19 +207,19 @@ impl<R: std::io::BufRead> Builder<'_, R> {
     }
 }
 
-fn scalar(value: &str, tag: Option<&str>, style: ScalarStyle) -> Result<Value, String> {
+fn scalar(value: String, tag: Option<&str>, style: ScalarStyle) -> Result<Value, String> {
     let short = tag.map(|t| t.strip_prefix(TAG_PREFIX).map_or(t.to_string(), |s| format!("!!{s}")));
     match short.as_deref() {
         None => {
             if style != ScalarStyle::Plain {
-                return Ok(Value::Str(value.to_string()));
+                return Ok(Value::Str(value));
             }
-            Ok(from_resolved(resolve(value, Version::V3), value))
+            Ok(from_resolved(resolve(&value, Version::V3), value))
         }
-        Some("!!str") => Ok(Value::Str(value.to_string())),
-        Some("!!binary") => decode_base64(value).map(Value::Str),
+        Some("!!str") => Ok(Value::Str(value)),
+        Some("!!binary") => decode_base64(&value).map(Value::Str),
         Some(t @ ("!!int" | "!!float" | "!!bool" | "!!null" | "!!timestamp")) => {
-            let r = resolve(value, Version::V3);
+            let r = resolve(&value, Version::V3);
             let ok = matches!(
                 (t, &r),
                 ("!!int", Resolved::Int(_) | Resolved::Uint(_))
@@ -225,11 +235,11 @@ fn scalar(value: &str, tag: Option<&str>, style: ScalarStyle) -> Result<Value, S
             }
         }
         // Unknown tags keep the text (go-yaml does not resolve them).
-        Some(_) => Ok(Value::Str(value.to_string())),
+        Some(_) => Ok(Value::Str(value)),
     }
 }
 
-fn from_resolved(r: Resolved, text: &str) -> Value {
+fn from_resolved(r: Resolved, text: String) -> Value {
     match r {
         Resolved::Null if text.is_empty() => Value::Null,
         Resolved::Null => Value::NullText,
@@ -238,7 +248,7 @@ fn from_resolved(r: Resolved, text: &str) -> Value {
         Resolved::Uint(u) => Value::Uint(u),
         Resolved::Float(f) => Value::Float(f),
         Resolved::Timestamp(t) => Value::Str(t),
-        Resolved::Merge | Resolved::Str => Value::Str(text.to_string()),
+        Resolved::Merge | Resolved::Str => Value::Str(text),
     }
 }
 
