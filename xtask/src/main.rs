@@ -7,9 +7,12 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench_render;
+mod bench_routes;
 mod buildinfo;
 mod conformance;
+mod generate;
 mod gpu_check;
+mod render;
 mod images;
 mod oci;
 mod publish;
@@ -27,6 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Render the platform (default overlays/homelab) to stdout.
+    Render(render::Args),
     /// Install what the tests need, start services, run every test with nextest.
     Test(test::Args),
     /// Render every reference case and compare with kustomize's output.
@@ -34,6 +39,8 @@ enum Command {
     /// Benchmarks against the reference, measured in the same run.
     #[command(subcommand)]
     Bench(Bench),
+    /// Write the manifests derived from code and configs (stub Istio CRDs, dashboard route).
+    Generate(generate::Args),
     /// The prepared GPU-machine check for gpu-probe.
     GpuCheck(gpu_check::Args),
     /// Release-build the controllers into reproducible OCI images (no Docker); optionally push.
@@ -48,17 +55,22 @@ enum Command {
 enum Bench {
     /// manifest-render against `kubectl kustomize` on the owner's overlay.
     Render(bench_render::Args),
+    /// route-controller at homelab scale on kube-sim: convergence, latency, RSS.
+    Routes(bench_routes::Args),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Render(args) => render::run(args),
         Command::Test(args) => test::run(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Bench(Bench::Render(args)) => bench_render::run(args),
+        Command::Bench(Bench::Routes(args)) => bench_routes::run(args),
         Command::GpuCheck(args) => gpu_check::run(args),
         Command::Images(args) => images::run(args),
         Command::Publish(args) => publish::run(args),
         Command::Release(args) => release::run(args),
+        Command::Generate(args) => generate::run(args),
     }
 }
 
