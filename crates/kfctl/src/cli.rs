@@ -260,8 +260,13 @@ pub async fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<
             storage_class,
             dry_run,
         }) => {
-            let needs_client = !*dry_run || cli.namespace.is_none();
-            let conn = if needs_client { Some(cli.target().connect().await?) } else { None };
+            // A dry run needs no cluster: without -n it uses the context's
+            // namespace when a kubeconfig is at hand, else `default`.
+            let conn = match (*dry_run, &cli.namespace) {
+                (false, _) => Some(cli.target().connect().await?),
+                (true, None) => cli.target().connect().await.ok(),
+                (true, Some(_)) => None,
+            };
             let namespace = cli
                 .namespace
                 .clone()

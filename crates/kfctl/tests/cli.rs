@@ -180,6 +180,12 @@ fn dry_run_prints_the_objects_without_a_cluster() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["spec"]["template"]["spec"]["runtimeClassName"], "nvidia");
 
+    // Without -n and without a kubeconfig: the `default` namespace.
+    let out = run(&["notebook", "create", "nb", "--dry-run", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["metadata"]["namespace"], "default");
+
     // With a workspace: the PVC first, then the Notebook, as one stream.
     let out = run(&["notebook", "create", "nb", "-n", "ns", "--workspace", "5Gi", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
