@@ -391,10 +391,10 @@ impl Req {
         }
     }
 
-    fn list_opts(&self, t: &ResourceType) -> ApiResult<ListOpts> {
+    fn list_opts(&self, t: &ResourceType, version: &str) -> ApiResult<ListOpts> {
         Ok(ListOpts {
             labels: LabelSelector::parse(self.q.get("labelSelector").map(String::as_str).unwrap_or(""))?,
-            fields: FieldSelector::parse(self.q.get("fieldSelector").map(String::as_str).unwrap_or(""), &t.kind)?,
+            fields: FieldSelector::parse(self.q.get("fieldSelector").map(String::as_str).unwrap_or(""), &t.kind, &t.selectable_fields(version))?,
             limit: self.q.get("limit").and_then(|l| l.parse().ok()),
             continue_token: self.q.get("continue").filter(|c| !c.is_empty()).cloned(),
         })
@@ -429,7 +429,7 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
             Ok(render_one(&t, v, &o, &req))
         }
         "list" => {
-            let opts = req.list_opts(&t)?;
+            let opts = req.list_opts(&t, v)?;
             let res = shared.store().list(&t, p.namespace.as_deref(), &opts)?;
             Ok(render_list(&t, v, &res, &req))
         }
@@ -489,7 +489,7 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
             Ok(json_response(200, &o))
         }
         "deletecollection" => {
-            let opts = req.list_opts(&t)?;
+            let opts = req.list_opts(&t, v)?;
             let dopts = delete_opts(&req)?;
             let items = shared.store().delete_collection(&t, v, p.namespace.as_deref(), &opts, &dopts)?;
             let res = crate::store::ListResult { items, rv: shared.store().rv, continue_token: None, remaining: None };
@@ -624,7 +624,7 @@ fn event_line(etype: &str, object: &Value) -> Bytes {
 /// A watch stream: initial events when asked, then matching changes,
 /// bookmarks, until timeoutSeconds, a cut, or the client goes away.
 fn watch(shared: &Arc<Shared>, t: &ResourceType, p: &ResPath, req: &Req) -> ApiResult<Response<Body>> {
-    let mut opts = req.list_opts(t)?;
+    let mut opts = req.list_opts(t, &p.version)?;
     opts.limit = None;
     opts.continue_token = None;
     let rv_param = req.q.get("resourceVersion").cloned().unwrap_or_default();

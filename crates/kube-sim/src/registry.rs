@@ -24,6 +24,7 @@ pub struct CrdVersion {
     pub name: String,
     pub schema: Option<Value>,
     pub printer_columns: Vec<Value>,
+    pub selectable_fields: Vec<String>,
     pub status_subresource: bool,
 }
 
@@ -77,6 +78,11 @@ impl ResourceType {
             Some(v) => v.status_subresource,
             None => self.status_subresource,
         }
+    }
+
+    /// Field paths a CRD version declares selectable (`spec.color`).
+    pub fn selectable_fields(&self, version: &str) -> Vec<String> {
+        self.crd_version(version).map(|v| v.selectable_fields.clone()).unwrap_or_default()
     }
 
     /// The version's openAPIV3Schema, for CRD kinds.
@@ -330,6 +336,11 @@ fn crd_type(crd: &Value) -> Result<ResourceType, String> {
             name: vname.to_string(),
             schema: v.pointer("/schema/openAPIV3Schema").cloned(),
             printer_columns: v.get("additionalPrinterColumns").and_then(Value::as_array).cloned().unwrap_or_default(),
+            selectable_fields: v
+                .get("selectableFields")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|f| f.get("jsonPath").and_then(Value::as_str)).map(|p| p.trim_start_matches('.').to_string()).collect())
+                .unwrap_or_default(),
             status_subresource: v.pointer("/subresources/status").is_some(),
         });
     }

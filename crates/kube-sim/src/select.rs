@@ -121,7 +121,8 @@ fn supported_field(kind: &str, field: &str) -> bool {
 }
 
 impl FieldSelector {
-    pub fn parse(sel: &str, kind: &str) -> ApiResult<Self> {
+    /// `extra`: a CRD version's selectableFields (`spec.color`).
+    pub fn parse(sel: &str, kind: &str, extra: &[String]) -> ApiResult<Self> {
         let mut reqs = Vec::new();
         if sel.trim().is_empty() {
             return Ok(FieldSelector(reqs));
@@ -138,7 +139,7 @@ impl FieldSelector {
                 return Err(ApiError::bad_request(format!("invalid selector: '{sel}'; can't understand '{p}'")));
             };
             let k = k.trim();
-            if !supported_field(kind, k) {
+            if !supported_field(kind, k) && !extra.iter().any(|f| f == k) {
                 return Err(ApiError::bad_request(format!("field label not supported: {k}")));
             }
             reqs.push((k.to_string(), eq, v.trim().to_string()));
@@ -190,10 +191,10 @@ mod tests {
 
     #[test]
     fn field_selector_rejects_unknown_fields() {
-        let e = FieldSelector::parse("spec.foo=1", "ConfigMap").unwrap_err();
+        let e = FieldSelector::parse("spec.foo=1", "ConfigMap", &[]).unwrap_err();
         assert_eq!(e.code, 400);
         assert_eq!(e.message, "field label not supported: spec.foo");
-        let s = FieldSelector::parse("metadata.name=a,metadata.namespace!=b", "ConfigMap").unwrap();
+        let s = FieldSelector::parse("metadata.name=a,metadata.namespace!=b", "ConfigMap", &[]).unwrap();
         assert!(s.matches(&json!({"metadata": {"name": "a", "namespace": "c"}})));
         assert!(!s.matches(&json!({"metadata": {"name": "a", "namespace": "b"}})));
     }

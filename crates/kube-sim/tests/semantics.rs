@@ -214,6 +214,7 @@ fn gadget_crd() -> CustomResourceDefinition {
             "versions": [
                 {"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
                  "additionalPrinterColumns": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}],
+                 "selectableFields": [{"jsonPath": ".spec.size"}],
                  "schema": {"openAPIV3Schema": {"type": "object", "properties": {
                     "spec": {"type": "object", "properties": {
                         "size": {"type": "integer", "default": 1},
@@ -272,6 +273,9 @@ async fn custom_resources_status_generation_schema_and_versions() {
     let sp = api.patch("g", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": 3}, "status": {"ready": false}}))).await.expect("spec");
     assert_eq!(sp.data["status"]["ready"], true, "main-resource writes ignore status");
     assert_eq!(sp.metadata.generation, Some(2));
+    // selectableFields make a field usable in field selectors.
+    assert_eq!(api.list(&ListParams::default().fields("spec.size=3")).await.expect("selectable field").items.len(), 1);
+    assert_eq!(api.list(&ListParams::default().fields("spec.size=4")).await.expect("selectable field").items.len(), 0);
     // Server-side apply merges x-kubernetes-list-type=map lists by key.
     let a = json!({"apiVersion": "test.kflite.io/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"ports": [{"name": "metrics", "port": 9090}]}});
     let merged = api.patch("g", &PatchParams::apply("other"), &Patch::Apply(a)).await.expect("apply ports");
