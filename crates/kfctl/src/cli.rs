@@ -179,7 +179,12 @@ impl Cli {
         }
     }
 
-    fn print<T: serde::Serialize>(&self, out: &mut dyn Write, value: &T, table: impl FnOnce() -> String) -> Result<()> {
+    fn print<T: serde::Serialize>(
+        &self,
+        out: &mut dyn Write,
+        value: &T,
+        table: impl FnOnce() -> String,
+    ) -> Result<()> {
         let text = match self.output {
             Format::Table => table(),
             f => output::encode(value, f)?,
@@ -217,7 +222,11 @@ pub async fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         Command::Profile(ProfileCommand::Add { email, dry_run }) => {
             let object = profile::profile_object(email, cli.namespace.as_deref())?;
             if *dry_run {
-                let format = if cli.output == Format::Table { Format::Yaml } else { cli.output };
+                let format = if cli.output == Format::Table {
+                    Format::Yaml
+                } else {
+                    cli.output
+                };
                 write_all(out, &output::encode(&object, format)?)?;
                 return Ok(0);
             }
@@ -286,7 +295,11 @@ pub async fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<
                 let _ = writeln!(err, "warning: {w}\n  fix: {}", notebook::SM120_FIX);
             }
             if *dry_run {
-                let format = if cli.output == Format::Table { Format::Yaml } else { cli.output };
+                let format = if cli.output == Format::Table {
+                    Format::Yaml
+                } else {
+                    cli.output
+                };
                 let mut text = output::encode(&request.object()?, format)?;
                 if let Some(pvc) = request.workspace_object() {
                     // A YAML stream or a JSON array of both, as kubectl apply -f takes them.

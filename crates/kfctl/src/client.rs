@@ -24,7 +24,9 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("namespace", &self.namespace).finish()
+        f.debug_struct("Connection")
+            .field("namespace", &self.namespace)
+            .finish()
     }
 }
 
@@ -55,8 +57,8 @@ impl Target {
             .namespace
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
-        let client = kube::Client::try_from(config)
-            .map_err(|e| Error::kube("creating the Kubernetes client", e))?;
+        let client =
+            kube::Client::try_from(config).map_err(|e| Error::kube("creating the Kubernetes client", e))?;
         Ok(Connection { client, namespace })
     }
 }

@@ -56,7 +56,10 @@ async fn probe(check: Check, url: &str, timeout: std::time::Duration) -> Check {
         Ok(o) => o,
         Err(e) => {
             return check.fail(
-                format!("--db-url {shown} is not a MySQL URL: {}", scrub(e.to_string(), url)),
+                format!(
+                    "--db-url {shown} is not a MySQL URL: {}",
+                    scrub(e.to_string(), url)
+                ),
                 "pass mysql://USER:PASSWORD@HOST:PORT/DATABASE",
             );
         }
@@ -64,7 +67,9 @@ async fn probe(check: Check, url: &str, timeout: std::time::Duration) -> Check {
     let started = std::time::Instant::now();
     let attempt = async {
         let mut conn = MySqlConnection::connect_with(&options).await?;
-        let version: String = sqlx::query_scalar("SELECT VERSION()").fetch_one(&mut conn).await?;
+        let version: String = sqlx::query_scalar("SELECT VERSION()")
+            .fetch_one(&mut conn)
+            .await?;
         let _ = conn.close().await;
         Ok::<_, sqlx::Error>(version)
     };
@@ -73,10 +78,7 @@ async fn probe(check: Check, url: &str, timeout: std::time::Duration) -> Check {
             "{shown} answered in {} ms (server {version})",
             started.elapsed().as_millis()
         )),
-        Ok(Err(e)) => check.fail(
-            format!("{shown}: {}", scrub(e.to_string(), url)),
-            FIX,
-        ),
+        Ok(Err(e)) => check.fail(format!("{shown}: {}", scrub(e.to_string(), url)), FIX),
         Err(_) => check.fail(
             format!("{shown}: no answer within {} s", timeout.as_secs_f32()),
             FIX,
@@ -87,7 +89,10 @@ async fn probe(check: Check, url: &str, timeout: std::time::Duration) -> Check {
 #[cfg(not(feature = "db"))]
 async fn probe(check: Check, url: &str, _timeout: std::time::Duration) -> Check {
     check.fail(
-        format!("cannot check {}: kfctl was built without the `db` feature", redact(url)),
+        format!(
+            "cannot check {}: kfctl was built without the `db` feature",
+            redact(url)
+        ),
         "rebuild kfctl with --features db",
     )
 }
@@ -98,7 +103,10 @@ mod tests {
 
     #[test]
     fn passwords_never_shown() {
-        assert_eq!(redact("mysql://root:s3cr@t@db:3306/x"), "mysql://root:***@db:3306/x");
+        assert_eq!(
+            redact("mysql://root:s3cr@t@db:3306/x"),
+            "mysql://root:***@db:3306/x"
+        );
         assert_eq!(redact("mysql://root@db/x"), "mysql://root@db/x");
         assert_eq!(redact("not a url"), "not a url");
         let url = "mysql://u:hunter2@h/x";

@@ -8,7 +8,8 @@ async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             // kube-client logs each failed request; kfctl reports the error itself, once.
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,kube_client=off".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,kube_client=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -11,7 +11,8 @@ use crate::urls;
 use crate::{Error, Result};
 
 /// The CUDA PyTorch image Kubeflow v1.11.0's spawner offers (jupyter-web-app's spawner_ui_config.yaml).
-pub const DEFAULT_GPU_IMAGE: &str = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-cuda-full:v1.10.0";
+pub const DEFAULT_GPU_IMAGE: &str =
+    "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-cuda-full:v1.10.0";
 /// Kubeflow v1.11.0's default image (same file).
 pub const DEFAULT_CPU_IMAGE: &str = "ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-scipy:v1.10.0";
 /// The GPU nodes' RuntimeClass.
@@ -109,8 +110,10 @@ impl NotebookRequest {
         }
         spec["containers"][0]["resources"] = resources;
         if self.workspace.is_some() {
-            spec["volumes"] = json!([{"name": "workspace", "persistentVolumeClaim": {"claimName": self.workspace_name()}}]);
-            spec["containers"][0]["volumeMounts"] = json!([{"name": "workspace", "mountPath": WORKSPACE_MOUNT}]);
+            spec["volumes"] =
+                json!([{"name": "workspace", "persistentVolumeClaim": {"claimName": self.workspace_name()}}]);
+            spec["containers"][0]["volumeMounts"] =
+                json!([{"name": "workspace", "mountPath": WORKSPACE_MOUNT}]);
         }
         Ok(json!({
             "apiVersion": "kubeflow.org/v1",
@@ -151,11 +154,17 @@ impl NotebookRequest {
 /// its files) and the Notebook; fails when the Notebook exists.
 pub async fn create(client: &kube::Client, request: &NotebookRequest) -> Result<Value> {
     let object = request.object()?;
-    let notebooks: Api<DynamicObject> = Api::namespaced_with(client.clone(), &request.namespace, &r::notebook());
+    let notebooks: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &request.namespace, &r::notebook());
     if notebooks
         .get_opt(&request.name)
         .await
-        .map_err(|e| Error::kube(format!("reading Notebook {}/{}", request.namespace, request.name), e))?
+        .map_err(|e| {
+            Error::kube(
+                format!("reading Notebook {}/{}", request.namespace, request.name),
+                e,
+            )
+        })?
         .is_some()
     {
         return Err(Error::Exists {
@@ -173,14 +182,17 @@ pub async fn create(client: &kube::Client, request: &NotebookRequest) -> Result<
             }
             Err(e) => {
                 return Err(Error::kube(
-                    format!("creating PersistentVolumeClaim {}/{}", request.namespace, request.workspace_name()),
+                    format!(
+                        "creating PersistentVolumeClaim {}/{}",
+                        request.namespace,
+                        request.workspace_name()
+                    ),
                     e,
                 ));
             }
         }
     }
-    let dynamic: DynamicObject =
-        serde_json::from_value(object).map_err(|e| Error::Encode(e.to_string()))?;
+    let dynamic: DynamicObject = serde_json::from_value(object).map_err(|e| Error::Encode(e.to_string()))?;
     match notebooks.create(&PostParams::default(), &dynamic).await {
         Ok(created) => serde_json::to_value(created).map_err(|e| Error::Encode(e.to_string())),
         Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::Exists {
@@ -234,7 +246,9 @@ pub async fn list(
         Some(ns) => r::list_in(client, &r::notebook(), ns).await?,
         None => r::list_all(client, &r::notebook()).await?,
     }
-    .ok_or_else(|| Error::Invalid("the Notebook kind is not served: install Kubeflow's notebook-controller CRDs".into()))?;
+    .ok_or_else(|| {
+        Error::Invalid("the Notebook kind is not served: install Kubeflow's notebook-controller CRDs".into())
+    })?;
     let routes = r::list_in(client, &r::httproute(), route_namespace)
         .await?
         .unwrap_or_default();
@@ -248,7 +262,11 @@ pub async fn list(
                 name: nb_name.to_string(),
                 image: images(nb).join(","),
                 gpus: gpus(nb),
-                ready: nb.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0) > 0,
+                ready: nb
+                    .pointer("/status/readyReplicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    > 0,
                 url: routes
                     .iter()
                     .find(|r| name(r) == route)

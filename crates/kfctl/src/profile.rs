@@ -70,15 +70,18 @@ pub struct ProfileRow {
 }
 
 pub async fn list(client: &kube::Client) -> Result<Vec<ProfileRow>> {
-    let profiles = r::list_all(client, &r::profile())
-        .await?
-        .ok_or_else(|| Error::Invalid("the Profile kind is not served: install Kubeflow's profiles CRDs".into()))?;
+    let profiles = r::list_all(client, &r::profile()).await?.ok_or_else(|| {
+        Error::Invalid("the Profile kind is not served: install Kubeflow's profiles CRDs".into())
+    })?;
     let namespaces = r::list_all(client, &r::namespace()).await?.unwrap_or_default();
     let mut rows: Vec<ProfileRow> = profiles
         .iter()
         .map(|p| ProfileRow {
             name: name(p).to_string(),
-            owner: p.pointer("/spec/owner/name").and_then(Value::as_str).map(str::to_string),
+            owner: p
+                .pointer("/spec/owner/name")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             namespace_exists: namespaces.iter().any(|n| name(n) == name(p)),
         })
         .collect();
@@ -97,7 +100,12 @@ mod tests {
         assert_eq!(p.spec.owner.unwrap().name, "Jane.Doe@Example.com");
         let p = profile_object("a@b.c", Some("team-a")).unwrap();
         assert_eq!(p.metadata.name.as_deref(), Some("team-a"));
-        assert!(profile_object("a@b.c", Some("Team_A")).unwrap_err().to_string().contains("Team_A"));
+        assert!(
+            profile_object("a@b.c", Some("Team_A"))
+                .unwrap_err()
+                .to_string()
+                .contains("Team_A")
+        );
         assert!(profile_object("nobody", None).is_err());
     }
 }

@@ -5,9 +5,7 @@
 //! reporting on all the others.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kfmodel::gateway::{HttpRoute, ReferenceGrant};
@@ -78,7 +76,11 @@ pub fn istio(kind: &kfmodel::istio::IstioKind) -> ApiResource {
 }
 
 fn describe(ar: &ApiResource) -> String {
-    format!("{}.{}", ar.plural, if ar.group.is_empty() { "core" } else { &ar.group })
+    format!(
+        "{}.{}",
+        ar.plural,
+        if ar.group.is_empty() { "core" } else { &ar.group }
+    )
 }
 
 fn is_not_served(e: &kube::Error) -> bool {
@@ -97,11 +99,7 @@ pub async fn list_all(client: &kube::Client, ar: &ApiResource) -> Result<Option<
 }
 
 /// Objects of `ar` in `namespace`; `None` when the kind is not served.
-pub async fn list_in(
-    client: &kube::Client,
-    ar: &ApiResource,
-    namespace: &str,
-) -> Result<Option<Vec<Value>>> {
+pub async fn list_in(client: &kube::Client, ar: &ApiResource, namespace: &str) -> Result<Option<Vec<Value>>> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, ar);
     match api.list(&ListParams::default()).await {
         Ok(list) => Ok(Some(to_values(list.items, ar)?)),
@@ -155,12 +153,16 @@ pub fn name(v: &Value) -> &str {
 
 /// `metadata.namespace`.
 pub fn namespace_of(v: &Value) -> &str {
-    v.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("")
+    v.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// `metadata.labels[key]`.
 pub fn label<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.pointer("/metadata/labels").and_then(|l| l.get(key)).and_then(Value::as_str)
+    v.pointer("/metadata/labels")
+        .and_then(|l| l.get(key))
+        .and_then(Value::as_str)
 }
 
 /// `ns/name`, or `name` for cluster-scoped objects.
@@ -172,7 +174,8 @@ pub fn qualified(v: &Value) -> String {
 }
 
 pub fn is_deleting(v: &Value) -> bool {
-    v.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null())
+    v.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
 }
 
 /// Items of a JSON array at `pointer` (empty when absent).

@@ -8,7 +8,9 @@ use crate::{Error, Result};
 
 /// `https://HOST/PREFIX` for every hostname × PathPrefix match of `route`.
 pub fn route_urls(route: &Value) -> Vec<String> {
-    let hosts: Vec<&str> = items(route, "/spec/hostnames").filter_map(Value::as_str).collect();
+    let hosts: Vec<&str> = items(route, "/spec/hostnames")
+        .filter_map(Value::as_str)
+        .collect();
     let mut out = Vec::new();
     for rule in items(route, "/spec/rules") {
         for m in items(rule, "/matches") {

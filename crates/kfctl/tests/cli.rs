@@ -27,22 +27,38 @@ fn stdout(o: &Output) -> String {
 }
 
 fn snapshot(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.txt"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.txt"));
     if std::env::var("KFCTL_BLESS").as_deref() == Ok("1") {
         std::fs::write(&path, actual).expect("write snapshot");
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("{}: {e}; generate it with KFCTL_BLESS=1 cargo nextest run -p kfctl --test cli", path.display())
+        panic!(
+            "{}: {e}; generate it with KFCTL_BLESS=1 cargo nextest run -p kfctl --test cli",
+            path.display()
+        )
     });
-    assert_eq!(actual, expected, "{name} differs from {} (KFCTL_BLESS=1 to accept)", path.display());
+    assert_eq!(
+        actual,
+        expected,
+        "{name} differs from {} (KFCTL_BLESS=1 to accept)",
+        path.display()
+    );
 }
 
 #[tokio::test]
 async fn doctor_table_on_the_healthy_fixture() {
     let c = healthy().await;
     let out = kfctl(&c, &["doctor"]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
     snapshot("doctor-healthy", &stdout(&out));
 }
 
@@ -66,7 +82,12 @@ async fn list_tables() {
         ("profile-list", vec!["profile", "list"]),
     ] {
         let out = kfctl(&c, &args);
-        assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         snapshot(name, &stdout(&out));
     }
 }
@@ -76,7 +97,9 @@ fn documented(section: &str) -> BTreeSet<String> {
     let doc = testkit::workspace_root().join("docs/kfctl.md");
     let text = std::fs::read_to_string(&doc).unwrap_or_else(|e| panic!("{}: {e}", doc.display()));
     let marker = format!("<!-- json:{section} -->");
-    let start = text.find(&marker).unwrap_or_else(|| panic!("docs/kfctl.md has no {marker}"));
+    let start = text
+        .find(&marker)
+        .unwrap_or_else(|| panic!("docs/kfctl.md has no {marker}"));
     let fields: BTreeSet<String> = text[start + marker.len()..]
         .lines()
         .skip_while(|l| l.trim().is_empty())
@@ -119,7 +142,9 @@ async fn json_fields_are_the_documented_ones() {
         ("urls", vec!["urls"]),
     ] {
         let rows = json(&c, &args);
-        let rows = rows.as_array().unwrap_or_else(|| panic!("{section}: not an array"));
+        let rows = rows
+            .as_array()
+            .unwrap_or_else(|| panic!("{section}: not an array"));
         assert!(!rows.is_empty(), "{section}: the fixture has rows");
         for row in rows {
             assert_eq!(keys(row), documented(section), "{section}: {row}");
@@ -143,16 +168,34 @@ async fn json_is_stable_across_runs() {
 async fn profile_add_and_notebook_create_through_the_binary() {
     let c = healthy().await;
     let out = kfctl(&c, &["profile", "add", "bob@example.com", "-n", "team-bob"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout(&out).contains("profile team-bob created for bob@example.com"));
     let again = kfctl(&c, &["profile", "add", "bob@example.com", "-n", "team-bob"]);
     assert_eq!(again.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("Profile team-bob already exists (owner bob@example.com)"));
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .contains("Profile team-bob already exists (owner bob@example.com)")
+    );
 
     let out = kfctl(&c, &["notebook", "create", "big", "--gpu", "-n", USER_NS]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("warning: image ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-cuda-full:v1.10.0"), "{err}");
+    assert!(
+        err.contains(
+            "warning: image ghcr.io/kubeflow/kubeflow/notebook-servers/jupyter-pytorch-cuda-full:v1.10.0"
+        ),
+        "{err}"
+    );
     assert!(err.contains("fix: use an image with PyTorch >= 2.7"), "{err}");
 
     let bad = kfctl(&c, &["notebook", "create", "Bad_Name", "-n", USER_NS]);
@@ -170,34 +213,89 @@ fn dry_run_prints_the_objects_without_a_cluster() {
             .unwrap()
     };
     let out = run(&["profile", "add", "user@example.com", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_yaml_ng::from_slice(&out.stdout).unwrap();
     assert_eq!(v["metadata"]["name"], "kubeflow-user-example-com");
     assert_eq!(v["spec"]["owner"]["name"], "user@example.com");
 
-    let out = run(&["notebook", "create", "nb", "--gpu", "--image", "img:1", "-n", "ns", "--dry-run", "-o", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[
+        "notebook",
+        "create",
+        "nb",
+        "--gpu",
+        "--image",
+        "img:1",
+        "-n",
+        "ns",
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["spec"]["template"]["spec"]["runtimeClassName"], "nvidia");
 
     // Without -n and without a kubeconfig: the `default` namespace.
     let out = run(&["notebook", "create", "nb", "--dry-run", "-o", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["metadata"]["namespace"], "default");
 
     // With a workspace: the PVC first, then the Notebook, as one stream.
-    let out = run(&["notebook", "create", "nb", "-n", "ns", "--workspace", "5Gi", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[
+        "notebook",
+        "create",
+        "nb",
+        "-n",
+        "ns",
+        "--workspace",
+        "5Gi",
+        "--dry-run",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let kinds: Vec<String> = serde_yaml_ng::Deserializer::from_str(&text)
         .map(|d| {
             use serde::Deserialize as _;
-            Value::deserialize(d).unwrap()["kind"].as_str().unwrap().to_string()
+            Value::deserialize(d).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
         })
         .collect();
     assert_eq!(kinds, ["PersistentVolumeClaim", "Notebook"]);
-    let out = run(&["notebook", "create", "nb", "-n", "ns", "--workspace", "5Gi", "--dry-run", "-o", "json"]);
+    let out = run(&[
+        "notebook",
+        "create",
+        "nb",
+        "-n",
+        "ns",
+        "--workspace",
+        "5Gi",
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["metadata"]["name"], "nb-workspace");
     assert_eq!(v[1]["kind"], "Notebook");
@@ -206,10 +304,21 @@ fn dry_run_prints_the_objects_without_a_cluster() {
 #[test]
 fn completions_cover_every_subcommand() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_kfctl")).args(["completions", shell]).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_kfctl"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(0), "{shell}");
         let text = String::from_utf8(out.stdout).unwrap();
-        for sub in ["doctor", "profile", "notebook", "urls", "render", "gpu", "completions"] {
+        for sub in [
+            "doctor",
+            "profile",
+            "notebook",
+            "urls",
+            "render",
+            "gpu",
+            "completions",
+        ] {
             assert!(text.contains(sub), "{shell} completion lacks {sub}");
         }
     }
@@ -239,7 +348,12 @@ fn render_matches_the_reference_output() {
         .arg(&upstream)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
 }
 
@@ -260,14 +374,32 @@ fn every_check_is_in_the_runbook_table() {
         .map(|c| c.id)
         .collect();
     ids.push("kfp-database".into());
-    assert_eq!(documented, ids, "docs/kfctl.md's runbook table, in doctor's order");
+    assert_eq!(
+        documented, ids,
+        "docs/kfctl.md's runbook table, in doctor's order"
+    );
 }
 
 #[test]
 fn gpu_lint_of_a_dry_run_notebook() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_kfctl")).args(args).output().unwrap();
-    let nb = run(&["notebook", "create", "nb", "--gpu", "--image", "img:1", "-n", "ns", "--dry-run"]);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kfctl"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let nb = run(&[
+        "notebook",
+        "create",
+        "nb",
+        "--gpu",
+        "--image",
+        "img:1",
+        "-n",
+        "ns",
+        "--dry-run",
+    ]);
     let file = dir.path().join("nb.yaml");
     std::fs::write(&file, &nb.stdout).unwrap();
     let out = run(&["gpu", "lint", file.to_str().unwrap(), "-o", "json"]);
@@ -276,19 +408,33 @@ fn gpu_lint_of_a_dry_run_notebook() {
     assert_eq!(report["schema"], "gpu-probe/v1");
     assert_eq!(report["status"], "ok", "{report}");
     // Without --gpu settings the lint fails, and kfctl exits 1.
-    let broken = String::from_utf8(nb.stdout).unwrap().replace("runtimeClassName: nvidia", "runtimeClassName: runc");
+    let broken = String::from_utf8(nb.stdout)
+        .unwrap()
+        .replace("runtimeClassName: nvidia", "runtimeClassName: runc");
     std::fs::write(&file, broken).unwrap();
     let out = run(&["gpu", "lint", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("set runtimeClassName: nvidia"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("set runtimeClassName: nvidia"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
 fn unreachable_cluster_is_an_error_not_a_verdict() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, kube_sim::kubeconfig_yaml(&format!("http://127.0.0.1:{port}"))).unwrap();
+    std::fs::write(
+        &kubeconfig,
+        kube_sim::kubeconfig_yaml(&format!("http://127.0.0.1:{port}")),
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_kfctl"))
         .arg("--kubeconfig")
         .arg(&kubeconfig)
@@ -297,8 +443,14 @@ fn unreachable_cluster_is_an_error_not_a_verdict() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("kfctl: listing httproutes.gateway.networking.k8s.io in kubeflow"), "{err}");
-    let out = Command::new(env!("CARGO_BIN_EXE_kfctl")).args(["--kubeconfig", "/nonexistent/kubeconfig", "urls"]).output().unwrap();
+    assert!(
+        err.starts_with("kfctl: listing httproutes.gateway.networking.k8s.io in kubeflow"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_kfctl"))
+        .args(["--kubeconfig", "/nonexistent/kubeconfig", "urls"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/kubeconfig"));
 }

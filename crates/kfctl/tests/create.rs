@@ -24,7 +24,10 @@ async fn wait_route(client: &kube::Client, name: &str) -> HttpRoute {
         if let Ok(Some(r)) = api.get_opt(name).await {
             return r;
         }
-        assert!(Instant::now() < deadline, "route-controller made no route {name} within 20 s");
+        assert!(
+            Instant::now() < deadline,
+            "route-controller made no route {name} within 20 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -32,7 +35,8 @@ async fn wait_route(client: &kube::Client, name: &str) -> HttpRoute {
 #[tokio::test]
 async fn created_gpu_notebook_is_routed_and_passes_the_gpu_lint() {
     let c = with_crds().await;
-    c.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KF}})).await;
+    c.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KF}}))
+        .await;
 
     // kfctl profile add: the namespace derived from the e-mail, the owner set.
     let email = "jane.doe@example.com";
@@ -44,7 +48,8 @@ async fn created_gpu_notebook_is_routed_and_passes_the_gpu_lint() {
     let stored: Profile = Api::<Profile>::all(c.client.clone()).get(&ns).await.unwrap();
     assert_eq!(stored.spec.owner.as_ref().unwrap().name, email);
     // The profile controller would make the namespace; kube-sim has none.
-    c.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await;
+    c.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+        .await;
 
     // A second add of the same profile names the owner it has.
     let again = profile::add(&c.client, &profile::profile_object(email, None).unwrap()).await;
@@ -60,8 +65,19 @@ async fn created_gpu_notebook_is_routed_and_passes_the_gpu_lint() {
         let shutdown = async {
             let _ = stop_rx.await;
         };
-        let options = RunOptions { identity: "kfctl-test".into(), leader: None };
-        route_controller::run(client, config, options, Metrics::new(), Health::default(), shutdown).await
+        let options = RunOptions {
+            identity: "kfctl-test".into(),
+            leader: None,
+        };
+        route_controller::run(
+            client,
+            config,
+            options,
+            Metrics::new(),
+            Health::default(),
+            shutdown,
+        )
+        .await
     });
 
     // kfctl notebook create NAME --gpu --workspace 5Gi --storage-class longhorn
@@ -76,7 +92,9 @@ async fn created_gpu_notebook_is_routed_and_passes_the_gpu_lint() {
         storage_class: Some("longhorn".into()),
     };
     assert!(request.warnings().is_empty());
-    notebook::create(&c.client, &request).await.expect("notebook create");
+    notebook::create(&c.client, &request)
+        .await
+        .expect("notebook create");
     let pvc = kfctl::resources::get(&c.client, &kfctl::resources::pvc(), Some(&ns), "train-workspace")
         .await
         .unwrap()
@@ -88,9 +106,15 @@ async fn created_gpu_notebook_is_routed_and_passes_the_gpu_lint() {
     let route = wait_route(&c.client, &format!("notebook.{ns}.train")).await;
     let v = serde_json::to_value(&route).unwrap();
     let rule = &v["spec"]["rules"][0];
-    assert_eq!(rule["matches"][0]["path"]["value"], format!("/notebook/{ns}/train/"));
+    assert_eq!(
+        rule["matches"][0]["path"]["value"],
+        format!("/notebook/{ns}/train/")
+    );
     assert_eq!(rule["backendRefs"][0]["name"], "train");
-    assert_eq!(rule["filters"][0]["requestHeaderModifier"]["set"][0]["value"], email);
+    assert_eq!(
+        rule["filters"][0]["requestHeaderModifier"]["set"][0]["value"],
+        email
+    );
 
     // gpu-probe's lint on the Notebook as the API server returns it.
     let stored = kfctl::resources::get(&c.client, &kfctl::resources::notebook(), Some(&ns), "train")
@@ -105,20 +129,35 @@ async fn created_gpu_notebook_is_routed_and_passes_the_gpu_lint() {
     // kfctl notebook list shows its URL from the route.
     let rows = notebook::list(&c.client, Some(&ns), KF).await.unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].url.as_deref(), Some(format!("https://kubeflow.madhan.app/notebook/{ns}/train/").as_str()));
+    assert_eq!(
+        rows[0].url.as_deref(),
+        Some(format!("https://kubeflow.madhan.app/notebook/{ns}/train/").as_str())
+    );
     assert_eq!(rows[0].gpus, 1);
 
     // The pod spec mounts the workspace where jupyter-web-app does.
-    assert_eq!(stored["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], "train-workspace");
-    assert_eq!(stored["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["mountPath"], "/home/jovyan");
+    assert_eq!(
+        stored["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+        "train-workspace"
+    );
+    assert_eq!(
+        stored["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["mountPath"],
+        "/home/jovyan"
+    );
 
     // Creating it again is refused, not overwritten.
-    let err = notebook::create(&c.client, &request).await.unwrap_err().to_string();
+    let err = notebook::create(&c.client, &request)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("already exists"), "{err}");
 
     let _ = stop_tx.send(());
     let result = tokio::time::timeout(Duration::from_secs(10), controller).await;
-    assert!(matches!(result, Ok(Ok(Ok(())))), "controller stopped badly: {result:?}");
+    assert!(
+        matches!(result, Ok(Ok(Ok(())))),
+        "controller stopped badly: {result:?}"
+    );
 }
 
 #[test]
@@ -134,10 +173,17 @@ fn default_gpu_image_warns_with_the_fix() {
         storage_class: None,
     };
     let warnings = request.warnings();
-    assert_eq!(warnings.len(), 1, "Kubeflow v1.11.0's default GPU image ships PyTorch < 2.7");
+    assert_eq!(
+        warnings.len(),
+        1,
+        "Kubeflow v1.11.0's default GPU image ships PyTorch < 2.7"
+    );
     assert!(warnings[0].contains("sm_120"));
     // Without --gpu the default is a CPU image: nothing to warn about.
-    let cpu = NotebookRequest { gpu: false, ..request };
+    let cpu = NotebookRequest {
+        gpu: false,
+        ..request
+    };
     assert!(cpu.warnings().is_empty());
     let object: Value = cpu.object().unwrap();
     assert!(object.pointer("/spec/template/spec/runtimeClassName").is_none());

@@ -24,7 +24,11 @@ impl Drop for MariaDb {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn user() -> String {
@@ -37,12 +41,20 @@ fn start(mariadbd: &Path, install_db: &Path) -> MariaDb {
     let data = dir.path().join("data");
     let user = user();
     let install = Command::new(install_db)
-        .args(["--no-defaults", "--skip-test-db", "--auth-root-authentication-method=normal"])
+        .args([
+            "--no-defaults",
+            "--skip-test-db",
+            "--auth-root-authentication-method=normal",
+        ])
         .arg(format!("--datadir={}", data.display()))
         .arg(format!("--user={user}"))
         .output()
         .expect("mariadb-install-db runs");
-    assert!(install.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&install.stderr));
+    assert!(
+        install.status.success(),
+        "mariadb-install-db: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
     let init = dir.path().join("init.sql");
     std::fs::write(&init, "CREATE DATABASE IF NOT EXISTS mlpipeline;\n").unwrap();
     let port = free_port();
@@ -61,10 +73,17 @@ fn start(mariadbd: &Path, install_db: &Path) -> MariaDb {
         .stderr(Stdio::null())
         .spawn()
         .expect("mariadbd starts");
-    let db = MariaDb { child, port, _dir: dir };
+    let db = MariaDb {
+        child,
+        port,
+        _dir: dir,
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mariadbd did not listen on {port} within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "mariadbd did not listen on {port} within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     db
@@ -84,7 +103,11 @@ async fn database_check_against_mariadb() {
     let run = |url: String| {
         let client = c.client.clone();
         async move {
-            let config = DoctorConfig { db_url: Some(url), db_timeout: Duration::from_secs(10), ..Default::default() };
+            let config = DoctorConfig {
+                db_url: Some(url),
+                db_timeout: Duration::from_secs(10),
+                ..Default::default()
+            };
             doctor::run(&client, &config).await.unwrap()
         }
     };

@@ -8,7 +8,9 @@ use kfctl::doctor::{self, DoctorConfig, Report, Status};
 use serde_json::json;
 
 async fn doctor(c: &Cluster) -> Report {
-    doctor::run(&c.client, &DoctorConfig::default()).await.expect("doctor runs")
+    doctor::run(&c.client, &DoctorConfig::default())
+        .await
+        .expect("doctor runs")
 }
 
 /// Every check passes or is skipped, except `id`, which fails with a fix
@@ -20,13 +22,25 @@ fn only_fails(report: &Report, id: &str, problem_has: &str, fix_has: &str) {
         .filter(|c| !matches!(c.status, Status::Pass | Status::Skip))
         .map(|c| c.id.as_str())
         .collect();
-    assert_eq!(failing, vec![id], "exactly {id} should fail:\n{}", report.to_table());
+    assert_eq!(
+        failing,
+        vec![id],
+        "exactly {id} should fail:\n{}",
+        report.to_table()
+    );
     let check = report.check(id).unwrap();
     assert_eq!(check.status, Status::Fail);
     let text = format!("{} {}", check.summary, check.problems.join(" "));
-    assert!(text.contains(problem_has), "{id} should mention {problem_has:?}:\n{}", report.to_table());
+    assert!(
+        text.contains(problem_has),
+        "{id} should mention {problem_has:?}:\n{}",
+        report.to_table()
+    );
     let fix = check.fix.as_deref().unwrap_or("");
-    assert!(fix.contains(fix_has), "{id}'s fix should say {fix_has:?}, got {fix:?}");
+    assert!(
+        fix.contains(fix_has),
+        "{id}'s fix should say {fix_has:?}, got {fix:?}"
+    );
     assert_eq!(report.exit_code(), 1);
 }
 
@@ -35,7 +49,11 @@ async fn healthy_homelab_passes_every_check() {
     let c = healthy().await;
     let report = doctor(&c).await;
     for check in &report.checks {
-        let expected = if check.id == "kfp-database" { Status::Skip } else { Status::Pass };
+        let expected = if check.id == "kfp-database" {
+            Status::Skip
+        } else {
+            Status::Pass
+        };
         assert_eq!(check.status, expected, "{}:\n{}", check.id, report.to_table());
     }
     assert_eq!(report.exit_code(), 0);
@@ -44,23 +62,48 @@ async fn healthy_homelab_passes_every_check() {
     assert_eq!(
         ids,
         [
-            "dashboard-route", "dashboard-backends", "route-controller", "app-routes", "gateway-status",
-            "gpu-notebooks", "pipelines-namespaces", "artifact-controller",
-            "network-policies", "istio", "names", "pvcviewer-rwo", "kfp-database",
+            "dashboard-route",
+            "dashboard-backends",
+            "route-controller",
+            "app-routes",
+            "gateway-status",
+            "gpu-notebooks",
+            "pipelines-namespaces",
+            "artifact-controller",
+            "network-policies",
+            "istio",
+            "names",
+            "pvcviewer-rwo",
+            "kfp-database",
         ]
     );
     // The checks saw the fixture's objects (not an empty cluster).
     let summary = |id: &str| report.check(id).unwrap().summary.clone();
-    assert!(summary("app-routes").starts_with("4 object(s) in 1 namespace(s)"), "{}", summary("app-routes"));
-    assert!(summary("gpu-notebooks").starts_with("1 GPU notebook(s)"), "{}", summary("gpu-notebooks"));
-    assert!(summary("pipelines-namespaces").starts_with("1 namespace(s)"), "{}", summary("pipelines-namespaces"));
+    assert!(
+        summary("app-routes").starts_with("4 object(s) in 1 namespace(s)"),
+        "{}",
+        summary("app-routes")
+    );
+    assert!(
+        summary("gpu-notebooks").starts_with("1 GPU notebook(s)"),
+        "{}",
+        summary("gpu-notebooks")
+    );
+    assert!(
+        summary("pipelines-namespaces").starts_with("1 namespace(s)"),
+        "{}",
+        summary("pipelines-namespaces")
+    );
 }
 
 fn without_rewrite(prefix: &str) -> serde_json::Value {
     let mut route = dashboard_route();
     for rule in route["spec"]["rules"].as_array_mut().unwrap() {
         if rule["matches"][0]["path"]["value"] == prefix {
-            rule["filters"].as_array_mut().unwrap().retain(|f| f["type"] != "URLRewrite");
+            rule["filters"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|f| f["type"] != "URLRewrite");
         }
     }
     route
@@ -70,7 +113,12 @@ fn without_rewrite(prefix: &str) -> serde_json::Value {
 async fn jupyter_without_rewrite_fails_dashboard_route() {
     let c = healthy().await;
     c.apply(without_rewrite("/jupyter/")).await;
-    only_fails(&doctor(&c).await, "dashboard-route", "/jupyter/: no URLRewrite", "ReplacePrefixMatch");
+    only_fails(
+        &doctor(&c).await,
+        "dashboard-route",
+        "/jupyter/: no URLRewrite",
+        "ReplacePrefixMatch",
+    );
 }
 
 #[tokio::test]
@@ -78,18 +126,34 @@ async fn katib_rewritten_fails_dashboard_route() {
     let c = healthy().await;
     let mut route = dashboard_route();
     let rewrite = route["spec"]["rules"][0]["filters"][1].clone();
-    route["spec"]["rules"][3]["filters"].as_array_mut().unwrap().push(rewrite);
+    route["spec"]["rules"][3]["filters"]
+        .as_array_mut()
+        .unwrap()
+        .push(rewrite);
     c.apply(route).await;
-    only_fails(&doctor(&c).await, "dashboard-route", "/katib/: rewritten to /", "/katib/ without a rewrite");
+    only_fails(
+        &doctor(&c).await,
+        "dashboard-route",
+        "/katib/: rewritten to /",
+        "/katib/ without a rewrite",
+    );
 }
 
 #[tokio::test]
 async fn missing_prefix_fails_dashboard_route() {
     let c = healthy().await;
     let mut route = dashboard_route();
-    route["spec"]["rules"].as_array_mut().unwrap().retain(|r| r["matches"][0]["path"]["value"] != "/pipeline/");
+    route["spec"]["rules"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["matches"][0]["path"]["value"] != "/pipeline/");
     c.apply(route).await;
-    only_fails(&doctor(&c).await, "dashboard-route", "no PathPrefix rule for /pipeline/", "kubeflow-dashboard");
+    only_fails(
+        &doctor(&c).await,
+        "dashboard-route",
+        "no PathPrefix rule for /pipeline/",
+        "kubeflow-dashboard",
+    );
 }
 
 #[tokio::test]
@@ -97,7 +161,12 @@ async fn missing_dashboard_route_fails_dashboard_route() {
     let c = healthy().await;
     c.delete("HTTPRoute", KF, "kubeflow-dashboard").await;
     let report = doctor(&c).await;
-    only_fails(&report, "dashboard-route", "does not exist", "kubectl apply -k overlays/homelab");
+    only_fails(
+        &report,
+        "dashboard-route",
+        "does not exist",
+        "kubectl apply -k overlays/homelab",
+    );
     assert_eq!(report.check("dashboard-backends").unwrap().status, Status::Skip);
 }
 
@@ -105,35 +174,62 @@ async fn missing_dashboard_route_fails_dashboard_route() {
 async fn missing_backend_service_fails_dashboard_backends() {
     let c = healthy().await;
     c.delete("Service", KF, "katib-ui").await;
-    only_fails(&doctor(&c).await, "dashboard-backends", "Service kubeflow/katib-ui does not exist", "kubectl -n kubeflow get svc");
+    only_fails(
+        &doctor(&c).await,
+        "dashboard-backends",
+        "Service kubeflow/katib-ui does not exist",
+        "kubectl -n kubeflow get svc",
+    );
 }
 
 #[tokio::test]
 async fn unavailable_route_controller_fails_its_check() {
     let c = healthy().await;
     c.merge_status(json!({"kind": "Deployment", "metadata": {"name": "route-controller", "namespace": KF}, "status": deployment_status(false)})).await;
-    only_fails(&doctor(&c).await, "route-controller", "0/2 replicas available", "kubectl -n kubeflow logs deploy/route-controller");
+    only_fails(
+        &doctor(&c).await,
+        "route-controller",
+        "0/2 replicas available",
+        "kubectl -n kubeflow logs deploy/route-controller",
+    );
 }
 
 #[tokio::test]
 async fn stale_route_controller_lease_fails_route_controller() {
     let c = healthy().await;
     c.apply(lease(kfctl::doctor::snapshot::unix_now() - 600)).await;
-    only_fails(&doctor(&c).await, "route-controller", "no replica leads", "rollout restart deploy/route-controller");
+    only_fails(
+        &doctor(&c).await,
+        "route-controller",
+        "no replica leads",
+        "rollout restart deploy/route-controller",
+    );
 }
 
 #[tokio::test]
 async fn missing_tensorboard_route_fails_app_routes() {
     let c = healthy().await;
-    c.delete("HTTPRoute", KF, &format!("tensorboard.{USER_NS}.tb")).await;
-    only_fails(&doctor(&c).await, "app-routes", "Tensorboard kubeflow-user-example-com/tb: no HTTPRoute", "reconcile failed");
+    c.delete("HTTPRoute", KF, &format!("tensorboard.{USER_NS}.tb"))
+        .await;
+    only_fails(
+        &doctor(&c).await,
+        "app-routes",
+        "Tensorboard kubeflow-user-example-com/tb: no HTTPRoute",
+        "reconcile failed",
+    );
 }
 
 #[tokio::test]
 async fn missing_reference_grant_fails_app_routes() {
     let c = healthy().await;
-    c.delete("ReferenceGrant", USER_NS, "allow-kubeflow-gateway").await;
-    only_fails(&doctor(&c).await, "app-routes", "no ReferenceGrant allow-kubeflow-gateway", "route-controller");
+    c.delete("ReferenceGrant", USER_NS, "allow-kubeflow-gateway")
+        .await;
+    only_fails(
+        &doctor(&c).await,
+        "app-routes",
+        "no ReferenceGrant allow-kubeflow-gateway",
+        "route-controller",
+    );
 }
 
 #[tokio::test]
@@ -144,7 +240,12 @@ async fn route_the_gateway_refused_fails_gateway_status() {
         "status": route_status("True", "Accepted", "False", "RefNotPermitted", "Backend ref to Service kubeflow-user-example-com/gpu-nb not permitted by any ReferenceGrant"),
     }))
     .await;
-    only_fails(&doctor(&c).await, "gateway-status", "ResolvedRefs=False (RefNotPermitted)", "lacks the ReferenceGrant");
+    only_fails(
+        &doctor(&c).await,
+        "gateway-status",
+        "ResolvedRefs=False (RefNotPermitted)",
+        "lacks the ReferenceGrant",
+    );
 }
 
 #[tokio::test]
@@ -155,25 +256,46 @@ async fn route_without_gateway_status_fails_gateway_status() {
     route["spec"]["parentRefs"][0]["name"] = json!("no-such-gateway");
     c.apply(route).await;
     c.merge_status(json!({"kind": "HTTPRoute", "metadata": {"name": "kubeflow-dashboard", "namespace": KF}, "status": {"parents": []}})).await;
-    only_fails(&doctor(&c).await, "gateway-status", "HTTPRoute kubeflow/kubeflow-dashboard: no Gateway has reported on it", "parentRefs name the Gateway");
+    only_fails(
+        &doctor(&c).await,
+        "gateway-status",
+        "HTTPRoute kubeflow/kubeflow-dashboard: no Gateway has reported on it",
+        "parentRefs name the Gateway",
+    );
 }
 
 #[tokio::test]
 async fn gpu_notebook_without_runtime_class_fails_gpu_notebooks() {
     let c = healthy().await;
     let mut nb = gpu_notebook(USER_NS, "no-runtime");
-    nb["spec"]["template"]["spec"].as_object_mut().unwrap().remove("runtimeClassName");
+    nb["spec"]["template"]["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("runtimeClassName");
     c.add_notebook(nb).await;
-    only_fails(&doctor(&c).await, "gpu-notebooks", "runtimeClassName is unset", "runtimeClassName: nvidia");
+    only_fails(
+        &doctor(&c).await,
+        "gpu-notebooks",
+        "runtimeClassName is unset",
+        "runtimeClassName: nvidia",
+    );
 }
 
 #[tokio::test]
 async fn gpu_notebook_without_node_selector_fails_gpu_notebooks() {
     let c = healthy().await;
     let mut nb = gpu_notebook(USER_NS, "no-selector");
-    nb["spec"]["template"]["spec"].as_object_mut().unwrap().remove("nodeSelector");
+    nb["spec"]["template"]["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("nodeSelector");
     c.add_notebook(nb).await;
-    only_fails(&doctor(&c).await, "gpu-notebooks", "nvidia.com/gpu.present is unset", "nodeSelector");
+    only_fails(
+        &doctor(&c).await,
+        "gpu-notebooks",
+        "nvidia.com/gpu.present is unset",
+        "nodeSelector",
+    );
 }
 
 #[tokio::test]
@@ -194,7 +316,12 @@ async fn old_pytorch_image_warns_but_passes() {
 async fn missing_kfp_configmap_fails_pipelines_namespaces() {
     let c = healthy().await;
     c.delete("ConfigMap", USER_NS, "kfp-launcher").await;
-    only_fails(&doctor(&c).await, "pipelines-namespaces", "missing ConfigMap kfp-launcher", "logs deploy/pipeline-artifacts");
+    only_fails(
+        &doctor(&c).await,
+        "pipelines-namespaces",
+        "missing ConfigMap kfp-launcher",
+        "logs deploy/pipeline-artifacts",
+    );
 }
 
 #[tokio::test]
@@ -202,7 +329,12 @@ async fn missing_artifact_secret_fails_pipelines_namespaces() {
     let c = healthy().await;
     c.delete("Secret", USER_NS, "mlpipeline-minio-artifact").await;
     let report = doctor(&c).await;
-    only_fails(&report, "pipelines-namespaces", "missing Secret mlpipeline-minio-artifact", "artifact controller");
+    only_fails(
+        &report,
+        "pipelines-namespaces",
+        "missing Secret mlpipeline-minio-artifact",
+        "artifact controller",
+    );
     // The Secret's data never appears in the report.
     let all = serde_json::to_string(&report).unwrap();
     assert!(!all.contains("fixture-secret"));
@@ -212,7 +344,12 @@ async fn missing_artifact_secret_fails_pipelines_namespaces() {
 async fn unavailable_artifact_controller_fails_its_check() {
     let c = healthy().await;
     c.merge_status(json!({"kind": "Deployment", "metadata": {"name": "pipeline-artifacts", "namespace": KF}, "status": deployment_status(false)})).await;
-    only_fails(&doctor(&c).await, "artifact-controller", "hang at Init", "describe deploy/pipeline-artifacts");
+    only_fails(
+        &doctor(&c).await,
+        "artifact-controller",
+        "hang at Init",
+        "describe deploy/pipeline-artifacts",
+    );
 }
 
 #[tokio::test]
@@ -224,7 +361,12 @@ async fn seaweedfs_network_policy_fails_network_policies() {
         "spec": {"podSelector": {"matchLabels": {"app": "seaweedfs"}}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}}}]}]},
     }))
     .await;
-    only_fails(&doctor(&c).await, "network-policies", "NetworkPolicy kubeflow/seaweedfs", "kubectl -n kubeflow delete networkpolicy seaweedfs");
+    only_fails(
+        &doctor(&c).await,
+        "network-policies",
+        "NetworkPolicy kubeflow/seaweedfs",
+        "kubectl -n kubeflow delete networkpolicy seaweedfs",
+    );
 }
 
 #[tokio::test]
@@ -236,14 +378,29 @@ async fn istio_object_fails_istio() {
         "spec": {"hosts": ["*"], "gateways": ["kubeflow/kubeflow-gateway"]},
     }))
     .await;
-    only_fails(&doctor(&c).await, "istio", "VirtualService kubeflow/jupyter-web-app-jupyter-web-app exists", "kubectl delete virtualservices.networking.istio.io");
+    only_fails(
+        &doctor(&c).await,
+        "istio",
+        "VirtualService kubeflow/jupyter-web-app-jupyter-web-app exists",
+        "kubectl delete virtualservices.networking.istio.io",
+    );
 }
 
 #[tokio::test]
 async fn missing_stub_crd_fails_istio() {
     let c = healthy().await;
-    c.delete("CustomResourceDefinition", "", "authorizationpolicies.security.istio.io").await;
-    only_fails(&doctor(&c).await, "istio", "CRD authorizationpolicies.security.istio.io is missing", "stub Istio CRDs");
+    c.delete(
+        "CustomResourceDefinition",
+        "",
+        "authorizationpolicies.security.istio.io",
+    )
+    .await;
+    only_fails(
+        &doctor(&c).await,
+        "istio",
+        "CRD authorizationpolicies.security.istio.io is missing",
+        "stub Istio CRDs",
+    );
 }
 
 #[tokio::test]
@@ -257,14 +414,21 @@ async fn unsubstituted_profile_owner_fails_names() {
         "spec": {"owner": {"kind": "User", "name": "$(user)"}},
     }))
     .await;
-    only_fails(&doctor(&c).await, "names", "owner \"$(user)\" never substituted", "kfctl profile add");
+    only_fails(
+        &doctor(&c).await,
+        "names",
+        "owner \"$(user)\" never substituted",
+        "kfctl profile add",
+    );
 }
 
 #[test]
 fn unsubstituted_names_fail_names() {
     use kfctl::doctor::snapshot::Snapshot;
     let snapshot = Snapshot {
-        profiles: Some(vec![json!({"metadata": {"name": "$(profile-name)"}, "spec": {"owner": {"name": "$(user)"}}})]),
+        profiles: Some(vec![
+            json!({"metadata": {"name": "$(profile-name)"}, "spec": {"owner": {"name": "$(user)"}}}),
+        ]),
         namespaces: vec![json!({"metadata": {"name": "$(profile-name)"}})],
         ..Default::default()
     };
@@ -282,10 +446,20 @@ async fn viewer_stuck_on_rwo_volume_fails_pvcviewer_rwo() {
     c.delete("Pod", USER_NS, "pvcviewer-viewer-5d9f7c-abcde").await;
     c.apply(viewer_pod("node-b", true)).await;
     let report = doctor(&c).await;
-    only_fails(&report, "pvcviewer-rwo", "Pending (ContainerCreating) on node node-b; PVC gpu-nb-workspace is ReadWriteOnce and attached to running notebook gpu-nb on node-a", "stop the notebook");
+    only_fails(
+        &report,
+        "pvcviewer-rwo",
+        "Pending (ContainerCreating) on node node-b; PVC gpu-nb-workspace is ReadWriteOnce and attached to running notebook gpu-nb on node-a",
+        "stop the notebook",
+    );
     let fix = report.check("pvcviewer-rwo").unwrap().fix.clone().unwrap();
     assert!(fix.contains("RWX"), "{fix}");
-    assert!(fix.contains("kubectl -n kubeflow-user-example-com annotate notebook gpu-nb kubeflow-resource-stopped=true"), "{fix}");
+    assert!(
+        fix.contains(
+            "kubectl -n kubeflow-user-example-com annotate notebook gpu-nb kubeflow-resource-stopped=true"
+        ),
+        "{fix}"
+    );
 }
 
 #[tokio::test]
@@ -294,14 +468,18 @@ async fn viewer_on_rwx_volume_is_not_stuck_by_a_notebook() {
     let c = healthy().await;
     c.delete("Pod", USER_NS, "pvcviewer-viewer-5d9f7c-abcde").await;
     c.apply(viewer_pod("node-b", true)).await;
-    c.delete("PersistentVolumeClaim", USER_NS, "gpu-nb-workspace").await;
+    c.delete("PersistentVolumeClaim", USER_NS, "gpu-nb-workspace")
+        .await;
     c.apply(json!({
         "apiVersion": "v1", "kind": "PersistentVolumeClaim",
         "metadata": {"name": "gpu-nb-workspace", "namespace": USER_NS},
         "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "10Gi"}}},
     }))
     .await;
-    assert_eq!(doctor(&c).await.check("pvcviewer-rwo").unwrap().status, Status::Pass);
+    assert_eq!(
+        doctor(&c).await.check("pvcviewer-rwo").unwrap().status,
+        Status::Pass
+    );
 }
 
 #[tokio::test]
@@ -318,7 +496,12 @@ async fn unreachable_database_fails_kfp_database() {
         ..Default::default()
     };
     let report = doctor::run(&c.client, &config).await.unwrap();
-    only_fails(&report, "kfp-database", "mysql://root:***@127.0.0.1", "kubectl -n kubeflow get pods -l app=mysql");
+    only_fails(
+        &report,
+        "kfp-database",
+        "mysql://root:***@127.0.0.1",
+        "kubectl -n kubeflow get pods -l app=mysql",
+    );
     let all = serde_json::to_string(&report).unwrap() + &report.to_table();
     assert!(!all.contains("topsecret"), "the password leaked:\n{all}");
 }
@@ -328,9 +511,23 @@ async fn empty_cluster_fails_without_panicking() {
     let c = empty().await;
     let report = doctor(&c).await;
     assert_eq!(report.status, Status::Fail);
-    let failed: Vec<&str> = report.checks.iter().filter(|c| c.status == Status::Fail).map(|c| c.id.as_str()).collect();
-    assert!(failed.contains(&"dashboard-route") && failed.contains(&"istio"), "{failed:?}");
-    assert!(report.check("dashboard-route").unwrap().summary.contains("Gateway API CRDs are missing"));
+    let failed: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| c.id.as_str())
+        .collect();
+    assert!(
+        failed.contains(&"dashboard-route") && failed.contains(&"istio"),
+        "{failed:?}"
+    );
+    assert!(
+        report
+            .check("dashboard-route")
+            .unwrap()
+            .summary
+            .contains("Gateway API CRDs are missing")
+    );
 }
 
 #[tokio::test]
@@ -339,7 +536,10 @@ async fn api_errors_name_the_resource_and_are_not_verdicts() {
     // doctor returns an error naming what it could not read.
     let c = healthy().await;
     c.sim.fail_next(Some("list"), Some("networkpolicies"), 403, 1);
-    let err = doctor::run(&c.client, &DoctorConfig::default()).await.unwrap_err().to_string();
+    let err = doctor::run(&c.client, &DoctorConfig::default())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("listing networkpolicies.networking.k8s.io"), "{err}");
     // The next run (no fault left) is healthy again.
     assert_eq!(doctor(&c).await.exit_code(), 0);
@@ -351,15 +551,24 @@ async fn doctor_runs_on_the_e2e_cluster() {
     // its health; doctor must read it all and give every failure a fix.
     let test = "doctor_runs_on_the_e2e_cluster";
     if std::env::var_os("KFLITE_E2E_KUBECONFIG").is_none_or(|v| v.is_empty()) {
-        testkit::skip(test, "KFLITE_E2E_KUBECONFIG is not set (doctor's fixtures cover kube-sim)");
+        testkit::skip(
+            test,
+            "KFLITE_E2E_KUBECONFIG is not set (doctor's fixtures cover kube-sim)",
+        );
         return;
     }
     let cluster = kube_sim::TestCluster::start().expect("cluster");
     let client = cluster.client().await.expect("client");
-    let report = doctor::run(&client, &DoctorConfig::default()).await.expect("doctor reads the cluster");
+    let report = doctor::run(&client, &DoctorConfig::default())
+        .await
+        .expect("doctor reads the cluster");
     eprintln!("{}", report.to_table());
     assert_eq!(report.checks.len(), 13);
     for c in report.checks.iter().filter(|c| c.status == Status::Fail) {
-        assert!(c.fix.as_deref().is_some_and(|f| !f.is_empty()), "{} has no fix", c.id);
+        assert!(
+            c.fix.as_deref().is_some_and(|f| !f.is_empty()),
+            "{} has no fix",
+            c.id
+        );
     }
 }

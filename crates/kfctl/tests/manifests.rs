@@ -25,7 +25,11 @@ fn read(path: &Path) -> String {
 }
 
 fn corpus(shared: &Path, dir: &str) -> Vec<Value> {
-    objects(&read(&shared.join("reference/corpus").join(format!("{}.yaml", dir.replace('/', "__")))))
+    objects(&read(
+        &shared
+            .join("reference/corpus")
+            .join(format!("{}.yaml", dir.replace('/', "__"))),
+    ))
 }
 
 fn judge(objects: &[Value]) -> Vec<Check> {
@@ -34,7 +38,10 @@ fn judge(objects: &[Value]) -> Vec<Check> {
 }
 
 fn check<'a>(checks: &'a [Check], id: &str) -> &'a Check {
-    checks.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("no check {id}"))
+    checks
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no check {id}"))
 }
 
 #[test]
@@ -54,7 +61,8 @@ fn owners_overlay_has_none_of_the_istio_era_traps() {
 
 #[test]
 fn upstream_pipelines_base_trips_network_policies_and_istio() {
-    let Some(shared) = testkit::require_shared("upstream_pipelines_base_trips_network_policies_and_istio") else {
+    let Some(shared) = testkit::require_shared("upstream_pipelines_base_trips_network_policies_and_istio")
+    else {
         return;
     };
     let all = corpus(
@@ -76,7 +84,11 @@ fn upstream_pipelines_base_trips_network_policies_and_istio() {
         })
         .count();
     assert!(istio_objects > 0);
-    let named = istio.problems.iter().filter(|p| p.ends_with("nothing serves it without Istio")).count();
+    let named = istio
+        .problems
+        .iter()
+        .filter(|p| p.ends_with("nothing serves it without Istio"))
+        .count();
     assert_eq!(named, istio_objects, "{:?}", istio.problems);
 }
 
@@ -85,7 +97,10 @@ fn upstream_networkpolicies_base_trips_centraldashboard() {
     let Some(shared) = testkit::require_shared("upstream_networkpolicies_base_trips_centraldashboard") else {
         return;
     };
-    let checks = judge(&corpus(&shared, "github.com/kubeflow/manifests/v1.11.0/common/networkpolicies/base"));
+    let checks = judge(&corpus(
+        &shared,
+        "github.com/kubeflow/manifests/v1.11.0/common/networkpolicies/base",
+    ));
     let np = check(&checks, "network-policies");
     assert_eq!(np.status, Status::Fail);
     assert_eq!(np.problems, vec!["NetworkPolicy kubeflow/centraldashboard"]);
@@ -96,11 +111,25 @@ fn upstream_user_namespace_base_trips_names() {
     let Some(shared) = testkit::require_shared("upstream_user_namespace_base_trips_names") else {
         return;
     };
-    let checks = judge(&corpus(&shared, "github.com/kubeflow/manifests/v1.11.0/common/user-namespace/base"));
+    let checks = judge(&corpus(
+        &shared,
+        "github.com/kubeflow/manifests/v1.11.0/common/user-namespace/base",
+    ));
     let names = check(&checks, "names");
     assert_eq!(names.status, Status::Fail);
-    assert!(names.problems.iter().any(|p| p.contains("Profile \"$(profile-name)\"")), "{:?}", names.problems);
-    assert!(names.problems.iter().any(|p| p.contains("owner \"$(user)\"")), "{:?}", names.problems);
+    assert!(
+        names
+            .problems
+            .iter()
+            .any(|p| p.contains("Profile \"$(profile-name)\"")),
+        "{:?}",
+        names.problems
+    );
+    assert!(
+        names.problems.iter().any(|p| p.contains("owner \"$(user)\"")),
+        "{:?}",
+        names.problems
+    );
 }
 
 /// The dashboard route's backends against the Services the platform really has.
@@ -116,7 +145,8 @@ fn dashboard_checks_with_platform_services(shared: &Path, route: Value) -> Vec<C
 
 #[test]
 fn fixture_dashboard_route_backends_are_the_platforms_services() {
-    let Some(shared) = testkit::require_shared("fixture_dashboard_route_backends_are_the_platforms_services") else {
+    let Some(shared) = testkit::require_shared("fixture_dashboard_route_backends_are_the_platforms_services")
+    else {
         return;
     };
     let checks = dashboard_checks_with_platform_services(&shared, common::dashboard_route());
@@ -131,13 +161,19 @@ fn kflite_dashboard_manifest_passes_the_dashboard_checks() {
     let test = "kflite_dashboard_manifest_passes_the_dashboard_checks";
     let path = testkit::workspace_root().join("manifests/dashboard-route/httproute.yaml");
     if !path.is_file() {
-        testkit::skip(test, "manifests/dashboard-route/httproute.yaml is not generated yet (cargo xtask generate)");
+        testkit::skip(
+            test,
+            "manifests/dashboard-route/httproute.yaml is not generated yet (cargo xtask generate)",
+        );
         return;
     }
     let Some(shared) = testkit::require_shared(test) else {
         return;
     };
-    let route = objects(&read(&path)).into_iter().find(|v| v["kind"] == "HTTPRoute").expect("an HTTPRoute");
+    let route = objects(&read(&path))
+        .into_iter()
+        .find(|v| v["kind"] == "HTTPRoute")
+        .expect("an HTTPRoute");
     let checks = dashboard_checks_with_platform_services(&shared, route);
     for id in ["dashboard-route", "dashboard-backends"] {
         let c = check(&checks, id);
@@ -148,11 +184,18 @@ fn kflite_dashboard_manifest_passes_the_dashboard_checks() {
 #[test]
 fn route_controller_manifest_is_where_doctor_looks() {
     let dir = testkit::workspace_root().join("manifests/route-controller");
-    let rendered = manifest_render::render(&dir, &Default::default()).expect("manifests/route-controller renders");
+    let rendered =
+        manifest_render::render(&dir, &Default::default()).expect("manifests/route-controller renders");
     let deployments: Vec<String> = objects(&rendered.yaml)
         .iter()
         .filter(|v| v["kind"] == "Deployment")
-        .map(|v| format!("{}/{}", v["metadata"]["namespace"].as_str().unwrap_or(""), v["metadata"]["name"].as_str().unwrap_or("")))
+        .map(|v| {
+            format!(
+                "{}/{}",
+                v["metadata"]["namespace"].as_str().unwrap_or(""),
+                v["metadata"]["name"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     assert_eq!(deployments, vec![DoctorConfig::default().route_controller]);
 }
@@ -165,10 +208,15 @@ fn pipeline_names_are_pipeline_artifacts_names() {
     let settings = read(&root.join("settings.rs"));
     let desired = read(&root.join("desired.rs"));
     use kfctl::doctor::snapshot::{ARTIFACT_SECRET, KFP_CONFIGMAPS, PIPELINES_ENABLED_LABEL};
-    assert!(settings.contains(&format!("pub const ENABLED_LABEL: &str = \"{PIPELINES_ENABLED_LABEL}\";")));
+    assert!(settings.contains(&format!(
+        "pub const ENABLED_LABEL: &str = \"{PIPELINES_ENABLED_LABEL}\";"
+    )));
     assert!(settings.contains(&format!("pub const SECRET_NAME: &str = \"{ARTIFACT_SECRET}\";")));
     for cm in KFP_CONFIGMAPS {
-        assert!(desired.contains(&format!("\"name\": \"{cm}\"")), "pipeline-artifacts writes no ConfigMap {cm}");
+        assert!(
+            desired.contains(&format!("\"name\": \"{cm}\"")),
+            "pipeline-artifacts writes no ConfigMap {cm}"
+        );
     }
 }
 
@@ -180,16 +228,28 @@ fn kflite_overlay_passes_the_static_checks() {
         return;
     };
     let dir = testkit::workspace_root().join("overlays/homelab");
-    let options = manifest_render::Options { mirror: Some(shared.join("upstream")) };
+    let options = manifest_render::Options {
+        mirror: Some(shared.join("upstream")),
+    };
     let rendered = manifest_render::render(&dir, &options).expect("overlays/homelab renders");
     let all = objects(&rendered.yaml);
     let checks = judge(&all);
-    for id in ["dashboard-route", "dashboard-backends", "network-policies", "istio", "names"] {
+    for id in [
+        "dashboard-route",
+        "dashboard-backends",
+        "network-policies",
+        "istio",
+        "names",
+    ] {
         let c = check(&checks, id);
         assert_eq!(c.status, Status::Pass, "{id}: {} {:?}", c.summary, c.problems);
     }
     // route-controller's Deployment is where doctor looks for it.
     let config = DoctorConfig::default();
     let snapshot = Snapshot::from_objects(&all, &config);
-    assert!(snapshot.route_controller.is_some(), "no Deployment {} in the overlay", config.route_controller);
+    assert!(
+        snapshot.route_controller.is_some(),
+        "no Deployment {} in the overlay",
+        config.route_controller
+    );
 }

@@ -128,24 +128,33 @@ fn dashboard_route(s: &Snapshot, config: &DoctorConfig) -> Check {
 }
 
 fn service<'a>(s: &'a Snapshot, ns: &str, svc: &str) -> Option<&'a Value> {
-    s.services.iter().find(|v| namespace_of(v) == ns && name(v) == svc)
+    s.services
+        .iter()
+        .find(|v| namespace_of(v) == ns && name(v) == svc)
 }
 
 /// Whether a ReferenceGrant in `ns` lets HTTPRoutes of `from_ns` reach Services.
 fn granted(s: &Snapshot, ns: &str, from_ns: &str) -> bool {
-    s.grants.iter().flatten().filter(|g| namespace_of(g) == ns).any(|g| {
-        items(g, "/spec/from").any(|f| {
-            f.get("kind").and_then(Value::as_str) == Some("HTTPRoute")
-                && f.get("namespace").and_then(Value::as_str) == Some(from_ns)
-        }) && items(g, "/spec/to").any(|t| {
-            t.get("kind").and_then(Value::as_str) == Some("Service")
-                && t.get("group").and_then(Value::as_str).unwrap_or("").is_empty()
+    s.grants
+        .iter()
+        .flatten()
+        .filter(|g| namespace_of(g) == ns)
+        .any(|g| {
+            items(g, "/spec/from").any(|f| {
+                f.get("kind").and_then(Value::as_str) == Some("HTTPRoute")
+                    && f.get("namespace").and_then(Value::as_str) == Some(from_ns)
+            }) && items(g, "/spec/to").any(|t| {
+                t.get("kind").and_then(Value::as_str) == Some("Service")
+                    && t.get("group").and_then(Value::as_str).unwrap_or("").is_empty()
+            })
         })
-    })
 }
 
 fn dashboard_backends(s: &Snapshot, config: &DoctorConfig) -> Check {
-    let check = Check::new("dashboard-backends", "dashboard HTTPRoute: backend Services exist");
+    let check = Check::new(
+        "dashboard-backends",
+        "dashboard HTTPRoute: backend Services exist",
+    );
     let Some(route) = find_route(s, config, &config.dashboard_route) else {
         return check.skip("no dashboard HTTPRoute (see dashboard-route)");
     };
@@ -189,7 +198,10 @@ fn dashboard_backends(s: &Snapshot, config: &DoctorConfig) -> Check {
         problems.push("the route has no Service backends".into());
     }
     if problems.is_empty() {
-        check.pass(format!("{} backend Service(s) exist with their ports", seen.len()))
+        check.pass(format!(
+            "{} backend Service(s) exist with their ports",
+            seen.len()
+        ))
     } else {
         check
             .fail(
@@ -206,9 +218,15 @@ fn deployment_state(d: &Value) -> (bool, String) {
         c.get("type").and_then(Value::as_str) == Some("Available")
             && c.get("status").and_then(Value::as_str) == Some("True")
     });
-    let ready = d.pointer("/status/availableReplicas").and_then(Value::as_i64).unwrap_or(0);
+    let ready = d
+        .pointer("/status/availableReplicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     let want = d.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-    (available && ready > 0, format!("{ready}/{want} replicas available"))
+    (
+        available && ready > 0,
+        format!("{ready}/{want} replicas available"),
+    )
 }
 
 fn deployment_check(
@@ -254,8 +272,14 @@ fn route_controller(s: &Snapshot, config: &DoctorConfig) -> Check {
         let summary = format!("{}; no Lease {lease_at} (leader election off)", check.summary);
         return check.pass(summary);
     };
-    let holder = lease.pointer("/spec/holderIdentity").and_then(Value::as_str).unwrap_or("");
-    let duration = lease.pointer("/spec/leaseDurationSeconds").and_then(Value::as_i64).unwrap_or(15);
+    let holder = lease
+        .pointer("/spec/holderIdentity")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let duration = lease
+        .pointer("/spec/leaseDurationSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(15);
     let renewed = lease
         .pointer("/spec/renewTime")
         .and_then(Value::as_str)
@@ -268,7 +292,9 @@ fn route_controller(s: &Snapshot, config: &DoctorConfig) -> Check {
             check.pass(summary)
         }
         _ => {
-            let age = renewed.map_or("never renewed".to_string(), |at| format!("last renewed {} s ago", s.now - at));
+            let age = renewed.map_or("never renewed".to_string(), |at| {
+                format!("last renewed {} s ago", s.now - at)
+            });
             check.fail(
                 format!(
                     "Deployment {} is available but no replica leads: Lease {lease_at} {age}{}; nothing reconciles routes",
@@ -283,7 +309,10 @@ fn route_controller(s: &Snapshot, config: &DoctorConfig) -> Check {
 
 fn artifact_controller(s: &Snapshot, config: &DoctorConfig) -> Check {
     deployment_check(
-        Check::new("artifact-controller", "the pipeline artifact controller is available"),
+        Check::new(
+            "artifact-controller",
+            "the pipeline artifact controller is available",
+        ),
         s.artifact_controller.as_ref(),
         &config.artifact_controller,
         "new pipelines namespaces get no artifact Secret and pipeline runs hang at Init",
@@ -446,15 +475,22 @@ fn gateway_status(s: &Snapshot, config: &DoctorConfig) -> Check {
                     "NotAllowedByListeners" | "NoMatchingListenerHostname" => "Listeners",
                     _ => "Other",
                 });
-                problems.push(format!(
-                    "HTTPRoute {} on Gateway {gateway}: {kind}=False ({reason}) {message}",
-                    qualified(route)
-                ).trim_end().to_string());
+                problems.push(
+                    format!(
+                        "HTTPRoute {} on Gateway {gateway}: {kind}=False ({reason}) {message}",
+                        qualified(route)
+                    )
+                    .trim_end()
+                    .to_string(),
+                );
             }
         }
     }
     if problems.is_empty() {
-        return check.pass(format!("{} HTTPRoute(s) accepted with resolved backends", routes.len()));
+        return check.pass(format!(
+            "{} HTTPRoute(s) accepted with resolved backends",
+            routes.len()
+        ));
     }
     let mut fixes = vec![format!(
         "kubectl -n {} describe httproute NAME shows the Gateway's conditions",
@@ -474,7 +510,10 @@ fn gateway_status(s: &Snapshot, config: &DoctorConfig) -> Check {
     }
     check
         .fail(
-            format!("{} HTTPRoute problem(s) reported by the Gateway: those paths 404 or 500", problems.len()),
+            format!(
+                "{} HTTPRoute problem(s) reported by the Gateway: those paths 404 or 500",
+                problems.len()
+            ),
             fixes.join("; "),
         )
         .with_problems(problems)
@@ -552,7 +591,10 @@ fn gpu_notebooks(s: &Snapshot) -> Check {
             .with_problems(failures)
     } else if !warnings.is_empty() {
         check
-            .warn(format!("{gpu} GPU notebook(s), {} warning(s)", warnings.len()), fix)
+            .warn(
+                format!("{gpu} GPU notebook(s), {} warning(s)", warnings.len()),
+                fix,
+            )
             .with_problems(warnings)
     } else {
         check.pass(format!(
@@ -639,10 +681,7 @@ fn network_policies(s: &Snapshot) -> Check {
 }
 
 fn istio(s: &Snapshot) -> Check {
-    let check = Check::new(
-        "istio",
-        "stub Istio CRDs exist and no Istio objects do",
-    );
+    let check = Check::new("istio", "stub Istio CRDs exist and no Istio objects do");
     let mut missing_crds = Vec::new();
     let mut objects = Vec::new();
     for state in &s.istio {
@@ -653,19 +692,22 @@ fn istio(s: &Snapshot) -> Check {
                 state.kind.needed_by.join(", ")
             ));
         }
-        objects.extend(
-            state
-                .objects
-                .iter()
-                .map(|o| format!("{} {o} exists, but nothing serves it without Istio", state.kind.kind)),
-        );
+        objects.extend(state.objects.iter().map(|o| {
+            format!(
+                "{} {o} exists, but nothing serves it without Istio",
+                state.kind.kind
+            )
+        }));
     }
     if missing_crds.is_empty() && objects.is_empty() {
         return check.pass(format!("{} stub CRDs, no Istio objects", s.istio.len()));
     }
     let mut fixes = Vec::new();
     if !missing_crds.is_empty() {
-        fixes.push("apply the stub Istio CRDs (stub-istio-crds.yaml in the overlay; kfmodel::istio::stub_crds)".to_string());
+        fixes.push(
+            "apply the stub Istio CRDs (stub-istio-crds.yaml in the overlay; kfmodel::istio::stub_crds)"
+                .to_string(),
+        );
     }
     if !objects.is_empty() {
         let kinds: BTreeSet<String> = s
@@ -696,12 +738,18 @@ fn names(s: &Snapshot) -> Check {
         if let Some(owner) = p.pointer("/spec/owner/name").and_then(Value::as_str)
             && owner.contains("$(")
         {
-            problems.push(format!("Profile {:?}: owner {owner:?} never substituted", name(p)));
+            problems.push(format!(
+                "Profile {:?}: owner {owner:?} never substituted",
+                name(p)
+            ));
         }
     }
     for n in &s.namespaces {
         if name(n).contains("$(") {
-            problems.push(format!("Namespace {:?}: kustomize var never substituted", name(n)));
+            problems.push(format!(
+                "Namespace {:?}: kustomize var never substituted",
+                name(n)
+            ));
         }
     }
     if problems.is_empty() {
@@ -720,16 +768,22 @@ fn names(s: &Snapshot) -> Check {
 }
 
 fn claims(pod: &Value) -> impl Iterator<Item = &str> {
-    items(pod, "/spec/volumes")
-        .filter_map(|v| v.pointer("/persistentVolumeClaim/claimName").and_then(Value::as_str))
+    items(pod, "/spec/volumes").filter_map(|v| {
+        v.pointer("/persistentVolumeClaim/claimName")
+            .and_then(Value::as_str)
+    })
 }
 
 fn phase(pod: &Value) -> &str {
-    pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending")
+    pod.pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("Pending")
 }
 
 fn node(pod: &Value) -> Option<&str> {
-    pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty())
+    pod.pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
 }
 
 /// `Pending`, or `Pending (ContainerCreating)` with the first waiting reason.
@@ -757,11 +811,20 @@ fn pvcviewer_rwo(s: &Snapshot) -> Check {
         let Some(pvc_name) = viewer.pointer("/spec/pvc").and_then(Value::as_str) else {
             continue;
         };
-        let Some(pvc) = s.pvcs.iter().find(|p| namespace_of(p) == ns && name(p) == pvc_name) else {
+        let Some(pvc) = s
+            .pvcs
+            .iter()
+            .find(|p| namespace_of(p) == ns && name(p) == pvc_name)
+        else {
             continue;
         };
-        let modes: Vec<&str> = items(pvc, "/spec/accessModes").filter_map(Value::as_str).collect();
-        if modes.iter().any(|m| *m == "ReadWriteMany" || *m == "ReadOnlyMany") {
+        let modes: Vec<&str> = items(pvc, "/spec/accessModes")
+            .filter_map(Value::as_str)
+            .collect();
+        if modes
+            .iter()
+            .any(|m| *m == "ReadWriteMany" || *m == "ReadOnlyMany")
+        {
             continue;
         }
         let mounting: Vec<&Value> = s
@@ -782,7 +845,9 @@ fn pvcviewer_rwo(s: &Snapshot) -> Check {
                     .map(|nb| format!("notebook {nb}"))
                     .unwrap_or_else(|| format!("pod {}", name(holder)));
                 if let Some(nb) = label(holder, "notebook-name") {
-                    stop.insert(format!("kubectl -n {ns} annotate notebook {nb} kubeflow-resource-stopped=true"));
+                    stop.insert(format!(
+                        "kubectl -n {ns} annotate notebook {nb} kubeflow-resource-stopped=true"
+                    ));
                 }
                 problems.push(format!(
                     "PVCViewer {ns}/{}: pod {} is {} on {}; PVC {pvc_name} is ReadWriteOnce and attached to running {owner} on {}",
@@ -796,7 +861,10 @@ fn pvcviewer_rwo(s: &Snapshot) -> Check {
         }
     }
     if problems.is_empty() {
-        return check.pass(format!("{} PVC viewer(s), none waiting on a held RWO volume", viewers.len()));
+        return check.pass(format!(
+            "{} PVC viewer(s), none waiting on a held RWO volume",
+            viewers.len()
+        ));
     }
     check
         .fail(
@@ -818,7 +886,10 @@ mod tests {
     fn prefix_defaults_follow_gateway_api() {
         assert_eq!(prefix_of(&json!({"path": {"value": "/x/"}})), Some("/x/"));
         assert_eq!(prefix_of(&json!({"path": {}})), Some("/"));
-        assert_eq!(prefix_of(&json!({"path": {"type": "Exact", "value": "/x"}})), None);
+        assert_eq!(
+            prefix_of(&json!({"path": {"type": "Exact", "value": "/x"}})),
+            None
+        );
         assert_eq!(prefix_of(&json!({"headers": []})), None);
     }
 
@@ -826,7 +897,9 @@ mod tests {
     fn rewrite_kinds() {
         let rule = |path: Value| json!({"filters": [{"type": "URLRewrite", "urlRewrite": {"path": path}}]});
         assert_eq!(
-            rewrite_of(&rule(json!({"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}))),
+            rewrite_of(&rule(
+                json!({"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"})
+            )),
             Some("/".into())
         );
         assert_eq!(
@@ -848,7 +921,11 @@ mod tests {
         for c in &checks {
             assert!(!c.summary.is_empty(), "{} has no summary", c.id);
             if c.status == Status::Fail {
-                assert!(c.fix.as_deref().is_some_and(|f| !f.is_empty()), "{} has no fix", c.id);
+                assert!(
+                    c.fix.as_deref().is_some_and(|f| !f.is_empty()),
+                    "{} has no fix",
+                    c.id
+                );
             }
         }
     }

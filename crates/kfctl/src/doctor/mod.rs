@@ -173,13 +173,7 @@ impl Report {
         let rows: Vec<Vec<String>> = self
             .checks
             .iter()
-            .map(|c| {
-                vec![
-                    c.id.clone(),
-                    c.status.as_str().to_uppercase(),
-                    c.summary.clone(),
-                ]
-            })
+            .map(|c| vec![c.id.clone(), c.status.as_str().to_uppercase(), c.summary.clone()])
             .collect();
         let mut out = crate::output::table(&["CHECK", "STATUS", "SUMMARY"], &rows);
         for c in self

@@ -6,8 +6,8 @@ use kfmodel::istio::STUB_KINDS;
 use serde_json::Value;
 
 use super::DoctorConfig;
-use crate::resources::{self as r, label, name};
 use crate::Result;
+use crate::resources::{self as r, label, name};
 
 /// The label that opts a namespace into Kubeflow Pipelines (pipeline-artifacts' `ENABLED_LABEL`).
 pub const PIPELINES_ENABLED_LABEL: &str = "pipelines.kubeflow.org/enabled";
@@ -85,7 +85,8 @@ impl Snapshot {
             pvcs: r::list_all(c, &r::pvc()).await?.unwrap_or_default(),
             network_policies: r::list_all(c, &r::networkpolicy()).await?.unwrap_or_default(),
             route_controller: r::get(c, &r::deployment(), Some(rc_ns), rc_name).await?,
-            route_controller_lease: r::get(c, &r::lease(), Some(rc_ns), &config.route_controller_lease).await?,
+            route_controller_lease: r::get(c, &r::lease(), Some(rc_ns), &config.route_controller_lease)
+                .await?,
             now: unix_now(),
             artifact_controller: r::get(c, &r::deployment(), Some(ac_ns), ac_name).await?,
             ..Default::default()
@@ -98,14 +99,22 @@ impl Snapshot {
             .collect();
         for ns in enabled {
             // Only whether the Secret exists is kept; its data never leaves this call.
-            let has_secret = r::get(c, &r::secret(), Some(&ns), ARTIFACT_SECRET).await?.is_some();
+            let has_secret = r::get(c, &r::secret(), Some(&ns), ARTIFACT_SECRET)
+                .await?
+                .is_some();
             let configmaps = r::list_in(c, &r::configmap(), &ns)
                 .await?
                 .unwrap_or_default()
                 .iter()
                 .map(|cm| name(cm).to_string())
                 .collect();
-            s.pipelines.insert(ns, PipelinesNamespace { has_secret, configmaps });
+            s.pipelines.insert(
+                ns,
+                PipelinesNamespace {
+                    has_secret,
+                    configmaps,
+                },
+            );
         }
         for kind in STUB_KINDS {
             let crd_exists = r::get(c, &r::crd(), None, &kind.crd_name()).await?.is_some();
@@ -119,7 +128,11 @@ impl Snapshot {
             } else {
                 Vec::new()
             };
-            s.istio.push(IstioState { kind, crd_exists, objects });
+            s.istio.push(IstioState {
+                kind,
+                crd_exists,
+                objects,
+            });
         }
         Ok(s)
     }
@@ -154,11 +167,14 @@ impl Snapshot {
         let mut configmaps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut crds = BTreeSet::new();
         let mut istio_objects: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        let push = |list: &mut Option<Vec<Value>>, v: &Value| list.get_or_insert_with(Vec::new).push(v.clone());
+        let push =
+            |list: &mut Option<Vec<Value>>, v: &Value| list.get_or_insert_with(Vec::new).push(v.clone());
         for v in objects {
             let ns = r::namespace_of(v);
             match group_kind(v) {
-                ("gateway.networking.k8s.io", "HTTPRoute") if ns == config.route_namespace => push(&mut s.routes, v),
+                ("gateway.networking.k8s.io", "HTTPRoute") if ns == config.route_namespace => {
+                    push(&mut s.routes, v)
+                }
                 ("gateway.networking.k8s.io", "ReferenceGrant") => push(&mut s.grants, v),
                 ("kubeflow.org", "Notebook") => push(&mut s.notebooks, v),
                 ("tensorboard.kubeflow.org", "Tensorboard") => push(&mut s.tensorboards, v),
@@ -172,11 +188,18 @@ impl Snapshot {
                     secrets.insert(ns.to_string());
                 }
                 ("", "ConfigMap") => {
-                    configmaps.entry(ns.to_string()).or_default().insert(name(v).to_string());
+                    configmaps
+                        .entry(ns.to_string())
+                        .or_default()
+                        .insert(name(v).to_string());
                 }
                 ("networking.k8s.io", "NetworkPolicy") => s.network_policies.push(v.clone()),
-                ("apps", "Deployment") if (ns, name(v)) == (rc_ns, rc_name) => s.route_controller = Some(v.clone()),
-                ("apps", "Deployment") if (ns, name(v)) == (ac_ns, ac_name) => s.artifact_controller = Some(v.clone()),
+                ("apps", "Deployment") if (ns, name(v)) == (rc_ns, rc_name) => {
+                    s.route_controller = Some(v.clone())
+                }
+                ("apps", "Deployment") if (ns, name(v)) == (ac_ns, ac_name) => {
+                    s.artifact_controller = Some(v.clone())
+                }
                 ("apiextensions.k8s.io", "CustomResourceDefinition") => {
                     crds.insert(name(v).to_string());
                 }

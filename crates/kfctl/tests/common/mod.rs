@@ -85,9 +85,13 @@ impl Cluster {
             .await
             .unwrap_or_else(|e| panic!("applying {} {name}: {e}", value["kind"]));
         if let Some(status) = status {
-            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
-                .await
-                .unwrap_or_else(|e| panic!("status of {} {name}: {e}", value["kind"]));
+            api.patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": status})),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("status of {} {name}: {e}", value["kind"]));
         }
     }
 
@@ -134,12 +138,17 @@ impl Cluster {
     /// The route and grant route-controller makes for a source (its own code).
     pub async fn apply_route(&self, kind: SourceKind, ns: &str, name: &str) {
         let config = Config::example();
-        let source = Source { kind, namespace: ns.into(), name: name.into() };
+        let source = Source {
+            kind,
+            namespace: ns.into(),
+            name: name.into(),
+        };
         let user = desired::user_id(None, &config);
         let mut route = serde_json::to_value(desired::route(&source, &user, &config)).unwrap();
         route["status"] = accepted();
         self.apply(route).await;
-        self.apply(serde_json::to_value(desired::reference_grant(ns, &config)).unwrap()).await;
+        self.apply(serde_json::to_value(desired::reference_grant(ns, &config)).unwrap())
+            .await;
     }
 }
 
@@ -182,10 +191,14 @@ pub fn accepted() -> Value {
     route_status("True", "Accepted", "True", "ResolvedRefs", "")
 }
 
-pub fn route_status(accepted: &str, accepted_reason: &str, resolved: &str, resolved_reason: &str, message: &str) -> Value {
-    let cond = |kind: &str, status: &str, reason: &str| {
-        json!({"type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": "2026-11-01T00:00:00Z", "observedGeneration": 1})
-    };
+pub fn route_status(
+    accepted: &str,
+    accepted_reason: &str,
+    resolved: &str,
+    resolved_reason: &str,
+    message: &str,
+) -> Value {
+    let cond = |kind: &str, status: &str, reason: &str| json!({"type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": "2026-11-01T00:00:00Z", "observedGeneration": 1});
     json!({"parents": [{
         "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "homelab-gateway", "namespace": "kube-system"},
         "controllerName": "io.cilium/gateway-controller",
@@ -288,7 +301,14 @@ async fn wait_served(client: &kube::Client) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let mut all = true;
-        for ar in [r::httproute(), r::referencegrant(), r::notebook(), r::tensorboard(), r::pvcviewer(), r::profile()] {
+        for ar in [
+            r::httproute(),
+            r::referencegrant(),
+            r::notebook(),
+            r::tensorboard(),
+            r::pvcviewer(),
+            r::profile(),
+        ] {
             let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
             all &= api.list(&ListParams::default().limit(1)).await.is_ok();
         }
@@ -321,7 +341,8 @@ pub async fn healthy() -> Cluster {
         (USER_NS, json!({"pipelines.kubeflow.org/enabled": "true"})),
         ("team-b", json!({})),
     ] {
-        c.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}})).await;
+        c.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}))
+            .await;
     }
     c.apply(json!({
         "apiVersion": "kubeflow.org/v1", "kind": "Profile",
@@ -381,7 +402,16 @@ pub async fn healthy() -> Cluster {
     }))
     .await;
     c.apply_route(SourceKind::PVCViewer, USER_NS, "viewer").await;
-    c.apply(pod(USER_NS, "gpu-nb-0", json!({"notebook-name": "gpu-nb", "statefulset": "gpu-nb"}), gpu_spec, "gpu-nb-workspace", "node-a", false)).await;
+    c.apply(pod(
+        USER_NS,
+        "gpu-nb-0",
+        json!({"notebook-name": "gpu-nb", "statefulset": "gpu-nb"}),
+        gpu_spec,
+        "gpu-nb-workspace",
+        "node-a",
+        false,
+    ))
+    .await;
     // The viewer shares the notebook's node, so the RWO volume attaches to both.
     c.apply(viewer_pod("node-a", false)).await;
 
