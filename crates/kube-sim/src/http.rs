@@ -636,17 +636,17 @@ fn watch(shared: &Arc<Shared>, t: &ResourceType, p: &ResPath, req: &Req) -> ApiR
         .and_then(|s| s.parse::<u64>().ok())
         .map(Duration::from_secs)
         .unwrap_or(shared.config.watch_timeout);
-    let as_table = matches!(wants(&req.accept), As::Table);
+    let shape = wants(&req.accept);
     let include = req.q.get("includeObject").cloned();
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let version = p.version.clone();
     let ns = p.namespace.clone();
     let t2 = t.clone();
     let render = move |o: &Value| -> Value {
-        if as_table {
-            table::table(&t2, &version, &[Arc::new(o.clone())], None, include.as_deref())
-        } else {
-            with_version(o, &t2, &version)
+        match shape {
+            As::Table => table::table(&t2, &version, &[Arc::new(o.clone())], None, include.as_deref()),
+            As::Meta => partial(o),
+            As::Object => with_version(o, &t2, &version),
         }
     };
     let gr = t.gr();

@@ -125,3 +125,21 @@ async fn bookmarks_arrive_and_timeout_ends_the_watch() {
     }
     assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(10), "timeoutSeconds=3 ended the watch after {took:?}");
 }
+
+#[tokio::test]
+async fn metadata_watcher_gets_partial_objects() {
+    let tc = TestCluster::start().expect("start");
+    let client = tc.client().await.expect("client");
+    let ns = tc.namespace("meta").await.expect("namespace");
+    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
+    api.create(&PostParams::default(), &cm("m1")).await.expect("create");
+    let stream = kube::runtime::metadata_watcher(api.clone(), watcher::Config::default().labels("kflite-test=watch")).applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("in time").expect("an item").expect("ok");
+    assert_eq!(first.metadata.name.as_deref(), Some("m1"));
+    assert_eq!(first.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+    api.create(&PostParams::default(), &cm("m2")).await.expect("create");
+    let second = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("in time").expect("an item").expect("ok");
+    assert_eq!(second.metadata.name.as_deref(), Some("m2"));
+    assert_eq!(second.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+}
