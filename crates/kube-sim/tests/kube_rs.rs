@@ -131,9 +131,10 @@ async fn metadata_watcher_gets_partial_objects() {
     let tc = TestCluster::start().expect("start");
     let client = tc.client().await.expect("client");
     let ns = tc.namespace("meta").await.expect("namespace");
-    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     api.create(&PostParams::default(), &cm("m1")).await.expect("create");
-    let stream = kube::runtime::metadata_watcher(api.clone(), watcher::Config::default().labels("kflite-test=watch")).applied_objects();
+    let meta: Api<kube::core::PartialObjectMeta<ConfigMap>> = Api::namespaced(client, &ns);
+    let stream = watcher(meta, watcher::Config::default().labels("kflite-test=watch")).applied_objects();
     let mut stream = std::pin::pin!(stream);
     let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("in time").expect("an item").expect("ok");
     assert_eq!(first.metadata.name.as_deref(), Some("m1"));
