@@ -95,6 +95,11 @@ fn is_break(v: &[u8], i: usize) -> bool {
         || (b == 0xE2 && at(v, i + 1) == 0x80 && (at(v, i + 2) == 0xA8 || at(v, i + 2) == 0xA9))
 }
 
+/// Whether `v` holds a line break (what makes a scalar "multiline").
+fn has_break(v: &[u8]) -> bool {
+    (0..v.len()).any(|i| is_break(v, i))
+}
+
 fn is_blank(v: &[u8], i: usize) -> bool {
     at(v, i) == b' ' || at(v, i) == b'\t'
 }
@@ -116,7 +121,22 @@ fn is_printable(v: &[u8], i: usize) -> bool {
         || (b == 0xEF && !(b1 == 0xBB && b2 == 0xBF) && !(b1 == 0xBF && (b2 == 0xBE || b2 == 0xBF)))
 }
 
+/// Characters that can never make a scalar need quoting or a block style.
+fn is_safe_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-')
+}
+
 fn analyze(value: &[u8]) -> Analysis {
+    // Fast path: most keys and values are identifiers, names, paths.
+    if value.first().is_some_and(u8::is_ascii_alphanumeric) && value.iter().all(|&b| is_safe_byte(b)) {
+        return Analysis {
+            multiline: false,
+            flow_plain_allowed: true,
+            block_plain_allowed: true,
+            single_quoted_allowed: true,
+            block_allowed: true,
+        };
+    }
     if value.is_empty() {
         return Analysis {
             multiline: false,
@@ -391,7 +411,7 @@ impl Emitter {
                 for (k, val) in sorted_entries(m) {
                     self.write_indent();
                     let kb = k.as_bytes();
-                    let simple = !analyze(kb).multiline && kb.len() <= 128;
+                    let simple = kb.len() <= 128 && !has_break(kb);
                     if simple {
                         self.emit_node(&Value::Str(k.clone()), false, false, true, true);
                         self.write_indicator(b":", false, false, false);
