@@ -106,7 +106,7 @@ fn dashboard_route(s: &Snapshot, config: &DoctorConfig) -> Check {
                     .map(|o| format!("rewrites to {o}, not ReplacePrefixMatch /"))
                     .unwrap_or_else(|| "no URLRewrite ReplacePrefixMatch /".into())
             )),
-            (Some(false), Some(to)) => problems.push(format!(
+            (Some(false), Some(to)) if to != prefix => problems.push(format!(
                 "{prefix}: rewritten to {to}; katib serves at its own prefix and 404s without it"
             )),
             _ => {}
@@ -907,6 +907,44 @@ mod tests {
             Some("full path /a".into())
         );
         assert_eq!(rewrite_of(&json!({"filters": []})), None);
+    }
+
+    fn dashboard(katib_rewrite: Option<&str>) -> Snapshot {
+        let rule = |prefix: &str, rewrite: Option<&str>| {
+            let filters: Vec<Value> = rewrite
+                .map(|to| json!({"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": to}}}))
+                .into_iter()
+                .collect();
+            json!({"matches": [{"path": {"type": "PathPrefix", "value": prefix}}], "filters": filters})
+        };
+        let rules: Vec<Value> = DASHBOARD_PREFIXES
+            .iter()
+            .map(|(p, rw)| match (*p, rw) {
+                ("/katib/", _) => rule(p, katib_rewrite),
+                (_, Some(true)) => rule(p, Some("/")),
+                _ => rule(p, None),
+            })
+            .collect();
+        Snapshot {
+            routes: Some(vec![json!({
+                "metadata": {"name": "kubeflow-dashboard", "namespace": "kubeflow"},
+                "spec": {"rules": rules},
+            })]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn katib_may_keep_its_prefix_but_not_lose_it() {
+        let config = DoctorConfig::default();
+        assert_eq!(dashboard_route(&dashboard(None), &config).status, Status::Pass);
+        assert_eq!(
+            dashboard_route(&dashboard(Some("/katib/")), &config).status,
+            Status::Pass
+        );
+        let lost = dashboard_route(&dashboard(Some("/")), &config);
+        assert_eq!(lost.status, Status::Fail);
+        assert_eq!(lost.problems.len(), 1, "{:?}", lost.problems);
     }
 
     #[test]
