@@ -101,6 +101,9 @@ pub struct DeleteOpts {
 /// parseable certificate (kube-sim serves no TLS).
 const KUBE_SIM_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIBADAKBggqhkjOPQQDAjAjMSEwHwYDVQQDDBhrdWJlLXNp\nbS1zZXJ2ZXItY2EtcGxhY2Vob2xkZXIwHhcNMjYwMTAxMDAwMDAwWhcNMzYwMTAx\n-----END CERTIFICATE-----\n";
 
+/// The finalizer that holds an owner during foreground deletion.
+const FOREGROUND: &str = "foregroundDeletion";
+
 pub fn now() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -797,7 +800,15 @@ impl Store {
             self.orphan_dependents(meta_str(&old, "uid").unwrap_or(""));
         }
         let mut new = (*old).clone();
-        let holds = !finalizers(&old).is_empty() || t.kind == "CustomResourceDefinition";
+        let uid = meta_str(&old, "uid").unwrap_or("").to_string();
+        // Foreground: the owner waits, held by foregroundDeletion, until its dependents are gone.
+        let foreground = opts.propagation.as_deref() == Some("Foreground")
+            && !meta(&old).is_some_and(|m| m.contains_key("deletionTimestamp"))
+            && !self.dependents(&uid).is_empty();
+        if foreground && let Some(f) = meta_mut(&mut new).entry("finalizers").or_insert(json!([])).as_array_mut() {
+            f.push(json!(FOREGROUND));
+        }
+        let holds = !finalizers(&new).is_empty() || t.kind == "CustomResourceDefinition";
         if holds {
             if meta(&old).is_some_and(|m| m.contains_key("deletionTimestamp")) {
                 return Ok((Arc::new(with_version(&old, t, version)), false));
@@ -813,6 +824,17 @@ impl Store {
                 new["status"] = json!({"phase": "Terminating"});
             }
             self.commit_update(&gr, ns, name, new, old);
+            if foreground {
+                for (dgr, dns, dname) in self.dependents(&uid) {
+                    if let Some(dt) = self.reg.by_gr(&dgr).cloned() {
+                        let v = dt.storage_version.clone();
+                        let fg = DeleteOpts { propagation: Some("Foreground".into()), ..Default::default() };
+                        if let Err(e) = self.delete(&dt, &v, &dns, &dname, &fg) {
+                            tracing::debug!("foreground deletion of {}/{dns}/{dname}: {e}", dgr.qualified());
+                        }
+                    }
+                }
+            }
             self.reconcile();
             let after = self.get_obj(&gr, ns, name).cloned();
             return Ok(match after {
@@ -881,10 +903,53 @@ impl Store {
         }
     }
 
-    /// The controllers: finish terminating namespaces and deleted CRDs.
+    /// Objects with an ownerReference to `uid`.
+    fn dependents(&self, uid: &str) -> Vec<(GroupResource, String, String)> {
+        let mut out = Vec::new();
+        if uid.is_empty() {
+            return out;
+        }
+        for (gr, objs) in &self.objects {
+            for ((ns, name), o) in objs {
+                let refs = meta(o).and_then(|m| m.get("ownerReferences")).and_then(Value::as_array);
+                if refs.is_some_and(|r| r.iter().any(|x| x.get("uid").and_then(Value::as_str) == Some(uid))) {
+                    out.push((gr.clone(), ns.clone(), name.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The garbage collector's half of foreground deletion: release owners
+    /// whose dependents are all gone.
+    fn release_foreground(&mut self) -> bool {
+        let mut held = Vec::new();
+        for (gr, objs) in &self.objects {
+            for ((ns, name), o) in objs {
+                if finalizers(o).iter().any(|f| f == FOREGROUND) {
+                    held.push((gr.clone(), ns.clone(), name.clone(), o.clone()));
+                }
+            }
+        }
+        let mut progressed = false;
+        for (gr, ns, name, o) in held {
+            if self.dependents(meta_str(&o, "uid").unwrap_or("")).is_empty() {
+                let mut n = (*o).clone();
+                if let Some(f) = meta_mut(&mut n).get_mut("finalizers").and_then(Value::as_array_mut) {
+                    f.retain(|x| x.as_str() != Some(FOREGROUND));
+                }
+                self.commit_update(&gr, &ns, &name, n, o);
+                progressed = true;
+            }
+        }
+        progressed
+    }
+
+    /// The controllers: finish terminating namespaces and deleted CRDs,
+    /// release foreground deletions.
     fn reconcile(&mut self) {
         loop {
-            let mut progressed = false;
+            let mut progressed = self.release_foreground();
             let nsgr = GroupResource { group: String::new(), resource: "namespaces".into() };
             let terminating: Vec<String> = self
                 .objects

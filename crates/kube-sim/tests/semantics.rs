@@ -391,3 +391,45 @@ async fn immutable_fields_are_refused() {
     assert_eq!(s.code, 422);
     cms.patch("frozen", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"ok": "yes"}}}))).await.expect("metadata may change");
 }
+
+#[tokio::test]
+async fn garbage_collection_background_and_foreground() {
+    let tc = TestCluster::start().expect("start");
+    let client = tc.client().await.expect("client");
+    let ns = tc.namespace("gc").await.expect("namespace");
+    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
+    let pp = PostParams::default();
+    let owned = |name: &str, owner: &ConfigMap, finalizers: Value| -> ConfigMap {
+        obj(json!({"metadata": {"name": name, "finalizers": finalizers, "ownerReferences": [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": owner.metadata.name, "uid": owner.metadata.uid, "blockOwnerDeletion": true}]}}))
+    };
+
+    // Background: the owner goes at once, its dependents after it.
+    let owner = api.create(&pp, &obj(json!({"metadata": {"name": "bg-owner"}}))).await.expect("owner");
+    api.create(&pp, &owned("bg-dep", &owner, json!([]))).await.expect("dependent");
+    api.delete("bg-owner", &DeleteParams::background()).await.expect("delete");
+    eventually("background dependents to be collected", || async { api.get_opt("bg-dep").await.expect("get").is_none() }).await;
+
+    // Foreground: the owner waits (foregroundDeletion) until its dependents are gone.
+    let owner = api.create(&pp, &obj(json!({"metadata": {"name": "fg-owner"}}))).await.expect("owner");
+    api.create(&pp, &owned("fg-dep", &owner, json!(["kflite.test/hold"]))).await.expect("dependent");
+    api.delete("fg-owner", &DeleteParams::foreground()).await.expect("delete");
+    eventually("the dependent to be deleting", || async {
+        api.get_opt("fg-dep").await.expect("get").is_some_and(|d| d.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+    let o = api.get("fg-owner").await.expect("owner is held");
+    assert!(o.metadata.deletion_timestamp.is_some());
+    assert!(o.metadata.finalizers.unwrap_or_default().contains(&"foregroundDeletion".to_string()));
+    api.patch("fg-dep", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.expect("release");
+    eventually("the owner to go after its dependent", || async { api.get_opt("fg-owner").await.expect("get").is_none() }).await;
+
+    // Orphan: dependents stay, without the ownerReference.
+    let owner = api.create(&pp, &obj(json!({"metadata": {"name": "or-owner"}}))).await.expect("owner");
+    api.create(&pp, &owned("or-dep", &owner, json!([]))).await.expect("dependent");
+    api.delete("or-owner", &DeleteParams::orphan()).await.expect("delete");
+    eventually("the orphan to lose its ownerReference", || async {
+        api.get_opt("or-dep").await.expect("get").is_some_and(|d| d.metadata.owner_references.unwrap_or_default().is_empty())
+    })
+    .await;
+}
