@@ -112,13 +112,9 @@ pub async fn sync(state: &HookState, request: &Value) -> Result<Value, HookError
     let observed = observed_secret(ns, attachments).and_then(secret_credentials);
     let issued = match observed {
         Some(stored) => {
-            // Keys made by attempts whose Secret never got stored.
-            for id in store.list_keys(ns).await? {
-                if id != stored.access_key_id {
-                    tracing::info!(namespace = ns, access_key_id = %id, "deleting a key no Secret holds");
-                    store.delete_key(ns, &id).await?;
-                    state.metrics.keys_deleted.inc();
-                }
+            // Best effort: sync.py never calls IAM here, so neither may an IAM outage fail the sync.
+            if let Err(e) = delete_unstored_keys(state, ns, &stored.access_key_id).await {
+                tracing::warn!(namespace = ns, error = %e, "could not clean up unstored keys; will retry next sync");
             }
             None
         }
@@ -133,6 +129,18 @@ pub async fn sync(state: &HookState, request: &Value) -> Result<Value, HookError
         }
     };
     respond(parent, attachments, &state.settings, issued.as_ref())
+}
+
+/// Deletes keys of `ns` other than `stored_id` (made by attempts whose Secret never got stored).
+async fn delete_unstored_keys(state: &HookState, ns: &str, stored_id: &str) -> Result<(), StoreError> {
+    for id in state.store.list_keys(ns).await? {
+        if id != stored_id {
+            tracing::info!(namespace = ns, access_key_id = %id, "deleting a key no Secret holds");
+            state.store.delete_key(ns, &id).await?;
+            state.metrics.keys_deleted.inc();
+        }
+    }
+    Ok(())
 }
 
 async fn sync_handler(State(state): State<Arc<HookState>>, Json(request): Json<Value>) -> (StatusCode, Json<Value>) {

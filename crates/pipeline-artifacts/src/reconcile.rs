@@ -130,6 +130,25 @@ async fn credentials_work(ctx: &Context, ns: &str, creds: &Credentials) -> Resul
 async fn converge(ns: &Namespace, ctx: &Context) -> Result<Outcome, ReconcileError> {
     let name = ns.name_any();
     let name = name.as_str();
+    // The ConfigMaps need no credentials: write them even while SeaweedFS is down.
+    for obj in config_objects(name, &ctx.settings) {
+        apply(ctx, name, &obj).await?;
+    }
+    let result = converge_credentials(ns, ctx).await;
+    let ready = if result.is_ok() { "True" } else { "False" };
+    if ns.annotations().get(STATUS_ANNOTATION).map(String::as_str) != Some(ready) {
+        let patch = json!({"metadata": {"annotations": {STATUS_ANNOTATION: ready}}});
+        let status = patch_namespace(ctx, name, patch, "set status").await;
+        if result.is_ok() {
+            status?;
+        }
+    }
+    result
+}
+
+async fn converge_credentials(ns: &Namespace, ctx: &Context) -> Result<Outcome, ReconcileError> {
+    let name = ns.name_any();
+    let name = name.as_str();
     let store = &ctx.store;
     let mut out = Outcome::default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), name);
@@ -183,12 +202,6 @@ async fn converge(ns: &Namespace, ctx: &Context) -> Result<Outcome, ReconcileErr
         }
     }
     store.ensure_policy(name).await.map_err(store_err(name))?;
-    for obj in config_objects(name, &ctx.settings) {
-        apply(ctx, name, &obj).await?;
-    }
-    if ns.annotations().get(STATUS_ANNOTATION).map(String::as_str) != Some("True") {
-        patch_namespace(ctx, name, json!({"metadata": {"annotations": {STATUS_ANNOTATION: "True"}}}), "set status").await?;
-    }
     Ok(out)
 }
 

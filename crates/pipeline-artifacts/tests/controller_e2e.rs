@@ -251,3 +251,38 @@ async fn lifecycle_rule_follows_retention_days() {
     wait_for("lifecycle rule removed", 30, || async { store.lifecycle_rules().await.ok()?.is_empty().then_some(()) }).await;
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iam_outage_still_writes_configmaps_and_reports_not_ready() {
+    let Some(mut env) = Env::start("iam_outage_still_writes_configmaps_and_reports_not_ready").await else { return };
+    // IAM on a port nothing listens on; S3 (bucket, lifecycle) works.
+    let mut broken = env.sw.endpoints.clone();
+    broken.iam = format!("http://127.0.0.1:{}", pipeline_artifacts::testsupport::free_tcp_port().unwrap());
+    let mut ctx = env.context(Settings::default(), None);
+    ctx.store = pipeline_artifacts::store::SeaweedStore::new(&broken, &env.sw.admin, &env.sw.bucket);
+    env.run(ctx);
+    env.create_namespace("o1", true).await;
+    wait_for("ConfigMaps without IAM", 30, || async { (env.cm_count("o1").await == 3).then_some(()) }).await;
+    wait_for("status False", 30, || async {
+        let ns = env.namespace("o1").await?;
+        (ns.metadata.annotations?.get(STATUS_ANNOTATION)? == "False").then_some(())
+    })
+    .await;
+    assert!(env.secret("o1").await.is_none());
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::namespaced(env.client.clone(), "default");
+    wait_for("a ReconcileFailed event", 30, || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items.iter().any(|e| e.reason.as_deref() == Some("ReconcileFailed")).then_some(())
+    })
+    .await;
+    env.stop().await;
+    // IAM back: converges and reports ready.
+    env.run(env.context(Settings::default(), None));
+    env.converged("o1").await;
+    wait_for("status True", 30, || async {
+        let ns = env.namespace("o1").await?;
+        (ns.metadata.annotations?.get(STATUS_ANNOTATION)? == "True").then_some(())
+    })
+    .await;
+    env.stop().await;
+}

@@ -87,6 +87,17 @@ async fn hook_answers_recorded_metacontroller_requests_like_sync_py() {
     let keys = sw.store().list_keys(&ns).await.unwrap();
     assert_eq!(keys, vec![creds.access_key_id.clone()], "the leaked key {} was deleted", leaked.access_key_id);
 
+    // IAM down in steady state: sync.py would not call IAM here, so the hook still answers.
+    let mut broken = sw.endpoints.clone();
+    broken.iam = format!("http://127.0.0.1:{}", pipeline_artifacts::testsupport::free_tcp_port().unwrap());
+    let outage = HookState {
+        settings: Settings { artifacts_proxy_enabled: true, frontend_image: "frontend-image".into(), frontend_tag: "somehash".into(), ..Settings::default() },
+        store: pipeline_artifacts::store::SeaweedStore::new(&broken, &sw.admin, &sw.bucket),
+        metrics: Arc::new(Metrics::default()),
+    };
+    let during = pipeline_artifacts::hook::sync(&outage, &steady).await.expect("steady sync without IAM");
+    assert!(during == oracle2[0]["response"], "steady sync during an IAM outage differs from sync.py");
+
     // Not labelled: nothing, like sync.py.
     let mut plain = first.clone();
     plain["object"]["metadata"]["labels"] = json!({});
