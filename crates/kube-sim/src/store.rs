@@ -885,16 +885,8 @@ impl Store {
     }
 
     fn orphan_dependents(&mut self, uid: &str) {
-        let mut changes = Vec::new();
-        for (gr, objs) in &self.objects {
-            for ((ns, name), o) in objs {
-                let refs = meta(o).and_then(|m| m.get("ownerReferences")).and_then(Value::as_array);
-                if refs.is_some_and(|r| r.iter().any(|x| x.get("uid").and_then(Value::as_str) == Some(uid))) {
-                    changes.push((gr.clone(), ns.clone(), name.clone(), o.clone()));
-                }
-            }
-        }
-        for (gr, ns, name, o) in changes {
+        for (gr, ns, name) in self.dependents(uid) {
+            let Some(o) = self.get_obj(&gr, &ns, &name).cloned() else { continue };
             let mut n = (*o).clone();
             if let Some(refs) = meta_mut(&mut n).get_mut("ownerReferences").and_then(Value::as_array_mut) {
                 refs.retain(|x| x.get("uid").and_then(Value::as_str) != Some(uid));
