@@ -19,12 +19,12 @@ use serde_json::{Map, Value, json};
 use crate::desired::{config_objects, ready_status, secret_credentials, secret_object};
 use crate::metrics::Metrics;
 use crate::secret::Credentials;
-use crate::settings::{ENABLED_LABEL, SECRET_NAME, Settings};
+use crate::settings::{SECRET_NAME, Settings};
 use crate::store::{SeaweedStore, StoreError};
 
 /// Whether the parent namespace opts in (label value exactly `"true"`, as the hook checks).
-pub fn is_enabled(parent: &Value) -> bool {
-    parent.pointer("/metadata/labels").and_then(|l| l.get(ENABLED_LABEL)).and_then(Value::as_str) == Some("true")
+pub fn is_enabled(parent: &Value, label: &str) -> bool {
+    parent.pointer("/metadata/labels").and_then(|l| l.get(label)).and_then(Value::as_str) == Some("true")
 }
 
 fn namespace_of(parent: &Value) -> Option<&str> {
@@ -47,7 +47,7 @@ pub fn observed_secret<'a>(namespace: &str, attachments: &'a Value) -> Option<&'
 /// The hook's answer. `issued` are the new credentials; they are used only
 /// when no Secret is observed (then they are required).
 pub fn respond(parent: &Value, attachments: &Value, s: &Settings, issued: Option<&Credentials>) -> Result<Value, HookError> {
-    if !is_enabled(parent) {
+    if !is_enabled(parent, &s.enabled_label) {
         return Ok(json!({"status": {}, "attachments": []}));
     }
     let ns = namespace_of(parent).ok_or(HookError::NoName)?;
@@ -104,7 +104,7 @@ pub async fn sync(state: &HookState, request: &Value) -> Result<Value, HookError
     let parent = request.get("object").ok_or(HookError::NoObject)?;
     let empty = json!({});
     let attachments = request.get("attachments").unwrap_or(&empty);
-    if !is_enabled(parent) {
+    if !is_enabled(parent, &state.settings.enabled_label) {
         return respond(parent, attachments, &state.settings, None);
     }
     let ns = namespace_of(parent).ok_or(HookError::NoName)?;

@@ -51,6 +51,9 @@ struct Common {
     s3_endpoint: String,
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     region: String,
+    /// Namespaces with this label set to "true" get credentials and config.
+    #[arg(long, env = "ENABLED_LABEL", default_value = pipeline_artifacts::settings::ENABLED_LABEL)]
+    enabled_label: String,
     #[arg(long, env = "S3_BUCKET", default_value = "mlpipeline")]
     bucket: String,
     /// Admin credentials Secret NAMESPACE/NAME (keys accesskey, secretkey); else the AWS_* variables.
@@ -90,6 +93,7 @@ impl Common {
             .or_else(|| self.kfp_version.clone())
             .context("set FRONTEND_TAG or KFP_VERSION (the artifact proxy image tag)")?;
         Ok(Settings {
+            enabled_label: self.enabled_label.clone(),
             bucket: self.bucket.clone(),
             frontend_image: self.frontend_image.clone(),
             frontend_tag,

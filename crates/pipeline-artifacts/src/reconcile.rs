@@ -18,7 +18,7 @@ use crate::desired::{config_objects, secret_credentials, secret_object};
 use crate::metrics::Metrics;
 use crate::secret::Credentials;
 use crate::settings::{
-    ENABLED_LABEL, FIELD_MANAGER, FINALIZER, ROTATE_ANNOTATION, ROTATED_FOR_ANNOTATION, SECRET_NAME, STATUS_ANNOTATION,
+    FIELD_MANAGER, FINALIZER, ROTATE_ANNOTATION, ROTATED_FOR_ANNOTATION, SECRET_NAME, STATUS_ANNOTATION,
     Settings,
 };
 use crate::store::{SeaweedStore, StoreError};
@@ -71,8 +71,8 @@ fn store_err(ns: &str) -> impl FnOnce(StoreError) -> ReconcileError + '_ {
     move |source| ReconcileError::Store { namespace: ns.to_owned(), source: Box::new(source) }
 }
 
-fn is_enabled(ns: &Namespace) -> bool {
-    ns.labels().get(ENABLED_LABEL).map(String::as_str) == Some("true")
+fn is_enabled(ns: &Namespace, label: &str) -> bool {
+    ns.labels().get(label).map(String::as_str) == Some("true")
 }
 
 /// Reconciles one namespace.
@@ -80,7 +80,7 @@ pub async fn reconcile(ns: &Namespace, ctx: &Context) -> Result<Outcome, Reconci
     let name = ns.name_any();
     let deleting = ns.metadata.deletion_timestamp.is_some();
     let has_finalizer = ns.finalizers().iter().any(|f| f == FINALIZER);
-    if is_enabled(ns) && !deleting {
+    if is_enabled(ns, &ctx.settings.enabled_label) && !deleting {
         if !has_finalizer {
             let mut fins = ns.finalizers().to_vec();
             fins.push(FINALIZER.to_owned());

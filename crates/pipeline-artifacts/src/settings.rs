@@ -18,6 +18,8 @@ pub const FIELD_MANAGER: &str = "pipeline-artifacts";
 /// Settings the desired objects depend on. Defaults are the upstream hook's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
+    /// Label whose value `"true"` opts a namespace in ([`ENABLED_LABEL`] upstream).
+    pub enabled_label: String,
     /// S3 bucket (`S3_BUCKET_NAME`, hard-coded `mlpipeline` upstream).
     pub bucket: String,
     /// `FRONTEND_IMAGE`.
@@ -41,6 +43,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            enabled_label: ENABLED_LABEL.into(),
             bucket: "mlpipeline".into(),
             frontend_image: "ghcr.io/kubeflow/kfp-frontend".into(),
             frontend_tag: "2.5.0".into(),

@@ -159,3 +159,15 @@ fn desired_objects_equal_sync_py_output() {
         }
     }
 }
+
+#[test]
+fn a_configured_label_replaces_the_upstream_one() {
+    let s = Settings { enabled_label: "example.com/artifacts".into(), ..Settings::default() };
+    let key = Credentials::new("K", "S");
+    let custom = json!({"metadata": {"name": "n", "labels": {"example.com/artifacts": "true"}}});
+    let upstream = json!({"metadata": {"name": "n", "labels": {ENABLED: "true"}}});
+    let on = respond(&custom, &empty_attachments(), &s, Some(&key)).unwrap();
+    assert_eq!(on["attachments"].as_array().map(Vec::len), Some(4), "Secret and three ConfigMaps");
+    let off = respond(&upstream, &empty_attachments(), &s, Some(&key)).unwrap();
+    assert_eq!(off, json!({"status": {}, "attachments": []}));
+}
