@@ -19,6 +19,8 @@ use tokio::sync::broadcast;
 
 pub type Key = (String, String);
 pub type EventReceiver = broadcast::Receiver<Arc<Event>>;
+/// One resource's objects by (namespace, name), in etcd key order.
+type Objects = BTreeMap<Key, Arc<Value>>;
 
 #[derive(Debug)]
 pub struct Event {
@@ -34,7 +36,7 @@ pub struct Event {
 pub struct Store {
     pub reg: Registry,
     pub rv: u64,
-    objects: BTreeMap<GroupResource, BTreeMap<Key, Arc<Value>>>,
+    objects: BTreeMap<GroupResource, Objects>,
     history: VecDeque<Arc<Event>>,
     history_limit: usize,
     /// Watches and continue tokens from a resourceVersion below this are expired.
@@ -764,11 +766,9 @@ impl Store {
     fn remove(&mut self, gr: &GroupResource, ns: &str, name: &str, mut last: Value) -> Arc<Value> {
         self.rv += 1;
         meta_mut(&mut last).insert("resourceVersion".into(), json!(self.rv.to_string()));
-        if let Some(m) = self.objects.get_mut(gr) {
-            m.remove(&(ns.to_string(), name.to_string()));
-        }
+        let before = self.objects.get_mut(gr).and_then(|m| m.remove(&(ns.to_string(), name.to_string())));
         let obj = Arc::new(last);
-        self.emit(gr, ns, "DELETED", obj.clone(), None);
+        self.emit(gr, ns, "DELETED", obj.clone(), before);
         if gr.group == "apiextensions.k8s.io" && gr.resource == "customresourcedefinitions"
             && let Some(cgr) = crd_gr(&obj) {
                 self.reg.unregister(&cgr);
@@ -1038,27 +1038,28 @@ impl Store {
 
     pub fn list(&self, t: &ResourceType, ns: Option<&str>, opts: &ListOpts) -> ApiResult<ListResult> {
         let gr = t.gr();
-        let start: Option<Key> = match &opts.continue_token {
+        // A continued list reads the state at its first page's resourceVersion.
+        let (start, list_rv, snapshot): (Option<Key>, u64, Option<Objects>) = match &opts.continue_token {
             Some(tok) => {
                 let (rv, key) = decode_continue(tok)?;
                 if rv < self.floor {
                     return Err(ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."));
                 }
-                Some(key)
+                (Some(key), rv, Some(self.objects_at(&gr, rv)))
             }
-            None => None,
+            None => (None, self.rv, None),
         };
         let mut items = Vec::new();
         let mut continue_token = None;
         let mut remaining = None;
-        if let Some(objs) = self.objects.get(&gr) {
+        if let Some(objs) = snapshot.as_ref().or_else(|| self.objects.get(&gr)) {
             let iter = objs.iter().filter(|((ons, _), _)| ns.is_none_or(|n| n == ons)).filter(|(k, _)| start.as_ref().is_none_or(|s| *k > s));
             let matching: Vec<(&Key, &Arc<Value>)> =
                 iter.filter(|(_, o)| opts.labels.matches(o) && opts.fields.matches(o)).collect();
             for (i, (k, o)) in matching.iter().enumerate() {
                 if opts.limit.is_some_and(|l| l > 0 && items.len() >= l) {
                     let last = &matching[i - 1].0;
-                    continue_token = Some(encode_continue(self.rv, last));
+                    continue_token = Some(encode_continue(list_rv, last));
                     remaining = Some(matching.len() - i);
                     break;
                 }
@@ -1066,7 +1067,26 @@ impl Store {
                 items.push((*o).clone());
             }
         }
-        Ok(ListResult { items, rv: self.rv, continue_token, remaining })
+        Ok(ListResult { items, rv: list_rv, continue_token, remaining })
+    }
+
+    /// The objects of one resource as they were at `rv`, undoing the kept
+    /// events after it (callers check `rv >= floor`).
+    fn objects_at(&self, gr: &GroupResource, rv: u64) -> Objects {
+        let mut m = self.objects.get(gr).cloned().unwrap_or_default();
+        for ev in self.history.iter().rev().take_while(|e| e.rv > rv).filter(|e| &e.gr == gr) {
+            let key = (ev.namespace.clone(), meta_str(&ev.object, "name").unwrap_or("").to_string());
+            match (ev.etype, &ev.old) {
+                ("ADDED", _) => {
+                    m.remove(&key);
+                }
+                (_, Some(old)) => {
+                    m.insert(key, old.clone());
+                }
+                _ => {}
+            }
+        }
+        m
     }
 
     /// Delete every object a list would return.

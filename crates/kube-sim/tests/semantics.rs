@@ -187,6 +187,7 @@ async fn selectors_and_pagination() {
     assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"));
 
     let mut all = Vec::new();
+    let mut rvs = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = 0;
     loop {
@@ -197,12 +198,22 @@ async fn selectors_and_pagination() {
         let page = api.list(&p).await.expect("page");
         pages += 1;
         token = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+        rvs.push(page.metadata.resource_version.clone().unwrap_or_default());
         all.extend(names(page));
+        if pages == 1 {
+            // Changes after the first page do not show in the later ones: a paginated list is one snapshot.
+            api.create(&PostParams::default(), &obj(json!({"metadata": {"name": "c15", "labels": {"set": "s"}}}))).await.expect("create");
+            api.delete("c3", &DeleteParams::default()).await.expect("delete");
+        }
         if token.is_none() {
             break;
         }
     }
     assert_eq!((pages, all), (3, vec!["c0", "c1", "c2", "c3", "c4"].into_iter().map(String::from).collect::<Vec<_>>()));
+    assert!(rvs.iter().all(|rv| *rv == rvs[0]), "every page reports the first page's resourceVersion: {rvs:?}");
+    // A fresh list shows the changes.
+    let n = names(api.list(&ListParams::default().labels("set=s")).await.expect("list"));
+    assert_eq!(n, ["c0", "c1", "c15", "c2", "c4"]);
 }
 
 fn gadget_crd() -> CustomResourceDefinition {
