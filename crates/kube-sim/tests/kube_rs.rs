@@ -144,3 +144,38 @@ async fn metadata_watcher_gets_partial_objects() {
     assert_eq!(second.metadata.name.as_deref(), Some("m2"));
     assert_eq!(second.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_and_a_reflector_agree() {
+    let tc = TestCluster::start().expect("start");
+    let client = tc.client().await.expect("client");
+    let ns = tc.namespace("load").await.expect("namespace");
+    let api: Api<ConfigMap> = Api::namespaced(client, &ns);
+    let (reader, writer) = reflector::store::<ConfigMap>();
+    let stream = watcher(api.clone(), watcher::Config::default().labels("kflite-test=watch")).default_backoff().reflect(writer).applied_objects();
+    let task = tokio::spawn(async move {
+        let mut s = std::pin::pin!(stream);
+        while s.next().await.is_some() {}
+    });
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                for i in 0..40 {
+                    api.create(&PostParams::default(), &cm(&format!("w{w}-{i}"))).await.expect("create");
+                    if i % 4 == 0 {
+                        api.delete(&format!("w{w}-{i}"), &DeleteParams::default()).await.expect("delete");
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("writer");
+    }
+    // 8 writers x 40 creates, a quarter deleted again.
+    until("the reflector to converge", || reader.state().len() == 8 * 30).await;
+    let listed = api.list(&kube::api::ListParams::default().labels("kflite-test=watch")).await.expect("list").items.len();
+    assert_eq!(listed, 8 * 30);
+    task.abort();
+}

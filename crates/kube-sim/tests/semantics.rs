@@ -287,6 +287,14 @@ async fn custom_resources_status_generation_schema_and_versions() {
     // selectableFields make a field usable in field selectors.
     assert_eq!(api.list(&ListParams::default().fields("spec.size=3")).await.expect("selectable field").items.len(), 1);
     assert_eq!(api.list(&ListParams::default().fields("spec.size=4")).await.expect("selectable field").items.len(), 0);
+    // Server-side apply of status goes through the subresource, with its own managedFields entry.
+    let sa = json!({"apiVersion": "test.kflite.io/v1", "kind": "Gadget", "metadata": {"name": "g"}, "status": {"ready": false}});
+    let applied = api.patch_status("g", &PatchParams::apply("status-writer").force(), &Patch::Apply(sa)).await.expect("apply status");
+    assert_eq!(applied.data["status"]["ready"], false);
+    assert_eq!(applied.data["spec"]["size"], 3);
+    let entry = applied.metadata.managed_fields.unwrap_or_default().into_iter().find(|m| m.manager.as_deref() == Some("status-writer")).expect("status manager");
+    assert_eq!((entry.operation.as_deref(), entry.subresource.as_deref()), (Some("Apply"), Some("status")));
+
     // Server-side apply merges x-kubernetes-list-type=map lists by key.
     let a = json!({"apiVersion": "test.kflite.io/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"ports": [{"name": "metrics", "port": 9090}]}});
     let merged = api.patch("g", &PatchParams::apply("other"), &Patch::Apply(a)).await.expect("apply ports");
