@@ -48,6 +48,11 @@ pub enum ReconcileError {
     Store { namespace: String, source: Box<StoreError> },
     #[error("namespace {namespace}: Kubernetes {action} failed: {source}")]
     Kube { namespace: String, action: String, source: Box<kube::Error> },
+    #[error(
+        "namespace {namespace}: Secret {SECRET_NAME} holds the SeaweedFS admin identity; refusing to replace it \
+         (unlabel this namespace: it is where the admin Secret lives)"
+    )]
+    AdminSecret { namespace: String },
     #[error("namespace {namespace}: object {object} cannot be applied: {message}")]
     Object { namespace: String, object: String, message: String },
 }
@@ -159,6 +164,11 @@ async fn converge_credentials(ns: &Namespace, ctx: &Context) -> Result<Outcome, 
         .as_ref()
         .and_then(|s| s.annotations().get(ROTATED_FOR_ANNOTATION).cloned())
         .unwrap_or_default();
+    if let (Some(c), Some(admin)) = (&stored, &store.admin_key_id)
+        && &c.access_key_id == admin
+    {
+        return Err(ReconcileError::AdminSecret { namespace: name.to_owned() });
+    }
     let keys = store.list_keys(name).await.map_err(store_err(name))?;
     let rotation_due = stored.is_some() && stored_for != wanted_rotation;
     let mut keep = None;

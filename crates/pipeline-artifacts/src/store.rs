@@ -84,6 +84,8 @@ where
 #[derive(Clone, Debug)]
 pub struct SeaweedStore {
     endpoints: Endpoints,
+    /// The admin's access key id: a namespace Secret holding it is never replaced.
+    pub admin_key_id: Option<String>,
     pub iam: aws_sdk_iam::Client,
     pub s3: aws_sdk_s3::Client,
     pub bucket: String,
@@ -135,7 +137,9 @@ pub fn s3_client(endpoints: &Endpoints, creds: &Credentials) -> aws_sdk_s3::Clie
 
 impl SeaweedStore {
     pub fn new(endpoints: &Endpoints, admin: &Credentials, bucket: impl Into<String>) -> Self {
-        Self::from_configs(endpoints, iam_config(endpoints, admin), s3_config(endpoints, admin), bucket)
+        let mut store = Self::from_configs(endpoints, iam_config(endpoints, admin), s3_config(endpoints, admin), bucket);
+        store.admin_key_id = Some(admin.access_key_id.clone());
+        store
     }
 
     /// Where this store's SeaweedFS listens.
@@ -152,6 +156,7 @@ impl SeaweedStore {
     ) -> Self {
         Self {
             endpoints: endpoints.clone(),
+            admin_key_id: None,
             iam: aws_sdk_iam::Client::from_conf(iam.build()),
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             bucket: bucket.into(),

@@ -54,6 +54,15 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
     wait_for("/readyz ok", 30, || async { get(port, "/readyz").await.filter(|(c, _)| *c == 200) }).await;
     env.create_namespace("bin-a", true).await;
     let creds = env.converged("bin-a").await;
+    // Labelling the namespace of the admin Secret must not replace the admin identity.
+    env.patch_namespace("kubeflow", serde_json::json!({"metadata": {"labels": {"pipelines.kubeflow.org/enabled": "true"}}})).await;
+    wait_for("kubeflow reported not ready", 30, || async {
+        let ns = env.namespace("kubeflow").await?;
+        (ns.metadata.annotations?.get(pipeline_artifacts::settings::STATUS_ANNOTATION)? == "False").then_some(())
+    })
+    .await;
+    assert_eq!(env.secret_creds("kubeflow").await.as_ref(), Some(&env.sw.admin), "admin Secret untouched");
+    assert!(env.keys("kubeflow").await.is_empty());
     let (code, metrics) = get(port, "/metrics").await.unwrap();
     assert_eq!(code, 200);
     assert!(metrics.contains("pipeline_artifacts_keys_created_total 1"), "{metrics}");

@@ -37,7 +37,9 @@ impl Env {
         if let Some(f) = fault {
             iam = iam.interceptor(f);
         }
-        let store = SeaweedStore::from_configs(&self.sw.endpoints, iam, s3_config(&self.sw.endpoints, &self.sw.admin), &self.sw.bucket);
+        let mut store =
+            SeaweedStore::from_configs(&self.sw.endpoints, iam, s3_config(&self.sw.endpoints, &self.sw.admin), &self.sw.bucket);
+        store.admin_key_id = Some(self.sw.admin.access_key_id.clone());
         Context {
             client: self.client.clone(),
             store,
