@@ -414,7 +414,7 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
     let status = match p.sub.as_deref() {
         None => false,
         Some("status") if t.status_for(&p.version) => true,
-        Some("finalize") if t.kind == "Namespace" => true,
+        Some("finalize") if t.kind == "Namespace" && req.verb == "update" => return finalize_namespace(shared, &t, &p, &req),
         Some(_) => return Err(ApiError::no_route()),
     };
     let ns = p.namespace.clone().unwrap_or_default();
@@ -497,6 +497,17 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// `PUT /api/v1/namespaces/<name>/finalize`: only spec.finalizers changes.
+fn finalize_namespace(shared: &Arc<Shared>, t: &ResourceType, p: &ResPath, req: &Req) -> ApiResult<Response<Body>> {
+    let body = req.parse_body()?;
+    let finalizers = body.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+    let patch = json!({"spec": {"finalizers": finalizers}});
+    let opts = req.write_opts(req.manager())?;
+    let name = p.name.as_deref().unwrap_or("");
+    let o = shared.store().modify(t, &p.version, "", name, Change::MergePatch(&patch), false, &opts)?;
+    Ok(json_response(200, &with_version(&o, t, &p.version)))
 }
 
 /// Access and token reviews: kube-sim has no authentication or

@@ -452,3 +452,27 @@ async fn garbage_collection_background_and_foreground() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn namespace_finalize_subresource_releases_a_stuck_namespace() {
+    let tc = TestCluster::start().expect("start");
+    let client = tc.client().await.expect("client");
+    let ns = tc.namespace("stuck").await.expect("namespace");
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let nss: Api<Namespace> = Api::all(client.clone());
+    if tc.is_real() {
+        // Force-finalizing strands objects in etcd; not something to do to a real cluster.
+        return testkit::skip("namespace_finalize_subresource_releases_a_stuck_namespace", "kube-sim only");
+    }
+    api.create(&PostParams::default(), &obj(json!({"metadata": {"name": "held", "finalizers": ["kflite.test/hold"]}}))).await.expect("create");
+    nss.delete(&ns, &DeleteParams::default()).await.expect("delete");
+    let stuck = nss.get(&ns).await.expect("stuck namespace");
+    assert_eq!(stuck.spec.as_ref().and_then(|s| s.finalizers.clone()), Some(vec!["kubernetes".to_string()]));
+    let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": []}});
+    let req = http::Request::put(format!("/api/v1/namespaces/{ns}/finalize"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body).expect("json"))
+        .expect("request");
+    client.request_text(req).await.expect("finalize");
+    assert!(nss.get_opt(&ns).await.expect("get").is_none(), "an emptied finalizer list releases the namespace");
+}
