@@ -94,3 +94,58 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
         assert!(!text.contains(secret) && !text.contains(&b64), "a secret key appeared in the controller's log");
     }
 }
+
+/// `pipeline-artifacts hook` with the upstream hook's environment, as the
+/// migration component runs it: admin from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_binary_serves_sync_with_the_upstream_environment() {
+    let test = "hook_binary_serves_sync_with_the_upstream_environment";
+    let Some(sw) = common::seaweed(test) else { return };
+    let port = pipeline_artifacts::testsupport::free_tcp_port().unwrap();
+    let log_path = sw.data_dir().join("hook.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline-artifacts"))
+        .arg("hook")
+        .env_clear()
+        .env("AWS_ENDPOINT_URL", &sw.endpoints.iam)
+        .env("S3_ENDPOINT_URL", &sw.endpoints.s3)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", &sw.admin.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", sw.admin.secret_access_key.expose())
+        .env("KFP_VERSION", "2.5.0")
+        .env("ARTIFACT_RETENTION_DAYS", "-1")
+        .env("DISABLE_ISTIO_SIDECAR", "false")
+        .env("CONTROLLER_PORT", "8080")
+        .env("LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .expect("start pipeline-artifacts hook");
+    wait_for("/readyz ok", 30, || async { get(port, "/readyz").await.filter(|(c, _)| *c == 200) }).await;
+    let request: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/metacontroller-sync-first.json")).unwrap();
+    let body = request.to_string();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let head = format!(
+        "POST /sync HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let (status_line, payload) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(status_line.starts_with("HTTP/1.1 200"), "{status_line}");
+    let response: serde_json::Value = serde_json::from_str(payload).unwrap();
+    let secret = &response["attachments"][0];
+    assert_eq!(secret["kind"], "Secret");
+    let creds = pipeline_artifacts::desired::secret_credentials(secret).unwrap();
+    assert_eq!(sw.store().list_keys("kubeflow-user-example-com").await.unwrap(), vec![creds.access_key_id.clone()]);
+    assert_eq!(response["attachments"].as_array().map(Vec::len), Some(4));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    for secret in [sw.admin.secret_access_key.expose(), creds.secret_access_key.expose()] {
+        assert!(!text.contains(secret), "a secret key appeared in the hook's log");
+    }
+}
