@@ -108,7 +108,8 @@ async fn patch_namespace(ctx: &Context, name: &str, patch: Value, action: &str) 
     Ok(())
 }
 
-/// Whether `creds` still sign requests SeaweedFS accepts (an edited secret key does not).
+/// Whether `creds` (whose key IAM lists) still sign requests SeaweedFS accepts;
+/// an edited secret key does not.
 async fn credentials_work(ctx: &Context, ns: &str, creds: &Credentials) -> Result<bool, StoreError> {
     let endpoints = ctx.store.endpoints();
     let user = crate::store::s3_client(&endpoints, creds);
@@ -118,8 +119,11 @@ async fn credentials_work(ctx: &Context, ns: &str, creds: &Credentials) -> Resul
         Err(e) => {
             let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e).map(str::to_owned);
             match code.as_deref() {
-                Some("NoSuchKey") => Ok(true),
-                Some("SignatureDoesNotMatch" | "InvalidAccessKeyId" | "AccessDenied") => Ok(false),
+                // Signed correctly. AccessDenied is a policy matter (fixed below);
+                // InvalidAccessKeyId for a key IAM lists means S3 has not loaded it yet.
+                Some("NoSuchKey" | "AccessDenied" | "InvalidAccessKeyId") => Ok(true),
+                // The secret key does not match: the Secret was edited.
+                Some("SignatureDoesNotMatch") => Ok(false),
                 _ => Err(StoreError::Call {
                     api: "S3",
                     op: "GetObject (credential check)",

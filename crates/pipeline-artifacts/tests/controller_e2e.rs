@@ -86,7 +86,11 @@ async fn labelling_yields_secret_and_configmaps_with_scoped_working_keys() {
         .expect_err("reading another namespace's prefix is denied");
     assert_eq!(other.code(), Some("AccessDenied"));
     put_eventually(&env, &b, "private-artifacts/team-b/mine").await;
-    assert!(env.metrics.keys_created.get() >= 2);
+    // No churn: one key per namespace, none replaced.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(env.metrics.keys_created.get(), 2);
+    assert_eq!(env.metrics.keys_deleted.get(), 0);
+    assert_eq!(env.secret_creds("team-a").await, Some(a));
     env.stop().await;
 }
 
