@@ -69,3 +69,24 @@ pub fn parse_retention_days(raw: &str) -> Result<i64, String> {
 pub fn parse_flag(raw: &str) -> bool {
     raw.to_lowercase() == "true"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_days_parse_like_python_int() {
+        assert_eq!(parse_retention_days("7"), Ok(7));
+        assert_eq!(parse_retention_days(" -1 "), Ok(-1));
+        assert_eq!(parse_retention_days("+30"), Ok(30));
+        assert_eq!(parse_retention_days("1_000"), Ok(1000));
+        let err = parse_retention_days("seven").unwrap_err();
+        assert!(err.contains("ARTIFACT_RETENTION_DAYS") && err.contains("seven"), "{err}");
+    }
+
+    #[test]
+    fn proxy_flag_is_true_in_any_case_only() {
+        assert!(parse_flag("true") && parse_flag("True") && parse_flag("TRUE"));
+        assert!(!parse_flag("1") && !parse_flag("yes") && !parse_flag(""));
+    }
+}
