@@ -415,6 +415,7 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
         None => false,
         Some("status") if t.status_for(&p.version) => true,
         Some("finalize") if t.kind == "Namespace" && req.verb == "update" => return finalize_namespace(shared, &t, &p, &req),
+        Some("scale") if t.scale_paths(&p.version).is_some() => return scale(shared, &t, &p, &req),
         Some(_) => return Err(ApiError::no_route()),
     };
     let ns = p.namespace.clone().unwrap_or_default();
@@ -497,6 +498,84 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// A label selector as a string (`a=b,c in (d)`), from a metav1.LabelSelector or a string.
+fn selector_string(v: &Value) -> String {
+    if let Some(s) = v.as_str() {
+        return s.to_string();
+    }
+    let mut parts: Vec<String> = v
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
+        .unwrap_or_default();
+    for e in v.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+        let vals: Vec<&str> = e.get("values").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        parts.push(match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+            "In" => format!("{key} in ({})", vals.join(",")),
+            "NotIn" => format!("{key} notin ({})", vals.join(",")),
+            "DoesNotExist" => format!("!{key}"),
+            _ => key.to_string(),
+        });
+    }
+    parts.join(",")
+}
+
+/// The scale subresource (autoscaling/v1 Scale) over a replicas field.
+fn scale(shared: &Arc<Shared>, t: &ResourceType, p: &ResPath, req: &Req) -> ApiResult<Response<Body>> {
+    let Some(paths) = t.scale_paths(&p.version) else { return Err(ApiError::no_route()) };
+    let ns = p.namespace.clone().unwrap_or_default();
+    let name = p.name.as_deref().unwrap_or("");
+    let ptr = |path: &str| path.replace('.', "/");
+    let to_scale = |o: &Value| -> Value {
+        let m = o.get("metadata").cloned().unwrap_or(json!({}));
+        let mut meta = serde_json::Map::new();
+        for k in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+            if let Some(v) = m.get(k) {
+                meta.insert(k.into(), v.clone());
+            }
+        }
+        let mut status = json!({"replicas": o.pointer(&ptr(&paths.status)).cloned().unwrap_or(json!(0))});
+        if let Some(sel) = paths.selector.as_deref().and_then(|s| o.pointer(&ptr(s))) {
+            status["selector"] = json!(selector_string(sel));
+        }
+        json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": meta,
+               "spec": {"replicas": o.pointer(&ptr(&paths.spec)).cloned().unwrap_or(json!(0))}, "status": status})
+    };
+    let current = shared.store().get(t, &ns, name)?;
+    let mut sc = to_scale(&current);
+    match req.verb {
+        "get" => return Ok(json_response(200, &sc)),
+        "update" => sc = req.parse_body()?,
+        "patch" => {
+            let body = req.parse_body()?;
+            match req.ctype.split(';').next().unwrap_or("").trim() {
+                "application/json-patch+json" => crate::patch::json_patch(&mut sc, &body)?,
+                "application/merge-patch+json" | "application/strategic-merge-patch+json" | "application/apply-patch+yaml" => crate::patch::merge_patch(&mut sc, &body)?,
+                other => return Err(ApiError::unsupported_media(other)),
+            }
+        }
+        _ => return Err(ApiError::method_not_allowed()),
+    }
+    let replicas = sc.pointer("/spec/replicas").and_then(Value::as_i64).ok_or_else(|| ApiError::invalid("autoscaling", "Scale", name, &[("spec.replicas".into(), "Required value".into())]))?;
+    if replicas < 0 {
+        return Err(ApiError::invalid("autoscaling", "Scale", name, &[("spec.replicas".into(), format!("Invalid value: {replicas}: must be greater than or equal to 0"))]));
+    }
+    if let Some(rv) = sc.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|r| !r.is_empty())
+        && current.pointer("/metadata/resourceVersion").and_then(Value::as_str) != Some(rv)
+    {
+        return Err(ApiError::modified(&t.gr(), name));
+    }
+    // Build {"spec": {"replicas": n}} along the spec replicas path.
+    let mut patch = json!(replicas);
+    for seg in paths.spec.trim_start_matches('.').split('.').rev() {
+        patch = json!({ seg: patch });
+    }
+    let opts = req.write_opts(req.manager())?;
+    let o = shared.store().modify(t, &p.version, &ns, name, Change::MergePatch(&patch), false, &opts)?;
+    Ok(json_response(200, &to_scale(&o)))
 }
 
 /// `PUT /api/v1/namespaces/<name>/finalize`: only spec.finalizers changes.

@@ -26,6 +26,16 @@ pub struct CrdVersion {
     pub printer_columns: Vec<Value>,
     pub selectable_fields: Vec<String>,
     pub status_subresource: bool,
+    /// The scale subresource's (specReplicasPath, statusReplicasPath, labelSelectorPath).
+    pub scale: Option<ScalePaths>,
+}
+
+/// JSON paths (`.spec.replicas`) the scale subresource reads and writes.
+#[derive(Clone, Debug)]
+pub struct ScalePaths {
+    pub spec: String,
+    pub status: String,
+    pub selector: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -77,6 +87,19 @@ impl ResourceType {
         match self.crd_version(version) {
             Some(v) => v.status_subresource,
             None => self.status_subresource,
+        }
+    }
+
+    /// Where the scale subresource reads and writes, for kinds that have one.
+    pub fn scale_paths(&self, version: &str) -> Option<ScalePaths> {
+        match self.crd_version(version) {
+            Some(v) => v.scale.clone(),
+            None if self.group == "apps" && matches!(self.kind.as_str(), "Deployment" | "StatefulSet" | "ReplicaSet") => Some(ScalePaths {
+                spec: ".spec.replicas".into(),
+                status: ".status.replicas".into(),
+                selector: Some(".spec.selector".into()),
+            }),
+            None => None,
         }
     }
 
@@ -342,6 +365,11 @@ fn crd_type(crd: &Value) -> Result<ResourceType, String> {
                 .map(|a| a.iter().filter_map(|f| f.get("jsonPath").and_then(Value::as_str)).map(|p| p.trim_start_matches('.').to_string()).collect())
                 .unwrap_or_default(),
             status_subresource: v.pointer("/subresources/status").is_some(),
+            scale: v.pointer("/subresources/scale").map(|sc| ScalePaths {
+                spec: sc.get("specReplicasPath").and_then(Value::as_str).unwrap_or(".spec.replicas").to_string(),
+                status: sc.get("statusReplicasPath").and_then(Value::as_str).unwrap_or(".status.replicas").to_string(),
+                selector: sc.get("labelSelectorPath").and_then(Value::as_str).map(str::to_string),
+            }),
         });
     }
     let storage = storage.ok_or("spec.versions: Invalid value: must have exactly one version marked as storage version")?;
@@ -432,6 +460,17 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
                 "verbs": ["get", "patch", "update"],
             }));
         }
+        if t.scale_paths(version).is_some() {
+            resources.push(json!({
+                "name": format!("{}/scale", t.plural),
+                "singularName": "",
+                "namespaced": t.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
     }
     Some(json!({
         "kind": "APIResourceList",
@@ -492,12 +531,23 @@ pub fn aggregated(reg: &Registry, core: bool) -> Value {
                 if !t.categories.is_empty() {
                     r["categories"] = json!(t.categories);
                 }
+                let mut subs = Vec::new();
                 if t.status_for(version) {
-                    r["subresources"] = json!([{
+                    subs.push(json!({
                         "subresource": "status",
                         "responseKind": {"group": t.group, "version": version, "kind": t.kind},
                         "verbs": ["get", "patch", "update"],
-                    }]);
+                    }));
+                }
+                if t.scale_paths(version).is_some() {
+                    subs.push(json!({
+                        "subresource": "scale",
+                        "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                        "verbs": ["get", "patch", "update"],
+                    }));
+                }
+                if !subs.is_empty() {
+                    r["subresources"] = Value::Array(subs);
                 }
                 resources.push(r);
             }

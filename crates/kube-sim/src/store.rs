@@ -337,10 +337,14 @@ impl Store {
         } else {
             m.remove("generation");
         }
+        // Status is the controllers' to write; only kubelets register Nodes with theirs.
+        let keeps_status = t.group.is_empty() && t.kind == "Node";
         if t.status_subresource
-            && let Some(o) = obj.as_object_mut() {
-                o.remove("status");
-            }
+            && !keeps_status
+            && let Some(o) = obj.as_object_mut()
+        {
+            o.remove("status");
+        }
         defaults(t, obj);
         if t.group.is_empty() && t.kind == "Service" {
             self.allocate_cluster_ip(obj);

@@ -131,6 +131,16 @@ async fn strategic_merge_patch_merges_containers_by_name() {
     assert_eq!(p.metadata.generation, Some(2), "a spec change bumps generation");
     let relabeled = api.patch("web", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}}))).await.expect("merge");
     assert_eq!(relabeled.metadata.generation, Some(2), "a metadata change does not");
+
+    // The scale subresource.
+    let sc = api.get_scale("web").await.expect("get scale");
+    assert_eq!(sc.spec.and_then(|s| s.replicas), Some(1));
+    assert_eq!(sc.status.and_then(|s| s.selector).as_deref(), Some("app=web"));
+    let sc = api.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}}))).await.expect("scale");
+    assert_eq!(sc.spec.and_then(|s| s.replicas), Some(3));
+    let scaled = api.get("web").await.expect("get");
+    assert_eq!(scaled.spec.and_then(|s| s.replicas), Some(3));
+    assert_eq!(scaled.metadata.generation, Some(3));
 }
 
 #[tokio::test]
