@@ -65,6 +65,19 @@ impl SeaweedFs {
     /// Starts `weed server -s3 -iam -filer` and provisions bucket `mlpipeline` and
     /// admin `kubeflow-admin` exactly as upstream's postStart hook does.
     pub fn start(weed: &Path) -> Result<Self, SeaweedError> {
+        // Ports are picked free but released before weed binds them; another
+        // test may take one in between, so a server that exits early is retried.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_once(weed) {
+                Err(SeaweedError::NotReady { secs: 0, .. }) if attempt < 3 => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(weed: &Path) -> Result<Self, SeaweedError> {
         let dir = tempfile::Builder::new().prefix("kflite-seaweedfs-").tempdir().map_err(SeaweedError::TempDir)?;
         let mut ports = Vec::new();
         // Hold every listener until all are chosen so no two ports collide.
