@@ -356,7 +356,9 @@ pub(crate) const NAME_REFERENCE: &[(&str, &str, &str, &[Fs])] = &[
 ];
 /// Schema fields that lead to strategic-merge lists: `(definition, [(field,
 /// value definition or "", patch strategy, merge keys (comma-separated))])`.
-pub(crate) const SCHEMA_DEFS: &[(&str, &[(&str, &str, &str, &str)])] = &[
+/// One schema field row: `(field, value definition, strategy, merge keys)`.
+pub(crate) type SchemaField = (&'static str, &'static str, &'static str, &'static str);
+pub(crate) const SCHEMA_DEFS: &[(&str, &[SchemaField])] = &[
     ("admissionregistration.v1.MutatingWebhook", &[("namespaceSelector", "v1.LabelSelector", "", ""), ("objectSelector", "v1.LabelSelector", "", "")]),
     ("admissionregistration.v1.MutatingWebhookConfiguration", &[("metadata", "v1.ObjectMeta", "", ""), ("webhooks", "admissionregistration.v1.MutatingWebhook", "merge", "name")]),
     ("admissionregistration.v1.MutatingWebhookConfigurationList", &[("items", "admissionregistration.v1.MutatingWebhookConfiguration", "", "")]),

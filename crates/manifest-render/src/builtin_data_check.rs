@@ -158,7 +158,8 @@ fn schema_tables_equal_kustomize_openapi() {
         }
         want_defs.push((short(n), rows));
     }
-    let ours_defs: Vec<(String, Vec<(String, String, String, String)>)> = builtin_data::SCHEMA_DEFS
+    type Row = (String, String, String, String);
+    let ours_defs: Vec<(String, Vec<Row>)> = builtin_data::SCHEMA_DEFS
         .iter()
         .map(|(n, rows)| (n.to_string(), rows.iter().map(|r| (r.0.into(), r.1.into(), r.2.into(), r.3.into())).collect()))
         .collect();

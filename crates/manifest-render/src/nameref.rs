@@ -93,7 +93,7 @@ fn candidates_for(all: &[Meta], referrer: &Meta) -> Vec<usize> {
     all.iter()
         .enumerate()
         .filter(|(_, t)| {
-            t.cluster_scoped || t.effective_namespace() == referrer.effective_namespace() || rb.iter().any(|n| *n == t.namespace)
+            t.cluster_scoped || t.effective_namespace() == referrer.effective_namespace() || rb.contains(&t.namespace)
         })
         .map(|(i, _)| i)
         .collect()

@@ -118,7 +118,7 @@ fn has_nil_in_list(v: &Value) -> bool {
 /// What one `resources` entry produced.
 enum Loaded {
     Objects(PathBuf, Vec<Resource>),
-    Base(Accumulator),
+    Base(Box<Accumulator>),
 }
 
 /// One kustomization directory being built.
@@ -147,7 +147,7 @@ impl Target {
         for part in loaded {
             match part? {
                 Loaded::Objects(file, rs) => ra.append_all(rs).map_err(|m| Error::invalid(&file, m))?,
-                Loaded::Base(sub) => ra.merge(sub).map_err(|m| self.err(m))?,
+                Loaded::Base(sub) => ra.merge(*sub).map_err(|m| self.err(m))?,
             }
         }
         for c in &self.kust.configurations {
@@ -200,7 +200,7 @@ impl Target {
         if sub.kust.kind == "Component" {
             return Err(self.err(format!("expected kind != 'Component' for path '{}'", sub.root.dir.display())));
         }
-        Ok(Loaded::Base(sub.accumulate(Accumulator::new())?))
+        Ok(Loaded::Base(Box::new(sub.accumulate(Accumulator::new())?)))
     }
 
     fn run_transformers(&self, ra: &mut Accumulator) -> Result<(), Error> {

@@ -147,7 +147,7 @@ fn go_v(v: &Value) -> String {
 }
 
 /// `DoReplacements`: `$(NAME)` substitution with `$$` as an escaped `$`.
-fn do_replacements(input: &str, vars: &[(String, Value)], counts: &mut Vec<usize>) -> Value {
+fn do_replacements(input: &str, vars: &[(String, Value)], counts: &mut [usize]) -> Value {
     let b = input.as_bytes();
     let mut out = String::new();
     let mut checkpoint = 0;
@@ -191,7 +191,7 @@ fn do_replacements(input: &str, vars: &[(String, Value)], counts: &mut Vec<usize
     Value::Str(out)
 }
 
-fn replace_in(node: &mut Value, vars: &[(String, Value)], counts: &mut Vec<usize>) -> Result<(), String> {
+fn replace_in(node: &mut Value, vars: &[(String, Value)], counts: &mut [usize]) -> Result<(), String> {
     match node {
         Value::Null | Value::NullText => Ok(()),
         Value::Str(s) => {

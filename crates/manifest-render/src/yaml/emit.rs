@@ -672,7 +672,7 @@ fn sorted_entries(m: &Map) -> Vec<(&String, &Value)> {
 fn key_less(a: &str, b: &str) -> bool {
     // Most keys are ASCII: compare bytes without collecting chars.
     if a.is_ascii() && b.is_ascii() {
-        return natural_less(a.as_bytes(), b.as_bytes(), |c| c.is_ascii_alphabetic(), |c| c.is_ascii_digit(), |c| u32::from(c));
+        return natural_less(a.as_bytes(), b.as_bytes(), |c| c.is_ascii_alphabetic(), |c| c.is_ascii_digit(), u32::from);
     }
     let ar: Vec<char> = a.chars().collect();
     let br: Vec<char> = b.chars().collect();
