@@ -114,32 +114,9 @@ impl ResourceType {
     }
 }
 
-struct Builtin {
-    group: &'static str,
-    version: &'static str,
-    kind: &'static str,
-    plural: &'static str,
-    namespaced: bool,
-    short: &'static [&'static str],
-    status: bool,
-    generation: bool,
-    categories: &'static [&'static str],
-}
-
-#[allow(clippy::too_many_arguments)] // a table row, read positionally
-const fn b(
-    group: &'static str,
-    version: &'static str,
-    kind: &'static str,
-    plural: &'static str,
-    namespaced: bool,
-    short: &'static [&'static str],
-    status: bool,
-    generation: bool,
-    categories: &'static [&'static str],
-) -> Builtin {
-    Builtin { group, version, kind, plural, namespaced, short, status, generation, categories }
-}
+/// One built-in kind: (group, version, kind, plural, namespaced, shortNames,
+/// status subresource, sets generation, categories).
+type Builtin = (&'static str, &'static str, &'static str, &'static str, bool, &'static [&'static str], bool, bool, &'static [&'static str]);
 
 const ALL: &[&str] = &["all"];
 const EXT: &[&str] = &["api-extensions"];
@@ -148,45 +125,45 @@ const NONE: &[&str] = &[];
 /// Built-in kinds: the ones kflite and the Kubeflow manifests touch, and the
 /// everyday ones kubectl users expect.
 static BUILTINS: &[Builtin] = &[
-    b("", "v1", "Namespace", "namespaces", false, &["ns"], true, false, NONE),
-    b("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, false, NONE),
-    b("", "v1", "Secret", "secrets", true, &[], false, false, NONE),
-    b("", "v1", "Service", "services", true, &["svc"], true, false, ALL),
-    b("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false, false, NONE),
-    b("", "v1", "Pod", "pods", true, &["po"], true, true, ALL),
-    b("", "v1", "Event", "events", true, &["ev"], false, false, NONE),
-    b("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], true, false, NONE),
-    b("", "v1", "PersistentVolume", "persistentvolumes", false, &["pv"], true, false, NONE),
-    b("", "v1", "Node", "nodes", false, &["no"], true, false, NONE),
-    b("", "v1", "Endpoints", "endpoints", true, &["ep"], false, false, NONE),
-    b("", "v1", "LimitRange", "limitranges", true, &["limits"], false, false, NONE),
-    b("", "v1", "ResourceQuota", "resourcequotas", true, &["quota"], true, false, NONE),
-    b("apps", "v1", "Deployment", "deployments", true, &["deploy"], true, true, ALL),
-    b("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true, true, ALL),
-    b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], true, true, ALL),
-    b("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], true, true, ALL),
-    b("batch", "v1", "Job", "jobs", true, &[], true, true, ALL),
-    b("batch", "v1", "CronJob", "cronjobs", true, &["cj"], true, true, ALL),
-    b("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false, false, NONE),
-    b("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"], false, true, NONE),
-    b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], true, true, NONE),
-    b("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[], false, false, NONE),
-    b("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], false, false, NONE),
-    b("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], false, false, NONE),
-    b("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], false, false, NONE),
-    b("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], false, false, NONE),
-    b("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"], true, true, EXT),
-    b("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", false, &[], false, true, EXT),
-    b("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", false, &[], false, true, EXT),
-    b("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", false, &[], true, true, EXT),
-    b("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings", false, &[], false, true, EXT),
-    b("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"], false, false, NONE),
-    b("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"], true, true, NONE),
-    b("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"], false, false, NONE),
-    b("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"], true, false, ALL),
-    b("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], false, false, NONE),
+    ("", "v1", "Namespace", "namespaces", false, &["ns"], true, false, NONE),
+    ("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, false, NONE),
+    ("", "v1", "Secret", "secrets", true, &[], false, false, NONE),
+    ("", "v1", "Service", "services", true, &["svc"], true, false, ALL),
+    ("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false, false, NONE),
+    ("", "v1", "Pod", "pods", true, &["po"], true, true, ALL),
+    ("", "v1", "Event", "events", true, &["ev"], false, false, NONE),
+    ("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], true, false, NONE),
+    ("", "v1", "PersistentVolume", "persistentvolumes", false, &["pv"], true, false, NONE),
+    ("", "v1", "Node", "nodes", false, &["no"], true, false, NONE),
+    ("", "v1", "Endpoints", "endpoints", true, &["ep"], false, false, NONE),
+    ("", "v1", "LimitRange", "limitranges", true, &["limits"], false, false, NONE),
+    ("", "v1", "ResourceQuota", "resourcequotas", true, &["quota"], true, false, NONE),
+    ("apps", "v1", "Deployment", "deployments", true, &["deploy"], true, true, ALL),
+    ("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true, true, ALL),
+    ("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], true, true, ALL),
+    ("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], true, true, ALL),
+    ("batch", "v1", "Job", "jobs", true, &[], true, true, ALL),
+    ("batch", "v1", "CronJob", "cronjobs", true, &["cj"], true, true, ALL),
+    ("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false, false, NONE),
+    ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"], false, true, NONE),
+    ("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], true, true, NONE),
+    ("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[], false, false, NONE),
+    ("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], false, false, NONE),
+    ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], false, false, NONE),
+    ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], false, false, NONE),
+    ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], false, false, NONE),
+    ("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"], true, true, EXT),
+    ("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", false, &[], false, true, EXT),
+    ("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", false, &[], false, true, EXT),
+    ("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", false, &[], true, true, EXT),
+    ("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings", false, &[], false, true, EXT),
+    ("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"], false, false, NONE),
+    ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"], true, true, NONE),
+    ("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"], false, false, NONE),
+    ("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"], true, false, ALL),
+    ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], false, false, NONE),
     // Stored apart from core/v1 Events (the API server converts between the two views).
-    b("events.k8s.io", "v1", "Event", "events", true, &["ev"], false, false, NONE),
+    ("events.k8s.io", "v1", "Event", "events", true, &["ev"], false, false, NONE),
 ];
 
 /// Create-only kinds kube-sim answers without storing: (group, kind, plural, namespaced).
@@ -209,20 +186,20 @@ impl Registry {
     pub fn with_builtins() -> Self {
         let types = BUILTINS
             .iter()
-            .map(|b| ResourceType {
-                group: b.group.into(),
-                versions: vec![b.version.into()],
-                storage_version: b.version.into(),
-                kind: b.kind.into(),
-                list_kind: format!("{}List", b.kind),
-                plural: b.plural.into(),
-                singular: b.kind.to_ascii_lowercase(),
-                short_names: b.short.iter().map(|s| s.to_string()).collect(),
-                categories: b.categories.iter().map(|s| s.to_string()).collect(),
-                namespaced: b.namespaced,
-                status_subresource: b.status,
-                generation: b.generation,
-                create_on_update: matches!(b.kind, "Lease" | "Event" | "Endpoints"),
+            .map(|&(group, version, kind, plural, namespaced, short, status, generation, categories)| ResourceType {
+                group: group.into(),
+                versions: vec![version.into()],
+                storage_version: version.into(),
+                kind: kind.into(),
+                list_kind: format!("{kind}List"),
+                plural: plural.into(),
+                singular: kind.to_ascii_lowercase(),
+                short_names: short.iter().map(|s| s.to_string()).collect(),
+                categories: categories.iter().map(|s| s.to_string()).collect(),
+                namespaced,
+                status_subresource: status,
+                generation,
+                create_on_update: matches!(kind, "Lease" | "Event" | "Endpoints"),
                 crd: None,
                 review: false,
             })
