@@ -89,13 +89,17 @@ pub async fn reconcile(ns: &Namespace, ctx: &Context) -> Result<Outcome, Reconci
         if !has_finalizer {
             let mut fins = ns.finalizers().to_vec();
             fins.push(FINALIZER.to_owned());
-            patch_namespace(ctx, &name, json!({"metadata": {"finalizers": fins}}), "add finalizer").await?;
+            // The resourceVersion makes a list computed from a stale cache fail (409) instead of
+            // re-adding or dropping someone else's finalizer; the retry sees fresh data.
+            let patch = json!({"metadata": {"finalizers": fins, "resourceVersion": ns.resource_version()}});
+            patch_namespace(ctx, &name, patch, "add finalizer").await?;
         }
         converge(ns, ctx).await
     } else if has_finalizer {
         let out = cleanup(ns, ctx, deleting).await?;
         let fins: Vec<&String> = ns.finalizers().iter().filter(|f| *f != FINALIZER).collect();
-        patch_namespace(ctx, &name, json!({"metadata": {"finalizers": fins}}), "remove finalizer").await?;
+        let patch = json!({"metadata": {"finalizers": fins, "resourceVersion": ns.resource_version()}});
+        patch_namespace(ctx, &name, patch, "remove finalizer").await?;
         Ok(out)
     } else {
         Ok(Outcome::default())
