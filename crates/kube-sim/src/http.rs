@@ -158,6 +158,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
         _ => (if parts.method == Method::GET { "get" } else { "unknown" }, String::new(), String::new()),
     };
     tracing::debug!(method = %parts.method, uri = %parts.uri, verb, "request");
+    if let Route::Resource(_) = route {
+        shared.count_request(verb, &resource, &group);
+    }
     if !matches!(route, Route::Admin(_)) {
         let target = Target { verb, resource: &resource, group: &group };
         let (delay, failure) = {
@@ -756,6 +759,7 @@ fn watch(shared: &Arc<Shared>, t: &ResourceType, p: &ResPath, req: &Req) -> ApiR
         }
     };
     let mut cut = shared.cut.subscribe();
+    let watches = shared.watches.clone();
     let bookmark_every = shared.config.bookmark_interval;
     let kind = t.kind.clone();
     let api_version = t.api_version(&p.version);
@@ -770,6 +774,7 @@ fn watch(shared: &Arc<Shared>, t: &ResourceType, p: &ResPath, req: &Req) -> ApiR
         Err(e) => return Err(e),
         Ok((start_rv, initial, backlog, mut sub)) => {
             tokio::spawn(async move {
+                let _open = crate::WatchGuard::new(&watches);
                 let mut last_rv = start_rv;
                 for o in &initial {
                     if tx.send(event_line("ADDED", &render(o))).await.is_err() {

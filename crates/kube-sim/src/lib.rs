@@ -83,9 +83,35 @@ pub(crate) struct Shared {
     cut: tokio::sync::watch::Sender<u64>,
     config: Config,
     addr: SocketAddr,
+    /// Requests served, by (verb, resource as `plural` or `plural.group`).
+    requests: Mutex<std::collections::BTreeMap<(String, String), u64>>,
+    /// Watch streams open now.
+    watches: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts an open watch stream for as long as it lives.
+pub(crate) struct WatchGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl WatchGuard {
+    pub(crate) fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        WatchGuard(count.clone())
+    }
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Shared {
+    pub(crate) fn count_request(&self, verb: &str, resource: &str, group: &str) {
+        let key = if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") };
+        let mut r = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        *r.entry((verb.to_string(), key)).or_default() += 1;
+    }
+
     fn new(config: Config, addr: SocketAddr) -> Self {
         Shared {
             store: Mutex::new(Store::new(config.history_limit, config.namespace_defaults)),
@@ -93,6 +119,8 @@ impl Shared {
             cut: tokio::sync::watch::Sender::new(0),
             config,
             addr,
+            requests: Mutex::new(Default::default()),
+            watches: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
@@ -313,6 +341,23 @@ impl Handle {
     /// A snapshot of every stored object.
     pub fn objects(&self) -> Vec<Value> {
         self.shared.store().all_objects().iter().map(|o| (**o).clone()).collect()
+    }
+
+    /// How many requests matching `verb`/`resource` (None: any) were served
+    /// so far (failed and injected ones included); `resource` is a plural
+    /// (any group) or `plural.group` (`deployments.apps`). Lets tests check
+    /// what a controller did.
+    pub fn request_count(&self, verb: Option<&str>, resource: Option<&str>) -> u64 {
+        let r = self.shared.requests.lock().unwrap_or_else(|e| e.into_inner());
+        r.iter()
+            .filter(|((v, res), _)| verb.is_none_or(|x| x == v) && resource.is_none_or(|x| x == res || res.split('.').next() == Some(x)))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Watch streams open now (a test can wait for a controller's watches before cutting them).
+    pub fn open_watches(&self) -> usize {
+        self.shared.watches.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The current resourceVersion.

@@ -82,6 +82,9 @@ async fn cutting_watches_ends_open_streams() {
         Some(Ok(WatchEvent::Added(c))) => assert_eq!(c.metadata.name.as_deref(), Some("x")),
         other => panic!("expected ADDED, got {other:?}"),
     }
+    assert_eq!(sim.open_watches(), 1);
+    assert_eq!(sim.request_count(Some("watch"), Some("configmaps")), 1);
+    assert_eq!(sim.request_count(Some("create"), None), 1);
     let t = Instant::now();
     sim.cut_watches();
     let mut ended = false;
@@ -97,6 +100,13 @@ async fn cutting_watches_ends_open_streams() {
     }
     assert!(ended, "the stream ended after the cut");
     assert!(t.elapsed() < Duration::from_secs(2));
+    for _ in 0..100 {
+        if sim.open_watches() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(sim.open_watches(), 0);
 }
 
 #[tokio::test]
