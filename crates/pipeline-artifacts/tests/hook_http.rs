@@ -43,7 +43,7 @@ fn redacted(v: &Value) -> String {
 async fn hook_answers_recorded_metacontroller_requests_like_sync_py() {
     let test = "hook_answers_recorded_metacontroller_requests_like_sync_py";
     let Some(sw) = common::seaweed(test) else { return };
-    if common::sync_dir(test).is_none() || testkit::require_tool(test, "python").is_none() {
+    if common::sync_dir(test).is_none() || common::python(test).is_none() {
         return;
     }
     let settings = Settings {

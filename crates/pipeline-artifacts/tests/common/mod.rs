@@ -24,7 +24,7 @@ pub fn sync_dir(test: &str) -> Option<PathBuf> {
 /// Runs sync.py (with its IAM/S3 calls recorded by a fake) on `cases`; see tests/oracle/sync_oracle.py.
 pub fn run_oracle(test: &str, cases: Vec<Value>) -> Option<Vec<Value>> {
     let dir = sync_dir(test)?;
-    let python = testkit::require_tool(test, "python")?;
+    let python = python(test)?;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/sync_oracle.py");
     let mut child = Command::new(python)
         .arg(script)
@@ -43,6 +43,11 @@ pub fn run_oracle(test: &str, cases: Vec<Value>) -> Option<Vec<Value>> {
 }
 
 pub mod cluster;
+
+/// `KFLITE_TOOL_PYTHON` or `python` on PATH, else `python3` (only the standard library is needed).
+pub fn python(test: &str) -> Option<PathBuf> {
+    testkit::find_tool("python").or_else(|| testkit::find_tool("python3")).or_else(|| testkit::require_tool(test, "python"))
+}
 
 pub fn seaweed(test: &str) -> Option<SeaweedFs> {
     let weed = testkit::require_tool(test, "weed")?;
