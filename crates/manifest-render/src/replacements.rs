@@ -69,7 +69,7 @@ impl SelRe {
 }
 
 /// kyaml's `SmarterPathSplitter` on `.`, keeping `[a.b=c]` whole.
-fn split(path: &str) -> Vec<String> {
+pub(crate) fn split(path: &str) -> Vec<String> {
     let raw: Vec<&str> = path.split('.').collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -95,7 +95,7 @@ fn split(path: &str) -> Vec<String> {
 }
 
 /// kyaml's `Lookup`: fields, `[k=v]` elements, numeric indexes.
-fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
+pub(crate) fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
     let mut cur = v;
     for p in path {
         cur = match cur {

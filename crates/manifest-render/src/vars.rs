@@ -70,36 +70,15 @@ pub fn merge_vars(ra: &mut Accumulator, incoming: Vec<Var>) -> Result<(), String
     merge_set(&mut ra.vars, incoming)
 }
 
-/// Splits `a.b[0].c` / `a.[k=v].b` into lookup steps.
+/// Splits `a.b[0].c` / `a.[k=v].b` into lookup steps (kyaml's
+/// `SmarterPathSplitter`, then `ports[0]` becomes `ports`, `0`).
 fn split_field_path(path: &str) -> Vec<String> {
-    let mut parts: Vec<String> = Vec::new();
-    let raw: Vec<&str> = path.split('.').collect();
-    let mut i = 0;
-    while i < raw.len() {
-        let elem = raw[i];
-        if elem.starts_with('[') && !elem.ends_with(']') {
-            let mut joined = vec![elem];
-            while i + 1 < raw.len() {
-                i += 1;
-                joined.push(raw[i]);
-                if raw[i].ends_with(']') {
-                    break;
-                }
-            }
-            let s = joined.join(".");
-            parts.push(if s.contains('=') { s } else { s.trim_matches(|c| c == '[' || c == ']').to_string() });
-        } else {
-            parts.push(elem.to_string());
-        }
-        i += 1;
-    }
-    // `ports[0]` becomes `ports`, `0`.
     let mut out = Vec::new();
-    for p in parts {
+    for p in crate::replacements::split(path) {
         if let Some(open) = p.rfind('[')
             && p.ends_with(']')
-            && p[open + 1..p.len() - 1].chars().all(|c| c.is_ascii_digit())
             && open + 1 < p.len() - 1
+            && p[open + 1..p.len() - 1].chars().all(|c| c.is_ascii_digit())
         {
             if open > 0 {
                 out.push(p[..open].to_string());
@@ -112,24 +91,9 @@ fn split_field_path(path: &str) -> Vec<String> {
     out
 }
 
-/// kyaml's `Lookup` along a field path.
+/// kyaml's `GetFieldValue` lookup along a dotted field path.
 pub(crate) fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut cur = v;
-    for step in split_field_path(path) {
-        cur = match cur {
-            Value::Map(m) => m.get(&step)?,
-            Value::Seq(items) => {
-                if let Some(sel) = step.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-                    let (k, want) = sel.split_once('=')?;
-                    items.iter().find(|e| e.get(k).and_then(Value::scalar_text).as_deref() == Some(want))?
-                } else {
-                    items.get(step.parse::<usize>().ok()?)?
-                }
-            }
-            _ => return None,
-        };
-    }
-    Some(cur)
+    crate::replacements::lookup(v, &split_field_path(path))
 }
 
 fn go_v(v: &Value) -> String {

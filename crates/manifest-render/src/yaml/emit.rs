@@ -463,51 +463,27 @@ impl Emitter {
         if !self.whitespace {
             self.put(b' ');
         }
-        let (mut spaces, mut breaks) = (false, false);
-        let mut i = 0;
-        while i < v.len() {
-            if is_space(v, i) {
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && !is_space(v, i + 1) {
-                    self.write_indent();
-                    i += 1;
-                } else {
-                    self.write(v, &mut i);
-                }
-                spaces = true;
-            } else if is_break(v, i) {
-                if !breaks && v[i] == b'\n' {
-                    self.put_break();
-                }
-                self.write_break(v, &mut i);
-                self.indention = true;
-                breaks = true;
-            } else {
-                if breaks {
-                    self.write_indent();
-                }
-                self.write(v, &mut i);
-                self.indention = false;
-                spaces = false;
-                breaks = false;
-            }
-        }
-        self.whitespace = false;
-        self.indention = false;
+        self.write_flowing(v, allow_breaks, false);
     }
 
     fn write_single(&mut self, v: &[u8], allow_breaks: bool) {
         self.write_indicator(b"'", true, false, false);
+        self.write_flowing(v, allow_breaks, true);
+        self.write_indicator(b"'", false, false, false);
+        self.whitespace = false;
+        self.indention = false;
+    }
+
+    /// The body of a plain or single-quoted scalar: spaces may fold past
+    /// the width, breaks are doubled, and quotes double inside `'…'`.
+    fn write_flowing(&mut self, v: &[u8], allow_breaks: bool, quoted: bool) {
         let (mut spaces, mut breaks) = (false, false);
         let mut i = 0;
         while i < v.len() {
             if is_space(v, i) {
-                if allow_breaks
-                    && !spaces
-                    && self.column > BEST_WIDTH
-                    && i > 0
-                    && i < v.len() - 1
-                    && !is_space(v, i + 1)
-                {
+                // A quoted scalar never folds at its first or last character.
+                let inner = !quoted || (i > 0 && i < v.len() - 1);
+                if allow_breaks && !spaces && self.column > BEST_WIDTH && inner && !is_space(v, i + 1) {
                     self.write_indent();
                     i += 1;
                 } else {
@@ -525,7 +501,7 @@ impl Emitter {
                 if breaks {
                     self.write_indent();
                 }
-                if v[i] == b'\'' {
+                if quoted && v[i] == b'\'' {
                     self.put(b'\'');
                 }
                 self.write(v, &mut i);
@@ -534,7 +510,6 @@ impl Emitter {
                 breaks = false;
             }
         }
-        self.write_indicator(b"'", false, false, false);
         self.whitespace = false;
         self.indention = false;
     }
