@@ -55,6 +55,9 @@ pub async fn run(ctx: Context, shutdown: impl std::future::Future<Output = ()> +
     // A deleted or edited Secret wakes its namespace up for repair.
     let secret_cfg = watcher::Config::default().fields(&format!("metadata.name={SECRET_NAME}"));
     Controller::new(namespaces, watcher::Config::default())
+        // SeaweedFS serializes IAM writes (each rewrites its identity file): more
+        // parallel reconciles only lengthen each one (see the bench in the docs).
+        .with_config(kube::runtime::controller::Config::default().concurrency(4))
         .watches(secrets, secret_cfg, |s: Secret| s.metadata.namespace.map(|ns| ObjectRef::<Namespace>::new(&ns)))
         .graceful_shutdown_on(shutdown)
         .run(reconcile_one, error_policy, Arc::new(ctx))
