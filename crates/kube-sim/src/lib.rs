@@ -157,16 +157,25 @@ impl Shared {
 
 async fn serve_loop(shared: Arc<Shared>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) {
     tokio::pin!(shutdown);
+    // Open connections (watches above all) close when the server stops.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             acc = listener.accept() => match acc {
                 Ok((stream, _)) => {
                     let shared = shared.clone();
+                    let mut stop = stop_rx.clone();
                     tokio::spawn(async move {
                         let svc = hyper::service::service_fn(move |req| http::handle(shared.clone(), req));
-                        if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await {
-                            tracing::debug!("connection ended: {e}");
+                        let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                        tokio::select! {
+                            r = conn => {
+                                if let Err(e) = r {
+                                    tracing::debug!("connection ended: {e}");
+                                }
+                            }
+                            _ = stop.changed() => {}
                         }
                     });
                 }
@@ -177,6 +186,7 @@ async fn serve_loop(shared: Arc<Shared>, listener: TcpListener, shutdown: impl s
             },
         }
     }
+    let _ = stop_tx.send(true);
 }
 
 /// A kubeconfig for an API server at `url` (no credentials: kube-sim has no auth).
