@@ -4,6 +4,7 @@ use crate::doctor::{Check, DoctorConfig};
 
 const ID: &str = "kfp-database";
 const TITLE: &str = "the KFP MySQL database answers";
+#[cfg_attr(not(feature = "db"), allow(dead_code))]
 const FIX: &str = "kubectl -n kubeflow get pods -l app=mysql; kubectl -n kubeflow logs deploy/mysql; check the user and password in Secret mysql-secret and that Service mysql:3306 has endpoints";
 
 /// `url` with its password replaced by `***`, for messages.
@@ -21,6 +22,7 @@ pub fn redact(url: &str) -> String {
 }
 
 /// The password in `url`, so it can be scrubbed from driver errors.
+#[cfg_attr(not(feature = "db"), allow(dead_code))]
 fn password(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
     let userinfo = rest.rsplit_once('@')?.0;
@@ -28,6 +30,7 @@ fn password(url: &str) -> Option<&str> {
 }
 
 /// A driver error as a message that never carries the password.
+#[cfg_attr(not(feature = "db"), allow(dead_code))]
 fn scrub(message: String, url: &str) -> String {
     match password(url) {
         Some(p) => message.replace(p, "***"),

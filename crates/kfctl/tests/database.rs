@@ -1,5 +1,6 @@
 //! `kfctl doctor --db-url` against a real MariaDB (`mariadbd` from the
 //! Debian package mariadb-server), started in a temp dir on 127.0.0.1.
+#![cfg(feature = "db")]
 
 mod common;
 

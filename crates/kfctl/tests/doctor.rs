@@ -482,6 +482,25 @@ async fn viewer_on_rwx_volume_is_not_stuck_by_a_notebook() {
     );
 }
 
+#[cfg(not(feature = "db"))]
+#[tokio::test]
+async fn without_the_db_feature_the_database_check_says_so() {
+    let c = healthy().await;
+    let config = DoctorConfig {
+        db_url: Some("mysql://root:topsecret@127.0.0.1:1/x".into()),
+        ..Default::default()
+    };
+    let report = doctor::run(&c.client, &config).await.unwrap();
+    only_fails(
+        &report,
+        "kfp-database",
+        "built without the `db` feature",
+        "--features db",
+    );
+    assert!(!report.to_table().contains("topsecret"));
+}
+
+#[cfg(feature = "db")]
 #[tokio::test]
 async fn unreachable_database_fails_kfp_database() {
     // No MariaDB in the test environment: the failure path against a closed port.
