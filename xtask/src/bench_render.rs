@@ -34,6 +34,8 @@ pub struct Args {
 
 struct Sample {
     wall: Duration,
+    /// User plus system CPU time: steadier than wall time on a busy machine.
+    cpu: Duration,
     max_rss_kib: u64,
 }
 
@@ -55,8 +57,9 @@ fn measure(cmd: &mut Command, out: &Path) -> Result<Sample> {
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         bail!("{:?} failed (status {status})", cmd.get_program());
     }
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
     // Linux reports ru_maxrss in KiB.
-    Ok(Sample { wall, max_rss_kib: usage.ru_maxrss as u64 })
+    Ok(Sample { wall, cpu: tv(usage.ru_utime) + tv(usage.ru_stime), max_rss_kib: usage.ru_maxrss as u64 })
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
@@ -230,14 +233,21 @@ pub fn run(args: Args) -> Result<()> {
     let same = std::fs::read(&out_a)? == std::fs::read(&out_b)?;
     let reference = std::fs::read(shared.join("reference/homelab.yaml"))?;
     let matches_reference = std::fs::read(&out_a)? == reference;
-    let report = |name: &str, s: &[Sample]| -> (Duration, u64) {
+    let report = |name: &str, s: &[Sample]| -> (Duration, Duration, u64) {
         let med = median(s.iter().map(|x| x.wall).collect());
+        let cpu = median(s.iter().map(|x| x.cpu).collect());
         let rss = s.iter().map(|x| x.max_rss_kib).max().unwrap_or(0);
-        println!("{name:<16} median {:>8.1} ms   peak RSS {:>7.1} MiB   ({runs} runs)", med.as_secs_f64() * 1e3, rss as f64 / 1024.0);
-        (med, rss)
+        println!(
+            "{name:<17} median {:>8.1} ms   cpu {:>8.1} ms   peak RSS {:>7.1} MiB   ({runs} runs)",
+            med.as_secs_f64() * 1e3,
+            cpu.as_secs_f64() * 1e3,
+            rss as f64 / 1024.0
+        );
+        (med, cpu, rss)
     };
-    let (mo, ro) = report("manifest-render", &ours_s);
-    let (mk, rk) = report("kubectl kustomize", &theirs_s);
+    let (mo, co, ro) = report("manifest-render", &ours_s);
+    let (mk, ck, rk) = report("kubectl kustomize", &theirs_s);
+    println!("cpu-time ratio: {:.1}x", ck.as_secs_f64() / co.as_secs_f64().max(1e-9));
     println!("outputs identical: {same}; manifest-render output equals reference/homelab.yaml: {matches_reference}");
     println!(
         "speedup: {:.1}x, memory: {:.1}x",
