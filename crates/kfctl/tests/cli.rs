@@ -51,7 +51,9 @@ fn snapshot(name: &str, actual: &str) {
 #[tokio::test]
 async fn doctor_table_on_the_healthy_fixture() {
     let c = healthy().await;
+    let started = std::time::Instant::now();
     let out = kfctl(&c, &["doctor"]);
+    eprintln!("kfctl doctor on the healthy fixture: {:?}", started.elapsed());
     assert_eq!(
         out.status.code(),
         Some(0),
