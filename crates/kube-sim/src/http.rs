@@ -480,7 +480,7 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
             let opts = req.write_opts(manager)?;
             let (existed, o) = {
                 let mut st = shared.store();
-                let existed = st.get_obj(&t.gr(), &ns, name).is_some();
+                let existed = st.get_obj(&t.store_gr(), &ns, name).is_some();
                 (existed, st.modify(&t, v, &ns, name, change, status, &opts)?)
             };
             let code = if existed { 200 } else { 201 };
@@ -742,7 +742,7 @@ fn watch(shared: &Arc<Shared>, t: &ResourceType, p: &ResPath, req: &Req) -> ApiR
             As::Object => with_version(o, &t2, &version),
         }
     };
-    let gr = t.gr();
+    let gr = t.store_gr();
     let initial_state = rv_param.is_empty() || rv_param == "0" || send_initial;
     let setup = {
         let st = shared.store();

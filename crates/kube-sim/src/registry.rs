@@ -60,11 +60,26 @@ pub struct ResourceType {
     pub crd: Option<Vec<CrdVersion>>,
     /// Create-only review kinds (access reviews, token reviews): answered, never stored.
     pub review: bool,
+    /// Served from another resource's storage, converted (events.k8s.io Events are core Events).
+    pub view_of: Option<GroupResource>,
 }
 
 impl ResourceType {
     pub fn gr(&self) -> GroupResource {
         GroupResource { group: self.group.clone(), resource: self.plural.clone() }
+    }
+
+    /// Where the objects live in the store.
+    pub fn store_gr(&self) -> GroupResource {
+        self.view_of.clone().unwrap_or_else(|| self.gr())
+    }
+
+    /// The apiVersion objects are stored with.
+    pub fn stored_api_version(&self) -> String {
+        match &self.view_of {
+            Some(_) => "v1".into(),
+            None => self.api_version(&self.storage_version),
+        }
     }
 
     pub fn api_version(&self, version: &str) -> String {
@@ -162,7 +177,7 @@ static BUILTINS: &[Builtin] = &[
     ("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"], false, false, NONE),
     ("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"], true, false, ALL),
     ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], false, false, NONE),
-    // Stored apart from core/v1 Events (the API server converts between the two views).
+    // A view of core/v1 Events, converted field by field (see store::event_view).
     ("events.k8s.io", "v1", "Event", "events", true, &["ev"], false, false, NONE),
 ];
 
@@ -202,6 +217,7 @@ impl Registry {
                 create_on_update: matches!(kind, "Lease" | "Event" | "Endpoints"),
                 crd: None,
                 review: false,
+                view_of: (group == "events.k8s.io").then(|| GroupResource { group: String::new(), resource: "events".into() }),
             })
             .chain(REVIEWS.iter().map(|(group, kind, plural, namespaced)| ResourceType {
                 group: (*group).into(),
@@ -219,6 +235,7 @@ impl Registry {
                 create_on_update: false,
                 crd: None,
                 review: true,
+                view_of: None,
             }))
             .collect();
         Registry { types }
@@ -368,6 +385,7 @@ fn crd_type(crd: &Value) -> Result<ResourceType, String> {
         create_on_update: false,
         crd: Some(crd_versions),
         review: false,
+        view_of: None,
     })
 }
 

@@ -262,7 +262,7 @@ impl Store {
     }
 
     pub fn get(&self, t: &ResourceType, ns: &str, name: &str) -> ApiResult<Arc<Value>> {
-        self.get_obj(&t.gr(), ns, name).cloned().ok_or_else(|| ApiError::not_found(&t.gr(), name))
+        self.get_obj(&t.store_gr(), ns, name).cloned().ok_or_else(|| ApiError::not_found(&t.gr(), name))
     }
 
     /// Every stored object (for tests and the admin endpoint).
@@ -356,6 +356,9 @@ impl Store {
             return Err(ApiError::bad_request("the body of the request must be a JSON object"));
         }
         self.check_kind(t, version, &body)?;
+        if t.view_of.is_some() {
+            body = event_from_view(body);
+        }
         let body_ns = meta_str(&body, "namespace").unwrap_or("");
         if t.namespaced && !body_ns.is_empty() && body_ns != ns {
             return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
@@ -375,7 +378,7 @@ impl Store {
         self.prune_custom(t, version, &mut body, opts, false)?;
         self.validate(t, &name, &body)?;
         self.check_namespace(t, ns)?;
-        let gr = t.gr();
+        let gr = t.store_gr();
         if self.get_obj(&gr, ns, &name).is_some() {
             return Err(ApiError::already_exists(&gr, &name));
         }
@@ -396,7 +399,7 @@ impl Store {
 
     fn finish_create(&mut self, t: &ResourceType, version: &str, ns: &str, name: &str, mut body: Value, dry_run: bool) -> ApiResult<Arc<Value>> {
         Self::validate_custom(t, version, name, &body)?;
-        body["apiVersion"] = json!(t.api_version(&t.storage_version));
+        body["apiVersion"] = json!(t.stored_api_version());
         body["kind"] = json!(t.kind);
         if t.kind == "CustomResourceDefinition" {
             self.establish_crd(&mut body, dry_run)?;
@@ -407,7 +410,7 @@ impl Store {
         self.rv += 1;
         meta_mut(&mut body).insert("resourceVersion".into(), json!(self.rv.to_string()));
         let obj = Arc::new(body);
-        let gr = t.gr();
+        let gr = t.store_gr();
         self.objects.entry(gr.clone()).or_default().insert((ns.to_string(), name.to_string()), obj.clone());
         self.emit(&gr, ns, "ADDED", obj.clone(), None);
         if t.kind == "Namespace" && t.group.is_empty() && self.namespace_defaults {
@@ -567,7 +570,7 @@ impl Store {
         status: bool,
         opts: &WriteOpts,
     ) -> ApiResult<Arc<Value>> {
-        let gr = t.gr();
+        let gr = t.store_gr();
         let old = self.get_obj(&gr, ns, name).cloned();
         let schema = Self::schema_for(t, version);
         let part = if status { Part::Status } else { Part::Main { status_subresource: t.status_for(version) } };
@@ -586,6 +589,9 @@ impl Store {
                     self.validate(t, name, body)?;
                     self.check_namespace(t, ns)?;
                     let mut obj = ssa::apply(&ctx, &gr, name, None, body, true)?;
+                    if t.view_of.is_some() {
+                        obj = event_from_view(obj);
+                    }
                     let m = meta_mut(&mut obj);
                     m.insert("name".into(), json!(name));
                     self.prepare_new(t, ns, &mut obj);
@@ -639,6 +645,9 @@ impl Store {
                 ssa::apply(&ctx, &gr, name, Some(&old_v), body, force)?
             }
         };
+        if t.view_of.is_some() {
+            new = event_from_view(new);
+        }
         // Patches may add undeclared fields too.
         self.prune_custom(t, version, &mut new, opts, false)?;
         // Optimistic concurrency: a resourceVersion in the request must be current.
@@ -720,7 +729,7 @@ impl Store {
         if let Some(sch) = t.schema(version) {
             schema::apply_defaults(&mut new, sch);
         }
-        new["apiVersion"] = json!(t.api_version(&t.storage_version));
+        new["apiVersion"] = json!(t.stored_api_version());
         new["kind"] = json!(t.kind);
         if t.kind == "CustomResourceDefinition" && !status {
             if let Some(st) = old.get("status") {
@@ -784,7 +793,7 @@ impl Store {
 
     /// Delete an object: mark it when finalizers hold it, remove it otherwise.
     pub fn delete(&mut self, t: &ResourceType, version: &str, ns: &str, name: &str, opts: &DeleteOpts) -> ApiResult<(Arc<Value>, bool)> {
-        let gr = t.gr();
+        let gr = t.store_gr();
         let old = self.get_obj(&gr, ns, name).cloned().ok_or_else(|| ApiError::not_found(&gr, name))?;
         if let Some(uid) = &opts.uid
             && meta_str(&old, "uid") != Some(uid.as_str()) {
@@ -1041,7 +1050,7 @@ impl Store {
     }
 
     pub fn list(&self, t: &ResourceType, ns: Option<&str>, opts: &ListOpts) -> ApiResult<ListResult> {
-        let gr = t.gr();
+        let gr = t.store_gr();
         // A continued list reads the state at its first page's resourceVersion.
         let (start, list_rv, snapshot): (Option<Key>, u64, Option<Objects>) = match &opts.continue_token {
             Some(tok) => {
@@ -1215,8 +1224,48 @@ fn decode_continue(tok: &str) -> ApiResult<(u64, Key)> {
 /// The object as served at `version` (CRD conversion strategy None: only apiVersion changes).
 pub fn with_version(obj: &Value, t: &ResourceType, version: &str) -> Value {
     let mut o = obj.clone();
+    if t.view_of.is_some() {
+        o = event_to_view(o);
+    }
     if o.is_object() {
         o["apiVersion"] = json!(t.api_version(version));
+    }
+    o
+}
+
+/// core/v1 Event field ↔ events.k8s.io/v1 Event field (the API server's conversion).
+const EVENT_FIELDS: &[(&str, &str)] = &[
+    ("involvedObject", "regarding"),
+    ("message", "note"),
+    ("reportingComponent", "reportingController"),
+    ("source", "deprecatedSource"),
+    ("firstTimestamp", "deprecatedFirstTimestamp"),
+    ("lastTimestamp", "deprecatedLastTimestamp"),
+    ("count", "deprecatedCount"),
+];
+
+fn rename_fields(mut o: Value, to_view: bool) -> Value {
+    if let Some(m) = o.as_object_mut() {
+        for (core, view) in EVENT_FIELDS {
+            let (from, to) = if to_view { (core, view) } else { (view, core) };
+            if let Some(v) = m.remove(*from) {
+                m.insert((*to).to_string(), v);
+            }
+        }
+    }
+    o
+}
+
+/// A stored core/v1 Event as events.k8s.io/v1 shows it.
+fn event_to_view(o: Value) -> Value {
+    rename_fields(o, true)
+}
+
+/// An events.k8s.io/v1 Event as core/v1 stores it.
+fn event_from_view(o: Value) -> Value {
+    let mut o = rename_fields(o, false);
+    if o.is_object() {
+        o["apiVersion"] = json!("v1");
     }
     o
 }

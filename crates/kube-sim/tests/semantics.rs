@@ -486,3 +486,30 @@ async fn namespace_finalize_subresource_releases_a_stuck_namespace() {
     client.request_text(req).await.expect("finalize");
     assert!(nss.get_opt(&ns).await.expect("get").is_none(), "an emptied finalizer list releases the namespace");
 }
+
+#[tokio::test]
+async fn events_are_one_store_seen_through_two_apis() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event as NewEvent;
+    let tc = TestCluster::start().expect("start");
+    let client = tc.client().await.expect("client");
+    let ns = tc.namespace("ev").await.expect("namespace");
+    let new_api: Api<NewEvent> = Api::namespaced(client.clone(), &ns);
+    let core_api: Api<CoreEvent> = Api::namespaced(client.clone(), &ns);
+    let ev = json!({"metadata": {"name": "e1"}, "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "kflite.io/test",
+        "reportingInstance": "test-1", "action": "Reconcile", "reason": "Synced", "type": "Normal", "note": "all good",
+        "regarding": {"kind": "ConfigMap", "name": "x", "namespace": ns, "apiVersion": "v1"}});
+    new_api.create(&PostParams::default(), &obj(ev)).await.expect("create via events.k8s.io");
+    // Recorders write events.k8s.io; kubectl get events reads core/v1.
+    let core = core_api.get("e1").await.expect("read via core/v1");
+    assert_eq!(core.message.as_deref(), Some("all good"));
+    assert_eq!(core.involved_object.name.as_deref(), Some("x"));
+    assert_eq!(core.reason.as_deref(), Some("Synced"));
+    let back = new_api.get("e1").await.expect("read back");
+    assert_eq!(back.note.as_deref(), Some("all good"));
+    assert_eq!(back.regarding.and_then(|r| r.name).as_deref(), Some("x"));
+    let patched = new_api.patch("e1", &PatchParams::default(), &Patch::Merge(json!({"note": "changed"}))).await.expect("patch");
+    assert_eq!(patched.note.as_deref(), Some("changed"));
+    assert_eq!(core_api.get("e1").await.expect("core").message.as_deref(), Some("changed"));
+    assert_eq!(core_api.list(&ListParams::default()).await.expect("list").items.len(), 1);
+}
