@@ -551,10 +551,10 @@ async fn empty_cluster_fails_without_panicking() {
 
 #[tokio::test]
 async fn api_errors_name_the_resource_and_are_not_verdicts() {
-    // A 403/500 on one list is kfctl failing to look, not a check failing:
+    // A 500 on one list is kfctl failing to look, not a check failing:
     // doctor returns an error naming what it could not read.
     let c = healthy().await;
-    c.sim.fail_next(Some("list"), Some("networkpolicies"), 403, 1);
+    c.sim.fail_next(Some("list"), Some("networkpolicies"), 500, 1);
     let err = doctor::run(&c.client, &DoctorConfig::default())
         .await
         .unwrap_err()
@@ -562,6 +562,34 @@ async fn api_errors_name_the_resource_and_are_not_verdicts() {
     assert!(err.contains("listing networkpolicies.networking.k8s.io"), "{err}");
     // The next run (no fault left) is healthy again.
     assert_eq!(doctor(&c).await.exit_code(), 0);
+}
+
+#[tokio::test]
+async fn forbidden_reads_fail_only_the_checks_that_need_them() {
+    // With too little RBAC, the checks that need the forbidden kind say so;
+    // the others still judge the cluster.
+    let c = healthy().await;
+    c.sim.fail_next(Some("list"), Some("networkpolicies"), 403, 1);
+    only_fails(
+        &doctor(&c).await,
+        "network-policies",
+        "cannot read networkpolicies",
+        "kubectl auth can-i list networkpolicies -A",
+    );
+    c.sim.fail_next(Some("list"), Some("pods"), 403, 1);
+    let report = doctor(&c).await;
+    let failed: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        ["gpu-notebooks", "pvcviewer-rwo"],
+        "{}",
+        report.to_table()
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use crate::resources::{is_deleting, items, label, name, namespace_of, qualified}
 
 /// Every check except the database one, in the order doctor prints them.
 pub fn run(s: &Snapshot, config: &DoctorConfig) -> Vec<Check> {
-    vec![
+    let checks = vec![
         dashboard_route(s, config),
         dashboard_backends(s, config),
         route_controller(s, config),
@@ -25,7 +25,65 @@ pub fn run(s: &Snapshot, config: &DoctorConfig) -> Vec<Check> {
         istio(s),
         names(s),
         pvcviewer_rwo(s),
-    ]
+    ];
+    checks.into_iter().map(|c| unreadable(c, s)).collect()
+}
+
+/// The resources (plural names) each check reads.
+fn reads(id: &str) -> &'static [&'static str] {
+    match id {
+        "dashboard-route" => &["httproutes"],
+        "dashboard-backends" => &["httproutes", "services", "referencegrants"],
+        "route-controller" => &["deployments", "leases"],
+        "app-routes" => &[
+            "httproutes",
+            "referencegrants",
+            "notebooks",
+            "tensorboards",
+            "pvcviewers",
+        ],
+        "gateway-status" => &["httproutes"],
+        "gpu-notebooks" => &["notebooks", "pods"],
+        "pipelines-namespaces" => &["namespaces", "secrets", "configmaps"],
+        "artifact-controller" => &["deployments"],
+        "network-policies" => &["networkpolicies"],
+        "istio" => &[
+            "customresourcedefinitions",
+            "authorizationpolicies",
+            "destinationrules",
+            "virtualservices",
+        ],
+        "names" => &["profiles", "namespaces"],
+        "pvcviewer-rwo" => &["pvcviewers", "pods", "persistentvolumeclaims"],
+        _ => &[],
+    }
+}
+
+/// A check that needed something kfctl may not read fails as "cannot read",
+/// rather than judging an empty list as healthy.
+fn unreadable(check: Check, s: &Snapshot) -> Check {
+    let denied: Vec<(&str, &String)> = reads(&check.id)
+        .iter()
+        .filter_map(|r| s.unreadable.get(*r).map(|e| (*r, e)))
+        .collect();
+    if denied.is_empty() {
+        return check;
+    }
+    let names: Vec<&str> = denied.iter().map(|(r, _)| *r).collect();
+    let cans: Vec<String> = names
+        .iter()
+        .map(|r| format!("kubectl auth can-i list {r} -A"))
+        .collect();
+    let problems = denied.iter().map(|(_, e)| e.to_string()).collect();
+    let mut out = Check::new(&check.id, &check.title).fail(
+        format!("cannot read {}: access denied", names.join(", ")),
+        format!(
+            "run doctor as a user who may get and list them (a cluster admin, or a read-only ClusterRole); check with {}",
+            cans.join("; ")
+        ),
+    );
+    out.problems = problems;
+    out
 }
 
 /// The dashboard's prefixes and whether the app behind each needs the prefix

@@ -54,6 +54,29 @@ pub struct Snapshot {
     /// Keyed by namespace name.
     pub pipelines: BTreeMap<String, PipelinesNamespace>,
     pub istio: Vec<IstioState>,
+    /// Resources (plural names) kfctl may not read (401/403), with the error:
+    /// the checks that need them fail with "cannot read" instead of judging
+    /// an empty list.
+    pub unreadable: BTreeMap<String, String>,
+}
+
+/// `result`, or the default value when the API server refused access (which
+/// is recorded in `unreadable` under `resource`).
+fn lenient<T: Default>(
+    result: Result<T>,
+    resource: &str,
+    unreadable: &mut BTreeMap<String, String>,
+) -> Result<T> {
+    match result {
+        Err(crate::Error::Kube { what, source }) if matches!(&*source, kube::Error::Api(s) if s.code == 401 || s.code == 403) =>
+        {
+            unreadable
+                .entry(resource.to_string())
+                .or_insert(format!("{what}: {source}"));
+            Ok(T::default())
+        }
+        other => other,
+    }
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
@@ -72,23 +95,50 @@ impl Snapshot {
         let c = client;
         let (rc_ns, rc_name) = split(&config.route_controller);
         let (ac_ns, ac_name) = split(&config.artifact_controller);
+        let mut u = BTreeMap::new();
         let mut s = Snapshot {
-            routes: r::list_in(c, &r::httproute(), &config.route_namespace).await?,
-            grants: r::list_all(c, &r::referencegrant()).await?,
-            services: r::list_all(c, &r::service()).await?.unwrap_or_default(),
-            notebooks: r::list_all(c, &r::notebook()).await?,
-            tensorboards: r::list_all(c, &r::tensorboard()).await?,
-            pvcviewers: r::list_all(c, &r::pvcviewer()).await?,
-            profiles: r::list_all(c, &r::profile()).await?,
-            namespaces: r::list_all(c, &r::namespace()).await?.unwrap_or_default(),
-            pods: r::list_all(c, &r::pod()).await?.unwrap_or_default(),
-            pvcs: r::list_all(c, &r::pvc()).await?.unwrap_or_default(),
-            network_policies: r::list_all(c, &r::networkpolicy()).await?.unwrap_or_default(),
-            route_controller: r::get(c, &r::deployment(), Some(rc_ns), rc_name).await?,
-            route_controller_lease: r::get(c, &r::lease(), Some(rc_ns), &config.route_controller_lease)
-                .await?,
+            routes: lenient(
+                r::list_in(c, &r::httproute(), &config.route_namespace).await,
+                "httproutes",
+                &mut u,
+            )?,
+            grants: lenient(
+                r::list_all(c, &r::referencegrant()).await,
+                "referencegrants",
+                &mut u,
+            )?,
+            services: lenient(r::list_all(c, &r::service()).await, "services", &mut u)?.unwrap_or_default(),
+            notebooks: lenient(r::list_all(c, &r::notebook()).await, "notebooks", &mut u)?,
+            tensorboards: lenient(r::list_all(c, &r::tensorboard()).await, "tensorboards", &mut u)?,
+            pvcviewers: lenient(r::list_all(c, &r::pvcviewer()).await, "pvcviewers", &mut u)?,
+            profiles: lenient(r::list_all(c, &r::profile()).await, "profiles", &mut u)?,
+            namespaces: lenient(r::list_all(c, &r::namespace()).await, "namespaces", &mut u)?
+                .unwrap_or_default(),
+            pods: lenient(r::list_all(c, &r::pod()).await, "pods", &mut u)?.unwrap_or_default(),
+            pvcs: lenient(r::list_all(c, &r::pvc()).await, "persistentvolumeclaims", &mut u)?
+                .unwrap_or_default(),
+            network_policies: lenient(
+                r::list_all(c, &r::networkpolicy()).await,
+                "networkpolicies",
+                &mut u,
+            )?
+            .unwrap_or_default(),
+            route_controller: lenient(
+                r::get(c, &r::deployment(), Some(rc_ns), rc_name).await,
+                "deployments",
+                &mut u,
+            )?,
+            route_controller_lease: lenient(
+                r::get(c, &r::lease(), Some(rc_ns), &config.route_controller_lease).await,
+                "leases",
+                &mut u,
+            )?,
             now: unix_now(),
-            artifact_controller: r::get(c, &r::deployment(), Some(ac_ns), ac_name).await?,
+            artifact_controller: lenient(
+                r::get(c, &r::deployment(), Some(ac_ns), ac_name).await,
+                "deployments",
+                &mut u,
+            )?,
             ..Default::default()
         };
         let enabled: Vec<String> = s
@@ -99,11 +149,13 @@ impl Snapshot {
             .collect();
         for ns in enabled {
             // Only whether the Secret exists is kept; its data never leaves this call.
-            let has_secret = r::get(c, &r::secret(), Some(&ns), ARTIFACT_SECRET)
-                .await?
-                .is_some();
-            let configmaps = r::list_in(c, &r::configmap(), &ns)
-                .await?
+            let has_secret = lenient(
+                r::get(c, &r::secret(), Some(&ns), ARTIFACT_SECRET).await,
+                "secrets",
+                &mut u,
+            )?
+            .is_some();
+            let configmaps = lenient(r::list_in(c, &r::configmap(), &ns).await, "configmaps", &mut u)?
                 .unwrap_or_default()
                 .iter()
                 .map(|cm| name(cm).to_string())
@@ -117,10 +169,14 @@ impl Snapshot {
             );
         }
         for kind in STUB_KINDS {
-            let crd_exists = r::get(c, &r::crd(), None, &kind.crd_name()).await?.is_some();
+            let crd_exists = lenient(
+                r::get(c, &r::crd(), None, &kind.crd_name()).await,
+                "customresourcedefinitions",
+                &mut u,
+            )?
+            .is_some();
             let objects = if crd_exists {
-                r::list_all(c, &r::istio(kind))
-                    .await?
+                lenient(r::list_all(c, &r::istio(kind)).await, kind.plural, &mut u)?
                     .unwrap_or_default()
                     .iter()
                     .map(r::qualified)
@@ -134,6 +190,7 @@ impl Snapshot {
                 objects,
             });
         }
+        s.unreadable = u;
         Ok(s)
     }
 }
