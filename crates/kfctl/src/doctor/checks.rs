@@ -993,6 +993,15 @@ mod tests {
     }
 
     #[test]
+    fn every_check_declares_what_it_reads() {
+        for c in run(&Snapshot::default(), &DoctorConfig::default()) {
+            assert!(!reads(&c.id).is_empty(), "{} reads nothing?", c.id);
+        }
+        let stubs: Vec<&str> = kfmodel::istio::STUB_KINDS.iter().map(|k| k.plural).collect();
+        assert!(stubs.iter().all(|p| reads("istio").contains(p)), "{stubs:?}");
+    }
+
+    #[test]
     fn katib_may_keep_its_prefix_but_not_lose_it() {
         let config = DoctorConfig::default();
         assert_eq!(dashboard_route(&dashboard(None), &config).status, Status::Pass);
