@@ -32,7 +32,11 @@ struct Args {
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { controller: String::new(), changes: 500, rate: 50.0 };
+    let mut a = Args {
+        controller: String::new(),
+        changes: 500,
+        rate: 50.0,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -73,19 +77,28 @@ impl Drop for Guard {
 
 async fn populate(client: &Client) -> Result<()> {
     let ssa = PatchParams::apply("bench").force();
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
+    let crds: Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = Api::all(client.clone());
     let mut all = kfmodel::crd::all();
     all.extend(kfmodel::gateway::cluster_provided_crds());
     for crd in all {
         crds.patch(&crd.name_any(), &ssa, &Patch::Apply(&crd)).await?;
     }
     let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    for ns in ["kubeflow".to_string()].into_iter().chain((0..NAMESPACES).map(|i| format!("team-{i}"))) {
-        nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}}))?).await?;
+    for ns in ["kubeflow".to_string()]
+        .into_iter()
+        .chain((0..NAMESPACES).map(|i| format!("team-{i}")))
+    {
+        nss.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
+        )
+        .await?;
     }
-    let spec: NotebookSpec =
-        serde_json::from_value(json!({"template": {"spec": {"containers": [{"name": "nb", "image": "jupyter"}]}}}))?;
+    let spec: NotebookSpec = serde_json::from_value(
+        json!({"template": {"spec": {"containers": [{"name": "nb", "image": "jupyter"}]}}}),
+    )?;
     let pp = PostParams::default();
     let jobs = (0..NOTEBOOKS)
         .map(|i| (0u8, i))
@@ -102,11 +115,29 @@ async fn populate(client: &Client) -> Result<()> {
                         .await
                         .map(|_| ()),
                     1 => Api::<Tensorboard>::namespaced(client, &ns)
-                        .create(&pp, &Tensorboard::new(&format!("tb-{i}"), TensorboardSpec { logspath: "pvc://l/".into(), ..Default::default() }))
+                        .create(
+                            &pp,
+                            &Tensorboard::new(
+                                &format!("tb-{i}"),
+                                TensorboardSpec {
+                                    logspath: "pvc://l/".into(),
+                                    ..Default::default()
+                                },
+                            ),
+                        )
                         .await
                         .map(|_| ()),
                     _ => Api::<PVCViewer>::namespaced(client, &ns)
-                        .create(&pp, &PVCViewer::new(&format!("pv-{i}"), PVCViewerSpec { pvc: "data".into(), ..Default::default() }))
+                        .create(
+                            &pp,
+                            &PVCViewer::new(
+                                &format!("pv-{i}"),
+                                PVCViewerSpec {
+                                    pvc: "data".into(),
+                                    ..Default::default()
+                                },
+                            ),
+                        )
                         .await
                         .map(|_| ()),
                 }
@@ -121,11 +152,18 @@ async fn populate(client: &Client) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = args()?;
-    let sim = kube_sim::Server::start(kube_sim::Config { history_limit: 200_000, ..Default::default() })?;
+    let sim = kube_sim::Server::start(kube_sim::Config {
+        history_limit: 200_000,
+        ..Default::default()
+    })?;
     let client = sim.client()?;
     let t = Instant::now();
     populate(&client).await?;
-    eprintln!("populated {} objects in {NAMESPACES} namespaces in {:.1?}", NOTEBOOKS + TENSORBOARDS + PVCVIEWERS, t.elapsed());
+    eprintln!(
+        "populated {} objects in {NAMESPACES} namespaces in {:.1?}",
+        NOTEBOOKS + TENSORBOARDS + PVCVIEWERS,
+        t.elapsed()
+    );
 
     // Watch routes from now on: creation times by name.
     let routes: Api<HttpRoute> = Api::namespaced(client.clone(), "kubeflow");
@@ -134,17 +172,34 @@ async fn main() -> Result<()> {
         let seen = seen.clone();
         let routes = routes.clone();
         tokio::spawn(async move {
-            let mut stream = watcher(routes, watcher::Config::default()).default_backoff().applied_objects().boxed();
+            let mut stream = watcher(routes, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
             while let Some(Ok(route)) = stream.next().await {
-                seen.lock().unwrap().entry(route.name_any()).or_insert_with(Instant::now);
+                seen.lock()
+                    .unwrap()
+                    .entry(route.name_any())
+                    .or_insert_with(Instant::now);
             }
         })
     };
 
     let started = Instant::now();
     let child = Command::new(&args.controller)
-        .args(["--gateway-name", "homelab-gateway", "--gateway-namespace", "kube-system"])
-        .args(["--hostname", "kubeflow.example", "--metrics-addr", "127.0.0.1:0", "--no-leader-election"])
+        .args([
+            "--gateway-name",
+            "homelab-gateway",
+            "--gateway-namespace",
+            "kube-system",
+        ])
+        .args([
+            "--hostname",
+            "kubeflow.example",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--no-leader-election",
+        ])
         .env("KUBECONFIG", sim.kubeconfig_path())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -159,7 +214,10 @@ async fn main() -> Result<()> {
             break;
         }
         if Instant::now() > deadline {
-            bail!("no convergence within 120 s: {} of {total} routes", seen.lock().unwrap().len());
+            bail!(
+                "no convergence within 120 s: {} of {total} routes",
+                seen.lock().unwrap().len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -167,8 +225,9 @@ async fn main() -> Result<()> {
     let listed = routes.list(&ListParams::default()).await?.items.len();
 
     // Steady changes: new notebooks at `rate`/s; latency = create acknowledged → route seen.
-    let spec: NotebookSpec =
-        serde_json::from_value(json!({"template": {"spec": {"containers": [{"name": "nb", "image": "jupyter"}]}}}))?;
+    let spec: NotebookSpec = serde_json::from_value(
+        json!({"template": {"spec": {"containers": [{"name": "nb", "image": "jupyter"}]}}}),
+    )?;
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     let mut sent: Vec<(String, Instant)> = Vec::with_capacity(args.changes);
     let mut tick = tokio::time::interval(interval);
@@ -177,13 +236,18 @@ async fn main() -> Result<()> {
         let ns = format!("team-{}", i % NAMESPACES);
         let name = format!("live-{i}");
         let at = Instant::now();
-        Api::<Notebook>::namespaced(client.clone(), &ns).create(&PostParams::default(), &Notebook::new(&name, spec.clone())).await?;
+        Api::<Notebook>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &Notebook::new(&name, spec.clone()))
+            .await?;
         sent.push((kfmodel::naming::route_name("Notebook", &ns, &name), at));
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut latencies = loop {
         let map = seen.lock().unwrap();
-        let lat: Vec<Duration> = sent.iter().filter_map(|(n, at)| map.get(n).map(|s| s.saturating_duration_since(*at))).collect();
+        let lat: Vec<Duration> = sent
+            .iter()
+            .filter_map(|(n, at)| map.get(n).map(|s| s.saturating_duration_since(*at)))
+            .collect();
         if lat.len() == sent.len() || Instant::now() > deadline {
             break lat;
         }
@@ -198,7 +262,10 @@ async fn main() -> Result<()> {
     let p50 = percentile(&latencies, 0.50);
     let p99 = percentile(&latencies, 0.99);
     println!("objects: {total} in {NAMESPACES} namespaces; routes listed after convergence: {listed}");
-    println!("convergence from cold: {:.2} s (target < 10 s)", convergence.as_secs_f64());
+    println!(
+        "convergence from cold: {:.2} s (target < 10 s)",
+        convergence.as_secs_f64()
+    );
     println!(
         "event->route latency at {:.0} changes/s over {} changes: p50 {:.1} ms, p99 {:.1} ms (target p99 < 100 ms); routed {}/{}",
         args.rate,

@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kfmodel::gateway::{HttpRoute, ReferenceGrant};
 use kfmodel::{Notebook, PVCViewer, Profile, Tensorboard};
 use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -48,9 +49,9 @@ pub enum Error {
 /// The caches reconcile reads.
 #[derive(Clone)]
 pub struct Stores {
-    pub notebooks: Store<Notebook>,
-    pub tensorboards: Store<Tensorboard>,
-    pub pvcviewers: Store<PVCViewer>,
+    pub notebooks: Store<PartialObjectMeta<Notebook>>,
+    pub tensorboards: Store<PartialObjectMeta<Tensorboard>>,
+    pub pvcviewers: Store<PartialObjectMeta<PVCViewer>>,
     pub profiles: Store<Profile>,
     pub routes: Store<HttpRoute>,
     pub grants: Store<ReferenceGrant>,
@@ -154,40 +155,73 @@ fn managed_selector() -> String {
 /// Reflect `api` into `writer`, yielding the namespace each event touches.
 /// After a (re)list, every known namespace is triggered: objects deleted while
 /// the watch was down vanish from the cache without a delete event.
-fn namespace_triggers<K>(
-    api: Api<K>,
-    wc: watcher::Config,
+fn namespace_triggers<K, S>(
+    events: S,
     writer: reflector::store::Writer<K>,
     namespace_of: fn(&K) -> Option<String>,
     namespaces: Store<Namespace>,
 ) -> impl Stream<Item = ObjectRef<Namespace>> + Send + 'static
 where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    events.reflect(writer).flat_map(move |event| {
+        let refs: Vec<ObjectRef<Namespace>> = match event {
+            Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o)) => {
+                namespace_of(&o)
+                    .map(|ns| ObjectRef::new(&ns))
+                    .into_iter()
+                    .collect()
+            }
+            Ok(watcher::Event::InitDone) => namespaces
+                .state()
+                .iter()
+                .map(|n| ObjectRef::from_obj(n.as_ref()))
+                .collect(),
+            Ok(watcher::Event::Init) => Vec::new(),
+            Err(err) => {
+                tracing::warn!(kind = %K::kind(&()), %err, "watch failed; retrying with backoff");
+                Vec::new()
+            }
+        };
+        stream::iter(refs)
+    })
+}
+
+/// What the caches keep of an object: no managedFields and no
+/// last-applied annotation, which are most of a small object's bytes and
+/// never read here.
+fn slim<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// Full objects, slimmed before they are cached.
+fn full<K>(
+    api: Api<K>,
+    wc: watcher::Config,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher(api, wc).default_backoff().modify(slim::<K>)
+}
+
+/// Metadata only (PartialObjectMetadata requests): a routed object's name and
+/// namespace are all reconcile reads, so pod specs never reach memory.
+fn meta_only<K>(
+    client: Client,
+) -> impl Stream<Item = Result<watcher::Event<PartialObjectMeta<K>>, watcher::Error>> + Send
+where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    watcher(api, wc)
-        .default_backoff()
-        .reflect(writer)
-        .flat_map(move |event| {
-            let refs: Vec<ObjectRef<Namespace>> = match event {
-                Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o)) => {
-                    namespace_of(&o)
-                        .map(|ns| ObjectRef::new(&ns))
-                        .into_iter()
-                        .collect()
-                }
-                Ok(watcher::Event::InitDone) => namespaces
-                    .state()
-                    .iter()
-                    .map(|n| ObjectRef::from_obj(n.as_ref()))
-                    .collect(),
-                Ok(watcher::Event::Init) => Vec::new(),
-                Err(err) => {
-                    tracing::warn!(kind = %K::kind(&()), %err, "watch failed; retrying with backoff");
-                    Vec::new()
-                }
-            };
-            stream::iter(refs)
-        })
+    full(
+        Api::<PartialObjectMeta<K>>::all(client),
+        watcher::Config::default(),
+    )
 }
 
 /// Run the controller until `shutdown` resolves.
@@ -218,53 +252,49 @@ pub async fn run(
         namespaces: namespaces.clone(),
     };
 
-    let all = watcher::Config::default();
     let managed = watcher::Config::default().labels(&managed_selector());
     let ns_of = |o: &_| -> Option<String> { ResourceExt::namespace(o) };
     let triggers = stream::select_all(vec![
         namespace_triggers(
-            Api::<Notebook>::all(client.clone()),
-            all.clone(),
+            meta_only::<Notebook>(client.clone()),
             nb_w,
             |o| o.namespace(),
             namespaces.clone(),
         )
         .boxed(),
         namespace_triggers(
-            Api::<Tensorboard>::all(client.clone()),
-            all.clone(),
+            meta_only::<Tensorboard>(client.clone()),
             tb_w,
             |o| o.namespace(),
             namespaces.clone(),
         )
         .boxed(),
         namespace_triggers(
-            Api::<PVCViewer>::all(client.clone()),
-            all.clone(),
+            meta_only::<PVCViewer>(client.clone()),
             pv_w,
             |o| o.namespace(),
             namespaces.clone(),
         )
         .boxed(),
         namespace_triggers(
-            Api::<Profile>::all(client.clone()),
-            all,
+            full(Api::<Profile>::all(client.clone()), watcher::Config::default()),
             pr_w,
             |p| Some(p.name_any()),
             namespaces.clone(),
         )
         .boxed(),
         namespace_triggers(
-            Api::<HttpRoute>::namespaced(client.clone(), &config.route_namespace),
-            managed.clone(),
+            full(
+                Api::<HttpRoute>::namespaced(client.clone(), &config.route_namespace),
+                managed.clone(),
+            ),
             rt_w,
             route_source_namespace,
             namespaces.clone(),
         )
         .boxed(),
         namespace_triggers(
-            Api::<ReferenceGrant>::all(client.clone()),
-            managed,
+            full(Api::<ReferenceGrant>::all(client.clone()), managed),
             gr_w,
             ns_of,
             namespaces.clone(),
@@ -392,45 +422,36 @@ async fn reconcile_namespace(ns: &str, terminating: bool, ctx: &Context) -> Resu
             config.reference_grant_name
         ));
     }
-    for route in &plan.apply {
-        let name = route.metadata.name.clone().unwrap_or_default();
-        match routes.patch(&name, &ssa, &Patch::Apply(route)).await {
-            Ok(_) => {
-                ctx.metrics.routes_applied.inc();
-            }
-            Err(err) => {
-                let source = source_of(route, ns);
-                if let Some(reference) = source.as_ref().and_then(|s| ctx.stores.source_ref(s)) {
-                    let event = Event {
-                        type_: EventType::Warning,
-                        reason: "RouteFailed".into(),
-                        note: Some(format!(
-                            "cannot apply HTTPRoute {}/{name}: {err}",
-                            config.route_namespace
-                        )),
-                        action: "ApplyRoute".into(),
-                        secondary: None,
-                    };
-                    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-                        tracing::warn!(%e, "could not publish event");
+    // Routes are independent: apply and delete them a few at a time.
+    let applied: Vec<Option<String>> = stream::iter(plan.apply)
+        .map(|route| {
+            let (routes, ssa) = (routes.clone(), ssa.clone());
+            async move { apply_route(ctx, &routes, &ssa, &route, ns).await }
+        })
+        .buffer_unordered(APPLY_CONCURRENCY)
+        .collect()
+        .await;
+    let deleted: Vec<Option<String>> = stream::iter(plan.delete)
+        .map(|name| {
+            let routes = routes.clone();
+            async move {
+                match routes.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => {
+                        ctx.metrics.routes_deleted.inc();
+                        None
                     }
+                    Err(kube::Error::Api(s)) if s.code == 404 => None,
+                    Err(err) => Some(format!(
+                        "delete HTTPRoute {}/{name}: {err}",
+                        config.route_namespace
+                    )),
                 }
-                failures.push(format!("HTTPRoute {}/{name}: {err}", config.route_namespace));
             }
-        }
-    }
-    for name in &plan.delete {
-        match routes.delete(name, &DeleteParams::default()).await {
-            Ok(_) => {
-                ctx.metrics.routes_deleted.inc();
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(err) => failures.push(format!(
-                "delete HTTPRoute {}/{name}: {err}",
-                config.route_namespace
-            )),
-        }
-    }
+        })
+        .buffer_unordered(APPLY_CONCURRENCY)
+        .collect()
+        .await;
+    failures.extend(applied.into_iter().chain(deleted).flatten());
     if plan.delete_grant {
         match grants
             .delete(&config.reference_grant_name, &DeleteParams::default())
@@ -453,6 +474,44 @@ async fn reconcile_namespace(ns: &str, terminating: bool, ctx: &Context) -> Resu
             first: first.clone(),
         }),
     }
+}
+
+/// Requests in flight per namespace reconcile.
+const APPLY_CONCURRENCY: usize = 8;
+
+/// Apply one route; on failure, an Event on its source and the error text.
+async fn apply_route(
+    ctx: &Context,
+    routes: &Api<HttpRoute>,
+    ssa: &PatchParams,
+    route: &HttpRoute,
+    ns: &str,
+) -> Option<String> {
+    let name = route.metadata.name.clone().unwrap_or_default();
+    let err = match routes.patch(&name, ssa, &Patch::Apply(route)).await {
+        Ok(_) => {
+            ctx.metrics.routes_applied.inc();
+            return None;
+        }
+        Err(err) => err,
+    };
+    let route_ns = &ctx.config.route_namespace;
+    if let Some(reference) = source_of(route, ns)
+        .as_ref()
+        .and_then(|s| ctx.stores.source_ref(s))
+    {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "RouteFailed".into(),
+            note: Some(format!("cannot apply HTTPRoute {route_ns}/{name}: {err}")),
+            action: "ApplyRoute".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(%e, "could not publish event");
+        }
+    }
+    Some(format!("HTTPRoute {route_ns}/{name}: {err}"))
 }
 
 fn source_of(route: &HttpRoute, ns: &str) -> Option<Source> {
