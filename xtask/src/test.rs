@@ -47,6 +47,10 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
 
+    for tool in tools::ensure_debian(!args.no_install) {
+        env.push((tool.env.into(), tool.path.display().to_string()));
+    }
+
     match crate::shared_dir() {
         Some(shared) => {
             let shared = shared.canonicalize().unwrap_or(shared);

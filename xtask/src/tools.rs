@@ -100,33 +100,47 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Install Debian packages that are missing (as root, with `apt-get`).
-/// Returns false, with a warning, when they cannot be installed here.
-#[allow(dead_code)] // used as tests come to need Debian services (MariaDB, registry)
-pub fn ensure_apt(packages: &[&str], probe: &Path) -> bool {
-    if probe.exists() {
-        return true;
+/// Debian packages tests need, with the executables they provide and the
+/// env var each is exported as.
+pub const DEBIAN_TOOLS: &[(&str, &[(&str, &str)])] = &[
+    // A real MariaDB for kfctl's `--db-url` check and the KFP database (sqlx).
+    (
+        "mariadb-server",
+        &[
+            ("KFLITE_TOOL_MARIADBD", "/usr/sbin/mariadbd"),
+            ("KFLITE_TOOL_MARIADB_INSTALL_DB", "/usr/bin/mariadb-install-db"),
+        ],
+    ),
+];
+
+/// Install the [`DEBIAN_TOOLS`] packages that are missing (one `apt-get`
+/// run), and return the tools that are there afterwards. Without root or
+/// network the missing ones stay missing: their tests skip, loudly.
+pub fn ensure_debian(install: bool) -> Vec<Tool> {
+    let missing: Vec<&str> = DEBIAN_TOOLS
+        .iter()
+        .filter(|(_, tools)| tools.iter().any(|(_, path)| !Path::new(path).exists()))
+        .map(|(package, _)| *package)
+        .collect();
+    if install && !missing.is_empty() {
+        eprintln!("xtask: apt-get install {}", missing.join(" "));
+        let ok = Command::new("apt-get").args(["update", "-qq"]).status().is_ok_and(|s| s.success())
+            && Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("xtask: WARNING: could not install {}; tests that need them will skip", missing.join(" "));
+        }
     }
-    eprintln!("xtask: apt-get install {}", packages.join(" "));
-    let ok = Command::new("apt-get")
-        .arg("update")
-        .arg("-qq")
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(packages)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok || !probe.exists() {
-        eprintln!(
-            "xtask: WARNING: could not install {}; tests that need them will skip",
-            packages.join(" ")
-        );
-        return false;
-    }
-    true
+    DEBIAN_TOOLS
+        .iter()
+        .flat_map(|(_, tools)| tools.iter())
+        .filter(|(_, path)| Path::new(path).exists())
+        .map(|(env, path)| Tool { env, path: PathBuf::from(path) })
+        .collect()
 }
 
 pub fn run(cmd: &mut Command) -> Result<()> {
