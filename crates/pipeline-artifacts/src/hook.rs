@@ -120,6 +120,8 @@ pub async fn sync(state: &HookState, request: &Value) -> Result<Value, HookError
         }
         None if observed_secret(ns, attachments).is_some() => None,
         None => {
+            // Listing first also refuses a namespace named like the admin user.
+            store.list_keys(ns).await?;
             let creds = store.create_key(ns).await?;
             state.metrics.keys_created.inc();
             tracing::info!(namespace = ns, access_key_id = %creds.access_key_id, "issued a new access key");

@@ -33,6 +33,8 @@ pub enum StoreError {
     Call { api: &'static str, op: &'static str, subject: String, message: String, code: Option<String> },
     #[error("SeaweedFS {op} for {subject} answered without {what}")]
     Malformed { op: &'static str, subject: String, what: &'static str },
+    #[error("IAM user {0} holds the admin's access key; refusing to manage it as a namespace")]
+    AdminUser(String),
     #[error("lifecycle rule for bucket {bucket} is invalid: {message}")]
     Lifecycle { bucket: String, message: String },
 }
@@ -178,9 +180,15 @@ impl SeaweedStore {
             ids.extend(out.access_key_metadata().iter().filter_map(|k| k.access_key_id().map(str::to_owned)));
             match (out.is_truncated(), out.marker()) {
                 (true, Some(next)) if Some(next) != marker.as_deref() => marker = Some(next.to_owned()),
-                _ => return Ok(ids),
+                _ => break,
             }
         }
+        // A namespace named like the admin user (upstream: kubeflow-admin) must
+        // never get, rotate or delete the admin's keys. Every path lists first.
+        if self.admin_key_id.as_ref().is_some_and(|admin| ids.contains(admin)) {
+            return Err(StoreError::AdminUser(user.to_owned()));
+        }
+        Ok(ids)
     }
 
     /// Makes sure `user` exists (SeaweedFS would create it on `CreateAccessKey`; AWS would not).

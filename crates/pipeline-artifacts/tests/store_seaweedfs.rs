@@ -64,3 +64,16 @@ async fn lifecycle_rule_on_off_keeps_other_rules() {
     assert!(store.ensure_lifecycle(0).await.unwrap());
     assert!(store.lifecycle_rules().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_admin_user_is_never_managed_as_a_namespace() {
+    let Some(sw) = seaweed("the_admin_user_is_never_managed_as_a_namespace") else { return };
+    let store = sw.store();
+    // Upstream's admin identity is user kubeflow-admin; a namespace could be called that.
+    let err = store.list_keys("kubeflow-admin").await.expect_err("admin user refused");
+    assert!(matches!(err, pipeline_artifacts::store::StoreError::AdminUser(_)), "{err}");
+    assert!(store.delete_identity("kubeflow-admin").await.is_err());
+    // The admin still works.
+    assert!(store.list_keys("someone").await.unwrap().is_empty());
+    assert!(store.user_exists("kubeflow-admin").await.unwrap());
+}
