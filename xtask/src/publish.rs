@@ -82,7 +82,8 @@ pub struct Outcome {
 pub fn run(args: Args) -> Result<()> {
     let overlay = args.overlay.clone().unwrap_or_else(|| crate::project_root().join("overlays/homelab"));
     let yaml = render(&overlay, args.mirror.clone())?;
-    let outcome = publish(&yaml, &args, &format!("render {}", overlay.display()))?;
+    let shown = overlay.strip_prefix(crate::project_root()).unwrap_or(&overlay);
+    let outcome = publish(&yaml, &args, &format!("render {}", shown.display()))?;
     report(&args.branch, &outcome, args.dry_run);
     Ok(())
 }
