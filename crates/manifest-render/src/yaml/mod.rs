@@ -8,11 +8,18 @@
 //! the way go-yaml v2 does.
 
 mod emit;
+mod fast;
 mod parse;
 mod resolve;
 
 pub use emit::{emit_document, emit_documents, go_json_float};
 pub use parse::{ParseError, parse_documents};
+
+/// Whether the fast reader takes `text` (for profiling; see `examples/parse_all.rs`).
+#[doc(hidden)]
+pub fn fast_path_accepts(text: &str) -> bool {
+    fast::parse(text).is_some()
+}
 
 /// A JSON-typed YAML value.
 #[derive(Clone, Debug, PartialEq)]
