@@ -191,74 +191,6 @@ fn unescape(s: &str) -> Option<(char, usize)> {
     })
 }
 
-#[cfg(test)]
-fn double_quoted(s: &str) -> Option<(String, &str)> {
-    let mut out = String::new();
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Some((out, &s[i + 1..])),
-            '\\' => {
-                let (_, e) = chars.next()?;
-                let hex = |n: usize, chars: &mut std::str::CharIndices| -> Option<char> {
-                    let mut v = 0u32;
-                    for _ in 0..n {
-                        v = v * 16 + chars.next()?.1.to_digit(16)?;
-                    }
-                    char::from_u32(v)
-                };
-                out.push(match e {
-                    '0' => '\0',
-                    'a' => '\x07',
-                    'b' => '\x08',
-                    't' => '\t',
-                    'n' => '\n',
-                    'v' => '\x0b',
-                    'f' => '\x0c',
-                    'r' => '\r',
-                    'e' => '\x1b',
-                    ' ' => ' ',
-                    '"' => '"',
-                    '/' => '/',
-                    '\\' => '\\',
-                    'N' => '\u{85}',
-                    '_' => '\u{a0}',
-                    'L' => '\u{2028}',
-                    'P' => '\u{2029}',
-                    'x' => hex(2, &mut chars)?,
-                    'u' => hex(4, &mut chars)?,
-                    'U' => hex(8, &mut chars)?,
-                    _ => return None,
-                });
-            }
-            c => out.push(c),
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-fn single_quoted(s: &str) -> Option<(String, &str)> {
-    let mut out = String::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut start = 0;
-    while i < b.len() {
-        if b[i] == b'\'' {
-            out.push_str(&s[start..i]);
-            if b.get(i + 1) == Some(&b'\'') {
-                out.push('\'');
-                i += 2;
-                start = i;
-                continue;
-            }
-            return Some((out, &s[i + 1..]));
-        }
-        i += 1;
-    }
-    None
-}
-
 /// A one-line flow sequence of scalars: `[a, "b", 'c']`.
 fn flow_seq(s: &str) -> Option<Value> {
     let inner = s.strip_prefix('[')?.strip_suffix(']')?;
@@ -337,8 +269,7 @@ impl<'a> P<'a> {
 
     fn sequence(&mut self, indent: usize) -> Option<Value> {
         let mut items = Vec::new();
-        loop {
-            let Some((ind, text)) = self.peek() else { break };
+        while let Some((ind, text)) = self.peek() {
             if ind != indent || !(text == "-" || text.starts_with("- ")) {
                 break;
             }
@@ -493,7 +424,7 @@ impl<'a> P<'a> {
 
     /// Whether no line more indented than `parent` follows.
     fn no_continuation(&mut self, parent: usize) -> bool {
-        !self.peek().is_some_and(|(n, _)| n > parent)
+        self.peek().is_none_or(|(n, _)| n <= parent)
     }
 
     /// A plain scalar's continuation lines (indented more than `parent`),
