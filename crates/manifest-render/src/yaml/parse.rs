@@ -31,6 +31,11 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, ParseError> {
 
 /// [`parse_documents`] through libyaml-safer's event parser only.
 pub(crate) fn parse_slow(text: &str) -> Result<Vec<Value>, ParseError> {
+    // libyaml-safer takes any leading 0xEF byte for a byte order mark; a
+    // text that starts with another character encoded so gets a blank line.
+    if text.as_bytes().first() == Some(&0xEF) && !text.starts_with('\u{feff}') {
+        return parse_slow(&format!("\n{text}")).map_err(|e| ParseError { line: e.line.saturating_sub(1), ..e });
+    }
     // libyaml-safer panics on a block scalar that ends the input without a
     // line break; parse with one added and undo its effect on that scalar.
     let owned;
@@ -303,6 +308,7 @@ mod tests {
         assert_eq!(d.get("y"), Some(&Value::Int(3)));
         let e = parse_documents("a: 1\na: 2\n").unwrap_err();
         assert_eq!(e.line, 2);
+        assert_eq!(parse_slow("\u{fb13}: 1\n").unwrap()[0].get("\u{fb13}"), Some(&Value::Int(1)));
         let docs = parse_documents("a: |\n  x\nb: |-\n  y\nc: |\n  z").unwrap();
         assert_eq!(docs[0].get("a"), Some(&Value::Str("x\n".into())));
         assert_eq!(docs[0].get("b"), Some(&Value::Str("y".into())));
