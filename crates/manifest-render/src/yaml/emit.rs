@@ -463,6 +463,19 @@ impl Emitter {
         if !self.whitespace {
             self.put(b' ');
         }
+        // Without breaks, and with no space past the width, nothing folds:
+        // copy the value at once.
+        let chars = if v.is_ascii() { v.len() } else { std::str::from_utf8(v).map_or(usize::MAX, |s| s.chars().count()) };
+        if chars != usize::MAX
+            && !has_break(v)
+            && (!allow_breaks || self.column + chars as i64 <= BEST_WIDTH + 1 || !v.contains(&b' '))
+        {
+            self.out.extend_from_slice(v);
+            self.column += chars as i64;
+            self.whitespace = false;
+            self.indention = false;
+            return;
+        }
         self.write_flowing(v, allow_breaks, false);
     }
 
