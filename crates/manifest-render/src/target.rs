@@ -180,6 +180,11 @@ impl Target {
     }
 
     fn load_resource(&self, path: &str) -> Result<Loaded, Error> {
+        if path.starts_with("ssh://") || path.starts_with("git@") || path.starts_with("git::ssh") {
+            return Err(self.err(format!(
+                "resource '{path}': ssh git remotes are not supported; use an https spelling found in the mirror"
+            )));
+        }
         let as_file = self.root.dir.join(path);
         let remote = crate::loader::Remote::parse(path);
         let is_file = match &remote {
