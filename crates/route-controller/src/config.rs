@@ -48,6 +48,9 @@ pub struct Config {
     /// How often every route is checked against its source, besides watch events.
     #[arg(long, env = "SWEEP_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
     pub sweep_interval: Duration,
+    /// Namespaces reconciled at once (each with up to 4 requests in flight).
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 8)]
+    pub max_concurrent_reconciles: u16,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
@@ -67,6 +70,8 @@ pub enum ConfigError {
     EmptyUserId,
     #[error("invalid configuration: --sweep-interval must be at least 1s")]
     SweepInterval,
+    #[error("invalid configuration: --max-concurrent-reconciles must be at least 1")]
+    Concurrency,
 }
 
 impl Config {
@@ -84,6 +89,7 @@ impl Config {
             reference_grant_name: "allow-kubeflow-gateway".into(),
             field_manager: "kflite-route-controller".into(),
             sweep_interval: Duration::from_secs(300),
+            max_concurrent_reconciles: 8,
             metrics_addr: "127.0.0.1:0".parse().expect("literal address"),
         }
     }
@@ -115,6 +121,9 @@ impl Config {
         }
         if self.sweep_interval < Duration::from_secs(1) {
             return Err(ConfigError::SweepInterval);
+        }
+        if self.max_concurrent_reconciles == 0 {
+            return Err(ConfigError::Concurrency);
         }
         Ok(())
     }

@@ -335,6 +335,10 @@ pub async fn run(
     let sweeper = tokio::spawn(sweep_forever(ctx.clone()));
     controller
         .reconcile_on(triggers)
+        // Bounded: every request in flight is an HTTP/1.1 connection with its buffers.
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.config.max_concurrent_reconciles),
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
@@ -477,7 +481,7 @@ async fn reconcile_namespace(ns: &str, terminating: bool, ctx: &Context) -> Resu
 }
 
 /// Requests in flight per namespace reconcile.
-const APPLY_CONCURRENCY: usize = 8;
+const APPLY_CONCURRENCY: usize = 4;
 
 /// Apply one route; on failure, an Event on its source and the error text.
 async fn apply_route(
