@@ -47,7 +47,13 @@ fn error_policy(ns: Arc<Namespace>, err: &ReconcileError, ctx: Arc<Context>) -> 
 
 /// Runs the controller until `shutdown` resolves. Marks the metrics ready once the bucket is prepared.
 pub async fn run(ctx: Context, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    prepare_bucket(&ctx).await;
+    use futures::FutureExt as _;
+    let shutdown = shutdown.shared();
+    // SeaweedFS may be down for a long time: stay stoppable while waiting for it.
+    tokio::select! {
+        _ = prepare_bucket(&ctx) => {}
+        _ = shutdown.clone() => return,
+    }
     ctx.metrics.set_ready(true);
     let client = ctx.client.clone();
     let namespaces: Api<Namespace> = Api::all(client.clone());

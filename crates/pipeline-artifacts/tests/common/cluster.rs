@@ -65,9 +65,9 @@ impl Env {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take()
-            && tokio::time::timeout(Duration::from_secs(10), task).await.is_err()
+            && tokio::time::timeout(Duration::from_secs(30), task).await.is_err()
         {
-            panic!("controller did not stop within 10s");
+            panic!("controller did not stop within 30s of the shutdown signal");
         }
     }
 
