@@ -1003,7 +1003,12 @@ impl Store {
         }
         if remaining == 0 {
             let nsgr = GroupResource { group: String::new(), resource: "namespaces".into() };
-            if let Some(o) = self.get_obj(&nsgr, "", ns).cloned() {
+            // Only the `kubernetes` spec finalizer is ours to clear; once it is
+            // gone, a namespace held by metadata.finalizers waits for their owners.
+            let spec_finalizers = |o: &Value| {
+                o.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
+            };
+            if let Some(o) = self.get_obj(&nsgr, "", ns).cloned().filter(|o| spec_finalizers(o)) {
                 let mut n = (*o).clone();
                 if let Some(spec) = n.get_mut("spec").and_then(Value::as_object_mut) {
                     spec.insert("finalizers".into(), json!([]));

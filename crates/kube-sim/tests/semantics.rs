@@ -179,6 +179,31 @@ async fn finalizers_hold_deletion_and_namespaces_cascade() {
 }
 
 #[tokio::test]
+async fn a_namespace_held_by_a_metadata_finalizer_waits_for_its_owner() {
+    // A controller's finalizer on the Namespace itself (pipeline-artifacts
+    // puts one there): the delete returns, the namespace stays Terminating
+    // until the finalizer is removed, then goes.
+    let tc = TestCluster::start().expect("start");
+    let client = tc.client().await.expect("client");
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let name = format!("{}-held", tc.namespace("nsfin").await.expect("namespace"));
+    nss.create(&PostParams::default(), &obj(json!({"metadata": {"name": name, "finalizers": ["kflite.test/cleanup"]}})))
+        .await
+        .expect("create");
+    let deleted = tokio::time::timeout(std::time::Duration::from_secs(10), nss.delete(&name, &DeleteParams::default()))
+        .await
+        .expect("delete answers");
+    deleted.expect("delete");
+    let n = nss.get(&name).await.expect("still there");
+    assert!(n.metadata.deletion_timestamp.is_some());
+    assert_eq!(n.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
+    nss.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+        .await
+        .expect("release");
+    eventually("the namespace to go", || async { nss.get_opt(&name).await.expect("get").is_none() }).await;
+}
+
+#[tokio::test]
 async fn selectors_and_pagination() {
     let tc = TestCluster::start().expect("start");
     let ns = tc.namespace("sel").await.expect("namespace");
