@@ -50,6 +50,9 @@ pub struct Args {
     /// CA bundle to ship as /etc/ssl/certs/ca-certificates.crt.
     #[arg(long, env = "KFLITE_CA_BUNDLE", default_value = CA_BUNDLE)]
     pub ca_bundle: PathBuf,
+    /// Package the binaries the last build left in the target dir; do not run cargo.
+    #[arg(long)]
+    pub no_build: bool,
 }
 
 /// One image, built and written as an oci-archive.
@@ -108,7 +111,15 @@ pub fn build(args: &Args) -> Result<Vec<Built>> {
     }
     let out = args.out.clone().unwrap_or_else(|| ws.target_dir.join("images"));
     let triple = buildinfo::host_triple()?;
-    let binaries = cargo_build_static(&ws, &triple, &names)?;
+    let binaries = if args.no_build {
+        let paths: Vec<PathBuf> = names.iter().map(|n| static_binary_path(&ws, &triple, n)).collect();
+        if let Some(missing) = paths.iter().find(|p| !p.is_file()) {
+            bail!("--no-build: {} is not there; run without --no-build first", missing.display());
+        }
+        paths
+    } else {
+        cargo_build_static(&ws, &triple, &names)?
+    };
 
     let created = oci::rfc3339(buildinfo::source_date_epoch(&ws.root)?);
     let revision = buildinfo::revision(&ws.root);
@@ -189,7 +200,11 @@ fn cargo_build_static(ws: &Workspace, triple: &str, names: &[String]) -> Result<
     if !status.success() {
         bail!("cargo build --release of {} failed ({status})", names.join(", "));
     }
-    Ok(names.iter().map(|n| ws.target_dir.join(triple).join("release").join(n)).collect())
+    Ok(names.iter().map(|n| static_binary_path(ws, triple, n)).collect())
+}
+
+fn static_binary_path(ws: &Workspace, triple: &str, name: &str) -> PathBuf {
+    ws.target_dir.join(triple).join("release").join(name)
 }
 
 /// The layer every image shares: users, CA certificates, name service

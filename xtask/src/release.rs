@@ -53,6 +53,9 @@ pub struct Args {
     /// CA bundle for the images.
     #[arg(long, env = "KFLITE_CA_BUNDLE", default_value = images::CA_BUNDLE)]
     pub ca_bundle: PathBuf,
+    /// Package the release binaries already built instead of running cargo (tests).
+    #[arg(long)]
+    pub no_build: bool,
     #[command(flatten)]
     pub app: AppArgs,
 }
@@ -85,6 +88,7 @@ pub fn run(args: Args) -> Result<()> {
         images: names,
         insecure: args.insecure,
         ca_bundle: args.ca_bundle.clone(),
+        no_build: args.no_build,
     })?;
     if !args.dry_run {
         images::push(&mut built, &args.registry, args.insecure)?;

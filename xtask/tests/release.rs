@@ -45,12 +45,15 @@ fn release_args<'a>(version: &'a str, overlay: &'a Path, repo: &'a Path, registr
     for n in names {
         args.extend(["--image", n]);
     }
+    args.extend(build_flag());
     args
 }
 
 /// `name: main` container images of the rendered Deployments.
 fn pinned_images(rendered: &str) -> Vec<String> {
-    rendered.lines().filter_map(|l| l.trim().strip_prefix("image: ")).filter(|i| !i.starts_with("busybox")).map(str::to_string).collect()
+    rendered
+        .lines()
+        .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix("image: ")).filter(|i| !i.starts_with("busybox")).map(str::to_string).collect()
 }
 
 #[test]
@@ -82,8 +85,11 @@ fn release_dry_run_pins_by_digest_and_pushes_nothing() {
         }
         want.push(format!("{registry}/{name}:{version}@{digest}"));
     }
-    assert_eq!(pinned_images(&rendered), want);
-    assert!(rendered.contains("image: busybox:1.36"), "other images are left alone");
+    let mut got = pinned_images(&rendered);
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(rendered.contains("- image: busybox:1.36\n"), "other images are left alone");
 }
 
 #[test]

@@ -18,6 +18,14 @@ pub fn xtask(args: &[&str]) -> Output {
         .expect("running xtask")
 }
 
+/// `--no-build` when `KFLITE_IMAGES_PREBUILT=1`: package the release
+/// binaries already in the target dir instead of building them (for a
+/// shared checkout whose controller sources change under a running test; CI
+/// leaves it unset and builds).
+pub fn build_flag() -> Option<&'static str> {
+    (std::env::var("KFLITE_IMAGES_PREBUILT").as_deref() == Ok("1")).then_some("--no-build")
+}
+
 /// [`xtask`] that must succeed; returns stdout.
 pub fn xtask_ok(args: &[&str]) -> String {
     let out = xtask(args);
