@@ -176,12 +176,21 @@ pub fn unpack(skopeo: &Path, archive: &Path, rootfs: &Path) {
     }
 }
 
-/// Runs `/<name> --version` inside `rootfs`: plain chroot as root (as the
-/// image's uid 65532), else `unshare -r chroot`. `None` when neither works.
+/// Runs `/<name> --version` inside `rootfs` as the image's uid 65532: plain
+/// chroot as root, else `sudo -n chroot` (CI runners), else `unshare -r
+/// chroot` (an unprivileged user namespace; then as mapped root). `None`
+/// when none of them is allowed here.
 pub fn run_in_rootfs(rootfs: &Path, name: &str) -> Option<Output> {
     let is_root = run(Command::new("id").arg("-u")).trim() == "0";
-    let mut cmd = if is_root {
-        let mut c = Command::new("chroot");
+    let sudo = !is_root && Command::new("sudo").args(["-n", "true"]).output().is_ok_and(|o| o.status.success());
+    let mut cmd = if is_root || sudo {
+        let mut c = if sudo {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "chroot"]);
+            c
+        } else {
+            Command::new("chroot")
+        };
         c.arg("--userspec=65532:65532").arg(rootfs);
         c
     } else {
@@ -190,7 +199,7 @@ pub fn run_in_rootfs(rootfs: &Path, name: &str) -> Option<Output> {
         c
     };
     let out = cmd.arg(format!("/{name}")).arg("--version").env_clear().output().ok()?;
-    if !is_root && !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unshare") {
+    if !is_root && !sudo && !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unshare") {
         return None;
     }
     Some(out)
