@@ -69,6 +69,12 @@ impl Registry {
         })
     }
 
+    /// Uses these credentials instead of the environment's.
+    pub fn with_credentials(mut self, user: &str, password: &str) -> Registry {
+        self.credentials = Some((user.to_string(), password.to_string()));
+        self
+    }
+
     /// The repository an image is pushed to (`owner/route-controller`).
     pub fn repository(&self, name: &str) -> String {
         if self.prefix.is_empty() { name.to_string() } else { format!("{}/{name}", self.prefix) }
@@ -269,6 +275,75 @@ mod tests {
         for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
             assert_eq!(base64(i.as_bytes()), o);
         }
+    }
+
+    /// A registry that demands a Bearer token from its realm, which in turn
+    /// demands Basic credentials; every blob is already there.
+    #[test]
+    fn bearer_challenge_is_met_with_a_token_from_the_realm() {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let image = {
+            let l = crate::oci::layer(vec![crate::oci::Entry::file("a", 0o644, b"a".to_vec())], "a").unwrap();
+            let spec = crate::oci::ImageSpec {
+                architecture: "amd64".into(),
+                entrypoint: vec!["/a".into()],
+                env: vec![],
+                labels: Default::default(),
+                created: crate::oci::rfc3339(0),
+                tag: "1".into(),
+            };
+            crate::oci::image(&spec, vec![l]).unwrap()
+        };
+        let digest = image.digest().to_string();
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for stream in listener.incoming().take(5) {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let (mut auth, mut length) = (String::new(), 0usize);
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    if h.trim().is_empty() {
+                        break;
+                    }
+                    let (k, v) = h.split_once(':').unwrap();
+                    match k.to_ascii_lowercase().as_str() {
+                        "authorization" => auth = v.trim().to_string(),
+                        "content-length" => length = v.trim().parse().unwrap(),
+                        _ => {}
+                    }
+                }
+                let mut body = vec![0; length];
+                std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+                let path = line.split_whitespace().nth(1).unwrap().to_string();
+                let response = if path.starts_with("/token") {
+                    assert_eq!(auth, format!("Basic {}", base64(b"user:secret")));
+                    assert!(path.contains("scope=repository%3Aowner%2Fapp%3Apull%2Cpush"), "{path}");
+                    let body = r#"{"token":"t0k"}"#;
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+                } else if auth != "Bearer t0k" {
+                    format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://{addr}/token\",service=\"test\"\r\nContent-Length: 0\r\n\r\n")
+                } else if line.starts_with("HEAD") {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_string()
+                } else {
+                    format!("HTTP/1.1 201 Created\r\nDocker-Content-Digest: {digest}\r\nContent-Length: 0\r\n\r\n")
+                };
+                stream.write_all(response.as_bytes()).unwrap();
+                seen.push(format!("{} {path}", line.split_whitespace().next().unwrap()));
+            }
+            seen
+        });
+        let mut reg = Registry::new(&format!("{addr}/owner"), false).unwrap().with_credentials("user", "secret");
+        let reference = reg.push("app", &image).unwrap();
+        assert_eq!(reference, format!("{addr}/owner/app:1@{}", image.digest()));
+        let seen = server.join().unwrap();
+        assert!(seen[1].starts_with("GET /token"), "{seen:?}");
+        assert_eq!(seen.last().unwrap(), "PUT /v2/owner/app/manifests/1");
     }
 
     #[test]
