@@ -50,22 +50,22 @@ impl Registry {
             bail!("registry '{registry}' names no host");
         }
         let scheme = if insecure || is_loopback(host) { "http" } else { "https" };
-        let credentials = match (std::env::var("KFLITE_REGISTRY_USER"), std::env::var("KFLITE_REGISTRY_PASSWORD")) {
-            (Ok(u), Ok(p)) if !u.is_empty() => Some((u, p)),
-            _ => None,
-        };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(std::time::Duration::from_secs(600)))
             .build()
             .into();
-        Ok(Registry {
+        let registry = Registry {
             agent,
             base: format!("{scheme}://{host}"),
             host: host.to_string(),
             prefix: prefix.to_string(),
-            credentials,
+            credentials: None,
             auth: BTreeMap::new(),
+        };
+        Ok(match (std::env::var("KFLITE_REGISTRY_USER"), std::env::var("KFLITE_REGISTRY_PASSWORD")) {
+            (Ok(u), Ok(p)) if !u.is_empty() => registry.with_credentials(&u, &p),
+            _ => registry,
         })
     }
 
