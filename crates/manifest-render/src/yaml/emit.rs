@@ -630,6 +630,31 @@ impl Emitter {
         self.put_break();
         self.indention = true;
         self.whitespace = true;
+        if !v.iter().any(|&b| b == b'\r' || b == 0xC2 || b == 0xE2) {
+            // Only '\n' breaks: copy each line's text at once.
+            let mut breaks = true;
+            let mut rest = v;
+            while !rest.is_empty() {
+                if rest[0] == b'\n' {
+                    self.put_break();
+                    self.indention = true;
+                    breaks = true;
+                    rest = &rest[1..];
+                    continue;
+                }
+                if breaks {
+                    self.write_indent();
+                }
+                let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+                let run = &rest[..end];
+                self.out.extend_from_slice(run);
+                self.column += if run.is_ascii() { run.len() } else { std::str::from_utf8(run).map_or(run.len(), |s| s.chars().count()) } as i64;
+                self.indention = false;
+                breaks = false;
+                rest = &rest[end..];
+            }
+            return;
+        }
         let mut breaks = true;
         let mut i = 0;
         while i < v.len() {
