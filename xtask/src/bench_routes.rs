@@ -29,12 +29,19 @@ pub fn run(args: Args) -> Result<()> {
         "bench_routes",
     ]))
     .context("building route-controller (release)")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
     let release = target.join("release");
     crate::tools::run(
         Command::new(release.join("examples/bench_routes"))
             .arg("--controller")
             .arg(release.join("route-controller"))
-            .args(["--changes", &args.changes.to_string(), "--rate", &args.rate.to_string()]),
+            .args([
+                "--changes",
+                &args.changes.to_string(),
+                "--rate",
+                &args.rate.to_string(),
+            ]),
     )
 }

@@ -62,7 +62,9 @@ pub fn workspace() -> Result<Workspace> {
                 description: text(&p["description"]),
                 license: text(&p["license"]),
                 // Packages that do not inherit `repository` still live in the workspace's.
-                repository: p["repository"].as_str().map_or_else(|| workspace_repository.clone(), str::to_string),
+                repository: p["repository"]
+                    .as_str()
+                    .map_or_else(|| workspace_repository.clone(), str::to_string),
                 bins,
             },
         );
@@ -76,7 +78,8 @@ pub fn workspace() -> Result<Workspace> {
 
 /// A string field of `[workspace.package]` in the root Cargo.toml (`key = "value"` lines).
 fn workspace_package_field(manifest: &Path, key: &str) -> Result<String> {
-    let text = std::fs::read_to_string(manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    let text =
+        std::fs::read_to_string(manifest).with_context(|| format!("reading {}", manifest.display()))?;
     let mut in_section = false;
     for line in text.lines().map(str::trim) {
         if line.starts_with('[') {
@@ -98,10 +101,16 @@ pub fn git_with(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().with_context(|| format!("running git {} (is git installed?)", args.join(" ")))?;
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("running git {} (is git installed?)", args.join(" ")))?;
     if let Some(data) = stdin {
         let mut pipe = child.stdin.take().context("git stdin")?;
         // git may answer before reading everything; a broken pipe then shows up as its exit status.
@@ -132,7 +141,10 @@ pub fn revision(root: &Path) -> String {
 /// commit time, so two builds of one commit agree.
 pub fn source_date_epoch(root: &Path) -> Result<i64> {
     if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
-        return v.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={v} is not a Unix time"));
+        return v
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={v} is not a Unix time"));
     }
     match git(root, &["log", "-1", "--format=%ct", "HEAD"]) {
         Ok(t) => t.parse().with_context(|| format!("git commit time '{t}'")),
@@ -143,7 +155,10 @@ pub fn source_date_epoch(root: &Path) -> Result<i64> {
 /// The host's target triple (`rustc -vV`).
 pub fn host_triple() -> Result<String> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let out = Command::new(rustc).arg("-vV").output().context("running rustc -vV")?;
+    let out = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .context("running rustc -vV")?;
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| l.strip_prefix("host: "))
@@ -162,7 +177,11 @@ pub fn relative_path(base: &Path, path: &Path) -> PathBuf {
     for c in &p[common..] {
         out.push(c);
     }
-    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
 }
 
 #[cfg(test)]
@@ -172,7 +191,10 @@ mod tests {
     #[test]
     fn relative_paths() {
         let rel = |a: &str, b: &str| relative_path(Path::new(a), Path::new(b)).display().to_string();
-        assert_eq!(rel("/w/target/x", "/w/overlays/homelab"), "../../overlays/homelab");
+        assert_eq!(
+            rel("/w/target/x", "/w/overlays/homelab"),
+            "../../overlays/homelab"
+        );
         assert_eq!(rel("/w", "/w/a"), "a");
         assert_eq!(rel("/w/a", "/w/a"), ".");
     }
@@ -180,7 +202,15 @@ mod tests {
     #[test]
     fn workspace_lists_controller_binaries() {
         let ws = workspace().unwrap();
-        assert!(ws.packages["route-controller"].bins.contains(&"route-controller".to_string()));
-        assert!(ws.packages["route-controller"].repository.starts_with("https://"), "{:?}", ws.packages["route-controller"]);
+        assert!(
+            ws.packages["route-controller"]
+                .bins
+                .contains(&"route-controller".to_string())
+        );
+        assert!(
+            ws.packages["route-controller"].repository.starts_with("https://"),
+            "{:?}",
+            ws.packages["route-controller"]
+        );
     }
 }

@@ -38,7 +38,10 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     if !stale.is_empty() {
-        bail!("stale generated files (run `cargo xtask generate`): {}", stale.join(", "));
+        bail!(
+            "stale generated files (run `cargo xtask generate`): {}",
+            stale.join(", ")
+        );
     }
     Ok(())
 }
@@ -60,7 +63,10 @@ fn stub_istio_crds() -> Result<Generated> {
         }
         text.push_str(&serde_yaml_ng::to_string(crd).context("serialising a stub CRD")?);
     }
-    Ok(Generated { path: "manifests/istio-stubs/stub-istio-crds.yaml".into(), text })
+    Ok(Generated {
+        path: "manifests/istio-stubs/stub-istio-crds.yaml".into(),
+        text,
+    })
 }
 
 #[derive(Deserialize)]
@@ -91,30 +97,56 @@ struct App {
 /// at `/` (their prefix is rewritten away); Katib's UI serves at `/katib/`
 /// itself; everything else goes to the central dashboard.
 const APPS: &[App] = &[
-    App { prefix: "/jupyter/", service: "jupyter-web-app-service", rewrite: true },
-    App { prefix: "/volumes/", service: "volumes-web-app-service", rewrite: true },
-    App { prefix: "/tensorboards/", service: "tensorboards-web-app-service", rewrite: true },
-    App { prefix: "/pipeline/", service: "ml-pipeline-ui", rewrite: true },
-    App { prefix: "/katib/", service: "katib-ui", rewrite: false },
-    App { prefix: "/", service: "centraldashboard", rewrite: false },
+    App {
+        prefix: "/jupyter/",
+        service: "jupyter-web-app-service",
+        rewrite: true,
+    },
+    App {
+        prefix: "/volumes/",
+        service: "volumes-web-app-service",
+        rewrite: true,
+    },
+    App {
+        prefix: "/tensorboards/",
+        service: "tensorboards-web-app-service",
+        rewrite: true,
+    },
+    App {
+        prefix: "/pipeline/",
+        service: "ml-pipeline-ui",
+        rewrite: true,
+    },
+    App {
+        prefix: "/katib/",
+        service: "katib-ui",
+        rewrite: false,
+    },
+    App {
+        prefix: "/",
+        service: "centraldashboard",
+        rewrite: false,
+    },
 ];
 
 fn dashboard_route(root: &Path) -> Result<Generated> {
     let dir = root.join("manifests/dashboard-route");
     let config_path = dir.join("config.yaml");
     let config: DashboardConfig = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?,
+        &std::fs::read_to_string(&config_path)
+            .with_context(|| format!("reading {}", config_path.display()))?,
     )
     .with_context(|| format!("{}", config_path.display()))?;
     if config.hostnames.is_empty() {
         bail!("{}: hostnames must list at least one host", config_path.display());
     }
     let template_path = dir.join("httproute.yaml.j2");
-    let template =
-        std::fs::read_to_string(&template_path).with_context(|| format!("reading {}", template_path.display()))?;
+    let template = std::fs::read_to_string(&template_path)
+        .with_context(|| format!("reading {}", template_path.display()))?;
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.add_template("httproute", &template).with_context(|| format!("{}", template_path.display()))?;
+    env.add_template("httproute", &template)
+        .with_context(|| format!("{}", template_path.display()))?;
     let mut text = env
         .get_template("httproute")?
         .render(minijinja::context! {
@@ -127,7 +159,10 @@ fn dashboard_route(root: &Path) -> Result<Generated> {
         })
         .with_context(|| format!("rendering {}", template_path.display()))?;
     text.push('\n');
-    Ok(Generated { path: "manifests/dashboard-route/httproute.yaml".into(), text })
+    Ok(Generated {
+        path: "manifests/dashboard-route/httproute.yaml".into(),
+        text,
+    })
 }
 
 #[cfg(test)]
@@ -159,10 +194,13 @@ mod tests {
             assert_eq!(rule["matches"][0]["path"]["value"], app.prefix);
             assert_eq!(rule["backendRefs"][0]["name"], app.service);
             let filters = rule["filters"].as_array().unwrap();
-            assert_eq!(filters[0]["requestHeaderModifier"]["set"][0]["name"], "kubeflow-userid");
-            let rewrite = filters.iter().any(|f| {
-                f["type"] == "URLRewrite" && f["urlRewrite"]["path"]["replacePrefixMatch"] == "/"
-            });
+            assert_eq!(
+                filters[0]["requestHeaderModifier"]["set"][0]["name"],
+                "kubeflow-userid"
+            );
+            let rewrite = filters
+                .iter()
+                .any(|f| f["type"] == "URLRewrite" && f["urlRewrite"]["path"]["replacePrefixMatch"] == "/");
             assert_eq!(rewrite, app.rewrite, "{}", app.prefix);
         }
     }

@@ -77,7 +77,10 @@ pub fn run(args: Args) -> Result<()> {
             b.image.digest(),
             b.image.compressed_size() as f64 / 1e6,
             b.archive.display(),
-            b.pushed.as_deref().map(|r| format!("  pushed {r}")).unwrap_or_default()
+            b.pushed
+                .as_deref()
+                .map(|r| format!("  pushed {r}"))
+                .unwrap_or_default()
         );
     }
     Ok(())
@@ -87,7 +90,10 @@ pub fn run(args: Args) -> Result<()> {
 pub fn push(built: &mut [Built], registry: &str, insecure: bool) -> Result<()> {
     let mut reg = Registry::new(registry, insecure)?;
     for b in built.iter_mut() {
-        b.pushed = Some(reg.push(&b.name, &b.image).with_context(|| format!("pushing {}", b.name))?);
+        b.pushed = Some(
+            reg.push(&b.name, &b.image)
+                .with_context(|| format!("pushing {}", b.name))?,
+        );
     }
     Ok(())
 }
@@ -112,9 +118,15 @@ pub fn build(args: &Args) -> Result<Vec<Built>> {
     let out = args.out.clone().unwrap_or_else(|| ws.target_dir.join("images"));
     let triple = buildinfo::host_triple()?;
     let binaries = if args.no_build {
-        let paths: Vec<PathBuf> = names.iter().map(|n| static_binary_path(&ws, &triple, n)).collect();
+        let paths: Vec<PathBuf> = names
+            .iter()
+            .map(|n| static_binary_path(&ws, &triple, n))
+            .collect();
         if let Some(missing) = paths.iter().find(|p| !p.is_file()) {
-            bail!("--no-build: {} is not there; run without --no-build first", missing.display());
+            bail!(
+                "--no-build: {} is not there; run without --no-build first",
+                missing.display()
+            );
         }
         paths
     } else {
@@ -136,7 +148,10 @@ pub fn build(args: &Args) -> Result<Vec<Built>> {
         let tag = args.tag.clone().unwrap_or_else(|| pkg.version.clone());
         let data = std::fs::read(&binary).with_context(|| format!("reading {}", binary.display()))?;
         check_static(&data).with_context(|| format!("{}", binary.display()))?;
-        let app = oci::layer(vec![Entry::file(name, 0o755, data)], &format!("/{name} (cargo build --release, {triple}, crt-static)"))?;
+        let app = oci::layer(
+            vec![Entry::file(name, 0o755, data)],
+            &format!("/{name} (cargo build --release, {triple}, crt-static)"),
+        )?;
         let labels: BTreeMap<String, String> = [
             ("org.opencontainers.image.title", name.as_str()),
             ("org.opencontainers.image.description", &pkg.description),
@@ -167,7 +182,12 @@ pub fn build(args: &Args) -> Result<Vec<Built>> {
         }
         let archive = out.join(format!("{name}.oci.tar"));
         image.write_oci_archive(&archive)?;
-        built.push(Built { name: name.clone(), image, archive, pushed: None });
+        built.push(Built {
+            name: name.clone(),
+            image,
+            archive,
+            pushed: None,
+        });
     }
     Ok(built)
 }
@@ -211,13 +231,18 @@ fn static_binary_path(ws: &Workspace, triple: &str, name: &str) -> PathBuf {
 /// order, /tmp.
 pub fn base_layer(ca_bundle: &Path) -> Result<oci::Layer> {
     let certs = std::fs::read(ca_bundle).with_context(|| {
-        format!("reading the CA bundle {} (install Debian's ca-certificates or pass --ca-bundle)", ca_bundle.display())
+        format!(
+            "reading the CA bundle {} (install Debian's ca-certificates or pass --ca-bundle)",
+            ca_bundle.display()
+        )
     })?;
     if !String::from_utf8_lossy(&certs).contains("-----BEGIN CERTIFICATE-----") {
         bail!("{} holds no PEM certificate", ca_bundle.display());
     }
     let u = NONROOT_UID;
-    let passwd = format!("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:{u}:{u}:nonroot:/nonexistent:/sbin/nologin\n");
+    let passwd = format!(
+        "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:{u}:{u}:nonroot:/nonexistent:/sbin/nologin\n"
+    );
     let group = format!("root:x:0:\nnonroot:x:{u}:\n");
     let ca_version = std::process::Command::new("dpkg-query")
         .args(["-W", "-f", "${Version}", "ca-certificates"])
@@ -256,7 +281,9 @@ pub fn check_static(elf: &[u8]) -> Result<()> {
     let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
     for i in 0..phnum {
         let at = phoff + i * phentsize;
-        let Some(ph) = elf.get(at..at + 4) else { bail!("truncated program header table") };
+        let Some(ph) = elf.get(at..at + 4) else {
+            bail!("truncated program header table")
+        };
         const PT_INTERP: u32 = 3;
         if u32::from_le_bytes(ph.try_into().unwrap_or_default()) == PT_INTERP {
             bail!("dynamically linked (has a program interpreter); the image carries no libc");
@@ -283,7 +310,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bogus = dir.path().join("bundle");
         std::fs::write(&bogus, "nothing").unwrap();
-        assert!(base_layer(&bogus).unwrap_err().to_string().contains("no PEM certificate"));
+        assert!(
+            base_layer(&bogus)
+                .unwrap_err()
+                .to_string()
+                .contains("no PEM certificate")
+        );
         let missing = base_layer(&dir.path().join("absent")).unwrap_err();
         assert!(format!("{missing:#}").contains("ca-certificates"), "{missing:#}");
     }

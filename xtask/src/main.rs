@@ -6,18 +6,19 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod bench_artifacts;
 mod bench_render;
 mod bench_routes;
 mod buildinfo;
 mod conformance;
 mod generate;
 mod gpu_check;
-mod render;
 mod images;
 mod oci;
 mod publish;
 mod registry;
 mod release;
+mod render;
 mod test;
 mod tools;
 
@@ -57,6 +58,8 @@ enum Bench {
     Render(bench_render::Args),
     /// route-controller at homelab scale on kube-sim: convergence, latency, RSS.
     Routes(bench_routes::Args),
+    /// pipeline-artifacts provisioning namespaces from cold on real SeaweedFS.
+    Artifacts(bench_artifacts::Args),
 }
 
 fn main() -> Result<()> {
@@ -66,6 +69,7 @@ fn main() -> Result<()> {
         Command::Conformance(args) => conformance::run(args),
         Command::Bench(Bench::Render(args)) => bench_render::run(args),
         Command::Bench(Bench::Routes(args)) => bench_routes::run(args),
+        Command::Bench(Bench::Artifacts(args)) => bench_artifacts::run(args),
         Command::GpuCheck(args) => gpu_check::run(args),
         Command::Images(args) => images::run(args),
         Command::Publish(args) => publish::run(args),

@@ -31,10 +31,18 @@ pub struct Entry {
 
 impl Entry {
     pub fn dir(path: &str, mode: u32) -> Entry {
-        Entry { path: path.to_string(), mode, data: None }
+        Entry {
+            path: path.to_string(),
+            mode,
+            data: None,
+        }
     }
     pub fn file(path: &str, mode: u32, data: Vec<u8>) -> Entry {
-        Entry { path: path.to_string(), mode, data: Some(data) }
+        Entry {
+            path: path.to_string(),
+            mode,
+            data: Some(data),
+        }
     }
 }
 
@@ -50,7 +58,11 @@ pub struct Blob {
 impl Blob {
     fn new(media_type: MediaType, data: Vec<u8>) -> Blob {
         let digest = sha256(&data);
-        Blob { media_type, data, digest }
+        Blob {
+            media_type,
+            data,
+            digest,
+        }
     }
     fn descriptor(&self) -> Result<Descriptor> {
         Ok(DescriptorBuilder::default()
@@ -224,7 +236,12 @@ pub fn image(spec: &ImageSpec, layers: Vec<Layer>) -> Result<Image> {
         .build()?;
     let history = layers
         .iter()
-        .map(|l| HistoryBuilder::default().created(spec.created.clone()).created_by(l.created_by.clone()).build())
+        .map(|l| {
+            HistoryBuilder::default()
+                .created(spec.created.clone())
+                .created_by(l.created_by.clone())
+                .build()
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let configuration = ImageConfigurationBuilder::default()
         .created(spec.created.clone())
@@ -244,10 +261,20 @@ pub fn image(spec: &ImageSpec, layers: Vec<Layer>) -> Result<Image> {
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .config(config.descriptor()?)
-        .layers(layers.iter().map(|l| l.blob.descriptor()).collect::<Result<Vec<_>>>()?)
+        .layers(
+            layers
+                .iter()
+                .map(|l| l.blob.descriptor())
+                .collect::<Result<Vec<_>>>()?,
+        )
         .build()?;
     let manifest = Blob::new(MediaType::ImageManifest, canonical_json(&manifest)?);
-    Ok(Image { manifest, config, layers, tag: spec.tag.clone() })
+    Ok(Image {
+        manifest,
+        config,
+        layers,
+        tag: spec.tag.clone(),
+    })
 }
 
 /// JSON with object keys sorted at every level.
@@ -259,7 +286,9 @@ pub fn canonical_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
                 entries.sort_by(|a, b| a.0.cmp(&b.0));
                 serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sort(v))).collect())
             }
-            serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sort).collect()),
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.into_iter().map(sort).collect())
+            }
             other => other,
         }
     }
@@ -297,7 +326,11 @@ mod tests {
             architecture: "amd64".into(),
             entrypoint: vec!["/app".into()],
             env: vec!["PATH=/".into()],
-            labels: [("a".to_string(), "1".to_string()), ("b".to_string(), "2".to_string())].into(),
+            labels: [
+                ("a".to_string(), "1".to_string()),
+                ("b".to_string(), "2".to_string()),
+            ]
+            .into(),
             created: rfc3339(0),
             tag: "0.1.0".into(),
         }
@@ -305,7 +338,10 @@ mod tests {
 
     fn sample() -> Image {
         let base = layer(
-            vec![Entry::file("etc/passwd", 0o644, b"x\n".to_vec()), Entry::dir("etc", 0o755)],
+            vec![
+                Entry::file("etc/passwd", 0o644, b"x\n".to_vec()),
+                Entry::dir("etc", 0o755),
+            ],
             "base",
         )
         .unwrap();
@@ -343,10 +379,22 @@ mod tests {
         for e in archive.entries().unwrap() {
             let e = e.unwrap();
             let h = e.header();
-            assert_eq!((h.mtime().unwrap(), h.uid().unwrap(), h.gid().unwrap()), (0, 0, 0));
+            assert_eq!(
+                (h.mtime().unwrap(), h.uid().unwrap(), h.gid().unwrap()),
+                (0, 0, 0)
+            );
             seen.push(e.path().unwrap().to_string_lossy().into_owned());
         }
-        assert_eq!(seen, ["etc/", "etc/passwd", "etc/ssl/", "etc/ssl/certs/", "etc/ssl/certs/ca.crt"]);
+        assert_eq!(
+            seen,
+            [
+                "etc/",
+                "etc/passwd",
+                "etc/ssl/",
+                "etc/ssl/certs/",
+                "etc/ssl/certs/ca.crt"
+            ]
+        );
     }
 
     #[test]

@@ -80,7 +80,10 @@ pub struct Outcome {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let overlay = args.overlay.clone().unwrap_or_else(|| crate::project_root().join("overlays/homelab"));
+    let overlay = args
+        .overlay
+        .clone()
+        .unwrap_or_else(|| crate::project_root().join("overlays/homelab"));
     let yaml = render(&overlay, args.mirror.clone())?;
     let shown = overlay.strip_prefix(crate::project_root()).unwrap_or(&overlay);
     let outcome = publish(&yaml, &args, &format!("render {}", shown.display()))?;
@@ -141,8 +144,17 @@ pub fn split_objects(stream: &str) -> Result<Vec<ObjectFile>> {
             }
         }
         let api_version = field(map, "apiVersion");
-        let group = api_version.rsplit_once('/').map(|(g, _)| g.to_string()).unwrap_or_default();
-        objs.push(Obj { kind, group, namespace: field(&meta, "namespace"), name, text: yaml::emit_document(doc) });
+        let group = api_version
+            .rsplit_once('/')
+            .map(|(g, _)| g.to_string())
+            .unwrap_or_default();
+        objs.push(Obj {
+            kind,
+            group,
+            namespace: field(&meta, "namespace"),
+            name,
+            text: yaml::emit_document(doc),
+        });
     }
     let plain = |o: &Obj| format!("{}.{}.k8s.yaml", o.kind, o.name);
     let with_ns = |o: &Obj| format!("{}.{}.{}.k8s.yaml", o.kind, o.namespace, o.name);
@@ -168,9 +180,19 @@ pub fn split_objects(stream: &str) -> Result<Vec<ObjectFile>> {
     }
     let counts = count(&names);
     if let Some(i) = counts.iter().position(|&c| c > 1) {
-        bail!("two rendered objects both want the file name {}; rename one", names[i]);
+        bail!(
+            "two rendered objects both want the file name {}; rename one",
+            names[i]
+        );
     }
-    Ok(objs.into_iter().zip(names).map(|(o, file_name)| ObjectFile { file_name, text: o.text }).collect())
+    Ok(objs
+        .into_iter()
+        .zip(names)
+        .map(|(o, file_name)| ObjectFile {
+            file_name,
+            text: o.text,
+        })
+        .collect())
 }
 
 /// Writes `yaml`'s objects to `args.branch` of the repository and the Application manifest.
@@ -182,8 +204,17 @@ pub fn publish(yaml: &str, args: &Args, what: &str) -> Result<Outcome> {
     buildinfo::git(&repo, &["check-ref-format", &branch_ref])
         .with_context(|| format!("'{}' is not a valid branch name", args.branch))?;
     let bare = buildinfo::git(&repo, &["rev-parse", "--is-bare-repository"])? == "true";
-    if !bare && buildinfo::git(&repo, &["symbolic-ref", "-q", "HEAD"]).ok().as_deref() == Some(branch_ref.as_str()) {
-        bail!("{} has branch {} checked out; publish writes only branches nobody works on", repo.display(), args.branch);
+    if !bare
+        && buildinfo::git(&repo, &["symbolic-ref", "-q", "HEAD"])
+            .ok()
+            .as_deref()
+            == Some(branch_ref.as_str())
+    {
+        bail!(
+            "{} has branch {} checked out; publish writes only branches nobody works on",
+            repo.display(),
+            args.branch
+        );
     }
 
     // Blobs: write the files to a scratch dir and hash them in one git call.
@@ -194,14 +225,23 @@ pub fn publish(yaml: &str, args: &Args, what: &str) -> Result<Outcome> {
         std::fs::write(&p, &f.text).with_context(|| format!("writing {}", p.display()))?;
         paths.push_str(&format!("{}\n", p.display()));
     }
-    let hashes = buildinfo::git_with(&repo, &["hash-object", "-w", "--no-filters", "--stdin-paths"], &[], Some(paths.as_bytes()))?;
+    let hashes = buildinfo::git_with(
+        &repo,
+        &["hash-object", "-w", "--no-filters", "--stdin-paths"],
+        &[],
+        Some(paths.as_bytes()),
+    )?;
     let mut tree_input = Vec::new();
     for (f, hash) in files.iter().zip(hashes.lines()) {
         tree_input.extend_from_slice(format!("100644 blob {hash}\t{}", f.file_name).as_bytes());
         tree_input.push(0);
     }
     let tree = buildinfo::git_with(&repo, &["mktree", "-z"], &[], Some(&tree_input))?;
-    let parent = buildinfo::git(&repo, &["rev-parse", "--verify", "-q", &format!("{branch_ref}^{{commit}}")]).ok();
+    let parent = buildinfo::git(
+        &repo,
+        &["rev-parse", "--verify", "-q", &format!("{branch_ref}^{{commit}}")],
+    )
+    .ok();
     let parent_tree = match &parent {
         Some(p) => Some(buildinfo::git(&repo, &["rev-parse", &format!("{p}^{{tree}}")])?),
         None => None,
@@ -223,26 +263,44 @@ pub fn publish(yaml: &str, args: &Args, what: &str) -> Result<Outcome> {
             let c = buildinfo::git_with(&repo, &cargs, &env, Some(message.as_bytes()))?;
             // Compare-and-swap: fails if someone moved the branch meanwhile.
             let old = parent.clone().unwrap_or_else(|| "0".repeat(40));
-            buildinfo::git(&repo, &["update-ref", "-m", "kflite publish", &branch_ref, &c, &old])?;
+            buildinfo::git(
+                &repo,
+                &["update-ref", "-m", "kflite publish", &branch_ref, &c, &old],
+            )?;
             commit = Some(c);
         }
     }
     if let (Some(remote), false) = (&args.push, args.dry_run) {
         buildinfo::git(&repo, &["push", remote, &format!("{branch_ref}:{branch_ref}")])?;
     }
-    Ok(Outcome { files: files.len(), tree, commit, application })
+    Ok(Outcome {
+        files: files.len(),
+        tree,
+        commit,
+        application,
+    })
 }
 
 /// Author and committer for publish commits: git's own settings win; where
 /// none are set (CI), a fixed identity instead of a failing commit.
 fn identity(repo: &Path) -> Vec<(&'static str, String)> {
-    let configured = |k: &str| buildinfo::git(repo, &["config", k]).ok().filter(|v| !v.is_empty());
+    let configured = |k: &str| {
+        buildinfo::git(repo, &["config", k])
+            .ok()
+            .filter(|v| !v.is_empty())
+    };
     let mut env = Vec::new();
     if std::env::var_os("GIT_AUTHOR_NAME").is_none() && configured("user.name").is_none() {
-        env.extend([("GIT_AUTHOR_NAME", "kflite publish".to_string()), ("GIT_COMMITTER_NAME", "kflite publish".to_string())]);
+        env.extend([
+            ("GIT_AUTHOR_NAME", "kflite publish".to_string()),
+            ("GIT_COMMITTER_NAME", "kflite publish".to_string()),
+        ]);
     }
     if std::env::var_os("GIT_AUTHOR_EMAIL").is_none() && configured("user.email").is_none() {
-        env.extend([("GIT_AUTHOR_EMAIL", "kflite@localhost".to_string()), ("GIT_COMMITTER_EMAIL", "kflite@localhost".to_string())]);
+        env.extend([
+            ("GIT_AUTHOR_EMAIL", "kflite@localhost".to_string()),
+            ("GIT_COMMITTER_EMAIL", "kflite@localhost".to_string()),
+        ]);
     }
     env
 }
@@ -255,12 +313,18 @@ fn write_application(args: &Args, repo: &Path) -> Result<PathBuf> {
         None => buildinfo::git(repo, &["remote", "get-url", "origin"])
             .ok()
             .filter(|u| !u.is_empty())
-            .map_or_else(|| buildinfo::workspace().map(|w| w.packages["xtask"].repository.clone()), Ok)?,
+            .map_or_else(
+                || buildinfo::workspace().map(|w| w.packages["xtask"].repository.clone()),
+                Ok,
+            )?,
     };
     let app = application(&args.app, &repo_url, &args.branch);
     let path = match &args.app.application {
         Some(p) => p.clone(),
-        None => buildinfo::workspace()?.target_dir.join("publish").join(format!("{}.application.yaml", args.branch.replace('/', "_"))),
+        None => buildinfo::workspace()?
+            .target_dir
+            .join("publish")
+            .join(format!("{}.application.yaml", args.branch.replace('/', "_"))),
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -304,7 +368,14 @@ mod tests {
     fn collisions_get_the_namespace_and_nothing_is_dropped() {
         let files = split_objects(TWO_NAMESPACES).unwrap();
         let names: Vec<_> = files.iter().map(|f| f.file_name.as_str()).collect();
-        assert_eq!(names, ["ConfigMap.x.a.k8s.yaml", "ConfigMap.q.a.k8s.yaml", "ConfigMap.b.k8s.yaml"]);
+        assert_eq!(
+            names,
+            [
+                "ConfigMap.x.a.k8s.yaml",
+                "ConfigMap.q.a.k8s.yaml",
+                "ConfigMap.b.k8s.yaml"
+            ]
+        );
         let joined: Vec<_> = files.iter().map(|f| f.text.as_str()).collect();
         assert_eq!(joined.join("---\n"), TWO_NAMESPACES);
     }
@@ -312,7 +383,11 @@ mod tests {
     #[test]
     fn same_kind_in_two_groups_gets_the_group() {
         let s = "apiVersion: a.io/v1\nkind: Gateway\nmetadata:\n  name: g\n  namespace: n\n---\napiVersion: b.io/v1\nkind: Gateway\nmetadata:\n  name: g\n  namespace: n\n";
-        let names: Vec<_> = split_objects(s).unwrap().into_iter().map(|f| f.file_name).collect();
+        let names: Vec<_> = split_objects(s)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.file_name)
+            .collect();
         assert_eq!(names, ["Gateway.a.io.n.g.k8s.yaml", "Gateway.b.io.n.g.k8s.yaml"]);
     }
 
@@ -330,13 +405,29 @@ mod tests {
     fn qualified_names_stay_distinct() {
         // "kflite.a" cluster-wide and "a" in namespace kflite first meet at ConfigMap.kflite.a.
         let s = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kflite.a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: kflite\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: other\n";
-        let names: Vec<_> = split_objects(s).unwrap().into_iter().map(|f| f.file_name).collect();
-        assert_eq!(names, ["ConfigMap.core..kflite.a.k8s.yaml", "ConfigMap.core.kflite.a.k8s.yaml", "ConfigMap.other.a.k8s.yaml"]);
+        let names: Vec<_> = split_objects(s)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.file_name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "ConfigMap.core..kflite.a.k8s.yaml",
+                "ConfigMap.core.kflite.a.k8s.yaml",
+                "ConfigMap.other.a.k8s.yaml"
+            ]
+        );
     }
 
     #[test]
     fn application_syncs_the_branch_with_server_side_apply() {
-        let app = AppArgs { application: None, repo_url: None, app_name: "kflite".into(), argocd_namespace: "argocd".into() };
+        let app = AppArgs {
+            application: None,
+            repo_url: None,
+            app_name: "kflite".into(),
+            argocd_namespace: "argocd".into(),
+        };
         let a = application(&app, "https://example.com/r.git", "rendered");
         assert_eq!(a["spec"]["source"]["targetRevision"], "rendered");
         assert_eq!(a["spec"]["syncPolicy"]["automated"]["prune"], true);

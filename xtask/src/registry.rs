@@ -29,12 +29,18 @@ pub struct Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("base", &self.base).field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("Registry")
+            .field("base", &self.base)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
 fn is_loopback(host: &str) -> bool {
-    let name = host.rsplit_once(':').filter(|(h, _)| !h.ends_with(']') || h.starts_with('[')).map_or(host, |(h, _)| h);
+    let name = host
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.ends_with(']') || h.starts_with('['))
+        .map_or(host, |(h, _)| h);
     name == "localhost" || name.starts_with("127.") || name == "[::1]"
 }
 
@@ -49,7 +55,11 @@ impl Registry {
         if host.is_empty() {
             bail!("registry '{registry}' names no host");
         }
-        let scheme = if insecure || is_loopback(host) { "http" } else { "https" };
+        let scheme = if insecure || is_loopback(host) {
+            "http"
+        } else {
+            "https"
+        };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(std::time::Duration::from_secs(600)))
@@ -63,10 +73,15 @@ impl Registry {
             credentials: None,
             auth: BTreeMap::new(),
         };
-        Ok(match (std::env::var("KFLITE_REGISTRY_USER"), std::env::var("KFLITE_REGISTRY_PASSWORD")) {
-            (Ok(u), Ok(p)) if !u.is_empty() => registry.with_credentials(&u, &p),
-            _ => registry,
-        })
+        Ok(
+            match (
+                std::env::var("KFLITE_REGISTRY_USER"),
+                std::env::var("KFLITE_REGISTRY_PASSWORD"),
+            ) {
+                (Ok(u), Ok(p)) if !u.is_empty() => registry.with_credentials(&u, &p),
+                _ => registry,
+            },
+        )
     }
 
     /// Uses these credentials instead of the environment's.
@@ -77,7 +92,11 @@ impl Registry {
 
     /// The repository an image is pushed to (`owner/route-controller`).
     pub fn repository(&self, name: &str) -> String {
-        if self.prefix.is_empty() { name.to_string() } else { format!("{}/{name}", self.prefix) }
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{name}", self.prefix)
+        }
     }
 
     /// Pushes `image` as `<registry>/<name>:<tag>`; returns that reference
@@ -91,7 +110,8 @@ impl Registry {
         let url = format!("{}/v2/{repo}/manifests/{}", self.base, image.tag);
         let media_type = image.manifest.media_type.to_string();
         let resp = self.send(&repo, |agent, auth| {
-            authed(agent.put(&url).header("Content-Type", &media_type), auth).send(image.manifest.data.as_slice())
+            authed(agent.put(&url).header("Content-Type", &media_type), auth)
+                .send(image.manifest.data.as_slice())
         })?;
         let status = resp.status().as_u16();
         if status != 201 && status != 200 {
@@ -100,7 +120,11 @@ impl Registry {
         if let Some(d) = header(&resp, "docker-content-digest")
             && d != image.digest()
         {
-            bail!("registry stored manifest {repo}:{} as {d}, expected {}", image.tag, image.digest());
+            bail!(
+                "registry stored manifest {repo}:{} as {d}, expected {}",
+                image.tag,
+                image.digest()
+            );
         }
         eprintln!("pushed {}/{repo}:{}@{}", self.host, image.tag, image.digest());
         Ok(format!("{}/{repo}:{}@{}", self.host, image.tag, image.digest()))
@@ -108,26 +132,29 @@ impl Registry {
 
     fn push_blob(&mut self, repo: &str, blob: &Blob) -> Result<()> {
         let url = format!("{}/v2/{repo}/blobs/{}", self.base, blob.digest);
-        let resp = self.send(repo, |agent, auth| {
-            authed(agent.head(&url), auth).call()
-        })?;
+        let resp = self.send(repo, |agent, auth| authed(agent.head(&url), auth).call())?;
         if resp.status().as_u16() == 200 {
             return Ok(());
         }
         let start = format!("{}/v2/{repo}/blobs/uploads/", self.base);
-        let resp = self.send(repo, |agent, auth| {
-            authed(agent.post(&start), auth).send_empty()
-        })?;
+        let resp = self.send(repo, |agent, auth| authed(agent.post(&start), auth).send_empty())?;
         if resp.status().as_u16() != 202 {
             bail!("starting upload of {} to {repo}: {}", blob.digest, describe(resp));
         }
         let location = header(&resp, "location").context("upload started without a Location")?;
-        let location =
-            if location.starts_with('/') { format!("{}{location}", self.base) } else { location.to_string() };
+        let location = if location.starts_with('/') {
+            format!("{}{location}", self.base)
+        } else {
+            location.to_string()
+        };
         let sep = if location.contains('?') { '&' } else { '?' };
         let put = format!("{location}{sep}digest={}", blob.digest);
         let resp = self.send(repo, |agent, auth| {
-            authed(agent.put(&put).header("Content-Type", "application/octet-stream"), auth).send(blob.data.as_slice())
+            authed(
+                agent.put(&put).header("Content-Type", "application/octet-stream"),
+                auth,
+            )
+            .send(blob.data.as_slice())
         })?;
         if resp.status().as_u16() != 201 {
             bail!("uploading {} to {repo}: {}", blob.digest, describe(resp));
@@ -141,35 +168,51 @@ impl Registry {
         repo: &str,
         request: impl Fn(&ureq::Agent, Option<&str>) -> Result<Response<ureq::Body>, ureq::Error>,
     ) -> Result<Response<ureq::Body>> {
-        let resp = request(&self.agent, self.auth.get(repo).map(String::as_str)).map_err(|e| http_error(&self.base, e))?;
+        let resp = request(&self.agent, self.auth.get(repo).map(String::as_str))
+            .map_err(|e| http_error(&self.base, e))?;
         if resp.status().as_u16() != 401 {
             return Ok(resp);
         }
         let challenge = header(&resp, "www-authenticate").unwrap_or_default().to_string();
         let auth = self.authorize(repo, &challenge)?;
         self.auth.insert(repo.to_string(), auth);
-        let resp = request(&self.agent, self.auth.get(repo).map(String::as_str)).map_err(|e| http_error(&self.base, e))?;
+        let resp = request(&self.agent, self.auth.get(repo).map(String::as_str))
+            .map_err(|e| http_error(&self.base, e))?;
         if resp.status().as_u16() == 401 {
-            bail!("{}: still unauthorized for {repo} after authenticating (check KFLITE_REGISTRY_USER/PASSWORD and push rights)", self.base);
+            bail!(
+                "{}: still unauthorized for {repo} after authenticating (check KFLITE_REGISTRY_USER/PASSWORD and push rights)",
+                self.base
+            );
         }
         Ok(resp)
     }
 
     /// The `Authorization` value that answers `challenge` for pushing to `repo`.
     fn authorize(&self, repo: &str, challenge: &str) -> Result<String> {
-        let basic = self.credentials.as_ref().map(|(u, p)| format!("Basic {}", base64(format!("{u}:{p}").as_bytes())));
+        let basic = self
+            .credentials
+            .as_ref()
+            .map(|(u, p)| format!("Basic {}", base64(format!("{u}:{p}").as_bytes())));
         let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
         if scheme.eq_ignore_ascii_case("basic") {
             return basic.with_context(|| {
-                format!("{} asks for a login: set KFLITE_REGISTRY_USER and KFLITE_REGISTRY_PASSWORD", self.base)
+                format!(
+                    "{} asks for a login: set KFLITE_REGISTRY_USER and KFLITE_REGISTRY_PASSWORD",
+                    self.base
+                )
             });
         }
         if !scheme.eq_ignore_ascii_case("bearer") {
             bail!("{}: unsupported authentication challenge '{scheme}'", self.base);
         }
         let params = challenge_params(params);
-        let realm = params.get("realm").with_context(|| format!("{}: Bearer challenge without a realm", self.base))?;
-        let mut url = format!("{realm}?scope={}", query_escape(&format!("repository:{repo}:pull,push")));
+        let realm = params
+            .get("realm")
+            .with_context(|| format!("{}: Bearer challenge without a realm", self.base))?;
+        let mut url = format!(
+            "{realm}?scope={}",
+            query_escape(&format!("repository:{repo}:pull,push"))
+        );
         if let Some(service) = params.get("service") {
             url.push_str(&format!("&service={}", query_escape(service)));
         }
@@ -245,7 +288,10 @@ fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -263,7 +309,9 @@ mod tests {
 
     #[test]
     fn challenge_parsing() {
-        let p = challenge_params(r#"realm="https://ghcr.io/token",service="ghcr.io",scope="repository:o/r:pull""#);
+        let p = challenge_params(
+            r#"realm="https://ghcr.io/token",service="ghcr.io",scope="repository:o/r:pull""#,
+        );
         assert_eq!(p["realm"], "https://ghcr.io/token");
         assert_eq!(p["service"], "ghcr.io");
         assert_eq!(p["scope"], "repository:o/r:pull");
@@ -272,7 +320,15 @@ mod tests {
     #[test]
     fn base64_matches_rfc4648() {
         // RFC 4648 section 10 test vectors.
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
     }
@@ -323,22 +379,31 @@ mod tests {
                 let path = line.split_whitespace().nth(1).unwrap().to_string();
                 let response = if path.starts_with("/token") {
                     assert_eq!(auth, format!("Basic {}", base64(b"user:secret")));
-                    assert!(path.contains("scope=repository%3Aowner%2Fapp%3Apull%2Cpush"), "{path}");
+                    assert!(
+                        path.contains("scope=repository%3Aowner%2Fapp%3Apull%2Cpush"),
+                        "{path}"
+                    );
                     let body = r#"{"token":"t0k"}"#;
                     format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len())
                 } else if auth != "Bearer t0k" {
-                    format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://{addr}/token\",service=\"test\"\r\nContent-Length: 0\r\n\r\n")
+                    format!(
+                        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://{addr}/token\",service=\"test\"\r\nContent-Length: 0\r\n\r\n"
+                    )
                 } else if line.starts_with("HEAD") {
                     "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_string()
                 } else {
-                    format!("HTTP/1.1 201 Created\r\nDocker-Content-Digest: {digest}\r\nContent-Length: 0\r\n\r\n")
+                    format!(
+                        "HTTP/1.1 201 Created\r\nDocker-Content-Digest: {digest}\r\nContent-Length: 0\r\n\r\n"
+                    )
                 };
                 stream.write_all(response.as_bytes()).unwrap();
                 seen.push(format!("{} {path}", line.split_whitespace().next().unwrap()));
             }
             seen
         });
-        let mut reg = Registry::new(&format!("{addr}/owner"), false).unwrap().with_credentials("user", "secret");
+        let mut reg = Registry::new(&format!("{addr}/owner"), false)
+            .unwrap()
+            .with_credentials("user", "secret");
         let reference = reg.push("app", &image).unwrap();
         assert_eq!(reference, format!("{addr}/owner/app:1@{}", image.digest()));
         let seen = server.join().unwrap();
@@ -349,9 +414,15 @@ mod tests {
     #[test]
     fn scheme_and_repository() {
         let r = Registry::new("127.0.0.1:5000/kflite", false).unwrap();
-        assert_eq!((r.base.as_str(), r.repository("x").as_str()), ("http://127.0.0.1:5000", "kflite/x"));
+        assert_eq!(
+            (r.base.as_str(), r.repository("x").as_str()),
+            ("http://127.0.0.1:5000", "kflite/x")
+        );
         let r = Registry::new("ghcr.io", false).unwrap();
-        assert_eq!((r.base.as_str(), r.repository("x").as_str()), ("https://ghcr.io", "x"));
+        assert_eq!(
+            (r.base.as_str(), r.repository("x").as_str()),
+            ("https://ghcr.io", "x")
+        );
         assert!(Registry::new("https://ghcr.io/o", false).is_err());
         assert!(is_loopback("localhost:5000") && is_loopback("[::1]:5000") && !is_loopback("ghcr.io"));
     }

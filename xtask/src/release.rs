@@ -61,7 +61,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let version = args.version.strip_prefix('v').unwrap_or(&args.version).to_string();
+    let version = args
+        .version
+        .strip_prefix('v')
+        .unwrap_or(&args.version)
+        .to_string();
     let ws = crate::buildinfo::workspace()?;
     let names: Vec<String> = if args.images.is_empty() {
         images::IMAGES.iter().map(|s| s.to_string()).collect()
@@ -77,9 +81,17 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
     }
-    let out = args.out.clone().unwrap_or_else(|| ws.target_dir.join("kflite-release").join(&version));
-    let overlay = args.overlay.clone().unwrap_or_else(|| ws.root.join("overlays/homelab"));
-    let overlay = overlay.canonicalize().with_context(|| format!("overlay {}", overlay.display()))?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| ws.target_dir.join("kflite-release").join(&version));
+    let overlay = args
+        .overlay
+        .clone()
+        .unwrap_or_else(|| ws.root.join("overlays/homelab"));
+    let overlay = overlay
+        .canonicalize()
+        .with_context(|| format!("overlay {}", overlay.display()))?;
 
     let mut built = images::build(&images::Args {
         out: Some(out.join("images")),
@@ -94,14 +106,28 @@ pub fn run(args: Args) -> Result<()> {
         images::push(&mut built, &args.registry, args.insecure)?;
     }
 
-    let pinned = render_pinned(&overlay, args.mirror.clone(), &built, &args.registry, &version, &out)?;
+    let pinned = render_pinned(
+        &overlay,
+        args.mirror.clone(),
+        &built,
+        &args.registry,
+        &version,
+        &out,
+    )?;
     std::fs::write(out.join("rendered.yaml"), &pinned)?;
     let publish_args = publish::Args {
         branch: args.branch.clone(),
         repo: args.repo.clone(),
         overlay: Some(overlay.clone()),
         mirror: args.mirror.clone(),
-        app: AppArgs { application: args.app.application.clone().or_else(|| Some(out.join("application.yaml"))), ..args.app.clone() },
+        app: AppArgs {
+            application: args
+                .app
+                .application
+                .clone()
+                .or_else(|| Some(out.join("application.yaml"))),
+            ..args.app.clone()
+        },
         push: args.push_branch.clone(),
         dry_run: args.dry_run,
     };
@@ -135,10 +161,15 @@ pub fn image_references(stream: &str) -> Result<Vec<String>> {
         match v {
             Value::Map(m) => {
                 for (k, child) in m.iter() {
-                    if matches!(k.as_str(), "containers" | "initContainers" | "ephemeralContainers")
-                        && let Some(list) = child.as_seq()
+                    if matches!(
+                        k.as_str(),
+                        "containers" | "initContainers" | "ephemeralContainers"
+                    ) && let Some(list) = child.as_seq()
                     {
-                        out.extend(list.iter().filter_map(|c| c.as_map()?.get("image")?.as_str().map(str::to_string)));
+                        out.extend(
+                            list.iter()
+                                .filter_map(|c| c.as_map()?.get("image")?.as_str().map(str::to_string)),
+                        );
                     }
                     walk(child, out);
                 }
@@ -172,7 +203,9 @@ pub fn render_pinned(
     let mut rules = String::new();
     let mut seen = BTreeSet::new();
     for reference in image_references(&plain)? {
-        let Some(b) = built.iter().find(|b| is_kflite_image(&reference, &b.name)) else { continue };
+        let Some(b) = built.iter().find(|b| is_kflite_image(&reference, &b.name)) else {
+            continue;
+        };
         if seen.insert(image_name(&reference).to_string()) {
             rules.push_str(&format!(
                 "- name: {}\n  newName: {registry}/{}\n  newTag: \"{version}\"\n  digest: {}\n",
@@ -183,11 +216,16 @@ pub fn render_pinned(
         }
     }
     if rules.is_empty() {
-        eprintln!("note: {} references no kflite image; nothing to pin", overlay.display());
+        eprintln!(
+            "note: {} references no kflite image; nothing to pin",
+            overlay.display()
+        );
         return Ok(plain);
     }
     std::fs::create_dir_all(scratch_parent)?;
-    let scratch = tempfile::Builder::new().prefix("pin-").tempdir_in(scratch_parent)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("pin-")
+        .tempdir_in(scratch_parent)?;
     let base = crate::buildinfo::relative_path(scratch.path(), overlay);
     std::fs::write(
         scratch.path().join("kustomization.yaml"),
@@ -216,12 +254,21 @@ mod tests {
 
     #[test]
     fn image_names() {
-        assert_eq!(image_name("ghcr.io/kflite/route-controller:0.1.0"), "ghcr.io/kflite/route-controller");
+        assert_eq!(
+            image_name("ghcr.io/kflite/route-controller:0.1.0"),
+            "ghcr.io/kflite/route-controller"
+        );
         assert_eq!(image_name("127.0.0.1:5000/x@sha256:ab"), "127.0.0.1:5000/x");
         assert_eq!(image_name("127.0.0.1:5000/x:1@sha256:ab"), "127.0.0.1:5000/x");
         assert_eq!(image_name("busybox"), "busybox");
-        assert!(is_kflite_image("ghcr.io/o/route-controller:1", "route-controller"));
-        assert!(!is_kflite_image("ghcr.io/o/route-controller-x:1", "route-controller"));
+        assert!(is_kflite_image(
+            "ghcr.io/o/route-controller:1",
+            "route-controller"
+        ));
+        assert!(!is_kflite_image(
+            "ghcr.io/o/route-controller-x:1",
+            "route-controller"
+        ));
     }
 
     #[test]

@@ -27,23 +27,35 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("{warning}");
     }
     match args.output {
-        Some(path) => std::fs::write(&path, &rendered.yaml).with_context(|| format!("writing {}", path.display())),
+        Some(path) => {
+            std::fs::write(&path, &rendered.yaml).with_context(|| format!("writing {}", path.display()))
+        }
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(rendered.yaml.as_bytes()).and_then(|()| out.flush()).context("writing stdout")
+            out.write_all(rendered.yaml.as_bytes())
+                .and_then(|()| out.flush())
+                .context("writing stdout")
         }
     }
 }
 
 /// The default mirror: `../shared/upstream` beside the checkout, when present.
 pub fn default_mirror() -> Option<PathBuf> {
-    crate::shared_dir().map(|s| s.join("upstream")).filter(|m| m.is_dir())
+    crate::shared_dir()
+        .map(|s| s.join("upstream"))
+        .filter(|m| m.is_dir())
 }
 
 pub fn render(overlay: &std::path::Path, mirror: Option<PathBuf>) -> Result<manifest_render::Rendered> {
     let root = crate::project_root();
-    let dir = if overlay.is_absolute() { overlay.to_path_buf() } else { root.join(overlay) };
-    let options = manifest_render::Options { mirror: mirror.or_else(default_mirror) };
+    let dir = if overlay.is_absolute() {
+        overlay.to_path_buf()
+    } else {
+        root.join(overlay)
+    };
+    let options = manifest_render::Options {
+        mirror: mirror.or_else(default_mirror),
+    };
     manifest_render::render(&dir, &options).with_context(|| format!("rendering {}", dir.display()))
 }
 
@@ -55,7 +67,10 @@ mod tests {
     #[test]
     fn homelab_has_kflite_and_not_what_it_replaces() {
         let Some(mirror) = default_mirror() else {
-            testkit::skip("xtask::render::homelab_has_kflite_and_not_what_it_replaces", "../shared is absent");
+            testkit::skip(
+                "xtask::render::homelab_has_kflite_and_not_what_it_replaces",
+                "../shared is absent",
+            );
             return;
         };
         let rendered = render(std::path::Path::new("overlays/homelab"), Some(mirror)).unwrap();
@@ -67,18 +82,23 @@ mod tests {
         };
         assert_eq!(docs.len(), rendered.objects);
         let has = |kind: &str, name: &str| {
-            docs.iter().any(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            docs.iter()
+                .any(|d| d["kind"] == kind && d["metadata"]["name"] == name)
         };
         assert!(has("Deployment", "route-controller"));
         assert!(has("HTTPRoute", "kubeflow-dashboard"));
         for stub in kfmodel::istio::stub_crds() {
-            assert!(has("CustomResourceDefinition", stub.metadata.name.as_deref().unwrap()));
+            assert!(has(
+                "CustomResourceDefinition",
+                stub.metadata.name.as_deref().unwrap()
+            ));
         }
         for d in &docs {
             let name = d["metadata"]["name"].as_str().unwrap_or_default();
             let kind = d["kind"].as_str().unwrap_or_default();
             assert!(
-                !name.contains("metacontroller") && !name.starts_with("kubeflow-pipelines-profile-controller"),
+                !name.contains("metacontroller")
+                    && !name.starts_with("kubeflow-pipelines-profile-controller"),
                 "{kind} {name} should be replaced by kflite"
             );
             assert_ne!(kind, "DecoratorController");

@@ -54,10 +54,16 @@ pub fn ensure_venv() -> Result<Vec<Tool>> {
         std::fs::write(&stamp, &wanted).with_context(|| format!("writing {}", stamp.display()))?;
     }
     let bin = venv.join("bin");
-    let mut tools = vec![Tool { env: "KFLITE_TOOL_PYTHON", path: python.clone() }];
+    let mut tools = vec![Tool {
+        env: "KFLITE_TOOL_PYTHON",
+        path: python.clone(),
+    }];
     // gpu-probe's tests read CUDA libraries from the venv's site-packages.
     if let Some(purelib) = purelib(&python) {
-        tools.push(Tool { env: "KFLITE_CUDA_WHEEL_DIR", path: purelib });
+        tools.push(Tool {
+            env: "KFLITE_CUDA_WHEEL_DIR",
+            path: purelib,
+        });
     }
     for (env, name) in [("KFLITE_TOOL_KUBECTL", "kubectl"), ("KFLITE_TOOL_WEED", "weed")] {
         let path = bin.join(name);
@@ -111,6 +117,17 @@ pub const DEBIAN_TOOLS: &[(&str, &[(&str, &str)])] = &[
             ("KFLITE_TOOL_MARIADB_INSTALL_DB", "/usr/bin/mariadb-install-db"),
         ],
     ),
+    // Image tests: skopeo reads/pushes/pulls the OCI images against a local registry.
+    ("skopeo", &[("KFLITE_TOOL_SKOPEO", "/usr/bin/skopeo")]),
+    (
+        "docker-registry",
+        &[("KFLITE_TOOL_DOCKER_REGISTRY", "/usr/bin/docker-registry")],
+    ),
+    // The CA bundle the images carry.
+    (
+        "ca-certificates",
+        &[("KFLITE_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")],
+    ),
 ];
 
 /// Install the [`DEBIAN_TOOLS`] packages that are missing (one `apt-get`
@@ -124,7 +141,10 @@ pub fn ensure_debian(install: bool) -> Vec<Tool> {
         .collect();
     if install && !missing.is_empty() {
         eprintln!("xtask: apt-get install {}", missing.join(" "));
-        let ok = Command::new("apt-get").args(["update", "-qq"]).status().is_ok_and(|s| s.success())
+        let ok = Command::new("apt-get")
+            .args(["update", "-qq"])
+            .status()
+            .is_ok_and(|s| s.success())
             && Command::new("apt-get")
                 .args(["install", "-y", "-qq", "--no-install-recommends"])
                 .args(&missing)
@@ -132,14 +152,20 @@ pub fn ensure_debian(install: bool) -> Vec<Tool> {
                 .status()
                 .is_ok_and(|s| s.success());
         if !ok {
-            eprintln!("xtask: WARNING: could not install {}; tests that need them will skip", missing.join(" "));
+            eprintln!(
+                "xtask: WARNING: could not install {}; tests that need them will skip",
+                missing.join(" ")
+            );
         }
     }
     DEBIAN_TOOLS
         .iter()
         .flat_map(|(_, tools)| tools.iter())
         .filter(|(_, path)| Path::new(path).exists())
-        .map(|(env, path)| Tool { env, path: PathBuf::from(path) })
+        .map(|(env, path)| Tool {
+            env,
+            path: PathBuf::from(path),
+        })
         .collect()
 }
 

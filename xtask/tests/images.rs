@@ -15,7 +15,9 @@ const MAX_COMPRESSED: u64 = 25 * 1000 * 1000;
 #[test]
 fn images_are_reproducible_readable_small_and_run() {
     let test = "images_are_reproducible_readable_small_and_run";
-    let Some(skopeo) = testkit::require_tool(test, "skopeo") else { return };
+    let Some(skopeo) = testkit::require_tool(test, "skopeo") else {
+        return;
+    };
     let names = buildable_images(test);
     let tmp = tempdir();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
@@ -41,7 +43,11 @@ fn images_are_reproducible_readable_small_and_run() {
         let archive = a.join(format!("{name}.oci.tar"));
         // Two builds: byte-identical archives, one digest.
         let digest = printed_digest(&out_a, name);
-        assert_eq!(digest, printed_digest(&out_b, name), "{name}: two builds, two digests");
+        assert_eq!(
+            digest,
+            printed_digest(&out_b, name),
+            "{name}: two builds, two digests"
+        );
         assert_eq!(
             std::fs::read(&archive).unwrap(),
             std::fs::read(b.join(format!("{name}.oci.tar"))).unwrap(),
@@ -57,7 +63,12 @@ fn images_are_reproducible_readable_small_and_run() {
         assert_eq!(labels["org.opencontainers.image.version"], version.as_str());
         assert_eq!(labels["org.opencontainers.image.revision"], revision.as_str());
         assert_eq!(labels["org.opencontainers.image.title"], *name);
-        assert!(labels["org.opencontainers.image.source"].as_str().unwrap().starts_with("https://"));
+        assert!(
+            labels["org.opencontainers.image.source"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://")
+        );
         let config = skopeo_inspect(&skopeo, &reference, &["--config"]);
         assert_eq!(config["config"]["User"], "65532:65532");
         assert_eq!(config["config"]["Entrypoint"][0], format!("/{name}"));
@@ -65,7 +76,12 @@ fn images_are_reproducible_readable_small_and_run() {
         // Compressed size: what a pull transfers.
         let raw = skopeo_inspect(&skopeo, &reference, &["--raw"]);
         let size: u64 = raw["config"]["size"].as_u64().unwrap()
-            + raw["layers"].as_array().unwrap().iter().map(|l| l["size"].as_u64().unwrap()).sum::<u64>();
+            + raw["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["size"].as_u64().unwrap())
+                .sum::<u64>();
         eprintln!("{name}: {digest}, {:.2} MB compressed", size as f64 / 1e6);
         assert!(size < MAX_COMPRESSED, "{name} is {size} bytes compressed");
 
@@ -74,10 +90,20 @@ fn images_are_reproducible_readable_small_and_run() {
         unpack(&skopeo, &archive, &rootfs);
         check_rootfs(&rootfs);
         match run_in_rootfs(&rootfs, name) {
-            None => testkit::skip(test, "neither root nor unprivileged user namespaces: the binary was not run"),
+            None => testkit::skip(
+                test,
+                "neither root nor unprivileged user namespaces: the binary was not run",
+            ),
             Some(run) => {
-                assert!(run.status.success(), "{name} --version in the image: {}", String::from_utf8_lossy(&run.stderr));
-                assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), format!("{name} {version}"));
+                assert!(
+                    run.status.success(),
+                    "{name} --version in the image: {}",
+                    String::from_utf8_lossy(&run.stderr)
+                );
+                assert_eq!(
+                    String::from_utf8_lossy(&run.stdout).trim(),
+                    format!("{name} {version}")
+                );
             }
         }
     }
@@ -85,11 +111,18 @@ fn images_are_reproducible_readable_small_and_run() {
 
 fn check_rootfs(rootfs: &Path) {
     let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
-    assert!(passwd.lines().any(|l| l.starts_with("nonroot:x:65532:65532:")), "{passwd}");
+    assert!(
+        passwd.lines().any(|l| l.starts_with("nonroot:x:65532:65532:")),
+        "{passwd}"
+    );
     let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap();
     assert!(group.lines().any(|l| l == "nonroot:x:65532:"), "{group}");
     let certs = std::fs::read(rootfs.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
-    assert_eq!(certs, std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap(), "the host's Debian bundle");
+    assert_eq!(
+        certs,
+        std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap(),
+        "the host's Debian bundle"
+    );
     // Nothing else: no shell, no libc.
     let top: Vec<String> = std::fs::read_dir(rootfs)
         .unwrap()
@@ -102,8 +135,12 @@ fn check_rootfs(rootfs: &Path) {
 #[test]
 fn pushed_image_pulls_back_with_the_same_digest() {
     let test = "pushed_image_pulls_back_with_the_same_digest";
-    let Some(skopeo) = testkit::require_tool(test, "skopeo") else { return };
-    let Some(registry_bin) = testkit::require_tool(test, "docker-registry") else { return };
+    let Some(skopeo) = testkit::require_tool(test, "skopeo") else {
+        return;
+    };
+    let Some(registry_bin) = testkit::require_tool(test, "docker-registry") else {
+        return;
+    };
     let names = buildable_images(test);
     let registry = LocalRegistry::start(&registry_bin);
     let tmp = tempdir();
@@ -120,7 +157,10 @@ fn pushed_image_pulls_back_with_the_same_digest() {
     for name in &names {
         let digest = printed_digest(&first, name);
         assert_eq!(digest, printed_digest(&second, name));
-        assert!(first.contains(&format!("{target}/{name}:{version}@{digest}")), "{first}");
+        assert!(
+            first.contains(&format!("{target}/{name}:{version}@{digest}")),
+            "{first}"
+        );
         let remote = format!("docker://{target}/{name}:{version}");
         let info = skopeo_inspect(&skopeo, &remote, &["--tls-verify=false"]);
         assert_eq!(info["Digest"], digest.as_str(), "{name}: registry's digest");

@@ -16,7 +16,10 @@ fn branch_files(repo: &Path, branch: &str) -> BTreeMap<String, String> {
     git(repo, &["ls-tree", "--name-only", branch])
         .lines()
         .map(|name| {
-            let text = run(Command::new("git").arg("-C").arg(repo).args(["show", &format!("{branch}:{name}")]));
+            let text = run(Command::new("git")
+                .arg("-C")
+                .arg(repo)
+                .args(["show", &format!("{branch}:{name}")]));
             (name.to_string(), text)
         })
         .collect()
@@ -26,8 +29,11 @@ fn branch_files(repo: &Path, branch: &str) -> BTreeMap<String, String> {
 fn documents(stream: &str) -> Vec<String> {
     let parts: Vec<&str> = stream.split("\n---\n").collect();
     let last = parts.len() - 1;
-    let mut docs: Vec<String> =
-        parts.iter().enumerate().map(|(i, d)| if i < last { format!("{d}\n") } else { d.to_string() }).collect();
+    let mut docs: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, d)| if i < last { format!("{d}\n") } else { d.to_string() })
+        .collect();
     docs.sort();
     docs
 }
@@ -46,7 +52,10 @@ fn write_overlay(dir: &Path, with_deployment: bool) {
     }
     std::fs::write(
         dir.join("kustomization.yaml"),
-        format!("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{}", resources.iter().map(|r| format!("- {r}\n")).collect::<String>()),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{}",
+            resources.iter().map(|r| format!("- {r}\n")).collect::<String>()
+        ),
     )
     .unwrap();
     // Same kind and name in two namespaces: must become two files.
@@ -81,7 +90,11 @@ fn publish(overlay: &Path, repo: &Path, app: &Path) -> String {
 #[test]
 fn publish_commits_only_changes_one_object_per_file() {
     let tmp = tempdir();
-    let (overlay, repo, app) = (tmp.path().join("overlay"), tmp.path().join("repo.git"), tmp.path().join("app.yaml"));
+    let (overlay, repo, app) = (
+        tmp.path().join("overlay"),
+        tmp.path().join("repo.git"),
+        tmp.path().join("app.yaml"),
+    );
     write_overlay(&overlay, true);
     git(tmp.path(), &["init", "-q", "--bare", path_str(&repo)]);
 
@@ -106,7 +119,10 @@ fn publish_commits_only_changes_one_object_per_file() {
         }
         None => {
             for (name, text) in &files {
-                assert!(!text.contains("\n---\n") && text.starts_with("apiVersion: "), "{name}: {text}");
+                assert!(
+                    !text.contains("\n---\n") && text.starts_with("apiVersion: "),
+                    "{name}: {text}"
+                );
             }
         }
     }
@@ -126,30 +142,64 @@ fn publish_commits_only_changes_one_object_per_file() {
 
     let app: serde_json::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&app).unwrap()).unwrap();
     assert_eq!(app["kind"], "Application");
-    assert_eq!(app["spec"]["source"]["repoURL"], "https://git.example.invalid/owner/platform.git");
+    assert_eq!(
+        app["spec"]["source"]["repoURL"],
+        "https://git.example.invalid/owner/platform.git"
+    );
     assert_eq!(app["spec"]["source"]["targetRevision"], "rendered");
     assert_eq!(app["spec"]["source"]["path"], ".");
-    assert_eq!(app["spec"]["syncPolicy"]["automated"], serde_json::json!({"prune": true, "selfHeal": true}));
-    assert_eq!(app["spec"]["syncPolicy"]["syncOptions"], serde_json::json!(["ServerSideApply=true"]));
+    assert_eq!(
+        app["spec"]["syncPolicy"]["automated"],
+        serde_json::json!({"prune": true, "selfHeal": true})
+    );
+    assert_eq!(
+        app["spec"]["syncPolicy"]["syncOptions"],
+        serde_json::json!(["ServerSideApply=true"])
+    );
 }
 
 #[test]
 fn publish_leaves_the_checkout_alone() {
     let tmp = tempdir();
-    let (overlay, repo, app) = (tmp.path().join("overlay"), tmp.path().join("work"), tmp.path().join("app.yaml"));
+    let (overlay, repo, app) = (
+        tmp.path().join("overlay"),
+        tmp.path().join("work"),
+        tmp.path().join("app.yaml"),
+    );
     write_overlay(&overlay, true);
     git(tmp.path(), &["init", "-q", "-b", "main", path_str(&repo)]);
     std::fs::write(repo.join("notes.txt"), "uncommitted work\n").unwrap();
     git(&repo, &["add", "notes.txt"]);
-    let before = (git(&repo, &["status", "--porcelain"]), git(&repo, &["write-tree"]));
+    let before = (
+        git(&repo, &["status", "--porcelain"]),
+        git(&repo, &["write-tree"]),
+    );
 
     publish(&overlay, &repo, &app);
-    assert_eq!((git(&repo, &["status", "--porcelain"]), git(&repo, &["write-tree"])), before);
+    assert_eq!(
+        (
+            git(&repo, &["status", "--porcelain"]),
+            git(&repo, &["write-tree"])
+        ),
+        before
+    );
     assert_eq!(git(&repo, &["symbolic-ref", "HEAD"]), "refs/heads/main");
     assert_eq!(branch_files(&repo, "rendered").len(), 4);
 
     // The branch someone has checked out is refused.
-    let out = xtask(&["publish", "--branch", "main", "--repo", path_str(&repo), "--overlay", path_str(&overlay), "--application", path_str(&app), "--repo-url", "x"]);
+    let out = xtask(&[
+        "publish",
+        "--branch",
+        "main",
+        "--repo",
+        path_str(&repo),
+        "--overlay",
+        path_str(&overlay),
+        "--application",
+        path_str(&app),
+        "--repo-url",
+        "x",
+    ]);
     assert!(!out.status.success());
     assert_eq!(git(&repo, &["status", "--porcelain"]), before.0);
 }
@@ -157,7 +207,9 @@ fn publish_leaves_the_checkout_alone() {
 #[test]
 fn publish_of_the_owners_overlay_matches_kustomize() {
     let test = "publish_of_the_owners_overlay_matches_kustomize";
-    let Some(shared) = testkit::require_shared(test) else { return };
+    let Some(shared) = testkit::require_shared(test) else {
+        return;
+    };
     let tmp = tempdir();
     let (repo, app) = (tmp.path().join("repo.git"), tmp.path().join("app.yaml"));
     git(tmp.path(), &["init", "-q", "--bare", path_str(&repo)]);
@@ -181,7 +233,15 @@ fn publish_of_the_owners_overlay_matches_kustomize() {
     let reference = std::fs::read_to_string(shared.join("reference/homelab.yaml")).unwrap();
     let docs = documents(&reference);
     assert_eq!(files.len(), docs.len(), "one file per object");
-    assert_eq!(sorted_values(&files), docs, "files are kustomize's objects, byte for byte");
+    assert_eq!(
+        sorted_values(&files),
+        docs,
+        "files are kustomize's objects, byte for byte"
+    );
     // The owner's names: <Kind>.<name>.k8s.yaml (no collisions in this overlay).
-    assert!(files.contains_key("Deployment.centraldashboard.k8s.yaml"), "{:?}", files.keys().take(5).collect::<Vec<_>>());
+    assert!(
+        files.contains_key("Deployment.centraldashboard.k8s.yaml"),
+        "{:?}",
+        files.keys().take(5).collect::<Vec<_>>()
+    );
 }

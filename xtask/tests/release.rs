@@ -25,7 +25,14 @@ fn write_overlay(dir: &Path, names: &[&str]) {
     std::fs::write(dir.join("kustomization.yaml"), format!("resources:\n{resources}")).unwrap();
 }
 
-fn release_args<'a>(version: &'a str, overlay: &'a Path, repo: &'a Path, registry: &'a str, out: &'a Path, names: &[&'a str]) -> Vec<&'a str> {
+fn release_args<'a>(
+    version: &'a str,
+    overlay: &'a Path,
+    repo: &'a Path,
+    registry: &'a str,
+    out: &'a Path,
+    names: &[&'a str],
+) -> Vec<&'a str> {
     let mut args = vec![
         "release",
         version,
@@ -53,7 +60,10 @@ fn release_args<'a>(version: &'a str, overlay: &'a Path, repo: &'a Path, registr
 fn pinned_images(rendered: &str) -> Vec<String> {
     rendered
         .lines()
-        .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix("image: ")).filter(|i| !i.starts_with("busybox")).map(str::to_string).collect()
+        .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix("image: "))
+        .filter(|i| !i.starts_with("busybox"))
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -61,7 +71,11 @@ fn release_dry_run_pins_by_digest_and_pushes_nothing() {
     let test = "release_dry_run_pins_by_digest_and_pushes_nothing";
     let names = buildable_images(test);
     let tmp = tempdir();
-    let (overlay, repo, out) = (tmp.path().join("overlay"), tmp.path().join("repo.git"), tmp.path().join("out"));
+    let (overlay, repo, out) = (
+        tmp.path().join("overlay"),
+        tmp.path().join("repo.git"),
+        tmp.path().join("out"),
+    );
     write_overlay(&overlay, &names);
     git(tmp.path(), &["init", "-q", "--bare", path_str(&repo)]);
     let version = workspace_version();
@@ -89,7 +103,10 @@ fn release_dry_run_pins_by_digest_and_pushes_nothing() {
     got.sort();
     want.sort();
     assert_eq!(got, want);
-    assert!(rendered.contains("- image: busybox:1.36\n"), "other images are left alone");
+    assert!(
+        rendered.contains("- image: busybox:1.36\n"),
+        "other images are left alone"
+    );
 }
 
 #[test]
@@ -107,12 +124,20 @@ fn release_refuses_a_version_that_is_not_the_workspaces() {
 #[test]
 fn release_pushes_pins_and_publishes() {
     let test = "release_pushes_pins_and_publishes";
-    let Some(skopeo) = testkit::require_tool(test, "skopeo") else { return };
-    let Some(registry_bin) = testkit::require_tool(test, "docker-registry") else { return };
+    let Some(skopeo) = testkit::require_tool(test, "skopeo") else {
+        return;
+    };
+    let Some(registry_bin) = testkit::require_tool(test, "docker-registry") else {
+        return;
+    };
     let names = buildable_images(test);
     let registry = LocalRegistry::start(&registry_bin);
     let tmp = tempdir();
-    let (overlay, repo, out) = (tmp.path().join("overlay"), tmp.path().join("repo.git"), tmp.path().join("out"));
+    let (overlay, repo, out) = (
+        tmp.path().join("overlay"),
+        tmp.path().join("repo.git"),
+        tmp.path().join("out"),
+    );
     write_overlay(&overlay, &names);
     git(tmp.path(), &["init", "-q", "--bare", path_str(&repo)]);
     let version = workspace_version();
@@ -125,7 +150,14 @@ fn release_pushes_pins_and_publishes() {
         let pinned = pinned_images(&file);
         assert_eq!(pinned.len(), 1, "{file}");
         let (_, digest) = pinned[0].split_once('@').unwrap();
-        let info = skopeo_inspect(&skopeo, &format!("docker://{target}/{name}:{version}"), &["--tls-verify=false"]);
-        assert_eq!(info["Digest"], digest, "{name}: the branch pins what the registry holds");
+        let info = skopeo_inspect(
+            &skopeo,
+            &format!("docker://{target}/{name}:{version}"),
+            &["--tls-verify=false"],
+        );
+        assert_eq!(
+            info["Digest"], digest,
+            "{name}: the branch pins what the registry holds"
+        );
     }
 }

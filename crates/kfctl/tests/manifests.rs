@@ -201,26 +201,6 @@ fn route_controller_manifest_is_where_doctor_looks() {
 }
 
 #[test]
-fn pipeline_names_are_pipeline_artifacts_names() {
-    // kfctl keeps its own copies (pipeline-artifacts' AWS SDKs are too heavy
-    // to link); this keeps them equal to that crate's source.
-    let root = testkit::workspace_root().join("crates/pipeline-artifacts/src");
-    let settings = read(&root.join("settings.rs"));
-    let desired = read(&root.join("desired.rs"));
-    use kfctl::doctor::snapshot::{ARTIFACT_SECRET, KFP_CONFIGMAPS, PIPELINES_ENABLED_LABEL};
-    assert!(settings.contains(&format!(
-        "pub const ENABLED_LABEL: &str = \"{PIPELINES_ENABLED_LABEL}\";"
-    )));
-    assert!(settings.contains(&format!("pub const SECRET_NAME: &str = \"{ARTIFACT_SECRET}\";")));
-    for cm in KFP_CONFIGMAPS {
-        assert!(
-            desired.contains(&format!("\"name\": \"{cm}\"")),
-            "pipeline-artifacts writes no ConfigMap {cm}"
-        );
-    }
-}
-
-#[test]
 fn kflite_overlay_passes_the_static_checks() {
     // What `kubectl apply` of overlays/homelab would create, before any
     // controller runs: every check that needs no status must already pass.

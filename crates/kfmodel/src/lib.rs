@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod istio;
 pub mod naming;
 pub mod notebook;
+pub mod pipelines;
 pub mod poddefault;
 pub mod preserve;
 pub mod profile;

@@ -3,6 +3,7 @@
 //! Values are JSON in the hook's key order, so the hook endpoint answers with
 //! the same bytes' worth of structure and the controller applies the same objects.
 
+use kfmodel::pipelines;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
@@ -57,13 +58,13 @@ pub fn config_objects(namespace: &str, s: &Settings) -> Vec<Value> {
         json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": "kfp-launcher", "namespace": namespace},
+            "metadata": {"name": pipelines::LAUNCHER_CONFIGMAP, "namespace": namespace},
             "data": {"defaultPipelineRoot": format!("minio://{bucket}/private-artifacts/{namespace}/v2/artifacts")},
         }),
         json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": "metadata-grpc-configmap", "namespace": namespace},
+            "metadata": {"name": pipelines::METADATA_GRPC_CONFIGMAP, "namespace": namespace},
             "data": {
                 "METADATA_GRPC_SERVICE_HOST": s.metadata_grpc_host,
                 "METADATA_GRPC_SERVICE_PORT": s.metadata_grpc_port,
@@ -73,7 +74,7 @@ pub fn config_objects(namespace: &str, s: &Settings) -> Vec<Value> {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {
-                "name": "artifact-repositories",
+                "name": pipelines::ARTIFACT_REPOSITORIES_CONFIGMAP,
                 "namespace": namespace,
                 "annotations": {"workflows.argoproj.io/default-artifact-repository": "default-namespaced"},
             },

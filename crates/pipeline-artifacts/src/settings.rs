@@ -1,7 +1,8 @@
 //! What the upstream hook reads from its environment, plus what kflite makes configurable.
 
-/// Label that opts a namespace in (the DecoratorController's selector upstream).
-pub const ENABLED_LABEL: &str = "pipelines.kubeflow.org/enabled";
+/// Label that opts a namespace in (the DecoratorController's selector upstream),
+/// and the Secret's name; shared with `kfctl doctor` through kfmodel.
+pub use kfmodel::pipelines::{ARTIFACT_SECRET as SECRET_NAME, ENABLED_LABEL};
 /// Changing this namespace annotation's value rotates the namespace's credentials.
 pub const ROTATE_ANNOTATION: &str = "pipelines.kflite.dev/rotate-credentials";
 /// Where the Secret remembers which rotation request it answers.
@@ -10,8 +11,6 @@ pub const ROTATED_FOR_ANNOTATION: &str = "pipelines.kflite.dev/rotated-for";
 pub const STATUS_ANNOTATION: &str = "pipelines.kflite.dev/kubeflow-pipelines-ready";
 /// Finalizer that keeps a namespace until its IAM user, keys and policy are gone.
 pub const FINALIZER: &str = "pipelines.kflite.dev/artifacts";
-/// Name of the per-namespace credentials Secret.
-pub const SECRET_NAME: &str = "mlpipeline-minio-artifact";
 /// Field manager for server-side apply.
 pub const FIELD_MANAGER: &str = "pipeline-artifacts";
 

@@ -218,22 +218,15 @@ async fn unlabel_and_delete_remove_user_keys_and_policy_but_keep_artifacts() {
     let kept = store.s3.head_object().bucket("mlpipeline").key("private-artifacts/u1/keep-me").send().await;
     assert!(kept.is_ok(), "artifacts are kept unless configured");
 
-    // Deletion. kube-sim currently spins forever deleting a namespace that has a
-    // metadata finalizer (drain_namespace keeps "progressing"), so the deletion
-    // path runs on the namespace as the API server would present it: with a
-    // deletionTimestamp and our finalizer. See docs/pipeline-artifacts.md.
-    env.stop().await;
-    let mut d1 = env.namespace("d1").await.unwrap();
-    assert!(d1.metadata.finalizers.clone().unwrap_or_default().contains(&FINALIZER.to_string()));
-    d1.metadata.deletion_timestamp =
-        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()));
-    let out = pipeline_artifacts::reconcile::reconcile(&d1, &env.context(Settings::default(), None)).await.unwrap();
-    assert!(out.cleaned_up);
-    assert_eq!(out.keys_deleted, 1);
-    let d1 = env.namespace("d1").await.unwrap();
-    assert!(!d1.metadata.finalizers.unwrap_or_default().contains(&FINALIZER.to_string()), "finalizer released");
+    // Deletion: the namespace stays Terminating on our finalizer until the
+    // controller has removed its IAM user, keys and policy, then goes.
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(env.client.clone());
+    namespaces.delete("d1", &kube::api::DeleteParams::default()).await.unwrap();
+    wait_for("d1 deleted", 30, || async { env.namespace("d1").await.is_none().then_some(()) }).await;
     assert!(!store.user_exists("d1").await.unwrap());
     assert!(store.list_keys("d1").await.unwrap().is_empty());
+    assert_eq!(store.get_policy("d1").await.unwrap(), None);
+    env.stop().await;
     // A reconcile from a stale cache may clean up twice; it is idempotent.
     assert!(env.metrics.cleanups.get() >= 2);
 }

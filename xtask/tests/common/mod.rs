@@ -29,12 +29,20 @@ pub fn build_flag() -> Option<&'static str> {
 /// [`xtask`] that must succeed; returns stdout.
 pub fn xtask_ok(args: &[&str]) -> String {
     let out = xtask(args);
-    assert!(out.status.success(), "xtask {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "xtask {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.stderr(Stdio::piped()).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let out = cmd
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}{}",
@@ -45,7 +53,9 @@ pub fn run(cmd: &mut Command) -> String {
 }
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    run(Command::new("git").arg("-C").arg(dir).args(args)).trim_end().to_string()
+    run(Command::new("git").arg("-C").arg(dir).args(args))
+        .trim_end()
+        .to_string()
 }
 
 /// The digest `xtask images` printed for `name` (`name  sha256:…  …`).
@@ -54,7 +64,9 @@ pub fn printed_digest(stdout: &str, name: &str) -> String {
         .lines()
         .find_map(|l| {
             let mut f = l.split_whitespace();
-            (f.next() == Some(name)).then(|| f.next().map(str::to_string)).flatten()
+            (f.next() == Some(name))
+                .then(|| f.next().map(str::to_string))
+                .flatten()
         })
         .unwrap_or_else(|| panic!("no line for {name} in:\n{stdout}"))
 }
@@ -82,9 +94,11 @@ pub fn workspace_version() -> String {
 /// Which of kflite's images can be built in this checkout (package with a
 /// binary of the same name); the others are skipped loudly.
 pub fn buildable_images(test: &str) -> Vec<&'static str> {
-    let out = run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
-        .current_dir(testkit::workspace_root()));
+    let out = run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+            .current_dir(testkit::workspace_root()),
+    );
     let meta: serde_json::Value = serde_json::from_str(&out).unwrap();
     ["route-controller", "pipeline-artifacts"]
         .into_iter()
@@ -96,7 +110,10 @@ pub fn buildable_images(test: &str) -> Vec<&'static str> {
                     })
             });
             if !has {
-                testkit::skip(test, &format!("package {name} has no binary yet; its image is not checked"));
+                testkit::skip(
+                    test,
+                    &format!("package {name} has no binary yet; its image is not checked"),
+                );
             }
             has
         })
@@ -113,7 +130,11 @@ pub struct LocalRegistry {
 impl LocalRegistry {
     pub fn start(binary: &Path) -> LocalRegistry {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
         std::fs::write(
@@ -131,7 +152,11 @@ impl LocalRegistry {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("starting docker-registry");
-        let reg = LocalRegistry { child, addr, _dir: dir };
+        let reg = LocalRegistry {
+            child,
+            addr,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if reg.get("/v2/").starts_with("HTTP/1.1 200") {
@@ -144,8 +169,14 @@ impl LocalRegistry {
 
     /// A raw GET; returns the response head and body.
     pub fn get(&self, path: &str) -> String {
-        let Ok(mut s) = TcpStream::connect(&self.addr) else { return String::new() };
-        let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
+        let Ok(mut s) = TcpStream::connect(&self.addr) else {
+            return String::new();
+        };
+        let _ = write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         out
@@ -172,7 +203,12 @@ pub fn unpack(skopeo: &Path, archive: &Path, rootfs: &Path) {
     std::fs::create_dir_all(rootfs).unwrap();
     for layer in manifest["layers"].as_array().unwrap() {
         let hex = layer["digest"].as_str().unwrap().trim_start_matches("sha256:");
-        run(Command::new("tar").arg("-xzf").arg(layout.join(hex)).arg("-C").arg(rootfs).arg("--no-same-owner"));
+        run(Command::new("tar")
+            .arg("-xzf")
+            .arg(layout.join(hex))
+            .arg("-C")
+            .arg(rootfs)
+            .arg("--no-same-owner"));
     }
 }
 
@@ -182,7 +218,11 @@ pub fn unpack(skopeo: &Path, archive: &Path, rootfs: &Path) {
 /// when none of them is allowed here.
 pub fn run_in_rootfs(rootfs: &Path, name: &str) -> Option<Output> {
     let is_root = run(Command::new("id").arg("-u")).trim() == "0";
-    let sudo = !is_root && Command::new("sudo").args(["-n", "true"]).output().is_ok_and(|o| o.status.success());
+    let sudo = !is_root
+        && Command::new("sudo")
+            .args(["-n", "true"])
+            .output()
+            .is_ok_and(|o| o.status.success());
     let mut cmd = if is_root || sudo {
         let mut c = if sudo {
             let mut c = Command::new("sudo");
@@ -198,8 +238,14 @@ pub fn run_in_rootfs(rootfs: &Path, name: &str) -> Option<Output> {
         c.args(["-r", "chroot"]).arg(rootfs);
         c
     };
-    let out = cmd.arg(format!("/{name}")).arg("--version").env_clear().output().ok()?;
-    if !is_root && !sudo && !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unshare") {
+    let out = cmd
+        .arg(format!("/{name}"))
+        .arg("--version")
+        .env_clear()
+        .output()
+        .ok()?;
+    if !is_root && !sudo && !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unshare")
+    {
         return None;
     }
     Some(out)

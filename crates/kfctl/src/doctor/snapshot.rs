@@ -9,12 +9,8 @@ use super::DoctorConfig;
 use crate::Result;
 use crate::resources::{self as r, label, name};
 
-/// The label that opts a namespace into Kubeflow Pipelines (pipeline-artifacts' `ENABLED_LABEL`).
-pub const PIPELINES_ENABLED_LABEL: &str = "pipelines.kubeflow.org/enabled";
-/// The per-namespace artifact Secret (pipeline-artifacts' `SECRET_NAME`).
-pub const ARTIFACT_SECRET: &str = "mlpipeline-minio-artifact";
-/// The ConfigMaps pipeline-artifacts writes in every enabled namespace.
-pub const KFP_CONFIGMAPS: [&str; 3] = ["kfp-launcher", "metadata-grpc-configmap", "artifact-repositories"];
+// Shared with pipeline-artifacts, which creates what doctor checks.
+pub use kfmodel::pipelines::{ARTIFACT_SECRET, ENABLED_LABEL as PIPELINES_ENABLED_LABEL, KFP_CONFIGMAPS};
 
 /// What one pipelines-enabled namespace has.
 #[derive(Clone, Debug, Default)]
