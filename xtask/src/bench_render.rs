@@ -43,7 +43,11 @@ struct Sample {
 fn measure(cmd: &mut Command, out: &Path) -> Result<Sample> {
     let file = std::fs::File::create(out)?;
     let start = Instant::now();
-    let child = cmd.stdout(Stdio::from(file)).stderr(Stdio::null()).spawn().context("spawning")?;
+    let child = cmd
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::null())
+        .spawn()
+        .context("spawning")?;
     let pid = child.id() as libc::pid_t;
     let mut status: libc::c_int = 0;
     // SAFETY: zeroed rusage is a valid value for this plain C struct.
@@ -57,9 +61,14 @@ fn measure(cmd: &mut Command, out: &Path) -> Result<Sample> {
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         bail!("{:?} failed (status {status})", cmd.get_program());
     }
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let tv =
+        |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
     // Linux reports ru_maxrss in KiB.
-    Ok(Sample { wall, cpu: tv(usage.ru_utime) + tv(usage.ru_stime), max_rss_kib: usage.ru_maxrss as u64 })
+    Ok(Sample {
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        max_rss_kib: usage.ru_maxrss as u64,
+    })
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
@@ -102,7 +111,10 @@ fn rewrite(dir: &Path, local: &Path) -> Result<usize> {
             continue;
         }
         let name = e.file_name();
-        if !matches!(name.to_str(), Some("kustomization.yaml" | "kustomization.yml" | "Kustomization")) {
+        if !matches!(
+            name.to_str(),
+            Some("kustomization.yaml" | "kustomization.yml" | "Kustomization")
+        ) {
             continue;
         }
         let text = std::fs::read_to_string(&p)?;
@@ -112,14 +124,21 @@ fn rewrite(dir: &Path, local: &Path) -> Result<usize> {
             let mut l = line.to_string();
             for tok in line.split_whitespace() {
                 let tok = tok.trim_matches(|c| c == '"' || c == '\'');
-                let Some(remote) = Remote::parse(tok) else { continue };
-                let Ok(target) = remote.mirror_path(local) else { continue };
+                let Some(remote) = Remote::parse(tok) else {
+                    continue;
+                };
+                let Ok(target) = remote.mirror_path(local) else {
+                    continue;
+                };
                 if !target.exists() {
                     continue;
                 }
                 let replacement = match remote {
                     Remote::Http { .. } => {
-                        let copy = format!("_mirror_{}", target.file_name().and_then(|f| f.to_str()).unwrap_or("file"));
+                        let copy = format!(
+                            "_mirror_{}",
+                            target.file_name().and_then(|f| f.to_str()).unwrap_or("file")
+                        );
                         std::fs::copy(&target, p.parent().unwrap_or(dir).join(&copy))?;
                         copy
                     }
@@ -142,7 +161,10 @@ fn find_kubectl(arg: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(p) = arg {
         return Ok(p);
     }
-    if let Some(p) = std::env::var_os("KFLITE_TOOL_KUBECTL").map(PathBuf::from).filter(|p| p.is_file()) {
+    if let Some(p) = std::env::var_os("KFLITE_TOOL_KUBECTL")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+    {
         return Ok(p);
     }
     let venv = crate::project_root().join("target/kflite-venv/bin/kubectl");
@@ -169,8 +191,14 @@ fn build_binary(arg: Option<PathBuf>) -> Result<PathBuf> {
     if !ok {
         bail!("building manifest-render failed");
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| crate::project_root().join("target"));
-    let target = if target.is_absolute() { target } else { crate::project_root().join(target) };
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::project_root().join("target"));
+    let target = if target.is_absolute() {
+        target
+    } else {
+        crate::project_root().join(target)
+    };
     Ok(target.join("release/manifest-render"))
 }
 
@@ -212,7 +240,10 @@ pub fn run(args: Args) -> Result<()> {
     let overlay = work.path().join("homelab");
     copy_tree(&shared.join("reference/homelab"), &overlay)?;
     let n = rewrite(&local, &local)? + rewrite(&overlay, &local)?;
-    println!("overlay: {} ({n} remote references made local)", overlay.display());
+    println!(
+        "overlay: {} ({n} remote references made local)",
+        overlay.display()
+    );
 
     let (mut ours_s, mut theirs_s) = (Vec::new(), Vec::new());
     let (out_a, out_b) = (work.path().join("ours.yaml"), work.path().join("kubectl.yaml"));
@@ -247,8 +278,13 @@ pub fn run(args: Args) -> Result<()> {
     };
     let (mo, co, ro) = report("manifest-render", &ours_s);
     let (mk, ck, rk) = report("kubectl kustomize", &theirs_s);
-    println!("cpu-time ratio: {:.1}x", ck.as_secs_f64() / co.as_secs_f64().max(1e-9));
-    println!("outputs identical: {same}; manifest-render output equals reference/homelab.yaml: {matches_reference}");
+    println!(
+        "cpu-time ratio: {:.1}x",
+        ck.as_secs_f64() / co.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "outputs identical: {same}; manifest-render output equals reference/homelab.yaml: {matches_reference}"
+    );
     println!(
         "speedup: {:.1}x, memory: {:.1}x",
         mk.as_secs_f64() / mo.as_secs_f64().max(1e-9),

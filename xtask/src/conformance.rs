@@ -20,7 +20,11 @@ pub enum Outcome {
     Identical,
     Refused,
     /// Differs: the first differing line (1-based), expected and actual text.
-    Differs { line: usize, expected: String, actual: String },
+    Differs {
+        line: usize,
+        expected: String,
+        actual: String,
+    },
     /// We failed where kustomize succeeded.
     Failed(String),
     /// We succeeded where kustomize refused.
@@ -29,7 +33,9 @@ pub enum Outcome {
 
 /// Renders `dir` and compares it with `expected` (`.yaml` or `.err`).
 pub fn check(dir: &Path, mirror: &Path, expected: &Path) -> Outcome {
-    let opts = manifest_render::Options { mirror: Some(mirror.to_path_buf()) };
+    let opts = manifest_render::Options {
+        mirror: Some(mirror.to_path_buf()),
+    };
     let got = manifest_render::render(dir, &opts);
     let want_err = expected.extension().is_some_and(|e| e == "err");
     match (got, want_err) {
@@ -42,7 +48,11 @@ pub fn check(dir: &Path, mirror: &Path, expected: &Path) -> Outcome {
                 return Outcome::Identical;
             }
             let (a, w): (Vec<&str>, Vec<&str>) = (r.yaml.lines().collect(), want.lines().collect());
-            let line = a.iter().zip(&w).position(|(x, y)| x != y).unwrap_or(a.len().min(w.len()));
+            let line = a
+                .iter()
+                .zip(&w)
+                .position(|(x, y)| x != y)
+                .unwrap_or(a.len().min(w.len()));
             Outcome::Differs {
                 line: line + 1,
                 expected: w.get(line).unwrap_or(&"<end of output>").to_string(),
@@ -76,22 +86,38 @@ pub fn run(args: Args) -> Result<()> {
         match check(&mirror.join("git").join(case), &mirror, &expected) {
             Outcome::Identical => identical += 1,
             Outcome::Refused => refused += 1,
-            Outcome::Accepted => failures.push(format!("{case}: kustomize refuses this case, we rendered it")),
-            Outcome::Failed(e) => failures.push(format!("{case}: error: {e}")),
-            Outcome::Differs { line, expected, actual } => {
-                failures.push(format!("{case}: line {line}: expected {expected:?}, got {actual:?}"))
+            Outcome::Accepted => {
+                failures.push(format!("{case}: kustomize refuses this case, we rendered it"))
             }
+            Outcome::Failed(e) => failures.push(format!("{case}: error: {e}")),
+            Outcome::Differs {
+                line,
+                expected,
+                actual,
+            } => failures.push(format!(
+                "{case}: line {line}: expected {expected:?}, got {actual:?}"
+            )),
         }
     }
     let homelab = if args.filter.is_none() {
-        match check(&reference.join("homelab"), &mirror, &reference.join("homelab.yaml")) {
+        match check(
+            &reference.join("homelab"),
+            &mirror,
+            &reference.join("homelab.yaml"),
+        ) {
             Outcome::Identical => "identical",
             Outcome::Failed(e) => {
                 failures.push(format!("homelab: error: {e}"));
                 "differs"
             }
-            Outcome::Differs { line, expected, actual } => {
-                failures.push(format!("homelab: line {line}: expected {expected:?}, got {actual:?}"));
+            Outcome::Differs {
+                line,
+                expected,
+                actual,
+            } => {
+                failures.push(format!(
+                    "homelab: line {line}: expected {expected:?}, got {actual:?}"
+                ));
                 "differs"
             }
             _ => "differs",
