@@ -223,18 +223,20 @@ pub fn run_in_rootfs(rootfs: &Path, name: &str) -> Option<Output> {
             .args(["-n", "true"])
             .output()
             .is_ok_and(|o| o.status.success());
+    // Absolute paths: the child's environment is cleared below, PATH included.
+    let program = |name: &str| testkit::find_tool(name).unwrap_or_else(|| std::path::PathBuf::from(name));
     let mut cmd = if is_root || sudo {
         let mut c = if sudo {
-            let mut c = Command::new("sudo");
+            let mut c = Command::new(program("sudo"));
             c.args(["-n", "chroot"]);
             c
         } else {
-            Command::new("chroot")
+            Command::new(program("chroot"))
         };
         c.arg("--userspec=65532:65532").arg(rootfs);
         c
     } else {
-        let mut c = Command::new("unshare");
+        let mut c = Command::new(program("unshare"));
         c.args(["-r", "chroot"]).arg(rootfs);
         c
     };
