@@ -262,18 +262,7 @@ fn cuobjdump_reads_the_synthetic_files_as_gpu_probe_does() {
     write_elf(&lib, Some(&[first, second]));
     let scanned = scan_library(&lib, None);
     assert_eq!(scanned.error, None);
-    let ours_elf: BTreeMap<String, usize> = scanned
-        .summary
-        .sass
-        .iter()
-        .map(|(a, n)| (a.cuobjdump_name(), *n))
-        .collect();
-    let ours_ptx: BTreeMap<String, usize> = scanned
-        .summary
-        .ptx
-        .iter()
-        .map(|(a, n)| (a.cuobjdump_name(), *n))
-        .collect();
+    let (ours_elf, ours_ptx) = common::counts_by_cuobjdump_name(&scanned.summary);
     assert_eq!(ours_elf.values().sum::<usize>(), 4, "{ours_elf:?}");
     assert_eq!(cuobjdump_list(&tool, "--list-elf", &lib), ours_elf);
     assert_eq!(cuobjdump_list(&tool, "--list-ptx", &lib), ours_ptx);

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::{cuobjdump, cuobjdump_list, ptxas, sm, wheel_file};
@@ -39,18 +38,7 @@ fn arch_lists_equal_cuobjdump(test: &str, rel: &str, package: &str) {
     let scanned = scan_library(&lib, None);
     let took = started.elapsed();
     assert_eq!(scanned.error, None);
-    let ours_elf: BTreeMap<String, usize> = scanned
-        .summary
-        .sass
-        .iter()
-        .map(|(a, n)| (a.cuobjdump_name(), *n))
-        .collect();
-    let ours_ptx: BTreeMap<String, usize> = scanned
-        .summary
-        .ptx
-        .iter()
-        .map(|(a, n)| (a.cuobjdump_name(), *n))
-        .collect();
+    let (ours_elf, ours_ptx) = common::counts_by_cuobjdump_name(&scanned.summary);
     let theirs_elf = cuobjdump_list(&tool, "--list-elf", &lib);
     let theirs_ptx = cuobjdump_list(&tool, "--list-ptx", &lib);
     assert_eq!(ours_elf, theirs_elf);

@@ -165,3 +165,18 @@ pub fn real_code(ptxas: &Path, arch: &str) -> (Vec<u8>, Vec<u8>) {
     ptx.push(0);
     (std::fs::read(&out).expect("read cubin"), ptx)
 }
+
+/// gpu-probe's SASS and PTX entry counts per arch, keyed by the names cuobjdump gives
+/// them, so they compare directly with [`cuobjdump_list`].
+#[allow(dead_code)] // not every test binary that includes `common` uses it
+pub fn counts_by_cuobjdump_name(
+    summary: &gpu_probe::fatbin::FatbinSummary,
+) -> (
+    std::collections::BTreeMap<String, usize>,
+    std::collections::BTreeMap<String, usize>,
+) {
+    let by_name = |m: &std::collections::BTreeMap<SmArch, usize>| {
+        m.iter().map(|(a, n)| (a.cuobjdump_name(), *n)).collect()
+    };
+    (by_name(&summary.sass), by_name(&summary.ptx))
+}
