@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::{container, cuobjdump, cuobjdump_list, ptxas, real_code, sm, write_elf};
