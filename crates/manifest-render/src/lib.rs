@@ -14,6 +14,7 @@ pub mod loader;
 mod nameref;
 mod par;
 mod patch;
+mod pattern;
 mod replacements;
 mod smp;
 pub mod resource;
@@ -75,17 +76,65 @@ pub struct Rendered {
 
 /// Builds the kustomization in `dir`.
 pub fn render(dir: &Path, options: &Options) -> Result<Rendered> {
-    let (resources, warnings) = target::build(dir, options.mirror.clone())?;
-    // Objects print independently; emit them on spare CPUs, join in order.
-    let chunk = resources.len().div_ceil(std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-    let chunks: Vec<&[resource::Resource]> = resources.chunks(chunk).collect();
-    let parts = par::map(&chunks, |c| yaml::emit_documents(c.iter().map(|r| &r.obj)));
-    let mut yaml = String::with_capacity(parts.iter().map(String::len).sum::<usize>() + parts.len() * 4);
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 && !p.is_empty() {
-            yaml.push_str("---\n");
+    build(dir, options).map(Built::into_rendered)
+}
+
+/// A build whose YAML is still in the pieces the printers produced.
+#[derive(Debug)]
+pub struct Built {
+    parts: Vec<String>,
+    /// Number of objects.
+    pub objects: usize,
+    /// What kustomize would print on stderr (deprecations, unused vars).
+    pub warnings: Vec<String>,
+}
+
+impl Built {
+    /// Writes the YAML stream without joining it into one string first,
+    /// which saves copying (and faulting in) the whole output once.
+    pub fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        for (i, p) in self.parts.iter().enumerate() {
+            if i > 0 && !p.is_empty() {
+                out.write_all(b"---\n")?;
+            }
+            out.write_all(p.as_bytes())?;
         }
-        yaml.push_str(p);
+        out.flush()
     }
-    Ok(Rendered { yaml, objects: resources.len(), warnings })
+
+    pub fn into_rendered(self) -> Rendered {
+        let Built { mut parts, objects, warnings } = self;
+        let total = parts.iter().map(String::len).sum::<usize>() + parts.len() * 4;
+        let rest = parts.split_off(parts.len().min(1));
+        let mut yaml = parts.pop().unwrap_or_default();
+        yaml.reserve(total - yaml.len());
+        for p in rest {
+            if !p.is_empty() {
+                yaml.push_str("---\n");
+            }
+            yaml.push_str(&p);
+        }
+        Rendered { yaml, objects, warnings }
+    }
+}
+
+/// Builds the kustomization in `dir`, leaving the output in pieces.
+pub fn build(dir: &Path, options: &Options) -> Result<Built> {
+    loader::forget_resolved_dirs();
+    let (mut resources, warnings) = target::build(dir, options.mirror.clone())?;
+    let objects = resources.len();
+    // Objects print independently: emit them on spare CPUs, in order. Each
+    // worker also frees its objects, as costly as printing a tenth of them.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = objects.div_ceil(workers).max(1);
+    let mut chunks = Vec::new();
+    while !resources.is_empty() {
+        let rest = resources.split_off(chunk.min(resources.len()));
+        chunks.push(std::sync::Mutex::new(std::mem::replace(&mut resources, rest)));
+    }
+    let parts = par::map(&chunks, |c| {
+        let owned = c.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
+        yaml::emit_documents(owned.iter().map(|r| &r.obj))
+    });
+    Ok(Built { parts, objects, warnings })
 }

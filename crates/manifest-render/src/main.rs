@@ -1,6 +1,5 @@
 //! `manifest-render build DIR [--mirror DIR] [-o FILE]`
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -43,19 +42,16 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let Command::Build { dir, mirror, output } = Cli::parse().command;
-    let rendered = manifest_render::render(&dir, &manifest_render::Options { mirror })?;
+    let rendered = manifest_render::build(&dir, &manifest_render::Options { mirror })?;
     // kustomize prints these lines on stderr as they are; so do we.
     for w in &rendered.warnings {
         eprintln!("{w}");
     }
     match output {
-        Some(path) => std::fs::write(&path, rendered.yaml.as_bytes())
+        Some(path) => std::fs::File::create(&path)
+            .and_then(|f| rendered.write_to(&mut std::io::BufWriter::new(f)))
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?,
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(rendered.yaml.as_bytes())?;
-            out.flush()?;
-        }
+        None => rendered.write_to(&mut std::io::stdout().lock())?,
     }
     Ok(())
 }
