@@ -10,6 +10,7 @@ mod builtin_data_check;
 pub mod fieldspec;
 mod generators;
 pub mod kustomization;
+pub mod lint;
 pub mod loader;
 mod nameref;
 mod par;
@@ -88,4 +89,10 @@ pub fn render(dir: &Path, options: &Options) -> Result<Rendered> {
         yaml.push_str(p);
     }
     Ok(Rendered { yaml, objects: resources.len(), warnings })
+}
+
+/// Builds the kustomization in `dir` into its final objects (what [`render`]
+/// prints, before printing) and kustomize's warnings; for [`lint`].
+pub fn build_objects(dir: &Path, options: &Options) -> Result<(Vec<resource::Resource>, Vec<String>)> {
+    target::build(dir, options.mirror.clone())
 }
