@@ -19,12 +19,19 @@ impl KindPattern {
     /// Reads `group/Kind` or `group/*` (`/Kind` for the core group).
     pub fn parse(text: &str) -> Result<Self, String> {
         let Some((group, kind)) = text.trim().rsplit_once('/') else {
-            return Err(format!("kind {text:?}: expected group/Kind or group/* (e.g. cert-manager.io/Certificate)"));
+            return Err(format!(
+                "kind {text:?}: expected group/Kind or group/* (e.g. cert-manager.io/Certificate)"
+            ));
         };
         if kind.is_empty() {
-            return Err(format!("kind {text:?}: the kind after '/' is empty (use group/* for a whole group)"));
+            return Err(format!(
+                "kind {text:?}: the kind after '/' is empty (use group/* for a whole group)"
+            ));
         }
-        Ok(KindPattern { group: group.to_string(), kind: (kind != "*").then(|| kind.to_string()) })
+        Ok(KindPattern {
+            group: group.to_string(),
+            kind: (kind != "*").then(|| kind.to_string()),
+        })
     }
 
     pub fn matches(&self, group: &str, kind: &str) -> bool {
@@ -106,7 +113,9 @@ impl Config {
     }
 
     fn apply(&mut self, doc: &Value) -> Result<(), String> {
-        let map = doc.as_map().ok_or("expected a mapping with clusterProvided, namespaces, disable")?;
+        let map = doc
+            .as_map()
+            .ok_or("expected a mapping with clusterProvided, namespaces, disable")?;
         for (key, value) in map.iter() {
             match key.as_str() {
                 "clusterProvidedDefaults" => match value {
@@ -116,13 +125,15 @@ impl Config {
                 },
                 "clusterProvided" => {
                     for k in string_list(key, value)? {
-                        self.cluster_provided.push(KindPattern::parse(&k).map_err(|e| format!("clusterProvided: {e}"))?);
+                        self.cluster_provided
+                            .push(KindPattern::parse(&k).map_err(|e| format!("clusterProvided: {e}"))?);
                     }
                 }
                 "namespaces" => self.namespaces.extend(string_list(key, value)?),
                 "disable" => {
                     for id in string_list(key, value)? {
-                        self.disabled.insert(parse_rule(&id).map_err(|e| format!("disable: {e}"))?);
+                        self.disabled
+                            .insert(parse_rule(&id).map_err(|e| format!("disable: {e}"))?);
                     }
                 }
                 other => {
@@ -149,7 +160,11 @@ fn string_list(key: &str, value: &Value) -> Result<Vec<String>, String> {
         Value::Null | Value::NullText => Ok(Vec::new()),
         Value::Seq(items) => items
             .iter()
-            .map(|i| i.as_str().map(str::to_string).ok_or_else(|| format!("{key}: expected a list of strings")))
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("{key}: expected a list of strings"))
+            })
             .collect(),
         _ => Err(format!("{key}: expected a list of strings")),
     }
@@ -181,17 +196,28 @@ mod tests {
         )
         .unwrap();
         let c = Config::from_file(&path).unwrap();
-        assert_eq!(c.cluster_provided, vec![KindPattern::parse("monitoring.coreos.com/*").unwrap()]);
+        assert_eq!(
+            c.cluster_provided,
+            vec![KindPattern::parse("monitoring.coreos.com/*").unwrap()]
+        );
         assert_eq!(c.namespaces, vec!["cert-manager".to_string()]);
         assert!(c.disabled.contains(&Rule::GatewayBlocked) && c.disabled.len() == 1);
 
         std::fs::write(&path, "disable: [no-such-rule]\n").unwrap();
         let e = Config::from_file(&path).unwrap_err().to_string();
-        assert!(e.contains("lint.yaml") && e.contains("no-such-rule") && e.contains("unexpanded-var"), "{e}");
+        assert!(
+            e.contains("lint.yaml") && e.contains("no-such-rule") && e.contains("unexpanded-var"),
+            "{e}"
+        );
         std::fs::write(&path, "namespace: [x]\n").unwrap();
         let e = Config::from_file(&path).unwrap_err().to_string();
         assert!(e.contains("unknown key \"namespace\""), "{e}");
         std::fs::write(&path, "clusterProvided: [Certificate]\n").unwrap();
-        assert!(Config::from_file(&path).unwrap_err().to_string().contains("group/Kind"));
+        assert!(
+            Config::from_file(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("group/Kind")
+        );
     }
 }

@@ -18,7 +18,11 @@ const NEWER_BUILTINS: &[(&str, &str, bool)] = &[
     ("resource.k8s.io", "ResourceSlice", false),
     ("resource.k8s.io", "DeviceTaintRule", false),
     ("admissionregistration.k8s.io", "MutatingAdmissionPolicy", false),
-    ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding", false),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingAdmissionPolicyBinding",
+        false,
+    ),
     ("storage.k8s.io", "VolumeAttributesClass", false),
     ("networking.k8s.io", "IPAddress", false),
     ("networking.k8s.io", "ServiceCIDR", false),
@@ -30,7 +34,10 @@ const NEWER_BUILTINS: &[(&str, &str, bool)] = &[
 
 /// Groups served by Kubernetes itself (the schema also knows a few others').
 fn is_kubernetes_group(group: &str) -> bool {
-    matches!(group, "" | "apps" | "batch" | "autoscaling" | "policy" | "extensions") || group.ends_with(".k8s.io")
+    matches!(
+        group,
+        "" | "apps" | "batch" | "autoscaling" | "policy" | "extensions"
+    ) || group.ends_with(".k8s.io")
 }
 
 /// A CRD of the output.
@@ -92,22 +99,27 @@ fn crd_info(r: &Resource) -> Crd {
     let empty_schema = |s: Option<&Value>| match s.and_then(Value::as_map) {
         None => true,
         Some(m) => {
-            m.get("properties").is_none_or(|p| p.as_map().is_none_or(|p| p.is_empty()))
-                && m.iter().all(|(k, _)| matches!(k.as_str(), "type" | "x-kubernetes-preserve-unknown-fields" | "description"))
+            m.get("properties")
+                .is_none_or(|p| p.as_map().is_none_or(|p| p.is_empty()))
+                && m.iter().all(|(k, _)| {
+                    matches!(
+                        k.as_str(),
+                        "type" | "x-kubernetes-preserve-unknown-fields" | "description"
+                    )
+                })
         }
     };
-    match spec.get("versions").and_then(Value::as_seq) {
-        Some(versions) => {
-            for v in versions {
-                if v.get("served").is_none_or(|s| !matches!(s, Value::Bool(false))) {
-                    served.push(str_at(v, &["name"]).to_string());
-                }
-                stub &= empty_schema(v.get_path(&["schema", "openAPIV3Schema"]))
-                    && v.get("subresources").is_none()
-                    && v.get("additionalPrinterColumns").is_none();
-            }
+    for v in spec
+        .get("versions")
+        .and_then(Value::as_seq)
+        .map_or(&[][..], Vec::as_slice)
+    {
+        if v.get("served").is_none_or(|s| !matches!(s, Value::Bool(false))) {
+            served.push(str_at(v, &["name"]).to_string());
         }
-        None => {}
+        stub &= empty_schema(v.get_path(&["schema", "openAPIV3Schema"]))
+            && v.get("subresources").is_none()
+            && v.get("additionalPrinterColumns").is_none();
     }
     // apiextensions/v1beta1 spellings.
     if let Some(v) = spec.get("version").and_then(Value::as_str)
@@ -115,17 +127,30 @@ fn crd_info(r: &Resource) -> Crd {
     {
         served.push(v.to_string());
     }
-    if spec.get("validation").is_some() || spec.get("subresources").is_some() || spec.get("additionalPrinterColumns").is_some() {
+    if spec.get("validation").is_some()
+        || spec.get("subresources").is_some()
+        || spec.get("additionalPrinterColumns").is_some()
+    {
         stub &= empty_schema(spec.get_path(&["validation", "openAPIV3Schema"]))
             && spec.get("subresources").is_none()
             && spec.get("additionalPrinterColumns").is_none();
     }
-    Crd { name: r.name().to_string(), namespaced, served, stub }
+    Crd {
+        name: r.name().to_string(),
+        namespaced,
+        served,
+        stub,
+    }
 }
 
 pub(super) fn check(cx: &Context, r: &Resource, out: &mut Vec<Finding>) {
     let gvk = r.gvk();
-    if cx.config.cluster_provided.iter().any(|p| p.matches(&gvk.group, &gvk.kind)) {
+    if cx
+        .config
+        .cluster_provided
+        .iter()
+        .any(|p| p.matches(&gvk.group, &gvk.kind))
+    {
         return;
     }
     let key = (gvk.group.clone(), gvk.kind.clone());
@@ -138,7 +163,11 @@ pub(super) fn check(cx: &Context, r: &Resource, out: &mut Vec<Finding>) {
             "CRD {} does not serve version {:?} (it serves {})",
             crd.name,
             gvk.version,
-            if crd.served.is_empty() { "none".to_string() } else { crd.served.join(", ") }
+            if crd.served.is_empty() {
+                "none".to_string()
+            } else {
+                crd.served.join(", ")
+            }
         ),
         Some(_) => return,
         None if cx.kinds.builtin.contains_key(&key) => return,

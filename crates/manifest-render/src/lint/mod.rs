@@ -36,8 +36,13 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 5] =
-        [Rule::UnexpandedVar, Rule::UnknownKind, Rule::GatewayBlocked, Rule::DuplicateId, Rule::MissingNamespace];
+    pub const ALL: [Rule; 5] = [
+        Rule::UnexpandedVar,
+        Rule::UnknownKind,
+        Rule::GatewayBlocked,
+        Rule::DuplicateId,
+        Rule::MissingNamespace,
+    ];
 
     pub fn id(self) -> &'static str {
         match self {
@@ -149,8 +154,9 @@ pub fn lint_dir(dir: &Path, options: &crate::Options, config: &Config) -> crate:
     let (mut objects, _) = crate::build_objects(dir, options)?;
     // Mirror paths are long and alike; name them from the mirror's root.
     if let Some(mirror) = &options.mirror {
+        let mirror = std::fs::canonicalize(mirror).unwrap_or_else(|_| mirror.clone());
         for r in &mut objects {
-            if let Ok(rest) = Path::new(&r.origin).strip_prefix(mirror) {
+            if let Ok(rest) = Path::new(&r.origin).strip_prefix(&mirror) {
                 r.origin = format!("<mirror>/{}", rest.display());
             }
         }
@@ -192,7 +198,11 @@ impl Context<'_> {
 /// Runs every enabled rule over `objects`; findings come rule by rule, each
 /// in object order.
 pub fn lint(objects: &[Resource], config: &Config) -> Vec<Finding> {
-    let cx = Context { objects, config, kinds: kinds::Catalog::new(objects) };
+    let cx = Context {
+        objects,
+        config,
+        kinds: kinds::Catalog::new(objects),
+    };
     let mut out = Vec::new();
     let on = |r: Rule| !config.disabled.contains(&r);
     if on(Rule::UnexpandedVar) {
@@ -235,13 +245,22 @@ fn duplicate_ids(cx: &Context, out: &mut Vec<Finding>) {
     let mut first: HashMap<(String, String, String, String), &Resource> = HashMap::new();
     for r in cx.objects {
         let gvk = r.gvk();
-        let key = (gvk.group, gvk.kind, effective_namespace(cx, r).to_string(), r.name().to_string());
+        let key = (
+            gvk.group,
+            gvk.kind,
+            effective_namespace(cx, r).to_string(),
+            r.name().to_string(),
+        );
         match first.get(&key) {
             None => {
                 first.insert(key, r);
             }
             Some(earlier) => {
-                let from = if earlier.origin.is_empty() { String::new() } else { format!(" (from {})", earlier.origin) };
+                let from = if earlier.origin.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (from {})", earlier.origin)
+                };
                 out.push(cx.finding(
                     Rule::DuplicateId,
                     r,
@@ -268,7 +287,8 @@ fn missing_namespaces(cx: &Context, out: &mut Vec<Finding>) {
     known.extend(cx.config.namespaces.iter().map(String::as_str));
     for r in cx.objects {
         let gvk = r.gvk();
-        let creates = (gvk.group.is_empty() && gvk.kind == "Namespace") || (gvk.group == "kubeflow.org" && gvk.kind == "Profile");
+        let creates = (gvk.group.is_empty() && gvk.kind == "Namespace")
+            || (gvk.group == "kubeflow.org" && gvk.kind == "Profile");
         if creates {
             known.insert(r.name());
         }

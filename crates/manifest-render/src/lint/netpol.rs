@@ -19,22 +19,34 @@ type Labels = BTreeMap<String, String>;
 
 fn string_map(v: Option<&Value>) -> Labels {
     v.and_then(Value::as_map)
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.scalar_text()?))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.scalar_text()?)))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// `metav1.LabelSelector` semantics; an absent or empty selector matches all.
 fn selects(selector: Option<&Value>, labels: &Labels) -> bool {
-    let Some(sel) = selector.and_then(Value::as_map) else { return true };
+    let Some(sel) = selector.and_then(Value::as_map) else {
+        return true;
+    };
     let match_labels = string_map(sel.get("matchLabels"));
     if !match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
         return false;
     }
-    let exprs = sel.get("matchExpressions").and_then(Value::as_seq).map_or(&[][..], Vec::as_slice);
+    let exprs = sel
+        .get("matchExpressions")
+        .and_then(Value::as_seq)
+        .map_or(&[][..], Vec::as_slice);
     exprs.iter().all(|e| {
         let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-        let values: Vec<String> =
-            e.get("values").and_then(Value::as_seq).map(|vs| vs.iter().filter_map(Value::scalar_text).collect()).unwrap_or_default();
+        let values: Vec<String> = e
+            .get("values")
+            .and_then(Value::as_seq)
+            .map(|vs| vs.iter().filter_map(Value::scalar_text).collect())
+            .unwrap_or_default();
         let have = labels.get(key);
         match e.get("operator").and_then(Value::as_str).unwrap_or("") {
             "In" => have.is_some_and(|h| values.contains(h)),
@@ -57,7 +69,9 @@ fn pod_labels(r: &Resource) -> Option<Labels> {
     } else {
         r.obj.get_path(&["spec", "template"])
     };
-    template.and_then(|t| t.get("metadata")).map(|m| string_map(m.get("labels")))
+    template
+        .and_then(|t| t.get("metadata"))
+        .map(|m| string_map(m.get("labels")))
 }
 
 struct Policy<'a> {
@@ -76,7 +90,11 @@ impl Policy<'_> {
 
     /// Whether some ingress rule admits a source outside the pod network.
     fn admits_host(&self) -> bool {
-        let rules = self.spec.get("ingress").and_then(Value::as_seq).map_or(&[][..], Vec::as_slice);
+        let rules = self
+            .spec
+            .get("ingress")
+            .and_then(Value::as_seq)
+            .map_or(&[][..], Vec::as_slice);
         rules.iter().any(|rule| match rule.get("from") {
             None | Some(Value::Null | Value::NullText) => true,
             Some(Value::Seq(peers)) => peers.is_empty() || peers.iter().any(|p| p.get("ipBlock").is_some()),
@@ -90,17 +108,29 @@ pub(super) fn check(cx: &Context, out: &mut Vec<Finding>) {
         .objects
         .iter()
         .filter(|r| r.kind() == "NetworkPolicy" && r.gvk().group == "networking.k8s.io")
-        .filter_map(|r| Some(Policy { resource: r, spec: r.obj.get("spec")?.as_map()? }))
+        .filter_map(|r| {
+            Some(Policy {
+                resource: r,
+                spec: r.obj.get("spec")?.as_map()?,
+            })
+        })
         .filter(Policy::isolates_ingress)
         .collect();
     if policies.is_empty() {
         return;
     }
-    let workloads: Vec<(&str, Labels)> =
-        cx.objects.iter().filter_map(|r| Some((effective_namespace(cx, r), pod_labels(r)?))).collect();
+    let workloads: Vec<(&str, Labels)> = cx
+        .objects
+        .iter()
+        .filter_map(|r| Some((effective_namespace(cx, r), pod_labels(r)?)))
+        .collect();
     // Policy index → Services it blocks, in output order.
     let mut blocked: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    for svc in cx.objects.iter().filter(|r| r.kind() == "Service" && r.gvk().group.is_empty()) {
+    for svc in cx
+        .objects
+        .iter()
+        .filter(|r| r.kind() == "Service" && r.gvk().group.is_empty())
+    {
         if r_str(svc, &["spec", "type"]) == "ExternalName" {
             continue;
         }

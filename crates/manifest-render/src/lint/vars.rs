@@ -28,13 +28,16 @@ pub(super) fn check(cx: &Context, r: &Resource, out: &mut Vec<Finding>) {
     walk(cx, r, is_crd, &r.obj, &mut path, out);
 }
 
-fn walk<'a>(cx: &Context, r: &Resource, is_crd: bool, v: &'a Value, path: &mut Vec<Seg<'a>>, out: &mut Vec<Finding>) {
+fn walk<'a>(
+    cx: &Context,
+    r: &Resource,
+    is_crd: bool,
+    v: &'a Value,
+    path: &mut Vec<Seg<'a>>,
+    out: &mut Vec<Finding>,
+) {
     match v {
-        Value::Str(s) => {
-            if !expanded_by_kubernetes(path) {
-                report(cx, r, path, None, s, out);
-            }
-        }
+        Value::Str(s) if !expanded_by_kubernetes(path) => report(cx, r, path, None, s, out),
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
                 path.push(Seg::Index(i));
@@ -61,7 +64,12 @@ fn walk<'a>(cx: &Context, r: &Resource, is_crd: bool, v: &'a Value, path: &mut V
 fn crd_schema(path: &[Seg]) -> bool {
     matches!(
         path,
-        [Seg::Key("spec"), Seg::Key("versions"), Seg::Index(_), Seg::Key("schema")] | [Seg::Key("spec"), Seg::Key("validation")]
+        [
+            Seg::Key("spec"),
+            Seg::Key("versions"),
+            Seg::Index(_),
+            Seg::Key("schema")
+        ] | [Seg::Key("spec"), Seg::Key("validation")]
     )
 }
 
@@ -69,11 +77,29 @@ fn crd_schema(path: &[Seg]) -> bool {
 fn expanded_by_kubernetes(path: &[Seg]) -> bool {
     let in_container = |list: &str| CONTAINER_LISTS.contains(&list);
     match path {
-        [.., Seg::Key(list), Seg::Index(_), Seg::Key("command" | "args"), Seg::Index(_)] => in_container(list),
-        [.., Seg::Key(list), Seg::Index(_), Seg::Key("env"), Seg::Index(_), Seg::Key("value")] => in_container(list),
-        [.., Seg::Key(list), Seg::Index(_), Seg::Key("volumeMounts"), Seg::Index(_), Seg::Key("subPathExpr")] => {
-            in_container(list)
-        }
+        [
+            ..,
+            Seg::Key(list),
+            Seg::Index(_),
+            Seg::Key("command" | "args"),
+            Seg::Index(_),
+        ] => in_container(list),
+        [
+            ..,
+            Seg::Key(list),
+            Seg::Index(_),
+            Seg::Key("env"),
+            Seg::Index(_),
+            Seg::Key("value"),
+        ] => in_container(list),
+        [
+            ..,
+            Seg::Key(list),
+            Seg::Index(_),
+            Seg::Key("volumeMounts"),
+            Seg::Index(_),
+            Seg::Key("subPathExpr"),
+        ] => in_container(list),
         _ => false,
     }
 }
@@ -87,7 +113,11 @@ pub(crate) fn references(s: &str) -> Vec<&str> {
         let after = &rest[at + 2..];
         let len = after
             .char_indices()
-            .take_while(|(i, c)| c.is_ascii_alphabetic() || *c == '_' || (*i > 0 && (c.is_ascii_digit() || *c == '-' || *c == '.')))
+            .take_while(|(i, c)| {
+                c.is_ascii_alphabetic()
+                    || *c == '_'
+                    || (*i > 0 && (c.is_ascii_digit() || *c == '-' || *c == '.'))
+            })
             .count();
         if len > 0 && after[len..].starts_with(')') {
             found.push(&rest[at..at + 2 + len + 1]);
@@ -113,7 +143,11 @@ fn report(cx: &Context, r: &Resource, path: &[Seg], key: Option<&str>, text: &st
         }
         None => "value",
     };
-    let shown: String = if text.len() > 120 { format!("{}…", &text[..text.floor_char_boundary(120)]) } else { text.to_string() };
+    let shown: String = if text.len() > 120 {
+        format!("{}…", &text[..text.floor_char_boundary(120)])
+    } else {
+        text.to_string()
+    };
     out.push(cx.finding(
         Rule::UnexpandedVar,
         r,
@@ -126,7 +160,9 @@ fn report(cx: &Context, r: &Resource, path: &[Seg], key: Option<&str>, text: &st
 }
 
 fn push_key(field: &mut String, k: &str) {
-    let plain = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let plain = !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if plain {
         if !field.is_empty() {
             field.push('.');
