@@ -283,13 +283,24 @@ metadata: {name: r, namespace: default}
 apiVersion: v1
 kind: Widget
 metadata: {name: w, namespace: default}
+---
+apiVersion: policy/v1beta1
+kind: PodDisruptionBudget
+metadata: {name: old, namespace: default}
 ";
     let fs = findings(yaml);
     let unknown: Vec<_> = of(Rule::UnknownKind, &fs)
         .into_iter()
         .map(|f| f.object.kind)
         .collect();
-    assert_eq!(unknown, ["Widget"]);
+    assert_eq!(unknown, ["Widget", "PodDisruptionBudget"]);
+    let old = of(Rule::UnknownKind, &fs).pop().unwrap();
+    assert!(
+        old.message
+            .contains("policy/v1beta1 PodDisruptionBudget is no longer served: Kubernetes 1.25"),
+        "{}",
+        old.message
+    );
 
     // Without the defaults, cert-manager's and Gateway API's kinds are unknown too;
     // listing Istio's group as provided clears the VirtualService.
@@ -302,7 +313,16 @@ metadata: {name: w, namespace: default}
         .into_iter()
         .map(|f| f.object.kind)
         .collect();
-    assert_eq!(unknown, ["Certificate", "ClusterIssuer", "HTTPRoute", "Widget"]);
+    assert_eq!(
+        unknown,
+        [
+            "Certificate",
+            "ClusterIssuer",
+            "HTTPRoute",
+            "Widget",
+            "PodDisruptionBudget"
+        ]
+    );
 }
 
 const DASHBOARD: &str = "apiVersion: apps/v1

@@ -32,6 +32,68 @@ const NEWER_BUILTINS: &[(&str, &str, bool)] = &[
     ("internal.apiserver.k8s.io", "StorageVersion", false),
 ];
 
+/// API versions of built-in kinds that Kubernetes no longer serves:
+/// (group, version, kind or `*`, the release that removed it). Manifests
+/// written for old clusters still carry them; the apply fails.
+const REMOVED: &[(&str, &str, &str, &str)] = &[
+    ("extensions", "v1beta1", "*", "1.22"),
+    ("apps", "v1beta1", "*", "1.16"),
+    ("apps", "v1beta2", "*", "1.16"),
+    ("batch", "v1beta1", "*", "1.25"),
+    ("batch", "v2alpha1", "*", "1.21"),
+    ("policy", "v1beta1", "*", "1.25"),
+    ("policy", "*", "PodSecurityPolicy", "1.25"),
+    ("autoscaling", "v2beta1", "*", "1.25"),
+    ("autoscaling", "v2beta2", "*", "1.26"),
+    ("networking.k8s.io", "v1beta1", "Ingress", "1.22"),
+    ("networking.k8s.io", "v1beta1", "IngressClass", "1.22"),
+    ("rbac.authorization.k8s.io", "v1beta1", "*", "1.22"),
+    ("rbac.authorization.k8s.io", "v1alpha1", "*", "1.22"),
+    ("apiextensions.k8s.io", "v1beta1", "*", "1.22"),
+    ("apiregistration.k8s.io", "v1beta1", "*", "1.22"),
+    (
+        "admissionregistration.k8s.io",
+        "v1beta1",
+        "MutatingWebhookConfiguration",
+        "1.22",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1beta1",
+        "ValidatingWebhookConfiguration",
+        "1.22",
+    ),
+    ("storage.k8s.io", "v1beta1", "CSIDriver", "1.22"),
+    ("storage.k8s.io", "v1beta1", "CSINode", "1.22"),
+    ("storage.k8s.io", "v1beta1", "StorageClass", "1.22"),
+    ("storage.k8s.io", "v1beta1", "VolumeAttachment", "1.22"),
+    ("storage.k8s.io", "v1beta1", "CSIStorageCapacity", "1.27"),
+    ("scheduling.k8s.io", "v1beta1", "*", "1.22"),
+    ("scheduling.k8s.io", "v1alpha1", "*", "1.22"),
+    ("coordination.k8s.io", "v1beta1", "Lease", "1.22"),
+    (
+        "certificates.k8s.io",
+        "v1beta1",
+        "CertificateSigningRequest",
+        "1.22",
+    ),
+    ("discovery.k8s.io", "v1beta1", "*", "1.25"),
+    ("events.k8s.io", "v1beta1", "*", "1.25"),
+    ("node.k8s.io", "v1beta1", "*", "1.25"),
+    ("flowcontrol.apiserver.k8s.io", "v1beta1", "*", "1.26"),
+    ("flowcontrol.apiserver.k8s.io", "v1beta2", "*", "1.29"),
+    ("flowcontrol.apiserver.k8s.io", "v1beta3", "*", "1.32"),
+];
+
+fn removed_in(gvk: &Gvk) -> Option<&'static str> {
+    REMOVED
+        .iter()
+        .find(|(g, v, k, _)| {
+            *g == gvk.group && (*v == "*" || *v == gvk.version) && (*k == "*" || *k == gvk.kind)
+        })
+        .map(|(_, _, _, release)| *release)
+}
+
 /// Groups served by Kubernetes itself (the schema also knows a few others').
 fn is_kubernetes_group(group: &str) -> bool {
     matches!(
@@ -170,7 +232,14 @@ pub(super) fn check(cx: &Context, r: &Resource, out: &mut Vec<Finding>) {
             }
         ),
         Some(_) => return,
-        None if cx.kinds.builtin.contains_key(&key) => return,
+        None if cx.kinds.builtin.contains_key(&key) => match removed_in(&gvk) {
+            Some(release) => format!(
+                "{} {} is no longer served: Kubernetes {release} removed it; use the current version of the kind",
+                gvk.api_version(),
+                gvk.kind
+            ),
+            None => return,
+        },
         None if is_kubernetes_group(&gvk.group) && gvk.group.is_empty() => {
             format!("{} is not a kind of the core API group", gvk.kind)
         }
