@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use manifest_render::lint::{Config, Finding, KindPattern, Rule, Severity, lint_yaml};
+use manifest_render::lint::{Config, Finding, Ignore, KindPattern, Rule, Severity, lint_yaml};
 
 fn run(yaml: &str, config: &Config) -> Vec<Finding> {
     lint_yaml(yaml, Path::new("fixture.yaml"), config).expect("fixture parses")
@@ -568,6 +568,27 @@ metadata: {{name: g, namespace: ghost}}
         ..Config::default()
     };
     assert!(of(Rule::MissingNamespace, &run(&yaml, &config)).is_empty());
+}
+
+#[test]
+fn ignored_findings_are_dropped() {
+    let yaml = format!("{DASHBOARD}---\n{UPSTREAM_POLICY}---\n{VS}");
+    assert_eq!(findings(&yaml).len(), 2);
+    let mut config = Config::default();
+    config.ignore.push(Ignore {
+        rule: Some(Rule::GatewayBlocked),
+        name: Some("centraldashboard".into()),
+        ..Ignore::default()
+    });
+    let fs = run(&yaml, &config);
+    assert_eq!(fs.iter().map(|f| f.rule).collect::<Vec<_>>(), [Rule::UnknownKind]);
+    // Every part must match.
+    config.ignore = vec![Ignore {
+        kind: Some("VirtualService".into()),
+        namespace: Some("other".into()),
+        ..Ignore::default()
+    }];
+    assert_eq!(run(&yaml, &config).len(), 2);
 }
 
 #[test]

@@ -73,6 +73,58 @@ pub struct Config {
     /// Namespaces that exist although nothing in the output creates them.
     pub namespaces: Vec<String>,
     pub disabled: BTreeSet<Rule>,
+    /// Findings accepted as they are.
+    pub ignore: Vec<Ignore>,
+}
+
+/// Accepts the findings it matches; an absent part matches anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ignore {
+    pub rule: Option<Rule>,
+    pub kind: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+}
+
+impl Ignore {
+    pub fn matches(&self, f: &super::Finding) -> bool {
+        let is = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        self.rule.is_none_or(|r| r == f.rule)
+            && is(&self.kind, &f.object.kind)
+            && is(&self.namespace, &f.object.namespace)
+            && is(&self.name, &f.object.name)
+    }
+
+    fn from_value(v: &Value) -> Result<Ignore, String> {
+        let m = v
+            .as_map()
+            .ok_or("ignore: expected entries like {rule: gateway-blocked, kind: NetworkPolicy, name: x}")?;
+        let mut ig = Ignore::default();
+        for (k, v) in m.iter() {
+            let s = v
+                .as_str()
+                .ok_or_else(|| format!("ignore: {k}: expected a string"))?
+                .to_string();
+            match k.as_str() {
+                "rule" => ig.rule = Some(parse_rule(&s).map_err(|e| format!("ignore: {e}"))?),
+                "kind" => ig.kind = Some(s),
+                "namespace" => ig.namespace = Some(s),
+                "name" => ig.name = Some(s),
+                other => {
+                    return Err(format!(
+                        "ignore: unknown key {other:?} (known: rule, kind, namespace, name)"
+                    ));
+                }
+            }
+        }
+        if ig == Ignore::default() {
+            return Err(
+                "ignore: an entry must name a rule, kind, namespace or name (use disable for whole rules)"
+                    .into(),
+            );
+        }
+        Ok(ig)
+    }
 }
 
 impl Default for Config {
@@ -84,6 +136,7 @@ impl Default for Config {
                 .collect(),
             namespaces: Vec::new(),
             disabled: BTreeSet::new(),
+            ignore: Vec::new(),
         }
     }
 }
@@ -96,6 +149,7 @@ impl Config {
     /// clusterProvided: [monitoring.coreos.com/*, cert-manager.io/Certificate]
     /// namespaces: [cert-manager]
     /// disable: [gateway-blocked]
+    /// ignore: [{rule: unexpanded-var, kind: ConfigMap, namespace: istio-system, name: istio-sidecar-injector}]
     /// ```
     pub fn from_file(path: &Path) -> Result<Config, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -136,9 +190,15 @@ impl Config {
                             .insert(parse_rule(&id).map_err(|e| format!("disable: {e}"))?);
                     }
                 }
+                "ignore" => {
+                    let entries = value.as_seq().ok_or("ignore: expected a list")?;
+                    for e in entries {
+                        self.ignore.push(Ignore::from_value(e)?);
+                    }
+                }
                 other => {
                     return Err(format!(
-                        "unknown key {other:?} (known: clusterProvidedDefaults, clusterProvided, namespaces, disable)"
+                        "unknown key {other:?} (known: clusterProvidedDefaults, clusterProvided, namespaces, disable, ignore)"
                     ));
                 }
             }
@@ -202,6 +262,25 @@ mod tests {
         );
         assert_eq!(c.namespaces, vec!["cert-manager".to_string()]);
         assert!(c.disabled.contains(&Rule::GatewayBlocked) && c.disabled.len() == 1);
+
+        std::fs::write(&path, "ignore: [{rule: gateway-blocked, name: seaweedfs}]\n").unwrap();
+        let c = Config::from_file(&path).unwrap();
+        let want = Ignore {
+            rule: Some(Rule::GatewayBlocked),
+            name: Some("seaweedfs".into()),
+            ..Ignore::default()
+        };
+        assert_eq!(c.ignore, vec![want]);
+        for bad in [
+            "ignore: [{}]\n",
+            "ignore: [{rule: nope}]\n",
+            "ignore: [{nam: x}]\n",
+            "ignore: x\n",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let e = Config::from_file(&path).unwrap_err().to_string();
+            assert!(e.contains("lint.yaml") && e.contains("ignore"), "{bad}: {e}");
+        }
 
         std::fs::write(&path, "disable: [no-such-rule]\n").unwrap();
         let e = Config::from_file(&path).unwrap_err().to_string();

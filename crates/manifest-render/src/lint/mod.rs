@@ -14,7 +14,7 @@ mod vars;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-pub use config::{Config, KindPattern};
+pub use config::{Config, Ignore, KindPattern};
 
 use crate::resource::Resource;
 use crate::yaml::Value;
@@ -224,6 +224,7 @@ pub fn lint(objects: &[Resource], config: &Config) -> Vec<Finding> {
     if on(Rule::GatewayBlocked) {
         netpol::check(&cx, &mut out);
     }
+    out.retain(|f| !config.ignore.iter().any(|i| i.matches(f)));
     out
 }
 
