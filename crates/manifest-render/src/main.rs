@@ -101,12 +101,17 @@ fn run() -> anyhow::Result<()> {
     };
     let config = lint.config()?;
     let options = manifest_render::Options { mirror };
-    let rendered = manifest_render::render(&dir, &options)?;
+    // Lint builds the objects again; beside the render it costs no wall time on spare CPUs.
+    let (rendered, findings) = std::thread::scope(|s| {
+        let linted = s.spawn(|| lint::lint_dir(&dir, &options, &config));
+        (manifest_render::render(&dir, &options), linted.join())
+    });
+    let rendered = rendered?;
     // kustomize prints these lines on stderr as they are; so do we.
     for w in &rendered.warnings {
         eprintln!("{w}");
     }
-    lint.report(&lint::lint_dir(&dir, &options, &config)?, true)?;
+    lint.report(&findings.map_err(|_| anyhow::anyhow!("lint panicked"))??, true)?;
     match output {
         Some(path) => std::fs::write(&path, rendered.yaml.as_bytes())
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?,
