@@ -549,6 +549,10 @@ metadata: {{name: f, namespace: ghost}}
 apiVersion: kubeflow.org/v1beta1
 kind: Profile
 metadata: {{name: g, namespace: ghost}}
+---
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: {{name: h, namespace: ghost}}
 "
     );
     let fs = findings(&yaml);

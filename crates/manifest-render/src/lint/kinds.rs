@@ -113,17 +113,28 @@ struct Crd {
 }
 
 pub(crate) struct Catalog {
+    /// Built-in kinds: whether namespaced.
     builtin: HashMap<(String, String), bool>,
+    /// Other kinds whose scope is known: whether namespaced.
+    scopes: HashMap<(String, String), bool>,
     crds: HashMap<(String, String), Crd>,
 }
 
 impl Catalog {
     pub fn new(objects: &[Resource]) -> Self {
         let mut builtin = HashMap::new();
+        let mut scopes = HashMap::new();
         for (g, _, k, _, scope) in SCHEMA_KINDS {
             if *scope != 0 && is_kubernetes_group(g) {
                 builtin.insert((g.to_string(), k.to_string()), *scope == 1);
             }
+        }
+        // Not built in, but their scope is known (for namespace checks).
+        for (g, k) in [
+            ("cert-manager.io", "ClusterIssuer"),
+            ("gateway.networking.k8s.io", "GatewayClass"),
+        ] {
+            scopes.insert((g.to_string(), k.to_string()), false);
         }
         for (g, k, namespaced) in NEWER_BUILTINS {
             builtin.insert((g.to_string(), k.to_string()), *namespaced);
@@ -140,7 +151,11 @@ impl Catalog {
                 }
             }
         }
-        Catalog { builtin, crds }
+        Catalog {
+            builtin,
+            scopes,
+            crds,
+        }
     }
 
     pub fn is_namespaced(&self, gvk: &Gvk) -> bool {
@@ -148,7 +163,11 @@ impl Catalog {
         if let Some(crd) = self.crds.get(&key) {
             return crd.namespaced;
         }
-        self.builtin.get(&key).copied().unwrap_or(true)
+        self.builtin
+            .get(&key)
+            .or_else(|| self.scopes.get(&key))
+            .copied()
+            .unwrap_or(true)
     }
 }
 
