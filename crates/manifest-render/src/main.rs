@@ -49,15 +49,18 @@ struct LintArgs {
     /// Kinds the cluster serves without a CRD in the output (group/Kind or group/*).
     #[arg(long, num_args = 1.., value_name = "KIND")]
     cluster_provided: Vec<String>,
-    /// Lint configuration (clusterProvided, namespaces, disable).
+    /// Lint configuration (default: kflite-lint.yaml in the kustomization directory).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
 
 impl LintArgs {
-    fn config(&self) -> anyhow::Result<lint::Config> {
+    /// `--config`, else `kflite-lint.yaml` in the kustomization directory, else the defaults.
+    fn config(&self, dir: &std::path::Path) -> anyhow::Result<lint::Config> {
+        let beside = dir.join(lint::CONFIG_FILE);
         let mut c = match &self.config {
             Some(path) => lint::Config::from_file(path)?,
+            None if dir.is_dir() && beside.is_file() => lint::Config::from_file(&beside)?,
             None => lint::Config::default(),
         };
         for k in &self.cluster_provided {
@@ -99,7 +102,7 @@ fn run() -> anyhow::Result<()> {
         Command::Build { dir, mirror, output, lint } => (dir, mirror, output, lint),
         Command::Lint { dir, mirror, lint } => return run_lint(&dir, mirror, &lint),
     };
-    let config = lint.config()?;
+    let config = lint.config(&dir)?;
     let options = manifest_render::Options { mirror };
     // Lint builds the objects again; beside the render it costs no wall time on spare CPUs.
     let (rendered, findings) = std::thread::scope(|s| {
@@ -125,7 +128,7 @@ fn run() -> anyhow::Result<()> {
 }
 
 fn run_lint(dir: &std::path::Path, mirror: Option<PathBuf>, args: &LintArgs) -> anyhow::Result<()> {
-    let config = args.config()?;
+    let config = args.config(dir)?;
     let findings = if dir.as_os_str() == "-" {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;

@@ -681,6 +681,18 @@ fn lint_command_exit_codes() {
     .unwrap();
     let o = cli(&["lint", ".", "--config", "lint.yaml"], tmp.path(), None);
     assert_eq!((o.code, o.stderr.as_str()), (Some(0), ""));
+    // kflite-lint.yaml beside the kustomization is read by default; --config wins.
+    std::fs::write(
+        tmp.path().join("kflite-lint.yaml"),
+        "clusterProvided: [networking.istio.io/*]\n",
+    )
+    .unwrap();
+    let o = cli(&["lint", "."], tmp.path(), None);
+    assert_eq!((o.code, o.stderr.as_str()), (Some(0), ""));
+    std::fs::write(tmp.path().join("empty.yaml"), "{}\n").unwrap();
+    let o = cli(&["lint", ".", "--config", "empty.yaml"], tmp.path(), None);
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    std::fs::remove_file(tmp.path().join("kflite-lint.yaml")).unwrap();
     // A bad configuration is an error naming the file.
     std::fs::write(tmp.path().join("bad.yaml"), "disable: [nope]\n").unwrap();
     let o = cli(&["lint", ".", "--config", "bad.yaml"], tmp.path(), None);

@@ -19,6 +19,10 @@ pub use config::{Config, Ignore, KindPattern};
 use crate::resource::Resource;
 use crate::yaml::Value;
 
+/// The configuration file `manifest-render` reads from a kustomization
+/// directory when `--config` is not given.
+pub const CONFIG_FILE: &str = "kflite-lint.yaml";
+
 /// The lint rules, by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Rule {
