@@ -34,6 +34,7 @@ enum Command {
     Lint {
         /// A kustomization directory, or a rendered YAML file (`-`: stdin).
         dir: PathBuf,
+        /// Mirror of remote bases in the `../shared/upstream` layout.
         #[arg(long, env = "KFLITE_UPSTREAM_MIRROR")]
         mirror: Option<PathBuf>,
         #[command(flatten)]
