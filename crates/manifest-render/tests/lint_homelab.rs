@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use manifest_render::lint::{Config, Finding, Rule, lint, lint_dir, lint_yaml};
+use manifest_render::lint::{Config, Finding, Rule, Severity, lint, lint_dir, lint_yaml};
 use manifest_render::yaml::{Value, emit_documents, parse_documents};
 use manifest_render::{Options, build_objects};
 
@@ -175,6 +175,36 @@ fn without_the_istio_delete_patches_the_istio_objects_are_reported() {
         "{}",
         show(&fs)
     );
+}
+
+#[test]
+fn without_the_network_policy_deletes_the_gateway_blocking_policy_is_reported() {
+    let test = "without_the_network_policy_deletes_the_gateway_blocking_policy_is_reported";
+    let Some(s) = shared(test) else { return };
+    let (dir, dropped) = overlay_without(&s, |p| target_field(p, "kind") == "NetworkPolicy");
+    assert_eq!(dropped, 2, "centraldashboard and seaweedfs deletes");
+    let options = Options {
+        mirror: Some(s.mirror.clone()),
+    };
+    let (objects, _) = build_objects(dir.path(), &options).expect("overlay builds");
+    let policies: Vec<String> = objects
+        .iter()
+        .filter(|r| r.kind() == "NetworkPolicy")
+        .map(|r| r.name().to_string())
+        .collect();
+    // Upstream's seaweedfs policy admits only profile namespaces, istio-system
+    // and same-namespace pods: the gateway is kept out.
+    assert_eq!(policies, ["seaweedfs"], "what the deletes removed");
+    let fs = lint(&objects, &Config::default());
+    assert_eq!(fs.len(), 1, "{}", show(&fs));
+    assert_eq!(
+        (fs[0].rule, fs[0].severity),
+        (Rule::GatewayBlocked, Severity::Warning),
+        "{}",
+        fs[0]
+    );
+    assert_eq!(fs[0].object.name, "seaweedfs");
+    assert!(fs[0].message.contains("kubeflow/seaweedfs"), "{}", fs[0]);
 }
 
 #[test]

@@ -170,6 +170,11 @@ pub(super) fn check(cx: &Context, out: &mut Vec<Finding>) {
         }
     }
     for (i, services) in blocked {
+        let noun = if services.len() == 1 {
+            "Service"
+        } else {
+            "Services"
+        };
         let shown = if services.len() > 5 {
             format!("{} and {} more", services[..5].join(", "), services.len() - 5)
         } else {
@@ -180,7 +185,7 @@ pub(super) fn check(cx: &Context, out: &mut Vec<Finding>) {
             policies[i].resource,
             Some("spec.ingress".into()),
             format!(
-                "admits only podSelector/namespaceSelector peers to the pods of Service {shown}, and no policy selecting those pods admits an ipBlock or any source: a hostNetwork gateway (Cilium's Envoy connects from the node's address) cannot reach them"
+                "admits only podSelector/namespaceSelector peers to the pods of {noun} {shown}, and no policy selecting those pods admits an ipBlock or any source: a hostNetwork gateway (Cilium's Envoy connects from the node's address) cannot reach them"
             ),
         ));
     }
