@@ -10,6 +10,7 @@ mod builtin_data_check;
 pub mod fieldspec;
 mod generators;
 pub mod kustomization;
+pub mod lint;
 pub mod loader;
 mod nameref;
 mod par;
@@ -120,21 +121,46 @@ impl Built {
 
 /// Builds the kustomization in `dir`, leaving the output in pieces.
 pub fn build(dir: &Path, options: &Options) -> Result<Built> {
+    build_inner(dir, options, None).map(|(built, _)| built)
+}
+
+/// [`build`], and [`lint::lint`] over the same objects while they print.
+pub fn build_linted(dir: &Path, options: &Options, config: &lint::Config) -> Result<(Built, Vec<lint::Finding>)> {
+    build_inner(dir, options, Some(config))
+}
+
+fn build_inner(
+    dir: &Path,
+    options: &Options,
+    lint_config: Option<&lint::Config>,
+) -> Result<(Built, Vec<lint::Finding>)> {
     loader::forget_resolved_dirs();
     let (mut resources, warnings) = target::build(dir, options.mirror.clone())?;
-    let objects = resources.len();
-    // Objects print independently: emit them on spare CPUs, in order. Each
-    // worker also frees its objects, as costly as printing a tenth of them.
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = objects.div_ceil(workers).max(1);
-    let mut chunks = Vec::new();
-    while !resources.is_empty() {
-        let rest = resources.split_off(chunk.min(resources.len()));
-        chunks.push(std::sync::Mutex::new(std::mem::replace(&mut resources, rest)));
+    if lint_config.is_some() {
+        lint::shorten_origins(&mut resources, options.mirror.as_deref());
     }
-    let parts = par::map(&chunks, |c| {
-        let owned = c.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
-        yaml::emit_documents(owned.iter().map(|r| &r.obj))
+    let objects = resources.len();
+    // Objects print independently: emit them on spare CPUs, in order.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunks: Vec<&[resource::Resource]> = resources.chunks(objects.div_ceil(workers).max(1)).collect();
+    let (parts, findings) = std::thread::scope(|s| {
+        let linted = lint_config.map(|c| s.spawn(|| lint::lint(&resources, c)));
+        let parts = par::map(&chunks, |c| yaml::emit_documents(c.iter().map(|r| &r.obj)));
+        let findings = linted.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        (parts, findings.unwrap_or_default())
     });
-    Ok(Built { parts, objects, warnings })
+    drop(chunks);
+    // Freeing the objects costs as much as printing a tenth of them: halve it.
+    let rest = resources.split_off(objects / 2);
+    std::thread::scope(|s| {
+        s.spawn(move || drop(rest));
+        drop(resources);
+    });
+    Ok((Built { parts, objects, warnings }, findings))
+}
+
+/// Builds the kustomization in `dir` into its final objects (what [`render`]
+/// prints, before printing) and kustomize's warnings; for [`lint`].
+pub fn build_objects(dir: &Path, options: &Options) -> Result<(Vec<resource::Resource>, Vec<String>)> {
+    target::build(dir, options.mirror.clone())
 }
