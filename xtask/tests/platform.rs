@@ -96,8 +96,10 @@ fn rendered_platform_applies_server_side_on_kube_sim() {
     let dir = tempfile::tempdir().unwrap();
     let platform = dir.path().join("platform.yaml");
     let mirror = shared.join("upstream");
+    // --strict: a lint finding (e.g. `$(var)` text, a kind no CRD serves) fails the render.
     common::xtask_ok(&[
         "render",
+        "--strict",
         "--mirror",
         mirror.to_str().unwrap(),
         "-o",
