@@ -4,7 +4,7 @@
 //! [`desired`] is the hook's output as a pure function, [`store`] talks to
 //! SeaweedFS, [`reconcile`] converges one namespace without leaking keys,
 //! [`controller`] runs it on Namespaces, and [`hook`] serves metacontroller's
-//! webhook for the migration.
+//! webhook for the migration. [`gc`] deletes the artifacts of deleted runs.
 
 pub mod desired;
 pub mod pyjson;
@@ -17,3 +17,4 @@ pub mod metrics;
 pub mod reconcile;
 pub mod controller;
 pub mod admin;
+pub mod gc;

@@ -2,6 +2,8 @@
 //! temp dir, bucket and admin identity made the upstream way (`weed shell`),
 //! killed on drop. The gc work reuses it.
 
+pub mod mariadb;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,212 @@
+//! KFP's `mlpipeline` database: connect, check the `run_details` columns gc
+//! reads, and read runs. Runtime queries only (no database at build time);
+//! the tests run them against a real MariaDB.
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sqlx::Row as _;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
+
+use super::GcError;
+use super::plan::{RunRow, Storage};
+use crate::secret::SecretString;
+
+/// The table KFP 2.x's gorm model `Run` maps to (`func (Run) TableName()`).
+pub const TABLE: &str = "run_details";
+
+/// Columns gc reads, with the type KFP 2.15's gorm AutoMigrate gives them on
+/// MySQL (`DefaultStringSize: 255`; sizes from the model's `type:` tags).
+pub const COLUMNS: &[(&str, &str, &str)] = &[
+    ("UUID", "varchar", "varchar(191), the primary key"),
+    ("Namespace", "varchar", "varchar(63)"),
+    ("Name", "varchar", "varchar(255): the Argo Workflow's name"),
+    ("StorageState", "varchar", "varchar(255)"),
+    ("FinishedAtInSec", "bigint", "bigint, default 0"),
+];
+
+const SELECT: &str = "SELECT UUID, Namespace, Name, StorageState, FinishedAtInSec FROM run_details";
+
+/// A connection pool to the KFP database. Shown (logs, errors) only as
+/// `mysql://USER@HOST:PORT/DB`: the password never leaves [`SecretString`].
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: MySqlPool,
+    shown: String,
+    secrets: Vec<SecretString>,
+}
+
+/// The password inside `url` (`mysql://user:PASSWORD@host/db`), if any.
+fn url_password(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let userinfo = rest.rsplit_once('@')?.0;
+    userinfo.split_once(':').map(|(_, p)| p).filter(|p| !p.is_empty())
+}
+
+impl Db {
+    /// Connects to `url`; `password`, when given (e.g. `DB_PASSWORD` from a
+    /// Secret), replaces the URL's. Fails clearly, never showing the password.
+    pub async fn connect(url: &SecretString, password: Option<&SecretString>) -> Result<Self, GcError> {
+        let raw = url.expose();
+        let mut secrets: Vec<SecretString> = password.cloned().into_iter().collect();
+        secrets.extend(url_password(raw).map(SecretString::new));
+        let scrub = |msg: String| scrub_all(msg, &secrets);
+        let mut options = MySqlConnectOptions::from_str(raw)
+            .map_err(|e| GcError::DbUrl(scrub(e.to_string())))?;
+        if let Some(p) = password {
+            options = options.password(p.expose());
+        }
+        let Some(database) = options.get_database().map(str::to_owned) else {
+            return Err(GcError::DbUrl("it names no database (use mysql://USER@HOST:3306/mlpipeline)".into()));
+        };
+        let shown = format!("mysql://{}@{}:{}/{}", options.get_username(), options.get_host(), options.get_port(), database);
+        let pool = MySqlPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect_with(options)
+            .await
+            .map_err(|e| GcError::Db { db: shown.clone(), message: scrub(e.to_string()) })?;
+        Ok(Db { pool, shown, secrets })
+    }
+
+    /// `mysql://USER@HOST:PORT/DB`, for messages.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    fn err(&self, what: &str, e: sqlx::Error) -> GcError {
+        GcError::Db { db: self.shown.clone(), message: scrub_all(format!("{what}: {e}"), &self.secrets) }
+    }
+
+    /// Checks that `run_details` has the columns gc reads, with KFP 2.x's types.
+    pub async fn check_schema(&self) -> Result<(), GcError> {
+        let rows = sqlx::query(
+            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.columns \
+             WHERE table_schema = DATABASE() AND table_name = ?",
+        )
+        .bind(TABLE)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err("reading information_schema.columns", e))?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in rows {
+            // information_schema columns are utf8 text on MySQL, binary on some MariaDB versions.
+            let name = text(&row, 0).map_err(|e| self.err("reading information_schema.columns", e))?;
+            let ty = text(&row, 1).map_err(|e| self.err("reading information_schema.columns", e))?;
+            found.push((name, ty.to_ascii_lowercase()));
+        }
+        check_columns(&found).map_err(|message| GcError::Schema { db: self.shown.clone(), message })
+    }
+
+    /// Every run (all namespaces and storage states).
+    pub async fn runs(&self) -> Result<Vec<RunRow>, GcError> {
+        let rows = sqlx::query(SELECT).fetch_all(&self.pool).await.map_err(|e| self.err("reading run_details", e))?;
+        rows.iter().map(|r| run_row(r).map_err(|e| self.err("reading run_details", e))).collect()
+    }
+
+    /// The run with this UUID, if it exists now.
+    pub async fn run_by_uuid(&self, uuid: &str) -> Result<Vec<RunRow>, GcError> {
+        let rows = sqlx::query(&format!("{SELECT} WHERE UUID = ?"))
+            .bind(uuid)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("reading run_details", e))?;
+        rows.iter().map(|r| run_row(r).map_err(|e| self.err("reading run_details", e))).collect()
+    }
+
+    /// The runs of namespace `namespace` whose workflow is `name`, now.
+    pub async fn runs_by_workflow(&self, namespace: &str, name: &str) -> Result<Vec<RunRow>, GcError> {
+        let rows = sqlx::query(&format!("{SELECT} WHERE Namespace = ? AND Name = ?"))
+            .bind(namespace)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("reading run_details", e))?;
+        rows.iter().map(|r| run_row(r).map_err(|e| self.err("reading run_details", e))).collect()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn text(row: &MySqlRow, i: usize) -> Result<String, sqlx::Error> {
+    match row.try_get::<String, _>(i) {
+        Ok(s) => Ok(s),
+        Err(_) => row.try_get::<Vec<u8>, _>(i).map(|b| String::from_utf8_lossy(&b).into_owned()),
+    }
+}
+
+fn run_row(row: &MySqlRow) -> Result<RunRow, sqlx::Error> {
+    Ok(RunRow {
+        uuid: row.try_get("UUID")?,
+        namespace: row.try_get("Namespace")?,
+        name: row.try_get("Name")?,
+        storage: Storage::from_db(&row.try_get::<String, _>("StorageState")?),
+        finished_at: row.try_get::<Option<i64>, _>("FinishedAtInSec")?.unwrap_or(0),
+    })
+}
+
+/// Compares the columns found (name, DATA_TYPE) with [`COLUMNS`]; MySQL
+/// column names are case-insensitive.
+pub fn check_columns(found: &[(String, String)]) -> Result<(), String> {
+    if found.is_empty() {
+        return Err(format!("table {TABLE} does not exist (is this KFP's mlpipeline database?)"));
+    }
+    for (name, want, kfp) in COLUMNS {
+        match found.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            None => return Err(format!("table {TABLE} has no column {name} (KFP 2.x creates {name} {kfp})")),
+            Some((_, ty)) if ty != want => {
+                return Err(format!("column {TABLE}.{name} is {ty}, but KFP 2.x creates {name} {kfp}"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn scrub_all(mut message: String, secrets: &[SecretString]) -> String {
+    for s in secrets {
+        if !s.expose().is_empty() {
+            message = message.replace(s.expose(), "***");
+        }
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn schema_differences_name_the_column() {
+        let good = cols(&[
+            ("UUID", "varchar"),
+            ("namespace", "varchar"),
+            ("Name", "varchar"),
+            ("StorageState", "varchar"),
+            ("FinishedAtInSec", "bigint"),
+            ("Extra", "longtext"),
+        ]);
+        assert_eq!(check_columns(&good), Ok(()));
+        let err = check_columns(&good[..4]).unwrap_err();
+        assert!(err.contains("no column FinishedAtInSec"), "{err}");
+        let mut wrong = good.clone();
+        wrong[3].1 = "int".into();
+        let err = check_columns(&wrong).unwrap_err();
+        assert!(err.contains("run_details.StorageState is int") && err.contains("varchar(255)"), "{err}");
+        assert!(check_columns(&[]).unwrap_err().contains("does not exist"));
+    }
+
+    #[test]
+    fn passwords_are_scrubbed() {
+        assert_eq!(url_password("mysql://root:pa:ss@h:3306/db"), Some("pa:ss"));
+        assert_eq!(url_password("mysql://root@h/db"), None);
+        let s = [SecretString::new("hunter2")];
+        assert_eq!(scrub_all("x hunter2 y".into(), &s), "x *** y");
+    }
+}
