@@ -258,6 +258,7 @@ async fn dry_run_reports_exactly_the_deletable_set_and_a_real_run_deletes_exactl
     let out = run_gc(&db, &sw, &["--dry-run", "--older-than", "0s"]);
     assert!(out.status.success());
     let table = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{table}");
     let row = table.lines().find(|l| l.contains("a2a2a2a2-0000-4000-8000-000000000002") && l.contains("v2-artifacts")).expect("row of the deleted run");
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(&cols[..7], ["team-a", "a2a2a2a2-0000-4000-8000-000000000002", "v2-artifacts", "deleted", "3", "3897", "would"], "{table}");
