@@ -25,8 +25,13 @@ fn mariadb(test: &str) -> Option<MariaDb> {
 }
 
 async fn sql(db: &MariaDb, statement: &str) {
-    let mut conn = MySqlConnection::connect(&db.url(PASSWORD)).await.expect("connect to MariaDB");
-    sqlx::raw_sql(statement).execute(&mut conn).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+    let mut conn = MySqlConnection::connect(&db.url(PASSWORD))
+        .await
+        .expect("connect to MariaDB");
+    sqlx::raw_sql(statement)
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
     conn.close().await.unwrap();
 }
 
@@ -69,16 +74,80 @@ const FINISHED: i64 = 1_700_000_100;
 
 const RUNS: &[Run] = &[
     // team-a: available, deleted, archived (finished), archived (still running)
-    Run { uuid: "a1a1a1a1-0000-4000-8000-000000000001", namespace: "team-a", workflow: "pipe-a1-x1", pipeline: "pipe-a", storage: "AVAILABLE", finished: FINISHED, in_db: true },
-    Run { uuid: "a2a2a2a2-0000-4000-8000-000000000002", namespace: "team-a", workflow: "pipe-a2-x2", pipeline: "pipe-a", storage: "AVAILABLE", finished: FINISHED, in_db: false },
-    Run { uuid: "a3a3a3a3-0000-4000-8000-000000000003", namespace: "team-a", workflow: "pipe-a3-x3", pipeline: "pipe-a", storage: "ARCHIVED", finished: FINISHED, in_db: true },
-    Run { uuid: "a5a5a5a5-0000-4000-8000-000000000005", namespace: "team-a", workflow: "pipe-a5-x5", pipeline: "pipe-a", storage: "ARCHIVED", finished: 0, in_db: true },
+    Run {
+        uuid: "a1a1a1a1-0000-4000-8000-000000000001",
+        namespace: "team-a",
+        workflow: "pipe-a1-x1",
+        pipeline: "pipe-a",
+        storage: "AVAILABLE",
+        finished: FINISHED,
+        in_db: true,
+    },
+    Run {
+        uuid: "a2a2a2a2-0000-4000-8000-000000000002",
+        namespace: "team-a",
+        workflow: "pipe-a2-x2",
+        pipeline: "pipe-a",
+        storage: "AVAILABLE",
+        finished: FINISHED,
+        in_db: false,
+    },
+    Run {
+        uuid: "a3a3a3a3-0000-4000-8000-000000000003",
+        namespace: "team-a",
+        workflow: "pipe-a3-x3",
+        pipeline: "pipe-a",
+        storage: "ARCHIVED",
+        finished: FINISHED,
+        in_db: true,
+    },
+    Run {
+        uuid: "a5a5a5a5-0000-4000-8000-000000000005",
+        namespace: "team-a",
+        workflow: "pipe-a5-x5",
+        pipeline: "pipe-a",
+        storage: "ARCHIVED",
+        finished: 0,
+        in_db: true,
+    },
     // team-b: KFP v1 spellings of the storage state, and another deleted run
-    Run { uuid: "b1b1b1b1-0000-4000-8000-000000000001", namespace: "team-b", workflow: "pipe-b1-y1", pipeline: "pipe-b", storage: "STORAGESTATE_AVAILABLE", finished: FINISHED, in_db: true },
-    Run { uuid: "b2b2b2b2-0000-4000-8000-000000000002", namespace: "team-b", workflow: "pipe-b2-y2", pipeline: "pipe-b", storage: "AVAILABLE", finished: FINISHED, in_db: false },
-    Run { uuid: "b4b4b4b4-0000-4000-8000-000000000004", namespace: "team-b", workflow: "pipe-b4-y4", pipeline: "pipe-b", storage: "STORAGESTATE_ARCHIVED", finished: FINISHED, in_db: true },
+    Run {
+        uuid: "b1b1b1b1-0000-4000-8000-000000000001",
+        namespace: "team-b",
+        workflow: "pipe-b1-y1",
+        pipeline: "pipe-b",
+        storage: "STORAGESTATE_AVAILABLE",
+        finished: FINISHED,
+        in_db: true,
+    },
+    Run {
+        uuid: "b2b2b2b2-0000-4000-8000-000000000002",
+        namespace: "team-b",
+        workflow: "pipe-b2-y2",
+        pipeline: "pipe-b",
+        storage: "AVAILABLE",
+        finished: FINISHED,
+        in_db: false,
+    },
+    Run {
+        uuid: "b4b4b4b4-0000-4000-8000-000000000004",
+        namespace: "team-b",
+        workflow: "pipe-b4-y4",
+        pipeline: "pipe-b",
+        storage: "STORAGESTATE_ARCHIVED",
+        finished: FINISHED,
+        in_db: true,
+    },
     // exists in team-b, but has objects under team-a's prefix: a run that exists is never touched
-    Run { uuid: "c1c1c1c1-0000-4000-8000-000000000001", namespace: "team-b", workflow: "pipe-c1-z1", pipeline: "pipe-c", storage: "AVAILABLE", finished: FINISHED, in_db: true },
+    Run {
+        uuid: "c1c1c1c1-0000-4000-8000-000000000001",
+        namespace: "team-b",
+        workflow: "pipe-c1-z1",
+        pipeline: "pipe-c",
+        storage: "AVAILABLE",
+        finished: FINISHED,
+        in_db: true,
+    },
 ];
 
 fn is_archived(r: &Run) -> bool {
@@ -87,14 +156,23 @@ fn is_archived(r: &Run) -> bool {
 
 /// Objects of a run: v2 artifacts under its UUID, Argo logs under its workflow.
 fn run_objects(r: &Run, prefix_ns: &str) -> Vec<(String, usize)> {
-    let v2 = format!("private-artifacts/{prefix_ns}/v2/artifacts/{}/{}", r.pipeline, r.uuid);
+    let v2 = format!(
+        "private-artifacts/{prefix_ns}/v2/artifacts/{}/{}",
+        r.pipeline, r.uuid
+    );
     let logs = format!("private-artifacts/{prefix_ns}/{}/2026/11/27", r.workflow);
     vec![
         (format!("{v2}/train/a1b2/model"), 3000),
         (format!("{v2}/train/a1b2/metrics"), 120),
         (format!("{v2}/eval/c3d4/report.html"), 777),
-        (format!("{logs}/{}-system-container-impl-1/main.log", r.workflow), 450),
-        (format!("{logs}/{}-system-container-driver-2/main.log", r.workflow), 210),
+        (
+            format!("{logs}/{}-system-container-impl-1/main.log", r.workflow),
+            450,
+        ),
+        (
+            format!("{logs}/{}-system-container-driver-2/main.log", r.workflow),
+            210,
+        ),
     ]
 }
 
@@ -135,7 +213,11 @@ async fn build_fixture(db: &MariaDb, sw: &SeaweedFs) -> Fixture {
         if r.in_db {
             insert_run(db, r).await;
         }
-        let prefix_ns = if r.uuid.starts_with("c1") { "team-a" } else { r.namespace };
+        let prefix_ns = if r.uuid.starts_with("c1") {
+            "team-a"
+        } else {
+            r.namespace
+        };
         let objs = run_objects(r, prefix_ns);
         for (i, (key, _)) in objs.iter().enumerate() {
             let is_v2 = i < 3;
@@ -172,14 +254,35 @@ async fn build_fixture(db: &MariaDb, sw: &SeaweedFs) -> Fixture {
         all.insert(key.clone());
         sizes.insert(key.clone(), *size as u64);
     }
-    Fixture { all, sizes, deleted_runs, archived_runs }
+    Fixture {
+        all,
+        sizes,
+        deleted_runs,
+        archived_runs,
+    }
+}
+
+/// MariaDB and SeaweedFS with the fixture in them (None: a tool is missing, skip recorded).
+async fn setup(test: &str) -> Option<(MariaDb, SeaweedFs, Fixture, SeaweedStore)> {
+    let db = mariadb(test)?;
+    let sw = common::seaweed(test)?;
+    let fx = build_fixture(&db, &sw).await;
+    let store = sw.store();
+    Some((db, sw, fx, store))
 }
 
 async fn bucket(store: &SeaweedStore) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
     let mut token = None;
     loop {
-        let page = store.s3.list_objects_v2().bucket(&store.bucket).set_continuation_token(token).send().await.unwrap();
+        let page = store
+            .s3
+            .list_objects_v2()
+            .bucket(&store.bucket)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .unwrap();
         keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
         match page.next_continuation_token() {
             Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
@@ -203,17 +306,32 @@ fn gc_command(db: &MariaDb, sw: &SeaweedFs) -> Command {
 }
 
 fn run_gc(db: &MariaDb, sw: &SeaweedFs, args: &[&str]) -> Output {
-    let out = gc_command(db, sw).args(args).output().expect("run pipeline-artifacts gc");
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = gc_command(db, sw)
+        .args(args)
+        .output()
+        .expect("run pipeline-artifacts gc");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     for secret in [PASSWORD, sw.admin.secret_access_key.expose()] {
-        assert!(!all.contains(secret), "a secret appeared in gc's output for {args:?}");
+        assert!(
+            !all.contains(secret),
+            "a secret appeared in gc's output for {args:?}"
+        );
     }
     out
 }
 
 fn json_report(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "gc failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    assert!(
+        out.status.success(),
+        "gc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// Keys of groups whose action is one of `actions`.
@@ -223,35 +341,93 @@ fn keys_with(report: &serde_json::Value, actions: &[&str]) -> BTreeSet<String> {
         .unwrap()
         .iter()
         .filter(|g| actions.contains(&g["action"].as_str().unwrap()))
-        .flat_map(|g| g["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()))
+        .flat_map(|g| {
+            g["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap().to_owned())
+        })
         .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_reports_exactly_the_deletable_set_and_a_real_run_deletes_exactly_it() {
     let test = "dry_run_reports_exactly_the_deletable_set_and_a_real_run_deletes_exactly_it";
-    let Some(db) = mariadb(test) else { return };
-    let Some(sw) = common::seaweed(test) else { return };
-    let fx = build_fixture(&db, &sw).await;
-    let store = sw.store();
+    let Some((db, sw, fx, store)) = setup(test).await else {
+        return;
+    };
     assert_eq!(bucket(&store).await, fx.all);
-    assert!(fx.deletable(false, None).len() == 6 && fx.deletable(true, None).len() == 16, "fixture as designed");
+    assert!(
+        fx.deletable(false, None).len() == 6 && fx.deletable(true, None).len() == 16,
+        "fixture as designed"
+    );
 
     // Dry runs: each reports exactly its deletable set and deletes nothing.
     for (args, include_archived, namespace) in [
-        (vec!["--dry-run", "--older-than", "0s", "--output", "json"], false, None),
-        (vec!["--dry-run", "--older-than", "0s", "--output", "json", "--include-archived"], true, None),
-        (vec!["--dry-run", "--older-than", "0s", "--output", "json", "--include-archived", "--namespace", "team-b"], true, Some("team-b")),
+        (
+            vec!["--dry-run", "--older-than", "0s", "--output", "json"],
+            false,
+            None,
+        ),
+        (
+            vec![
+                "--dry-run",
+                "--older-than",
+                "0s",
+                "--output",
+                "json",
+                "--include-archived",
+            ],
+            true,
+            None,
+        ),
+        (
+            vec![
+                "--dry-run",
+                "--older-than",
+                "0s",
+                "--output",
+                "json",
+                "--include-archived",
+                "--namespace",
+                "team-b",
+            ],
+            true,
+            Some("team-b"),
+        ),
     ] {
         let report = json_report(&run_gc(&db, &sw, &args));
-        assert_eq!(keys_with(&report, &["delete"]), fx.deletable(include_archived, namespace), "{args:?}");
+        assert_eq!(
+            keys_with(&report, &["delete"]),
+            fx.deletable(include_archived, namespace),
+            "{args:?}"
+        );
         assert_eq!(report["dry_run"], true);
         let planned = fx.deletable(include_archived, namespace);
-        assert_eq!(report["totals"]["delete_objects"].as_u64(), Some(planned.len() as u64));
-        assert_eq!(bucket(&store).await, fx.all, "a dry run deleted something ({args:?})");
+        assert_eq!(
+            report["totals"]["delete_objects"].as_u64(),
+            Some(planned.len() as u64)
+        );
+        assert_eq!(
+            bucket(&store).await,
+            fx.all,
+            "a dry run deleted something ({args:?})"
+        );
     }
     // The grace period: every object is younger than an hour, so nothing is garbage.
-    let report = json_report(&run_gc(&db, &sw, &["--dry-run", "--older-than", "1h", "--output", "json", "--include-archived"]));
+    let report = json_report(&run_gc(
+        &db,
+        &sw,
+        &[
+            "--dry-run",
+            "--older-than",
+            "1h",
+            "--output",
+            "json",
+            "--include-archived",
+        ],
+    ));
     assert!(keys_with(&report, &["delete"]).is_empty());
 
     // The table names each run with its objects, bytes and action.
@@ -259,23 +435,61 @@ async fn dry_run_reports_exactly_the_deletable_set_and_a_real_run_deletes_exactl
     assert!(out.status.success());
     let table = String::from_utf8_lossy(&out.stdout);
     eprintln!("{table}");
-    let row = table.lines().find(|l| l.contains("a2a2a2a2-0000-4000-8000-000000000002") && l.contains("v2-artifacts")).expect("row of the deleted run");
+    let row = table
+        .lines()
+        .find(|l| l.contains("a2a2a2a2-0000-4000-8000-000000000002") && l.contains("v2-artifacts"))
+        .expect("row of the deleted run");
     let cols: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(&cols[..7], ["team-a", "a2a2a2a2-0000-4000-8000-000000000002", "v2-artifacts", "deleted", "3", "3897", "would"], "{table}");
-    assert!(table.lines().next().unwrap().starts_with("NAMESPACE  RUN"), "{table}");
+    assert_eq!(
+        &cols[..7],
+        [
+            "team-a",
+            "a2a2a2a2-0000-4000-8000-000000000002",
+            "v2-artifacts",
+            "deleted",
+            "3",
+            "3897",
+            "would"
+        ],
+        "{table}"
+    );
+    assert!(
+        table.lines().next().unwrap().starts_with("NAMESPACE  RUN"),
+        "{table}"
+    );
     let planned = fx.deletable(false, None);
-    assert!(table.contains(&format!("dry run: would delete 6 objects ({} bytes)", fx.bytes(&planned))), "{table}");
+    assert!(
+        table.contains(&format!(
+            "dry run: would delete 6 objects ({} bytes)",
+            fx.bytes(&planned)
+        )),
+        "{table}"
+    );
 
     // The real run deletes exactly the dry run's set: the bucket before minus it.
-    let report = json_report(&run_gc(&db, &sw, &["--older-than", "0s", "--output", "json", "--include-archived"]));
+    let report = json_report(&run_gc(
+        &db,
+        &sw,
+        &["--older-than", "0s", "--output", "json", "--include-archived"],
+    ));
     let expected = fx.deletable(true, None);
     assert_eq!(keys_with(&report, &["deleted"]), expected);
     assert!(keys_with(&report, &["delete", "failed"]).is_empty());
     let after = bucket(&store).await;
-    assert_eq!(after, fx.all.difference(&expected).cloned().collect::<BTreeSet<_>>());
-    assert_eq!(report["totals"]["deleted_objects"].as_u64(), Some(expected.len() as u64));
+    assert_eq!(
+        after,
+        fx.all.difference(&expected).cloned().collect::<BTreeSet<_>>()
+    );
+    assert_eq!(
+        report["totals"]["deleted_objects"].as_u64(),
+        Some(expected.len() as u64)
+    );
     // Nothing left to do.
-    let report = json_report(&run_gc(&db, &sw, &["--older-than", "0s", "--output", "json", "--include-archived"]));
+    let report = json_report(&run_gc(
+        &db,
+        &sw,
+        &["--older-than", "0s", "--output", "json", "--include-archived"],
+    ));
     assert!(keys_with(&report, &["deleted", "delete"]).is_empty());
     assert_eq!(bucket(&store).await, after);
 }
@@ -283,10 +497,9 @@ async fn dry_run_reports_exactly_the_deletable_set_and_a_real_run_deletes_exactl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_midway_then_rerun_loses_nothing_that_should_stay() {
     let test = "killed_midway_then_rerun_loses_nothing_that_should_stay";
-    let Some(db) = mariadb(test) else { return };
-    let Some(sw) = common::seaweed(test) else { return };
-    let fx = build_fixture(&db, &sw).await;
-    let store = sw.store();
+    let Some((db, sw, fx, store)) = setup(test).await else {
+        return;
+    };
     let deletable = fx.deletable(true, None);
     let must_stay: BTreeSet<String> = fx.all.difference(&deletable).cloned().collect();
 
@@ -304,32 +517,52 @@ async fn killed_midway_then_rerun_loses_nothing_that_should_stay() {
         if now.len() < fx.all.len() {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "gc deleted nothing within 60s");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "gc deleted nothing within 60s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     child.kill().unwrap();
     child.wait().unwrap();
     let after_kill = bucket(&store).await;
     let gone: BTreeSet<String> = fx.all.difference(&after_kill).cloned().collect();
-    assert!(!gone.is_empty() && gone.len() < deletable.len(), "killed midway: {} of {} deleted", gone.len(), deletable.len());
-    assert!(gone.is_subset(&deletable), "deleted outside the deletable set: {:?}", gone.difference(&deletable));
+    assert!(
+        !gone.is_empty() && gone.len() < deletable.len(),
+        "killed midway: {} of {} deleted",
+        gone.len(),
+        deletable.len()
+    );
+    assert!(
+        gone.is_subset(&deletable),
+        "deleted outside the deletable set: {:?}",
+        gone.difference(&deletable)
+    );
     assert!(must_stay.is_subset(&after_kill));
 
     // The rerun finishes the job and nothing else.
-    let out = run_gc(&db, &sw, &["--older-than", "0s", "--include-archived", "--output", "json"]);
+    let out = run_gc(
+        &db,
+        &sw,
+        &["--older-than", "0s", "--include-archived", "--output", "json"],
+    );
     let report = json_report(&out);
-    assert_eq!(keys_with(&report, &["deleted"]), deletable.difference(&gone).cloned().collect::<BTreeSet<_>>());
+    assert_eq!(
+        keys_with(&report, &["deleted"]),
+        deletable.difference(&gone).cloned().collect::<BTreeSet<_>>()
+    );
     assert_eq!(bucket(&store).await, must_stay);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_created_after_the_plan_keeps_its_objects() {
     let test = "a_run_created_after_the_plan_keeps_its_objects";
-    let Some(db) = mariadb(test) else { return };
-    let Some(sw) = common::seaweed(test) else { return };
-    let fx = build_fixture(&db, &sw).await;
-    let store = sw.store();
-    let gc_db = gc::open(&SecretString::new(db.url(PASSWORD)), None).await.expect("open the KFP database");
+    let Some((db, _sw, fx, store)) = setup(test).await else {
+        return;
+    };
+    let gc_db = gc::open(&SecretString::new(db.url(PASSWORD)), None)
+        .await
+        .expect("open the KFP database");
     let opts = GcOptions {
         older_than: Duration::ZERO,
         namespace: None,
@@ -340,38 +573,69 @@ async fn a_run_created_after_the_plan_keeps_its_objects() {
     let metrics = pipeline_artifacts::metrics::Metrics::default();
     let task = {
         let store = store.clone();
-        tokio::spawn(async move { gc::run_once(&gc_db, &store, &opts, Some(&metrics)).await.map(|r| (r, metrics.render())) })
+        tokio::spawn(async move {
+            gc::run_once(&gc_db, &store, &opts, Some(&metrics))
+                .await
+                .map(|r| (r, metrics.render()))
+        })
     };
     // team-a is handled first; once its deletions start, team-b's deleted run reappears.
     let start = Instant::now();
     while bucket(&store).await.len() == fx.all.len() {
-        assert!(start.elapsed() < Duration::from_secs(60), "gc deleted nothing within 60s");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "gc deleted nothing within 60s"
+        );
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     let b2 = RUNS.iter().find(|r| r.uuid.starts_with("b2")).unwrap();
     insert_run(&db, b2).await;
     let (report, metrics) = task.await.unwrap().expect("gc cycle");
     let b2_keys: BTreeSet<String> = fx.deletable(false, Some("team-b"));
-    let group = report.groups.iter().find(|g| g.runs == [b2.uuid] && g.keys.iter().any(|k| b2_keys.contains(k))).unwrap();
-    assert_eq!(group.action, pipeline_artifacts::gc::plan::Action::Keep, "{}", report.to_table());
-    assert!(group.reason.contains("changed since the plan"), "{}", group.reason);
+    let group = report
+        .groups
+        .iter()
+        .find(|g| g.runs == [b2.uuid] && g.keys.iter().any(|k| b2_keys.contains(k)))
+        .unwrap();
+    assert_eq!(
+        group.action,
+        pipeline_artifacts::gc::plan::Action::Keep,
+        "{}",
+        report.to_table()
+    );
+    assert!(
+        group.reason.contains("changed since the plan"),
+        "{}",
+        group.reason
+    );
     let after = bucket(&store).await;
     assert!(b2_keys.is_subset(&after), "the reappeared run lost objects");
     let team_a = fx.deletable(false, Some("team-a"));
-    assert_eq!(after, fx.all.difference(&team_a).cloned().collect::<BTreeSet<_>>());
+    assert_eq!(
+        after,
+        fx.all.difference(&team_a).cloned().collect::<BTreeSet<_>>()
+    );
     let bytes = fx.bytes(&team_a);
     assert_eq!(report.groups.iter().map(|g| g.deleted_bytes).sum::<u64>(), bytes);
-    assert!(metrics.contains(&format!("pipeline_artifacts_gc_objects_deleted_total {}\n", team_a.len())), "{metrics}");
-    assert!(metrics.contains(&format!("pipeline_artifacts_gc_bytes_reclaimed_total {bytes}\n")), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "pipeline_artifacts_gc_objects_deleted_total {}\n",
+            team_a.len()
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("pipeline_artifacts_gc_bytes_reclaimed_total {bytes}\n")),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mode_serves_gc_metrics_after_a_cycle() {
     let test = "every_mode_serves_gc_metrics_after_a_cycle";
-    let Some(db) = mariadb(test) else { return };
-    let Some(sw) = common::seaweed(test) else { return };
-    let fx = build_fixture(&db, &sw).await;
-    let store = sw.store();
+    let Some((db, sw, fx, store)) = setup(test).await else {
+        return;
+    };
     let port = pipeline_artifacts::testsupport::free_tcp_port().unwrap();
     // The password comes from DB_PASSWORD (as from a Secret), not the URL.
     let mut child = gc_command(&db, &sw)
@@ -387,34 +651,64 @@ async fn every_mode_serves_gc_metrics_after_a_cycle() {
     let expected = fx.deletable(true, None);
     let metrics = common::cluster::wait_for("a finished gc cycle on /metrics", 60, || async {
         let body = http_get(port, "/metrics").await?;
-        body.contains("pipeline_artifacts_gc_cycles_total{result=\"ok\"} 1").then_some(body)
+        body.contains("pipeline_artifacts_gc_cycles_total{result=\"ok\"} 1")
+            .then_some(body)
     })
     .await;
     child.kill().unwrap();
     child.wait().unwrap();
     let log = std::fs::read_to_string(sw.data_dir().join("gc.log")).unwrap();
-    assert!(!log.contains(PASSWORD), "the database password appeared in the log");
+    assert!(
+        !log.contains(PASSWORD),
+        "the database password appeared in the log"
+    );
     assert!(log.contains("gc deleted"), "deletions are logged");
     let after = bucket(&store).await;
-    assert_eq!(after, fx.all.difference(&expected).cloned().collect::<BTreeSet<_>>());
+    assert_eq!(
+        after,
+        fx.all.difference(&expected).cloned().collect::<BTreeSet<_>>()
+    );
     for (line, value) in [
-        ("pipeline_artifacts_gc_objects_deleted_total", expected.len() as u64),
+        (
+            "pipeline_artifacts_gc_objects_deleted_total",
+            expected.len() as u64,
+        ),
         ("pipeline_artifacts_gc_bytes_reclaimed_total", fx.bytes(&expected)),
-        ("pipeline_artifacts_gc_objects_kept", after.iter().filter(|k| k.starts_with("private-artifacts/")).count() as u64),
+        (
+            "pipeline_artifacts_gc_objects_kept",
+            after
+                .iter()
+                .filter(|k| k.starts_with("private-artifacts/"))
+                .count() as u64,
+        ),
         ("pipeline_artifacts_gc_errors_total", 0),
     ] {
-        assert!(metrics.contains(&format!("\n{line} {value}\n")), "{line} {value} in:\n{metrics}");
+        assert!(
+            metrics.contains(&format!("\n{line} {value}\n")),
+            "{line} {value} in:\n{metrics}"
+        );
     }
-    let last = metrics.lines().find_map(|l| l.strip_prefix("pipeline_artifacts_gc_last_success_timestamp_seconds ")).unwrap();
+    let last = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("pipeline_artifacts_gc_last_success_timestamp_seconds "))
+        .unwrap();
     let last: u64 = last.parse().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    assert!(last > 0 && last <= now && now - last < 120, "last success {last}, now {now}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        last > 0 && last <= now && now - last < 120,
+        "last success {last}, now {now}"
+    );
 }
 
 async fn http_get(port: u16, path: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
     let mut raw = String::new();
     s.read_to_string(&mut raw).await.ok()?;
     raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
@@ -428,18 +722,50 @@ async fn a_schema_unlike_kfp_is_a_clear_error() {
     let err = gc::open(&url, None).await.unwrap_err().to_string();
     assert!(err.contains("table run_details does not exist"), "{err}");
     // Without FinishedAtInSec (KFP 1.x-era tables, or someone else's).
-    sql(&db, &KFP_RUN_DETAILS_DDL.replace("  `FinishedAtInSec` bigint DEFAULT 0,\n", "").replace(",`FinishedAtInSec`", "")).await;
+    sql(
+        &db,
+        &KFP_RUN_DETAILS_DDL
+            .replace("  `FinishedAtInSec` bigint DEFAULT 0,\n", "")
+            .replace(",`FinishedAtInSec`", ""),
+    )
+    .await;
     let err = gc::open(&url, None).await.unwrap_err().to_string();
-    assert!(err.contains("no column FinishedAtInSec") && err.contains("KFP 2.x"), "{err}");
-    assert!(err.contains("mysql://root@127.0.0.1") && !err.contains(PASSWORD), "{err}");
-    sql(&db, "ALTER TABLE run_details ADD COLUMN FinishedAtInSec varchar(20)").await;
+    assert!(
+        err.contains("no column FinishedAtInSec") && err.contains("KFP 2.x"),
+        "{err}"
+    );
+    assert!(
+        err.contains("mysql://root@127.0.0.1") && !err.contains(PASSWORD),
+        "{err}"
+    );
+    sql(
+        &db,
+        "ALTER TABLE run_details ADD COLUMN FinishedAtInSec varchar(20)",
+    )
+    .await;
     let err = gc::open(&url, None).await.unwrap_err().to_string();
-    assert!(err.contains("run_details.FinishedAtInSec is varchar") && err.contains("bigint"), "{err}");
-    sql(&db, "ALTER TABLE run_details MODIFY COLUMN FinishedAtInSec bigint DEFAULT 0").await;
+    assert!(
+        err.contains("run_details.FinishedAtInSec is varchar") && err.contains("bigint"),
+        "{err}"
+    );
+    sql(
+        &db,
+        "ALTER TABLE run_details MODIFY COLUMN FinishedAtInSec bigint DEFAULT 0",
+    )
+    .await;
     let gc_db = gc::open(&url, None).await.expect("KFP's schema is accepted");
     assert!(gc_db.runs().await.unwrap().is_empty());
     // A wrong password is refused without showing it... (grant tables are
     // skipped in the test server, so check the URL without a database instead).
-    let err = gc::open(&SecretString::new(format!("mysql://root:{PASSWORD}@127.0.0.1:{}", db.port)), None).await.unwrap_err().to_string();
-    assert!(err.contains("names no database") && !err.contains(PASSWORD), "{err}");
+    let err = gc::open(
+        &SecretString::new(format!("mysql://root:{PASSWORD}@127.0.0.1:{}", db.port)),
+        None,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("names no database") && !err.contains(PASSWORD),
+        "{err}"
+    );
 }

@@ -51,21 +51,32 @@ impl Db {
         let mut secrets: Vec<SecretString> = password.cloned().into_iter().collect();
         secrets.extend(url_password(raw).map(SecretString::new));
         let scrub = |msg: String| scrub_all(msg, &secrets);
-        let mut options = MySqlConnectOptions::from_str(raw)
-            .map_err(|e| GcError::DbUrl(scrub(e.to_string())))?;
+        let mut options =
+            MySqlConnectOptions::from_str(raw).map_err(|e| GcError::DbUrl(scrub(e.to_string())))?;
         if let Some(p) = password {
             options = options.password(p.expose());
         }
         let Some(database) = options.get_database().map(str::to_owned) else {
-            return Err(GcError::DbUrl("it names no database (use mysql://USER@HOST:3306/mlpipeline)".into()));
+            return Err(GcError::DbUrl(
+                "it names no database (use mysql://USER@HOST:3306/mlpipeline)".into(),
+            ));
         };
-        let shown = format!("mysql://{}@{}:{}/{}", options.get_username(), options.get_host(), options.get_port(), database);
+        let shown = format!(
+            "mysql://{}@{}:{}/{}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            database
+        );
         let pool = MySqlPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(options)
             .await
-            .map_err(|e| GcError::Db { db: shown.clone(), message: scrub(e.to_string()) })?;
+            .map_err(|e| GcError::Db {
+                db: shown.clone(),
+                message: scrub(e.to_string()),
+            })?;
         Ok(Db { pool, shown, secrets })
     }
 
@@ -75,7 +86,10 @@ impl Db {
     }
 
     fn err(&self, what: &str, e: sqlx::Error) -> GcError {
-        GcError::Db { db: self.shown.clone(), message: scrub_all(format!("{what}: {e}"), &self.secrets) }
+        GcError::Db {
+            db: self.shown.clone(),
+            message: scrub_all(format!("{what}: {e}"), &self.secrets),
+        }
     }
 
     /// Checks that `run_details` has the columns gc reads, with KFP 2.x's types.
@@ -95,13 +109,21 @@ impl Db {
             let ty = text(&row, 1).map_err(|e| self.err("reading information_schema.columns", e))?;
             found.push((name, ty.to_ascii_lowercase()));
         }
-        check_columns(&found).map_err(|message| GcError::Schema { db: self.shown.clone(), message })
+        check_columns(&found).map_err(|message| GcError::Schema {
+            db: self.shown.clone(),
+            message,
+        })
     }
 
     /// Every run (all namespaces and storage states).
     pub async fn runs(&self) -> Result<Vec<RunRow>, GcError> {
-        let rows = sqlx::query(SELECT).fetch_all(&self.pool).await.map_err(|e| self.err("reading run_details", e))?;
-        rows.iter().map(|r| run_row(r).map_err(|e| self.err("reading run_details", e))).collect()
+        let rows = sqlx::query(SELECT)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("reading run_details", e))?;
+        rows.iter()
+            .map(|r| run_row(r).map_err(|e| self.err("reading run_details", e)))
+            .collect()
     }
 
     /// The run with this UUID, if it exists now.
@@ -111,7 +133,9 @@ impl Db {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err("reading run_details", e))?;
-        rows.iter().map(|r| run_row(r).map_err(|e| self.err("reading run_details", e))).collect()
+        rows.iter()
+            .map(|r| run_row(r).map_err(|e| self.err("reading run_details", e)))
+            .collect()
     }
 
     /// The runs of namespace `namespace` whose workflow is `name`, now.
@@ -122,7 +146,9 @@ impl Db {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err("reading run_details", e))?;
-        rows.iter().map(|r| run_row(r).map_err(|e| self.err("reading run_details", e))).collect()
+        rows.iter()
+            .map(|r| run_row(r).map_err(|e| self.err("reading run_details", e)))
+            .collect()
     }
 
     pub async fn close(&self) {
@@ -133,7 +159,9 @@ impl Db {
 fn text(row: &MySqlRow, i: usize) -> Result<String, sqlx::Error> {
     match row.try_get::<String, _>(i) {
         Ok(s) => Ok(s),
-        Err(_) => row.try_get::<Vec<u8>, _>(i).map(|b| String::from_utf8_lossy(&b).into_owned()),
+        Err(_) => row
+            .try_get::<Vec<u8>, _>(i)
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
     }
 }
 
@@ -151,13 +179,21 @@ fn run_row(row: &MySqlRow) -> Result<RunRow, sqlx::Error> {
 /// column names are case-insensitive.
 pub fn check_columns(found: &[(String, String)]) -> Result<(), String> {
     if found.is_empty() {
-        return Err(format!("table {TABLE} does not exist (is this KFP's mlpipeline database?)"));
+        return Err(format!(
+            "table {TABLE} does not exist (is this KFP's mlpipeline database?)"
+        ));
     }
     for (name, want, kfp) in COLUMNS {
         match found.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
-            None => return Err(format!("table {TABLE} has no column {name} (KFP 2.x creates {name} {kfp})")),
+            None => {
+                return Err(format!(
+                    "table {TABLE} has no column {name} (KFP 2.x creates {name} {kfp})"
+                ));
+            }
             Some((_, ty)) if ty != want => {
-                return Err(format!("column {TABLE}.{name} is {ty}, but KFP 2.x creates {name} {kfp}"));
+                return Err(format!(
+                    "column {TABLE}.{name} is {ty}, but KFP 2.x creates {name} {kfp}"
+                ));
             }
             Some(_) => {}
         }
@@ -198,7 +234,10 @@ mod tests {
         let mut wrong = good.clone();
         wrong[3].1 = "int".into();
         let err = check_columns(&wrong).unwrap_err();
-        assert!(err.contains("run_details.StorageState is int") && err.contains("varchar(255)"), "{err}");
+        assert!(
+            err.contains("run_details.StorageState is int") && err.contains("varchar(255)"),
+            "{err}"
+        );
         assert!(check_columns(&[]).unwrap_err().contains("does not exist"));
     }
 

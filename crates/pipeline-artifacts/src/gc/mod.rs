@@ -25,7 +25,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use crate::metrics::Metrics;
 use crate::store::{SeaweedStore, StoreError};
 use db::Db;
-use plan::{Action, Object, Owner, ROOT, RunRow, Rules, Snapshot, judge, plan_namespace};
+use plan::{Action, Object, Owner, ROOT, Rules, RunRow, Snapshot, judge, plan_namespace};
 pub use report::Report;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +82,10 @@ pub fn parse_duration(raw: &str) -> Result<Duration, GcError> {
             _ => return Err(bad()),
         };
         let n: u64 = digits.parse().map_err(|_| bad())?;
-        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
         digits.clear();
     }
     if !digits.is_empty() || s.is_empty() {
@@ -94,54 +97,36 @@ pub fn parse_duration(raw: &str) -> Result<Duration, GcError> {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
 
 fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn s3_err(op: &'static str, subject: &str, e: impl std::error::Error + 'static) -> StoreError {
-    StoreError::Call { api: "S3", op, subject: subject.to_owned(), message: DisplayErrorContext(&e).to_string(), code: None }
-}
-
-/// Namespaces that have objects under `private-artifacts/`.
-pub async fn list_namespaces(store: &SeaweedStore) -> Result<Vec<String>, StoreError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = store
-            .s3
-            .list_objects_v2()
-            .bucket(&store.bucket)
-            .prefix(ROOT)
-            .delimiter("/")
-            .set_continuation_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| s3_err("ListObjectsV2", ROOT, e))?;
-        for p in page.common_prefixes() {
-            if let Some(ns) = p.prefix().and_then(|p| p.strip_prefix(ROOT)).and_then(|p| p.strip_suffix('/'))
-                && is_dns_label(ns)
-            {
-                out.push(ns.to_owned());
-            }
-        }
-        match page.next_continuation_token() {
-            Some(next) if page.is_truncated() == Some(true) && Some(next) != token.as_deref() => token = Some(next.to_owned()),
-            _ => break,
-        }
+    StoreError::Call {
+        api: "S3",
+        op,
+        subject: subject.to_owned(),
+        message: DisplayErrorContext(&e).to_string(),
+        code: None,
     }
-    out.sort();
-    out.dedup();
-    Ok(out)
 }
 
-/// Every object under `prefix`.
-pub async fn list_objects(store: &SeaweedStore, prefix: &str) -> Result<Vec<Object>, StoreError> {
-    let mut out = Vec::new();
+/// One listing of `prefix`, all pages: the objects, and with `delimiter` the common prefixes.
+async fn list(
+    store: &SeaweedStore,
+    prefix: &str,
+    delimiter: Option<&str>,
+) -> Result<(Vec<Object>, Vec<String>), StoreError> {
+    let (mut objects, mut prefixes) = (Vec::new(), Vec::new());
     let mut token: Option<String> = None;
     loop {
         let page = store
@@ -149,13 +134,19 @@ pub async fn list_objects(store: &SeaweedStore, prefix: &str) -> Result<Vec<Obje
             .list_objects_v2()
             .bucket(&store.bucket)
             .prefix(prefix)
+            .set_delimiter(delimiter.map(str::to_owned))
             .set_continuation_token(token.clone())
             .send()
             .await
             .map_err(|e| s3_err("ListObjectsV2", prefix, e))?;
+        prefixes.extend(
+            page.common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_owned)),
+        );
         for o in page.contents() {
             let Some(key) = o.key() else { continue };
-            out.push(Object {
+            objects.push(Object {
                 key: key.to_owned(),
                 size: o.size().unwrap_or(0).max(0) as u64,
                 // No timestamp: treat as new, so it is never deleted.
@@ -163,24 +154,52 @@ pub async fn list_objects(store: &SeaweedStore, prefix: &str) -> Result<Vec<Obje
             });
         }
         match page.next_continuation_token() {
-            Some(next) if page.is_truncated() == Some(true) && Some(next) != token.as_deref() => token = Some(next.to_owned()),
-            _ => break,
+            Some(next) if page.is_truncated() == Some(true) && Some(next) != token.as_deref() => {
+                token = Some(next.to_owned())
+            }
+            _ => return Ok((objects, prefixes)),
         }
     }
+}
+
+/// Namespaces that have objects under `private-artifacts/`.
+pub async fn list_namespaces(store: &SeaweedStore) -> Result<Vec<String>, StoreError> {
+    let (_, prefixes) = list(store, ROOT, Some("/")).await?;
+    let mut out: Vec<String> = prefixes
+        .iter()
+        .filter_map(|p| p.strip_prefix(ROOT).and_then(|p| p.strip_suffix('/')))
+        .filter(|ns| is_dns_label(ns))
+        .map(str::to_owned)
+        .collect();
+    out.sort();
+    out.dedup();
     Ok(out)
+}
+
+/// Every object under `prefix`.
+pub async fn list_objects(store: &SeaweedStore, prefix: &str) -> Result<Vec<Object>, StoreError> {
+    Ok(list(store, prefix, None).await?.0)
 }
 
 /// One gc cycle: snapshot, list, plan, and unless `dry_run`, delete.
 /// Errors during deletion are recorded in the report (other runs go on);
 /// errors before it (database, listing) end the cycle.
-pub async fn run_once(db: &Db, store: &SeaweedStore, opts: &GcOptions, metrics: Option<&Metrics>) -> Result<Report, GcError> {
+pub async fn run_once(
+    db: &Db,
+    store: &SeaweedStore,
+    opts: &GcOptions,
+    metrics: Option<&Metrics>,
+) -> Result<Report, GcError> {
     if let Some(ns) = &opts.namespace
         && !is_dns_label(ns)
     {
         return Err(GcError::Namespace(ns.clone()));
     }
     let started = now_secs();
-    let rules = Rules { cutoff: started - opts.older_than.as_secs() as i64, include_archived: opts.include_archived };
+    let rules = Rules {
+        cutoff: started - opts.older_than.as_secs() as i64,
+        include_archived: opts.include_archived,
+    };
     // The snapshot comes before the listing; see the module docs.
     let snapshot = Snapshot::new(db.runs().await?);
     let namespaces = match &opts.namespace {
@@ -210,7 +229,14 @@ pub async fn run_once(db: &Db, store: &SeaweedStore, opts: &GcOptions, metrics: 
 }
 
 /// Re-checks and deletes each planned run in turn.
-async fn execute(db: &Db, store: &SeaweedStore, report: &mut Report, rules: &Rules, delay: Duration, metrics: Option<&Metrics>) {
+async fn execute(
+    db: &Db,
+    store: &SeaweedStore,
+    report: &mut Report,
+    rules: &Rules,
+    delay: Duration,
+    metrics: Option<&Metrics>,
+) {
     for g in report.groups.iter_mut().filter(|g| g.action == Action::Delete) {
         let rows: Result<Vec<RunRow>, GcError> = match &g.owner {
             Owner::Run(uuid) => db.run_by_uuid(uuid).await,
@@ -245,7 +271,14 @@ async fn execute(db: &Db, store: &SeaweedStore, report: &mut Report, rules: &Rul
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            match store.s3.delete_object().bucket(&store.bucket).key(key).send().await {
+            match store
+                .s3
+                .delete_object()
+                .bucket(&store.bucket)
+                .key(key)
+                .send()
+                .await
+            {
                 Ok(_) => {
                     g.deleted_objects += 1;
                     g.deleted_bytes += size;
@@ -275,7 +308,10 @@ async fn execute(db: &Db, store: &SeaweedStore, report: &mut Report, rules: &Rul
 }
 
 /// Connects and checks the schema: what every gc start does first.
-pub async fn open(url: &crate::secret::SecretString, password: Option<&crate::secret::SecretString>) -> Result<Db, GcError> {
+pub async fn open(
+    url: &crate::secret::SecretString,
+    password: Option<&crate::secret::SecretString>,
+) -> Result<Db, GcError> {
     let db = Db::connect(url, password).await?;
     db.check_schema().await?;
     Ok(db)

@@ -85,7 +85,13 @@ pub enum Owner {
 fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+        && b.iter().enumerate().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                *c == b'-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
 }
 
 fn digits(s: &str, n: usize) -> bool {
@@ -94,14 +100,21 @@ fn digits(s: &str, n: usize) -> bool {
 
 /// Classifies `key` of namespace `namespace` (the key must start with `private-artifacts/<ns>/`).
 pub fn classify(namespace: &str, key: &str) -> (Layout, Owner) {
-    let Some(rest) = key.strip_prefix(ROOT).and_then(|r| r.strip_prefix(namespace)).and_then(|r| r.strip_prefix('/'))
+    let Some(rest) = key
+        .strip_prefix(ROOT)
+        .and_then(|r| r.strip_prefix(namespace))
+        .and_then(|r| r.strip_prefix('/'))
     else {
         return (Layout::Other, Owner::Unattributed);
     };
     let seg: Vec<&str> = rest.split('/').collect();
     if seg.len() >= 2 && seg[0] == "v2" && seg[1] == "artifacts" {
         // v2/artifacts/<pipeline>/<run>/<something below the run>
-        return if seg.len() >= 5 && !seg[2].is_empty() && is_uuid(seg[3]) && seg[4..].iter().any(|s| !s.is_empty()) {
+        return if seg.len() >= 5
+            && !seg[2].is_empty()
+            && is_uuid(seg[3])
+            && seg[4..].iter().any(|s| !s.is_empty())
+        {
             (Layout::V2Artifacts, Owner::Run(seg[3].to_ascii_lowercase()))
         } else {
             (Layout::V2Artifacts, Owner::Unattributed)
@@ -162,7 +175,11 @@ pub struct Rules {
 }
 
 fn keep(state: RunState, reason: impl Into<String>) -> Verdict {
-    Verdict { state, action: Action::Keep, reason: reason.into() }
+    Verdict {
+        state,
+        action: Action::Keep,
+        reason: reason.into(),
+    }
 }
 
 /// Judges an owner by the `run_details` rows found for it (for a run UUID at
@@ -172,10 +189,17 @@ pub fn judge(owner: &Owner, rows: &[&RunRow], rules: &Rules) -> Verdict {
     match owner {
         Owner::Unattributed => return keep(RunState::Unknown, "not attributable to a run by its key"),
         Owner::Workflow(_) if rows.is_empty() => {
-            return keep(RunState::Unknown, "no run has this workflow name; cannot prove it was a KFP run");
+            return keep(
+                RunState::Unknown,
+                "no run has this workflow name; cannot prove it was a KFP run",
+            );
         }
         Owner::Run(_) if rows.is_empty() => {
-            return Verdict { state: RunState::Deleted, action: Action::Delete, reason: "run not in the database".into() };
+            return Verdict {
+                state: RunState::Deleted,
+                action: Action::Delete,
+                reason: "run not in the database".into(),
+            };
         }
         _ => {}
     }
@@ -191,7 +215,11 @@ pub fn judge(owner: &Owner, rows: &[&RunRow], rules: &Rules) -> Verdict {
     if rows.iter().any(|r| r.finished_at > rules.cutoff) {
         return keep(RunState::Archived, "run finished within the grace period");
     }
-    Verdict { state: RunState::Archived, action: Action::Delete, reason: "run archived".into() }
+    Verdict {
+        state: RunState::Archived,
+        action: Action::Delete,
+        reason: "run archived".into(),
+    }
 }
 
 /// The runs of one snapshot, indexed as the judge needs them.
@@ -206,7 +234,10 @@ impl Snapshot {
         let mut s = Snapshot::default();
         for row in rows {
             let uuid = row.uuid.to_ascii_lowercase();
-            s.by_workflow.entry((row.namespace.clone(), row.name.clone())).or_default().push(uuid.clone());
+            s.by_workflow
+                .entry((row.namespace.clone(), row.name.clone()))
+                .or_default()
+                .push(uuid.clone());
             s.by_uuid.insert(uuid, row);
         }
         s
@@ -316,7 +347,13 @@ mod tests {
     const RUN: &str = "0b6c8f3e-2d1a-4c57-9a61-3f0e8b2c7d41";
 
     fn row(uuid: &str, ns: &str, name: &str, storage: &str, finished: i64) -> RunRow {
-        RunRow { uuid: uuid.into(), namespace: ns.into(), name: name.into(), storage: Storage::from_db(storage), finished_at: finished }
+        RunRow {
+            uuid: uuid.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            storage: Storage::from_db(storage),
+            finished_at: finished,
+        }
     }
 
     #[test]
@@ -327,12 +364,24 @@ mod tests {
         let upper = v2.replace(RUN, &RUN.to_uppercase());
         assert_eq!(classify(ns, &upper).1, Owner::Run(RUN.into()));
         // Not a UUID, or nothing below the run: never attributed.
-        assert_eq!(classify(ns, "private-artifacts/team-a/v2/artifacts/p/not-a-uuid/x").1, Owner::Unattributed);
-        assert_eq!(classify(ns, &format!("private-artifacts/team-a/v2/artifacts/p/{RUN}")).1, Owner::Unattributed);
+        assert_eq!(
+            classify(ns, "private-artifacts/team-a/v2/artifacts/p/not-a-uuid/x").1,
+            Owner::Unattributed
+        );
+        assert_eq!(
+            classify(ns, &format!("private-artifacts/team-a/v2/artifacts/p/{RUN}")).1,
+            Owner::Unattributed
+        );
         let log = "private-artifacts/team-a/my-pipe-x7k2p/2026/11/27/my-pipe-x7k2p-system-container-impl-1/main.log";
-        assert_eq!(classify(ns, log), (Layout::ArgoLogs, Owner::Workflow("my-pipe-x7k2p".into())));
+        assert_eq!(
+            classify(ns, log),
+            (Layout::ArgoLogs, Owner::Workflow("my-pipe-x7k2p".into()))
+        );
         // A workflow named "v2" still has Argo's date layout.
-        assert_eq!(classify(ns, "private-artifacts/team-a/v2/2026/11/27/v2-pod/main.log").1, Owner::Workflow("v2".into()));
+        assert_eq!(
+            classify(ns, "private-artifacts/team-a/v2/2026/11/27/v2-pod/main.log").1,
+            Owner::Workflow("v2".into())
+        );
         for other in [
             "private-artifacts/team-a/notes.txt",
             "private-artifacts/team-a/wf/26/11/27/pod/main.log",
@@ -340,7 +389,11 @@ mod tests {
             "private-artifacts/team-b/wf/2026/11/27/pod/main.log",
             "artifacts/team-a/wf/2026/11/27/pod/main.log",
         ] {
-            assert_eq!(classify(ns, other), (Layout::Other, Owner::Unattributed), "{other}");
+            assert_eq!(
+                classify(ns, other),
+                (Layout::Other, Owner::Unattributed),
+                "{other}"
+            );
         }
     }
 
@@ -352,13 +405,19 @@ mod tests {
         for s in ["AVAILABLE", "STORAGESTATE_AVAILABLE", "Ready", "ENABLED"] {
             assert_eq!(Storage::from_db(s), Storage::Available, "{s}");
         }
-        assert_eq!(Storage::from_db("STORAGE_STATE_UNSPECIFIED"), Storage::Unspecified);
+        assert_eq!(
+            Storage::from_db("STORAGE_STATE_UNSPECIFIED"),
+            Storage::Unspecified
+        );
         assert_eq!(Storage::from_db(""), Storage::Unspecified);
     }
 
     #[test]
     fn only_absent_or_archived_finished_runs_are_garbage() {
-        let rules = Rules { cutoff: 1000, include_archived: true };
+        let rules = Rules {
+            cutoff: 1000,
+            include_archived: true,
+        };
         let run = Owner::Run(RUN.into());
         assert_eq!(judge(&run, &[], &rules).action, Action::Delete);
         let avail = row(RUN, "a", "wf", "AVAILABLE", 10);
@@ -369,7 +428,10 @@ mod tests {
         assert_eq!(judge(&run, &[&unspecified], &rules).action, Action::Keep);
         let archived = row(RUN, "a", "wf", "STORAGESTATE_ARCHIVED", 10);
         assert_eq!(judge(&run, &[&archived], &rules).action, Action::Delete);
-        let no_archived = Rules { include_archived: false, ..rules.clone() };
+        let no_archived = Rules {
+            include_archived: false,
+            ..rules.clone()
+        };
         assert_eq!(judge(&run, &[&archived], &no_archived).action, Action::Keep);
         let running = row(RUN, "a", "wf", "ARCHIVED", 0);
         assert_eq!(judge(&run, &[&running], &rules).action, Action::Keep);
@@ -386,14 +448,35 @@ mod tests {
     #[test]
     fn a_run_with_any_recent_object_is_kept_whole() {
         let snapshot = Snapshot::new(vec![]);
-        let rules = Rules { cutoff: 1000, include_archived: false };
+        let rules = Rules {
+            cutoff: 1000,
+            include_archived: false,
+        };
         let key = |n: u32| format!("private-artifacts/a/v2/artifacts/p/{RUN}/t/{n}");
-        let old = [Object { key: key(1), size: 5, modified: 900 }, Object { key: key(2), size: 7, modified: 1000 }];
+        let old = [
+            Object {
+                key: key(1),
+                size: 5,
+                modified: 900,
+            },
+            Object {
+                key: key(2),
+                size: 7,
+                modified: 1000,
+            },
+        ];
         let groups = plan_namespace("a", &old, &snapshot, &rules);
         assert_eq!(groups.len(), 1);
-        assert_eq!((groups[0].action, groups[0].objects, groups[0].bytes), (Action::Delete, 2, 12));
+        assert_eq!(
+            (groups[0].action, groups[0].objects, groups[0].bytes),
+            (Action::Delete, 2, 12)
+        );
         let mut mixed = old.to_vec();
-        mixed.push(Object { key: key(3), size: 1, modified: 1001 });
+        mixed.push(Object {
+            key: key(3),
+            size: 1,
+            modified: 1001,
+        });
         let groups = plan_namespace("a", &mixed, &snapshot, &rules);
         assert_eq!((groups[0].action, groups[0].objects), (Action::Keep, 3));
     }

@@ -25,7 +25,10 @@ pub struct MariaDb {
 
 impl std::fmt::Debug for MariaDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MariaDb").field("port", &self.port).field("dir", &self.dir.path()).finish()
+        f.debug_struct("MariaDb")
+            .field("port", &self.port)
+            .field("dir", &self.dir.path())
+            .finish()
     }
 }
 
@@ -44,12 +47,18 @@ impl MariaDb {
         let data = dir.path().join("data");
         let user = user();
         let install = Command::new(install_db)
-            .args(["--no-defaults", "--skip-test-db", "--auth-root-authentication-method=normal"])
+            .args([
+                "--no-defaults",
+                "--skip-test-db",
+                "--auth-root-authentication-method=normal",
+            ])
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--user={user}"))
             .output()?;
         if !install.status.success() {
-            return Err(MariaDbError::Install(String::from_utf8_lossy(&install.stderr).into_owned()));
+            return Err(MariaDbError::Install(
+                String::from_utf8_lossy(&install.stderr).into_owned(),
+            ));
         }
         let init = dir.path().join("init.sql");
         std::fs::write(&init, "CREATE DATABASE IF NOT EXISTS mlpipeline;\n")?;
@@ -58,7 +67,8 @@ impl MariaDb {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let port = crate::testsupport::free_tcp_port().map_err(|e| std::io::Error::other(e.to_string()))?;
+            let port =
+                crate::testsupport::free_tcp_port().map_err(|e| std::io::Error::other(e.to_string()))?;
             let mut child = Command::new(mariadbd)
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
@@ -90,7 +100,10 @@ impl MariaDb {
                 std::thread::sleep(Duration::from_millis(100));
             };
             if !exited || attempt >= 3 {
-                return Err(MariaDbError::NotReady { port, log: std::fs::read_to_string(&log).unwrap_or_default() });
+                return Err(MariaDbError::NotReady {
+                    port,
+                    log: std::fs::read_to_string(&log).unwrap_or_default(),
+                });
             }
         }
     }

@@ -34,10 +34,19 @@ pub fn run_oracle(test: &str, cases: Vec<Value>) -> Option<Vec<Value>> {
         .spawn()
         .expect("start python");
     let input = json!({"sync_dir": dir, "cases": cases});
-    child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write cases");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write cases");
     let out = child.wait_with_output().expect("python runs");
     // sync.py prints the request and desired objects to stderr (never the Secret); shown only on failure.
-    assert!(out.status.success(), "sync.py oracle failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sync.py oracle failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let parsed: Value = serde_json::from_slice(&out.stdout).expect("oracle prints JSON");
     Some(parsed["results"].as_array().expect("results").clone())
 }
@@ -46,7 +55,9 @@ pub mod cluster;
 
 /// `KFLITE_TOOL_PYTHON` or `python` on PATH, else `python3` (only the standard library is needed).
 pub fn python(test: &str) -> Option<PathBuf> {
-    testkit::find_tool("python").or_else(|| testkit::find_tool("python3")).or_else(|| testkit::require_tool(test, "python"))
+    testkit::find_tool("python")
+        .or_else(|| testkit::find_tool("python3"))
+        .or_else(|| testkit::require_tool(test, "python"))
 }
 
 pub fn seaweed(test: &str) -> Option<SeaweedFs> {
@@ -65,7 +76,11 @@ pub fn empty_attachments() -> Value {
 
 /// A path-style group key for attachments: `Kind.apiVersion`.
 pub fn group_key(obj: &Value) -> String {
-    format!("{}.{}", obj["kind"].as_str().unwrap_or(""), obj["apiVersion"].as_str().unwrap_or(""))
+    format!(
+        "{}.{}",
+        obj["kind"].as_str().unwrap_or(""),
+        obj["apiVersion"].as_str().unwrap_or("")
+    )
 }
 
 /// Attachments as metacontroller would observe them after creating `objects`.
