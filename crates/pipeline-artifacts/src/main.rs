@@ -78,7 +78,6 @@ async fn gc_main(args: GcArgs) -> anyhow::Result<()> {
     // Read directly so clap never holds or prints it.
     let password = std::env::var("DB_PASSWORD").ok().filter(|p| !p.is_empty()).map(SecretString::new);
     let store = args.conn.store(None).await?;
-    let db = gc::open(&args.db_url, password.as_ref()).await?;
     let opts = gc::GcOptions {
         older_than: args.older_than,
         namespace: args.namespace,
@@ -89,12 +88,12 @@ async fn gc_main(args: GcArgs) -> anyhow::Result<()> {
     if let Some(every) = args.every {
         anyhow::ensure!(!every.is_zero(), "--every must be longer than 0s");
         let metrics = Arc::new(Metrics::default());
-        metrics.set_ready(true);
         let http = tokio::spawn(serve(args.listen, pipeline_artifacts::metrics::routes(metrics.clone())));
-        gc::run_every(db, store, opts, every, metrics, shutdown_signal()).await;
+        gc::run_every(args.db_url, password, store, opts, every, metrics, shutdown_signal()).await;
         http.abort();
         return Ok(());
     }
+    let db = gc::open(&args.db_url, password.as_ref()).await?;
     let report = gc::run_once(&db, &store, &opts, None).await?;
     db.close().await;
     if args.output == "json" {

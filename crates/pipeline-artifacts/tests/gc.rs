@@ -637,56 +637,53 @@ async fn every_mode_serves_gc_metrics_after_a_cycle() {
         return;
     };
     let port = pipeline_artifacts::testsupport::free_tcp_port().unwrap();
+    // KFP has not migrated its database yet: gc must wait for it, not crash.
+    sql(&db, "RENAME TABLE run_details TO run_details_later").await;
     // The password comes from DB_PASSWORD (as from a Secret), not the URL.
     let mut child = gc_command(&db, &sw)
         .env("DB_URL", format!("mysql://root@127.0.0.1:{}/mlpipeline", db.port))
         .env("DB_PASSWORD", PASSWORD)
-        .args(["--every", "1h", "--older-than", "0s", "--include-archived"])
+        .args(["--every", "2s", "--older-than", "0s", "--include-archived"])
         .env("LISTEN", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         // A file, not a pipe: debug logs would fill a pipe nobody reads.
         .stderr(std::fs::File::create(sw.data_dir().join("gc.log")).unwrap())
         .spawn()
         .unwrap();
-    let expected = fx.deletable(true, None);
+    let value = |body: &str, name: &str| -> Option<u64> {
+        body.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    let not_ready = common::cluster::wait_for("a failed cycle on /metrics", 60, || async {
+        let body = http_get(port, "/metrics").await?;
+        (value(&body, "pipeline_artifacts_gc_errors_total")? >= 1).then_some(body)
+    })
+    .await;
+    assert!(not_ready.contains("pipeline_artifacts_ready 0"), "{not_ready}");
+    assert_eq!(value(&not_ready, "pipeline_artifacts_gc_last_success_timestamp_seconds"), Some(0));
+    assert_eq!(bucket(&store).await, fx.all, "nothing deleted without the database");
+    sql(&db, "RENAME TABLE run_details_later TO run_details").await;
     let metrics = common::cluster::wait_for("a finished gc cycle on /metrics", 60, || async {
         let body = http_get(port, "/metrics").await?;
-        body.contains("pipeline_artifacts_gc_cycles_total{result=\"ok\"} 1")
-            .then_some(body)
+        (value(&body, "pipeline_artifacts_gc_cycles_total{result=\"ok\"}")? >= 1).then_some(body)
     })
     .await;
     child.kill().unwrap();
     child.wait().unwrap();
     let log = std::fs::read_to_string(sw.data_dir().join("gc.log")).unwrap();
-    assert!(
-        !log.contains(PASSWORD),
-        "the database password appeared in the log"
-    );
+    assert!(!log.contains(PASSWORD), "the database password appeared in the log");
     assert!(log.contains("gc deleted"), "deletions are logged");
+    assert!(log.contains("table run_details does not exist"), "the wait is explained in the log");
+    let expected = fx.deletable(true, None);
     let after = bucket(&store).await;
-    assert_eq!(
-        after,
-        fx.all.difference(&expected).cloned().collect::<BTreeSet<_>>()
-    );
-    for (line, value) in [
-        (
-            "pipeline_artifacts_gc_objects_deleted_total",
-            expected.len() as u64,
-        ),
+    assert_eq!(after, fx.all.difference(&expected).cloned().collect::<BTreeSet<_>>());
+    let kept = after.iter().filter(|k| k.starts_with("private-artifacts/")).count() as u64;
+    for (name, want) in [
+        ("pipeline_artifacts_gc_objects_deleted_total", expected.len() as u64),
         ("pipeline_artifacts_gc_bytes_reclaimed_total", fx.bytes(&expected)),
-        (
-            "pipeline_artifacts_gc_objects_kept",
-            after
-                .iter()
-                .filter(|k| k.starts_with("private-artifacts/"))
-                .count() as u64,
-        ),
-        ("pipeline_artifacts_gc_errors_total", 0),
+        ("pipeline_artifacts_gc_objects_kept", kept),
+        ("pipeline_artifacts_ready", 1),
     ] {
-        assert!(
-            metrics.contains(&format!("\n{line} {value}\n")),
-            "{line} {value} in:\n{metrics}"
-        );
+        assert_eq!(value(&metrics, name), Some(want), "{name} in:\n{metrics}");
     }
     let last = metrics
         .lines()

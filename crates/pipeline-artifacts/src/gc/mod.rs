@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_s3::error::DisplayErrorContext;
 
 use crate::metrics::Metrics;
+use crate::secret::SecretString;
 use crate::store::{SeaweedStore, StoreError};
 use db::Db;
 use plan::{Action, Object, Owner, ROOT, Rules, RunRow, Snapshot, judge, plan_namespace};
@@ -318,8 +319,12 @@ pub async fn open(
 }
 
 /// Controller mode: a cycle every `every`, metrics updated, until `shutdown`.
+/// The database is (re)opened lazily, so a database that is down or not yet
+/// migrated at start is retried (every minute at most) instead of crashing;
+/// /readyz says whether it is open.
 pub async fn run_every(
-    db: Db,
+    url: SecretString,
+    password: Option<SecretString>,
     store: SeaweedStore,
     opts: GcOptions,
     every: Duration,
@@ -327,22 +332,34 @@ pub async fn run_every(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let mut db: Option<Db> = None;
     loop {
-        match run_once(&db, &store, &opts, Some(&metrics)).await {
+        let cycle = async {
+            if db.is_none() {
+                db = Some(open(&url, password.as_ref()).await?);
+            }
+            let db = db.as_ref().expect("opened above");
+            run_once(db, &store, &opts, Some(&metrics)).await
+        };
+        let result = cycle.await;
+        metrics.set_ready(db.is_some());
+        let pause = match result {
             Ok(report) => {
                 metrics.record_gc(&report, now_secs());
                 for e in &report.errors {
                     tracing::warn!(error = %e, "gc error");
                 }
+                every
             }
             Err(e) => {
                 metrics.gc_cycles_failed.inc();
                 metrics.gc_errors.inc();
                 tracing::warn!(error = %e, "gc cycle failed");
+                every.min(Duration::from_secs(60))
             }
-        }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = &mut shutdown => return,
         }
     }
