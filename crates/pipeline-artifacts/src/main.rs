@@ -8,13 +8,16 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use pipeline_artifacts::metrics::Metrics;
 use pipeline_artifacts::reconcile::Context;
+use pipeline_artifacts::secret::SecretString;
 use pipeline_artifacts::settings::{Settings, parse_flag, parse_retention_days};
 use pipeline_artifacts::store::{Endpoints, SeaweedStore};
-use pipeline_artifacts::secret::SecretString;
 use pipeline_artifacts::{admin, controller, gc, hook};
 
 #[derive(Parser)]
-#[command(version, about = "Per-namespace SeaweedFS credentials and Kubeflow Pipelines artifact config")]
+#[command(
+    version,
+    about = "Per-namespace SeaweedFS credentials and Kubeflow Pipelines artifact config"
+)]
 struct Cli {
     /// Log format: json (default) or text.
     #[arg(long, env = "LOG_FORMAT", default_value = "json", global = true)]
@@ -76,7 +79,10 @@ fn parse_duration(raw: &str) -> Result<Duration, String> {
 
 async fn gc_main(args: GcArgs) -> anyhow::Result<()> {
     // Read directly so clap never holds or prints it.
-    let password = std::env::var("DB_PASSWORD").ok().filter(|p| !p.is_empty()).map(SecretString::new);
+    let password = std::env::var("DB_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(SecretString::new);
     let store = args.conn.store(None).await?;
     let opts = gc::GcOptions {
         older_than: args.older_than,
@@ -88,8 +94,20 @@ async fn gc_main(args: GcArgs) -> anyhow::Result<()> {
     if let Some(every) = args.every {
         anyhow::ensure!(!every.is_zero(), "--every must be longer than 0s");
         let metrics = Arc::new(Metrics::default());
-        let http = tokio::spawn(serve(args.listen, pipeline_artifacts::metrics::routes(metrics.clone())));
-        gc::run_every(args.db_url, password, store, opts, every, metrics, shutdown_signal()).await;
+        let http = tokio::spawn(serve(
+            args.listen,
+            pipeline_artifacts::metrics::routes(metrics.clone()),
+        ));
+        gc::run_every(
+            args.db_url,
+            password,
+            store,
+            opts,
+            every,
+            metrics,
+            shutdown_signal(),
+        )
+        .await;
         http.abort();
         return Ok(());
     }
@@ -101,7 +119,11 @@ async fn gc_main(args: GcArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", report.to_table());
     }
-    anyhow::ensure!(report.errors.is_empty(), "gc finished with {} error(s)", report.errors.len());
+    anyhow::ensure!(
+        report.errors.is_empty(),
+        "gc finished with {} error(s)",
+        report.errors.len()
+    );
     Ok(())
 }
 
@@ -121,10 +143,18 @@ struct RunArgs {
 #[derive(Args)]
 struct Connection {
     /// SeaweedFS IAM API.
-    #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://seaweedfs.kubeflow:8111")]
+    #[arg(
+        long,
+        env = "AWS_ENDPOINT_URL",
+        default_value = "http://seaweedfs.kubeflow:8111"
+    )]
     iam_endpoint: String,
     /// SeaweedFS S3 API.
-    #[arg(long, env = "S3_ENDPOINT_URL", default_value = "http://seaweedfs.kubeflow:8333")]
+    #[arg(
+        long,
+        env = "S3_ENDPOINT_URL",
+        default_value = "http://seaweedfs.kubeflow:8333"
+    )]
     s3_endpoint: String,
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     region: String,
@@ -154,12 +184,21 @@ struct Common {
     #[arg(long, env = "ARTIFACTS_PROXY_ENABLED", default_value = "false")]
     artifacts_proxy_enabled: String,
     /// Days before private-artifacts/ objects expire; <= 0 removes the rule.
-    #[arg(long, env = "ARTIFACT_RETENTION_DAYS", default_value = "-1", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        env = "ARTIFACT_RETENTION_DAYS",
+        default_value = "-1",
+        allow_hyphen_values = true
+    )]
     artifact_retention_days: String,
     /// Where Argo writes logs (artifact-repositories ConfigMap).
     #[arg(long, env = "ARGO_S3_ENDPOINT", default_value = "minio-service.kubeflow:9000")]
     argo_s3_endpoint: String,
-    #[arg(long, env = "METADATA_GRPC_SERVICE_HOST", default_value = "metadata-grpc-service.kubeflow")]
+    #[arg(
+        long,
+        env = "METADATA_GRPC_SERVICE_HOST",
+        default_value = "metadata-grpc-service.kubeflow"
+    )]
     metadata_grpc_host: String,
     #[arg(long, env = "METADATA_GRPC_SERVICE_PORT", default_value = "8080")]
     metadata_grpc_port: String,
@@ -182,7 +221,8 @@ impl Common {
             frontend_tag,
             disable_istio_sidecar: self.disable_istio_sidecar == "true",
             artifacts_proxy_enabled: parse_flag(&self.artifacts_proxy_enabled),
-            artifact_retention_days: parse_retention_days(&self.artifact_retention_days).map_err(anyhow::Error::msg)?,
+            artifact_retention_days: parse_retention_days(&self.artifact_retention_days)
+                .map_err(anyhow::Error::msg)?,
             argo_s3_endpoint: self.argo_s3_endpoint.clone(),
             metadata_grpc_host: self.metadata_grpc_host.clone(),
             metadata_grpc_port: self.metadata_grpc_port.clone(),
@@ -194,14 +234,20 @@ impl Connection {
     async fn store(&self, client: Option<kube::Client>) -> anyhow::Result<SeaweedStore> {
         let admin = match (&self.admin_secret, client) {
             (Some(reference), Some(client)) => admin::from_secret(client, reference).await?,
-            (Some(reference), None) => admin::from_secret(kube::Client::try_default().await?, reference).await?,
-            // Read directly so clap never holds or prints the secret.
-            (None, _) => {
-                admin::from_env_values(std::env::var("AWS_ACCESS_KEY_ID").ok(), std::env::var("AWS_SECRET_ACCESS_KEY").ok())?
+            (Some(reference), None) => {
+                admin::from_secret(kube::Client::try_default().await?, reference).await?
             }
+            // Read directly so clap never holds or prints the secret.
+            (None, _) => admin::from_env_values(
+                std::env::var("AWS_ACCESS_KEY_ID").ok(),
+                std::env::var("AWS_SECRET_ACCESS_KEY").ok(),
+            )?,
         };
-        let endpoints =
-            Endpoints { iam: self.iam_endpoint.clone(), s3: self.s3_endpoint.clone(), region: self.region.clone() };
+        let endpoints = Endpoints {
+            iam: self.iam_endpoint.clone(),
+            s3: self.s3_endpoint.clone(),
+            region: self.region.clone(),
+        };
         Ok(SeaweedStore::new(&endpoints, &admin, &self.bucket))
     }
 }
@@ -209,7 +255,9 @@ impl Connection {
 fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,aws=warn,hyper=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "text" {
         builder.init();
     } else {
@@ -238,9 +286,13 @@ async fn shutdown_signal() {
 }
 
 async fn serve(listen: SocketAddr, router: axum::Router) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
     tracing::info!(%listen, "serving");
-    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     Ok(())
 }
 
@@ -251,7 +303,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => {
             let settings = args.common.settings()?;
-            let client = kube::Client::try_default().await.context("connecting to the Kubernetes API")?;
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to the Kubernetes API")?;
             let store = args.common.conn.store(Some(client.clone())).await?;
             let metrics = Arc::new(Metrics::default());
             let ctx = Context {
@@ -262,7 +316,10 @@ async fn main() -> anyhow::Result<()> {
                 metrics: metrics.clone(),
                 instance: args.pod_name,
             };
-            let http = tokio::spawn(serve(args.common.listen, pipeline_artifacts::metrics::routes(metrics)));
+            let http = tokio::spawn(serve(
+                args.common.listen,
+                pipeline_artifacts::metrics::routes(metrics),
+            ));
             controller::run(ctx, shutdown_signal()).await;
             http.abort();
             Ok(())
@@ -271,7 +328,11 @@ async fn main() -> anyhow::Result<()> {
             let settings = common.settings()?;
             let store = common.conn.store(None).await?;
             let metrics = Arc::new(Metrics::default());
-            let state = hook::HookState { settings, store, metrics: metrics.clone() };
+            let state = hook::HookState {
+                settings,
+                store,
+                metrics: metrics.clone(),
+            };
             // The bucket and rule first, as the controller does; the hook then only reports.
             let prep = state.clone();
             tokio::spawn(async move {

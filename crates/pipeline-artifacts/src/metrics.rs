@@ -91,12 +91,31 @@ impl Metrics {
         counter(
             "pipeline_artifacts_reconciles_total",
             "Namespace reconciles (controller) or sync calls (hook), by result.",
-            &[("{result=\"ok\"}", self.reconciles_ok.get()), ("{result=\"error\"}", self.reconciles_failed.get())],
+            &[
+                ("{result=\"ok\"}", self.reconciles_ok.get()),
+                ("{result=\"error\"}", self.reconciles_failed.get()),
+            ],
         );
-        counter("pipeline_artifacts_keys_created_total", "SeaweedFS access keys created.", &[("", self.keys_created.get())]);
-        counter("pipeline_artifacts_keys_deleted_total", "SeaweedFS access keys deleted (unstored, rotated or cleaned up).", &[("", self.keys_deleted.get())]);
-        counter("pipeline_artifacts_rotations_total", "Credential rotations.", &[("", self.rotations.get())]);
-        counter("pipeline_artifacts_cleanups_total", "Namespaces whose IAM user was removed.", &[("", self.cleanups.get())]);
+        counter(
+            "pipeline_artifacts_keys_created_total",
+            "SeaweedFS access keys created.",
+            &[("", self.keys_created.get())],
+        );
+        counter(
+            "pipeline_artifacts_keys_deleted_total",
+            "SeaweedFS access keys deleted (unstored, rotated or cleaned up).",
+            &[("", self.keys_deleted.get())],
+        );
+        counter(
+            "pipeline_artifacts_rotations_total",
+            "Credential rotations.",
+            &[("", self.rotations.get())],
+        );
+        counter(
+            "pipeline_artifacts_cleanups_total",
+            "Namespaces whose IAM user was removed.",
+            &[("", self.cleanups.get())],
+        );
         counter(
             "pipeline_artifacts_reconcile_seconds_total",
             "Time spent reconciling.",
@@ -105,16 +124,41 @@ impl Metrics {
         counter(
             "pipeline_artifacts_gc_cycles_total",
             "Garbage collection cycles, by result (error: the cycle or a deletion failed).",
-            &[("{result=\"ok\"}", self.gc_cycles_ok.get()), ("{result=\"error\"}", self.gc_cycles_failed.get())],
+            &[
+                ("{result=\"ok\"}", self.gc_cycles_ok.get()),
+                ("{result=\"error\"}", self.gc_cycles_failed.get()),
+            ],
         );
-        counter("pipeline_artifacts_gc_objects_deleted_total", "Objects deleted by gc.", &[("", self.gc_objects_deleted.get())]);
-        counter("pipeline_artifacts_gc_bytes_reclaimed_total", "Bytes of objects deleted by gc.", &[("", self.gc_bytes_reclaimed.get())]);
-        counter("pipeline_artifacts_gc_errors_total", "gc errors (failed cycles and failed run deletions).", &[("", self.gc_errors.get())]);
+        counter(
+            "pipeline_artifacts_gc_objects_deleted_total",
+            "Objects deleted by gc.",
+            &[("", self.gc_objects_deleted.get())],
+        );
+        counter(
+            "pipeline_artifacts_gc_bytes_reclaimed_total",
+            "Bytes of objects deleted by gc.",
+            &[("", self.gc_bytes_reclaimed.get())],
+        );
+        counter(
+            "pipeline_artifacts_gc_errors_total",
+            "gc errors (failed cycles and failed run deletions).",
+            &[("", self.gc_errors.get())],
+        );
         let mut gauge = |name: &str, help: &str, v: u64| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"));
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+            ));
         };
-        gauge("pipeline_artifacts_gc_objects_kept", "Objects under private-artifacts/ kept by the last gc cycle.", self.gc_objects_kept.get());
-        gauge("pipeline_artifacts_gc_bytes_kept", "Bytes under private-artifacts/ kept by the last gc cycle.", self.gc_bytes_kept.get());
+        gauge(
+            "pipeline_artifacts_gc_objects_kept",
+            "Objects under private-artifacts/ kept by the last gc cycle.",
+            self.gc_objects_kept.get(),
+        );
+        gauge(
+            "pipeline_artifacts_gc_bytes_kept",
+            "Bytes under private-artifacts/ kept by the last gc cycle.",
+            self.gc_bytes_kept.get(),
+        );
         gauge(
             "pipeline_artifacts_gc_last_success_timestamp_seconds",
             "When the last gc cycle without errors finished (0: never).",
@@ -133,7 +177,11 @@ async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 }
 
 async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    if m.is_ready() { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
+    if m.is_ready() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
 }
 
 /// /healthz (process alive), /readyz (ready to work), /metrics.

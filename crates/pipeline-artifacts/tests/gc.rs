@@ -651,7 +651,8 @@ async fn every_mode_serves_gc_metrics_after_a_cycle() {
         .spawn()
         .unwrap();
     let value = |body: &str, name: &str| -> Option<u64> {
-        body.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
     };
     let not_ready = common::cluster::wait_for("a failed cycle on /metrics", 60, || async {
         let body = http_get(port, "/metrics").await?;
@@ -659,8 +660,15 @@ async fn every_mode_serves_gc_metrics_after_a_cycle() {
     })
     .await;
     assert!(not_ready.contains("pipeline_artifacts_ready 0"), "{not_ready}");
-    assert_eq!(value(&not_ready, "pipeline_artifacts_gc_last_success_timestamp_seconds"), Some(0));
-    assert_eq!(bucket(&store).await, fx.all, "nothing deleted without the database");
+    assert_eq!(
+        value(&not_ready, "pipeline_artifacts_gc_last_success_timestamp_seconds"),
+        Some(0)
+    );
+    assert_eq!(
+        bucket(&store).await,
+        fx.all,
+        "nothing deleted without the database"
+    );
     sql(&db, "RENAME TABLE run_details_later TO run_details").await;
     let metrics = common::cluster::wait_for("a finished gc cycle on /metrics", 60, || async {
         let body = http_get(port, "/metrics").await?;
@@ -670,15 +678,30 @@ async fn every_mode_serves_gc_metrics_after_a_cycle() {
     child.kill().unwrap();
     child.wait().unwrap();
     let log = std::fs::read_to_string(sw.data_dir().join("gc.log")).unwrap();
-    assert!(!log.contains(PASSWORD), "the database password appeared in the log");
+    assert!(
+        !log.contains(PASSWORD),
+        "the database password appeared in the log"
+    );
     assert!(log.contains("gc deleted"), "deletions are logged");
-    assert!(log.contains("table run_details does not exist"), "the wait is explained in the log");
+    assert!(
+        log.contains("table run_details does not exist"),
+        "the wait is explained in the log"
+    );
     let expected = fx.deletable(true, None);
     let after = bucket(&store).await;
-    assert_eq!(after, fx.all.difference(&expected).cloned().collect::<BTreeSet<_>>());
-    let kept = after.iter().filter(|k| k.starts_with("private-artifacts/")).count() as u64;
+    assert_eq!(
+        after,
+        fx.all.difference(&expected).cloned().collect::<BTreeSet<_>>()
+    );
+    let kept = after
+        .iter()
+        .filter(|k| k.starts_with("private-artifacts/"))
+        .count() as u64;
     for (name, want) in [
-        ("pipeline_artifacts_gc_objects_deleted_total", expected.len() as u64),
+        (
+            "pipeline_artifacts_gc_objects_deleted_total",
+            expected.len() as u64,
+        ),
         ("pipeline_artifacts_gc_bytes_reclaimed_total", fx.bytes(&expected)),
         ("pipeline_artifacts_gc_objects_kept", kept),
         ("pipeline_artifacts_ready", 1),
