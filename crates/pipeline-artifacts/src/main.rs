@@ -43,6 +43,9 @@ struct GcArgs {
     /// KFP database, mysql://USER[:PASSWORD]@HOST:3306/mlpipeline (prefer DB_URL + DB_PASSWORD to argv).
     #[arg(long, env = "DB_URL", hide_env_values = true, value_parser = parse_secret)]
     db_url: SecretString,
+    /// KFP's MLMD database (metadb), to attribute Argo logs of deleted runs; else they are kept.
+    #[arg(long, env = "MLMD_DB_URL", hide_env_values = true, value_parser = parse_secret)]
+    mlmd_db_url: Option<SecretString>,
     /// Plan and report only; delete nothing.
     #[arg(long)]
     dry_run: bool,
@@ -100,6 +103,7 @@ async fn gc_main(args: GcArgs) -> anyhow::Result<()> {
         ));
         gc::run_every(
             args.db_url,
+            args.mlmd_db_url,
             password,
             store,
             opts,
@@ -111,7 +115,10 @@ async fn gc_main(args: GcArgs) -> anyhow::Result<()> {
         http.abort();
         return Ok(());
     }
-    let db = gc::open(&args.db_url, password.as_ref()).await?;
+    let mut db = gc::open(&args.db_url, password.as_ref()).await?;
+    if let Some(mlmd) = &args.mlmd_db_url {
+        db = db.with_mlmd(mlmd, password.as_ref()).await?;
+    }
     let report = gc::run_once(&db, &store, &opts, None).await?;
     db.close().await;
     if args.output == "json" {

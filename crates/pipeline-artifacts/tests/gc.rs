@@ -12,7 +12,7 @@ use pipeline_artifacts::gc::{self, GcOptions};
 use pipeline_artifacts::secret::SecretString;
 use pipeline_artifacts::store::SeaweedStore;
 use pipeline_artifacts::testsupport::SeaweedFs;
-use pipeline_artifacts::testsupport::mariadb::{KFP_RUN_DETAILS_DDL, MariaDb};
+use pipeline_artifacts::testsupport::mariadb::{KFP_RUN_DETAILS_DDL, MLMD_DDL, MariaDb};
 use sqlx::Connection as _;
 use sqlx::mysql::MySqlConnection;
 
@@ -184,6 +184,8 @@ struct Fixture {
     sizes: std::collections::BTreeMap<String, u64>,
     deleted_runs: BTreeSet<String>,
     archived_runs: BTreeSet<String>,
+    /// Argo logs of deleted runs: garbage only with MLMD's evidence.
+    deleted_runs_logs: BTreeSet<String>,
 }
 
 impl Fixture {
@@ -196,9 +198,76 @@ impl Fixture {
         out
     }
 
+    /// With `--mlmd-db-url`: also the Argo logs of deleted runs.
+    fn deletable_with_mlmd(&self, include_archived: bool) -> BTreeSet<String> {
+        let mut out = self.deletable(include_archived, None);
+        out.extend(self.deleted_runs_logs.iter().cloned());
+        out
+    }
+
     fn bytes(&self, keys: &BTreeSet<String>) -> u64 {
         keys.iter().map(|k| self.sizes[k]).sum()
     }
+}
+
+/// 2026-11-27T12:00:00Z, the day of the fixture's Argo log directories.
+const NOV_27_NOON_MS: i64 = 1_795_780_800_000;
+
+async fn mlmd_schema(db: &MariaDb) {
+    sql(db, "CREATE DATABASE metadb").await;
+    let mut conn = MySqlConnection::connect(&db.url_for("metadb", PASSWORD))
+        .await
+        .unwrap();
+    sqlx::raw_sql(MLMD_DDL)
+        .execute(&mut conn)
+        .await
+        .expect("MLMD tables");
+    // KFP's context types, as the driver registers them (type_kind 2: a context type).
+    sqlx::raw_sql(
+        "INSERT INTO `Type` (`name`, `type_kind`) VALUES ('system.Pipeline', 2), ('system.PipelineRun', 2)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+}
+
+/// The driver's `system.PipelineRun` context for a run: named by the run
+/// UUID, custom properties `namespace` and `resource_name` (the workflow).
+async fn mlmd_context(db: &MariaDb, uuid: &str, namespace: &str, workflow: &str, created_ms: i64) {
+    let mut conn = MySqlConnection::connect(&db.url_for("metadb", PASSWORD))
+        .await
+        .unwrap();
+    let id = sqlx::query(
+        "INSERT INTO `Context` (`type_id`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`) \
+         SELECT id, ?, ?, ? FROM `Type` WHERE name = 'system.PipelineRun'",
+    )
+    .bind(uuid)
+    .bind(created_ms)
+    .bind(created_ms)
+    .execute(&mut conn)
+    .await
+    .unwrap()
+    .last_insert_id();
+    for (name, value) in [
+        ("namespace", namespace.to_owned()),
+        ("resource_name", workflow.to_owned()),
+        (
+            "pipeline_root",
+            format!("minio://mlpipeline/private-artifacts/{namespace}/v2/artifacts/p/{uuid}"),
+        ),
+    ] {
+        sqlx::query(
+            "INSERT INTO `ContextProperty` (`context_id`, `name`, `is_custom_property`, `string_value`) VALUES (?, ?, 1, ?)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(value)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    conn.close().await.unwrap();
 }
 
 async fn build_fixture(db: &MariaDb, sw: &SeaweedFs) -> Fixture {
@@ -208,11 +277,25 @@ async fn build_fixture(db: &MariaDb, sw: &SeaweedFs) -> Fixture {
     let mut sizes = std::collections::BTreeMap::new();
     let mut deleted_runs = BTreeSet::new();
     let mut archived_runs = BTreeSet::new();
+    let mut deleted_runs_logs = BTreeSet::new();
     let mut objects: Vec<(String, usize)> = Vec::new();
+    mlmd_schema(db).await;
+    // A context for a workflow named like the manual one, but weeks before its
+    // logs' date: no evidence for them.
+    mlmd_context(
+        db,
+        "d0d0d0d0-0000-4000-8000-000000000000",
+        "team-a",
+        "manual-wf",
+        NOV_27_NOON_MS - 20 * 86_400_000,
+    )
+    .await;
     for r in RUNS {
         if r.in_db {
             insert_run(db, r).await;
         }
+        // Every run started, so its driver recorded it in MLMD (which keeps it after deletion).
+        mlmd_context(db, r.uuid, r.namespace, r.workflow, NOV_27_NOON_MS).await;
         let prefix_ns = if r.uuid.starts_with("c1") {
             "team-a"
         } else {
@@ -223,6 +306,9 @@ async fn build_fixture(db: &MariaDb, sw: &SeaweedFs) -> Fixture {
             let is_v2 = i < 3;
             if !r.in_db && is_v2 {
                 deleted_runs.insert(key.clone());
+            }
+            if !r.in_db && !is_v2 {
+                deleted_runs_logs.insert(key.clone());
             }
             if r.in_db && is_archived(r) && r.finished > 0 && prefix_ns == r.namespace {
                 archived_runs.insert(key.clone());
@@ -259,6 +345,7 @@ async fn build_fixture(db: &MariaDb, sw: &SeaweedFs) -> Fixture {
         sizes,
         deleted_runs,
         archived_runs,
+        deleted_runs_logs,
     }
 }
 
@@ -466,13 +553,28 @@ async fn dry_run_reports_exactly_the_deletable_set_and_a_real_run_deletes_exactl
         "{table}"
     );
 
+    // With MLMD, deleted runs' Argo logs are attributable too (and only theirs:
+    // not the manual workflow's, nor c1's logs filed under another namespace).
+    let mlmd_url = db.url_for("metadb", PASSWORD);
+    let with_mlmd = [
+        "--older-than",
+        "0s",
+        "--output",
+        "json",
+        "--include-archived",
+        "--mlmd-db-url",
+        &mlmd_url,
+    ];
+    let mut dry = with_mlmd.to_vec();
+    dry.push("--dry-run");
+    let report = json_report(&run_gc(&db, &sw, &dry));
+    let expected = fx.deletable_with_mlmd(true);
+    assert_eq!(keys_with(&report, &["delete"]), expected);
+    assert_eq!(expected.len(), 20, "16 + the two deleted runs' 2 logs each");
+    assert_eq!(bucket(&store).await, fx.all);
+
     // The real run deletes exactly the dry run's set: the bucket before minus it.
-    let report = json_report(&run_gc(
-        &db,
-        &sw,
-        &["--older-than", "0s", "--output", "json", "--include-archived"],
-    ));
-    let expected = fx.deletable(true, None);
+    let report = json_report(&run_gc(&db, &sw, &with_mlmd));
     assert_eq!(keys_with(&report, &["deleted"]), expected);
     assert!(keys_with(&report, &["delete", "failed"]).is_empty());
     let after = bucket(&store).await;
@@ -774,7 +876,37 @@ async fn a_schema_unlike_kfp_is_a_clear_error() {
     )
     .await;
     let gc_db = gc::open(&url, None).await.expect("KFP's schema is accepted");
-    assert!(gc_db.runs().await.unwrap().is_empty());
+    assert!(gc_db.kfp.runs().await.unwrap().is_empty());
+    // MLMD's tables are checked the same way.
+    sql(&db, "CREATE DATABASE metadb").await;
+    let mlmd_url = SecretString::new(db.url_for("metadb", PASSWORD));
+    let err = gc_db
+        .clone()
+        .with_mlmd(&mlmd_url, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("table Type does not exist (is this KFP's metadb database?)"),
+        "{err}"
+    );
+    let mut conn = MySqlConnection::connect(mlmd_url.expose()).await.unwrap();
+    sqlx::raw_sql(&MLMD_DDL.replace("`string_value` MEDIUMTEXT", "`string_value` BLOB"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let err = gc_db
+        .clone()
+        .with_mlmd(&mlmd_url, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("column ContextProperty.string_value is blob, but ml-metadata 1.14 creates"),
+        "{err}"
+    );
+    assert!(!err.contains(PASSWORD), "{err}");
     // A wrong password is refused without showing it... (grant tables are
     // skipped in the test server, so check the URL without a database instead).
     let err = gc::open(

@@ -9,7 +9,7 @@ use sqlx::Row as _;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
 
 use super::GcError;
-use super::plan::{RunRow, Storage};
+use super::plan::{MlmdRun, RunRow, Storage};
 use crate::secret::SecretString;
 
 /// The table KFP 2.x's gorm model `Run` maps to (`func (Run) TableName()`).
@@ -24,6 +24,46 @@ pub const COLUMNS: &[(&str, &str, &str)] = &[
     ("StorageState", "varchar", "varchar(255)"),
     ("FinishedAtInSec", "bigint", "bigint, default 0"),
 ];
+
+/// MLMD's tables and columns gc reads, with the types ml-metadata 1.14.0 (the
+/// `metadata-grpc-server` kubeflow/manifests v1.11.0 deploys) creates on MySQL
+/// (`kMySQLMetadataSourceQueryConfig` in `ml_metadata/util/metadata_source_query_config.cc`).
+pub const MLMD_COLUMNS: &[(&str, &[(&str, &str, &str)])] = &[
+    (
+        "Type",
+        &[
+            ("id", "int", "INT"),
+            ("name", "varchar", "VARCHAR(255)"),
+            ("type_kind", "tinyint", "TINYINT(1)"),
+        ],
+    ),
+    (
+        "Context",
+        &[
+            ("id", "int", "INTEGER"),
+            ("type_id", "int", "INT"),
+            ("name", "varchar", "VARCHAR(255)"),
+            ("create_time_since_epoch", "bigint", "BIGINT"),
+        ],
+    ),
+    (
+        "ContextProperty",
+        &[
+            ("context_id", "int", "INT"),
+            ("name", "varchar", "VARCHAR(255)"),
+            ("is_custom_property", "tinyint", "TINYINT(1)"),
+            ("string_value", "mediumtext", "MEDIUMTEXT"),
+        ],
+    ),
+];
+
+/// KFP's pipeline-run contexts with their namespace and workflow
+/// (`type_kind` 2 is a context type in MLMD's `Type` table).
+const SELECT_MLMD_RUNS: &str = "SELECT C.name, C.create_time_since_epoch, NS.string_value, WF.string_value \
+     FROM `Context` AS C \
+     JOIN `Type` AS T ON T.id = C.type_id AND T.name = 'system.PipelineRun' AND T.type_kind = 2 \
+     JOIN `ContextProperty` AS NS ON NS.context_id = C.id AND NS.name = 'namespace' AND NS.is_custom_property = 1 \
+     JOIN `ContextProperty` AS WF ON WF.context_id = C.id AND WF.name = 'resource_name' AND WF.is_custom_property = 1";
 
 const SELECT: &str = "SELECT UUID, Namespace, Name, StorageState, FinishedAtInSec FROM run_details";
 
@@ -92,13 +132,13 @@ impl Db {
         }
     }
 
-    /// Checks that `run_details` has the columns gc reads, with KFP 2.x's types.
-    pub async fn check_schema(&self) -> Result<(), GcError> {
+    /// (name, DATA_TYPE) of `table`'s columns in this database.
+    async fn columns(&self, table: &str) -> Result<Vec<(String, String)>, GcError> {
         let rows = sqlx::query(
             "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.columns \
              WHERE table_schema = DATABASE() AND table_name = ?",
         )
-        .bind(TABLE)
+        .bind(table)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.err("reading information_schema.columns", e))?;
@@ -109,10 +149,61 @@ impl Db {
             let ty = text(&row, 1).map_err(|e| self.err("reading information_schema.columns", e))?;
             found.push((name, ty.to_ascii_lowercase()));
         }
-        check_columns(&found).map_err(|message| GcError::Schema {
+        Ok(found)
+    }
+
+    /// Checks that `run_details` has the columns gc reads, with KFP 2.x's types.
+    pub async fn check_schema(&self) -> Result<(), GcError> {
+        let found = self.columns(TABLE).await?;
+        check_columns(
+            TABLE,
+            "KFP 2.x",
+            "is this KFP's mlpipeline database?",
+            COLUMNS,
+            &found,
+        )
+        .map_err(|message| GcError::Schema {
             db: self.shown.clone(),
             message,
         })
+    }
+
+    /// Checks MLMD's `Type`, `Context` and `ContextProperty` tables.
+    pub async fn check_mlmd_schema(&self) -> Result<(), GcError> {
+        for (table, columns) in MLMD_COLUMNS {
+            let found = self.columns(table).await?;
+            check_columns(
+                table,
+                "ml-metadata 1.14",
+                "is this KFP's metadb database?",
+                columns,
+                &found,
+            )
+            .map_err(|message| GcError::Schema {
+                db: self.shown.clone(),
+                message,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// KFP v2 runs as MLMD recorded them (deleted runs included).
+    pub async fn mlmd_runs(&self) -> Result<Vec<MlmdRun>, GcError> {
+        let rows = sqlx::query(SELECT_MLMD_RUNS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("reading MLMD contexts", e))?;
+        let read = |r: &MySqlRow| -> Result<MlmdRun, sqlx::Error> {
+            Ok(MlmdRun {
+                uuid: text(r, 0)?,
+                created_ms: r.try_get(1)?,
+                namespace: text(r, 2)?,
+                workflow: text(r, 3)?,
+            })
+        };
+        rows.iter()
+            .map(|r| read(r).map_err(|e| self.err("reading MLMD contexts", e)))
+            .collect()
     }
 
     /// Every run (all namespaces and storage states).
@@ -175,24 +266,28 @@ fn run_row(row: &MySqlRow) -> Result<RunRow, sqlx::Error> {
     })
 }
 
-/// Compares the columns found (name, DATA_TYPE) with [`COLUMNS`]; MySQL
-/// column names are case-insensitive.
-pub fn check_columns(found: &[(String, String)]) -> Result<(), String> {
+/// Compares the columns found in `table` (name, DATA_TYPE) with `want`
+/// (name, DATA_TYPE, as `creator` declares it); MySQL column names are case-insensitive.
+pub fn check_columns(
+    table: &str,
+    creator: &str,
+    hint: &str,
+    want: &[(&str, &str, &str)],
+    found: &[(String, String)],
+) -> Result<(), String> {
     if found.is_empty() {
-        return Err(format!(
-            "table {TABLE} does not exist (is this KFP's mlpipeline database?)"
-        ));
+        return Err(format!("table {table} does not exist ({hint})"));
     }
-    for (name, want, kfp) in COLUMNS {
+    for (name, ty, declared) in want {
         match found.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
             None => {
                 return Err(format!(
-                    "table {TABLE} has no column {name} (KFP 2.x creates {name} {kfp})"
+                    "table {table} has no column {name} ({creator} creates {name} {declared})"
                 ));
             }
-            Some((_, ty)) if ty != want => {
+            Some((_, got)) if got != ty => {
                 return Err(format!(
-                    "column {TABLE}.{name} is {ty}, but KFP 2.x creates {name} {kfp}"
+                    "column {table}.{name} is {got}, but {creator} creates {name} {declared}"
                 ));
             }
             Some(_) => {}
@@ -228,17 +323,21 @@ mod tests {
             ("FinishedAtInSec", "bigint"),
             ("Extra", "longtext"),
         ]);
-        assert_eq!(check_columns(&good), Ok(()));
-        let err = check_columns(&good[..4]).unwrap_err();
+        assert_eq!(check_columns(TABLE, "KFP 2.x", "h", COLUMNS, &good), Ok(()));
+        let err = check_columns(TABLE, "KFP 2.x", "h", COLUMNS, &good[..4]).unwrap_err();
         assert!(err.contains("no column FinishedAtInSec"), "{err}");
         let mut wrong = good.clone();
         wrong[3].1 = "int".into();
-        let err = check_columns(&wrong).unwrap_err();
+        let err = check_columns(TABLE, "KFP 2.x", "h", COLUMNS, &wrong).unwrap_err();
         assert!(
             err.contains("run_details.StorageState is int") && err.contains("varchar(255)"),
             "{err}"
         );
-        assert!(check_columns(&[]).unwrap_err().contains("does not exist"));
+        assert!(
+            check_columns(TABLE, "KFP 2.x", "h", COLUMNS, &[])
+                .unwrap_err()
+                .contains("does not exist")
+        );
     }
 
     #[test]

@@ -186,7 +186,7 @@ pub async fn list_objects(store: &SeaweedStore, prefix: &str) -> Result<Vec<Obje
 /// Errors during deletion are recorded in the report (other runs go on);
 /// errors before it (database, listing) end the cycle.
 pub async fn run_once(
-    db: &Db,
+    dbs: &Databases,
     store: &SeaweedStore,
     opts: &GcOptions,
     metrics: Option<&Metrics>,
@@ -201,8 +201,15 @@ pub async fn run_once(
         cutoff: started - opts.older_than.as_secs() as i64,
         include_archived: opts.include_archived,
     };
-    // The snapshot comes before the listing; see the module docs.
-    let snapshot = Snapshot::new(db.runs().await?);
+    // The snapshot comes before the listing; see the module docs. MLMD is
+    // read first: a run created in between then has a row but no MLMD
+    // evidence (kept), never evidence but no row.
+    let mlmd = match &dbs.mlmd {
+        Some(m) => m.mlmd_runs().await?,
+        None => Vec::new(),
+    };
+    let db = &dbs.kfp;
+    let snapshot = Snapshot::new(db.runs().await?).with_mlmd(mlmd);
     let namespaces = match &opts.namespace {
         Some(ns) => vec![ns.clone()],
         None => list_namespaces(store).await?,
@@ -229,6 +236,20 @@ pub async fn run_once(
     Ok(report)
 }
 
+/// The rows that decide a workflow's logs now: runs of that name, and the runs MLMD named.
+async fn recheck_workflow(
+    db: &Db,
+    namespace: &str,
+    name: &str,
+    mlmd_runs: &[String],
+) -> Result<Vec<RunRow>, GcError> {
+    let mut rows = db.runs_by_workflow(namespace, name).await?;
+    for uuid in mlmd_runs {
+        rows.extend(db.run_by_uuid(uuid).await?);
+    }
+    Ok(rows)
+}
+
 /// Re-checks and deletes each planned run in turn.
 async fn execute(
     db: &Db,
@@ -241,7 +262,7 @@ async fn execute(
     for g in report.groups.iter_mut().filter(|g| g.action == Action::Delete) {
         let rows: Result<Vec<RunRow>, GcError> = match &g.owner {
             Owner::Run(uuid) => db.run_by_uuid(uuid).await,
-            Owner::Workflow(name) => db.runs_by_workflow(&g.namespace, name).await,
+            Owner::Workflow { name, .. } => recheck_workflow(db, &g.namespace, name, &g.mlmd_runs).await,
             Owner::Unattributed => Ok(Vec::new()),
         };
         let rows = match rows {
@@ -253,7 +274,7 @@ async fn execute(
                 continue;
             }
         };
-        let verdict = judge(&g.owner, &rows.iter().collect::<Vec<_>>(), rules);
+        let verdict = judge(&g.owner, &rows.iter().collect::<Vec<_>>(), &g.mlmd_runs, rules);
         if verdict.action != Action::Delete {
             g.action = Action::Keep;
             g.state = verdict.state;
@@ -309,13 +330,39 @@ async fn execute(
 }
 
 /// Connects and checks the schema: what every gc start does first.
-pub async fn open(
-    url: &crate::secret::SecretString,
-    password: Option<&crate::secret::SecretString>,
-) -> Result<Db, GcError> {
-    let db = Db::connect(url, password).await?;
-    db.check_schema().await?;
-    Ok(db)
+pub async fn open(url: &SecretString, password: Option<&SecretString>) -> Result<Databases, GcError> {
+    let kfp = Db::connect(url, password).await?;
+    kfp.check_schema().await?;
+    Ok(Databases { kfp, mlmd: None })
+}
+
+/// KFP's database, and optionally MLMD's (`metadb`), which lets gc prove
+/// which run an Argo log directory belonged to after the run is deleted.
+#[derive(Debug, Clone)]
+pub struct Databases {
+    pub kfp: Db,
+    pub mlmd: Option<Db>,
+}
+
+impl Databases {
+    /// Also reads MLMD at `url` (its schema checked first).
+    pub async fn with_mlmd(
+        mut self,
+        url: &SecretString,
+        password: Option<&SecretString>,
+    ) -> Result<Self, GcError> {
+        let mlmd = Db::connect(url, password).await?;
+        mlmd.check_mlmd_schema().await?;
+        self.mlmd = Some(mlmd);
+        Ok(self)
+    }
+
+    pub async fn close(&self) {
+        self.kfp.close().await;
+        if let Some(m) = &self.mlmd {
+            m.close().await;
+        }
+    }
 }
 
 /// Controller mode: a cycle every `every`, metrics updated, until `shutdown`.
@@ -324,6 +371,7 @@ pub async fn open(
 /// /readyz says whether it is open.
 pub async fn run_every(
     url: SecretString,
+    mlmd_url: Option<SecretString>,
     password: Option<SecretString>,
     store: SeaweedStore,
     opts: GcOptions,
@@ -332,11 +380,15 @@ pub async fn run_every(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let mut db: Option<Db> = None;
+    let mut db: Option<Databases> = None;
     loop {
         let cycle = async {
             if db.is_none() {
-                db = Some(open(&url, password.as_ref()).await?);
+                let mut dbs = open(&url, password.as_ref()).await?;
+                if let Some(m) = &mlmd_url {
+                    dbs = dbs.with_mlmd(m, password.as_ref()).await?;
+                }
+                db = Some(dbs);
             }
             let db = db.as_ref().expect("opened above");
             run_once(db, &store, &opts, Some(&metrics)).await

@@ -77,8 +77,12 @@ pub enum Layout {
 pub enum Owner {
     /// A KFP run UUID (lower-case).
     Run(String),
-    /// An Argo Workflow name.
-    Workflow(String),
+    /// An Argo Workflow name, and the day (days since the epoch) of the
+    /// workflow's creation date in the key.
+    Workflow {
+        name: String,
+        day: i64,
+    },
     Unattributed,
 }
 
@@ -92,6 +96,17 @@ fn is_uuid(s: &str) -> bool {
                 c.is_ascii_hexdigit()
             }
         })
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 fn digits(s: &str, n: usize) -> bool {
@@ -128,7 +143,15 @@ pub fn classify(namespace: &str, key: &str) -> (Layout, Owner) {
         && digits(seg[3], 2)
         && !seg[4].is_empty()
     {
-        return (Layout::ArgoLogs, Owner::Workflow(seg[0].to_owned()));
+        let date: Vec<i64> = seg[1..4].iter().map(|s| s.parse().unwrap_or(0)).collect();
+        let day = days_from_civil(date[0], date[1], date[2]);
+        return (
+            Layout::ArgoLogs,
+            Owner::Workflow {
+                name: seg[0].to_owned(),
+                day,
+            },
+        );
     }
     (Layout::Other, Owner::Unattributed)
 }
@@ -183,16 +206,25 @@ fn keep(state: RunState, reason: impl Into<String>) -> Verdict {
 }
 
 /// Judges an owner by the `run_details` rows found for it (for a run UUID at
-/// most one; for a workflow name every run of that name in the namespace).
-/// Used both to plan and to re-check right before deleting.
-pub fn judge(owner: &Owner, rows: &[&RunRow], rules: &Rules) -> Verdict {
+/// most one; for a workflow every run of that name in the namespace, and the
+/// runs MLMD names as that workflow's). `mlmd_runs`: the KFP run UUIDs MLMD
+/// records for the workflow (see [`MlmdRun`]). Used both to plan and to
+/// re-check right before deleting.
+pub fn judge(owner: &Owner, rows: &[&RunRow], mlmd_runs: &[String], rules: &Rules) -> Verdict {
     match owner {
         Owner::Unattributed => return keep(RunState::Unknown, "not attributable to a run by its key"),
-        Owner::Workflow(_) if rows.is_empty() => {
+        Owner::Workflow { .. } if rows.is_empty() && mlmd_runs.is_empty() => {
             return keep(
                 RunState::Unknown,
                 "no run has this workflow name; cannot prove it was a KFP run",
             );
+        }
+        Owner::Workflow { .. } if rows.is_empty() => {
+            return Verdict {
+                state: RunState::Deleted,
+                action: Action::Delete,
+                reason: "run not in the database (MLMD names this workflow as its)".into(),
+            };
         }
         Owner::Run(_) if rows.is_empty() => {
             return Verdict {
@@ -222,14 +254,63 @@ pub fn judge(owner: &Owner, rows: &[&RunRow], rules: &Rules) -> Verdict {
     }
 }
 
+/// A KFP v2 run as MLMD recorded it: the driver's `system.PipelineRun`
+/// context is named by the run UUID and carries custom properties
+/// `namespace` and `resource_name` (the workflow's name), KFP 2.15
+/// `metadata.Client.GetPipeline`. MLMD keeps it after the run is deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MlmdRun {
+    pub uuid: String,
+    pub namespace: String,
+    pub workflow: String,
+    /// `create_time_since_epoch`, milliseconds.
+    pub created_ms: i64,
+}
+
 /// The runs of one snapshot, indexed as the judge needs them.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     by_uuid: HashMap<String, RunRow>,
     by_workflow: HashMap<(String, String), Vec<String>>,
+    /// (namespace, workflow) -> (run UUID, context creation day).
+    mlmd: HashMap<(String, String), Vec<(String, i64)>>,
 }
 
 impl Snapshot {
+    /// Adds MLMD's view of which run each workflow belonged to.
+    pub fn with_mlmd(mut self, runs: Vec<MlmdRun>) -> Self {
+        for r in runs {
+            let day = r.created_ms.div_euclid(86_400_000);
+            self.mlmd
+                .entry((r.namespace, r.workflow))
+                .or_default()
+                .push((r.uuid.to_ascii_lowercase(), day));
+        }
+        self
+    }
+
+    /// The runs MLMD names as this workflow's, whose context was created within
+    /// a day of the key's date (the date is the workflow's creation in the
+    /// workflow controller's time zone; the driver starts right after).
+    pub fn mlmd_runs(&self, namespace: &str, owner: &Owner) -> Vec<String> {
+        let Owner::Workflow { name, day } = owner else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = self
+            .mlmd
+            .get(&(namespace.to_owned(), name.clone()))
+            .map(|v| {
+                v.iter()
+                    .filter(|(_, d)| (d - day).abs() <= 1)
+                    .map(|(u, _)| u.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     pub fn new(rows: Vec<RunRow>) -> Self {
         let mut s = Snapshot::default();
         for row in rows {
@@ -256,11 +337,19 @@ impl Snapshot {
         match owner {
             // A run UUID is global: a run that exists in any namespace is kept.
             Owner::Run(uuid) => self.by_uuid.get(uuid).into_iter().collect(),
-            Owner::Workflow(name) => self
-                .by_workflow
-                .get(&(namespace.to_owned(), name.clone()))
-                .map(|ids| ids.iter().filter_map(|id| self.by_uuid.get(id)).collect())
-                .unwrap_or_default(),
+            // Runs named like the workflow, and the runs MLMD names as its:
+            // any of them existing keeps the logs.
+            Owner::Workflow { name, .. } => {
+                let mut ids: Vec<String> = self
+                    .by_workflow
+                    .get(&(namespace.to_owned(), name.clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                ids.extend(self.mlmd_runs(namespace, owner));
+                ids.sort();
+                ids.dedup();
+                ids.iter().filter_map(|id| self.by_uuid.get(id)).collect()
+            }
             Owner::Unattributed => Vec::new(),
         }
     }
@@ -287,6 +376,9 @@ pub struct Group {
     pub keys: Vec<String>,
     #[serde(skip)]
     pub owner: Owner,
+    /// The runs MLMD names as the workflow's (the evidence re-checked before deleting).
+    #[serde(skip)]
+    pub mlmd_runs: Vec<String>,
     #[serde(skip)]
     pub sizes: Vec<u64>,
 }
@@ -301,7 +393,8 @@ pub fn plan_namespace(namespace: &str, objects: &[Object], snapshot: &Snapshot, 
         .into_iter()
         .map(|((layout, owner), objs)| {
             let rows = snapshot.rows(namespace, &owner);
-            let mut verdict = judge(&owner, &rows, rules);
+            let mlmd_runs = snapshot.mlmd_runs(namespace, &owner);
+            let mut verdict = judge(&owner, &rows, &mlmd_runs, rules);
             let newest = objs.iter().map(|o| o.modified).max().unwrap_or(0);
             // Judged per run, not per object: a run still writing keeps all of it.
             if verdict.action == Action::Delete && newest > rules.cutoff {
@@ -313,15 +406,20 @@ pub fn plan_namespace(namespace: &str, objects: &[Object], snapshot: &Snapshot, 
             }
             let mut runs: Vec<String> = match &owner {
                 Owner::Run(uuid) => vec![uuid.clone()],
-                _ => rows.iter().map(|r| r.uuid.to_ascii_lowercase()).collect(),
+                _ => rows
+                    .iter()
+                    .map(|r| r.uuid.to_ascii_lowercase())
+                    .chain(mlmd_runs.iter().cloned())
+                    .collect(),
             };
             runs.sort();
+            runs.dedup();
             Group {
                 namespace: namespace.to_owned(),
                 layout,
                 runs,
                 workflow: match &owner {
-                    Owner::Workflow(w) => Some(w.clone()),
+                    Owner::Workflow { name, .. } => Some(name.clone()),
                     _ => None,
                 },
                 state: verdict.state,
@@ -335,6 +433,7 @@ pub fn plan_namespace(namespace: &str, objects: &[Object], snapshot: &Snapshot, 
                 keys: objs.iter().map(|o| o.key.clone()).collect(),
                 sizes: objs.iter().map(|o| o.size).collect(),
                 owner,
+                mlmd_runs,
             }
         })
         .collect()
@@ -375,12 +474,21 @@ mod tests {
         let log = "private-artifacts/team-a/my-pipe-x7k2p/2026/11/27/my-pipe-x7k2p-system-container-impl-1/main.log";
         assert_eq!(
             classify(ns, log),
-            (Layout::ArgoLogs, Owner::Workflow("my-pipe-x7k2p".into()))
+            (
+                Layout::ArgoLogs,
+                Owner::Workflow {
+                    name: "my-pipe-x7k2p".into(),
+                    day: days_from_civil(2026, 11, 27)
+                }
+            )
         );
         // A workflow named "v2" still has Argo's date layout.
         assert_eq!(
             classify(ns, "private-artifacts/team-a/v2/2026/11/27/v2-pod/main.log").1,
-            Owner::Workflow("v2".into())
+            Owner::Workflow {
+                name: "v2".into(),
+                day: days_from_civil(2026, 11, 27)
+            }
         );
         for other in [
             "private-artifacts/team-a/notes.txt",
@@ -419,30 +527,77 @@ mod tests {
             include_archived: true,
         };
         let run = Owner::Run(RUN.into());
-        assert_eq!(judge(&run, &[], &rules).action, Action::Delete);
+        assert_eq!(judge(&run, &[], &[], &rules).action, Action::Delete);
         let avail = row(RUN, "a", "wf", "AVAILABLE", 10);
-        assert_eq!(judge(&run, &[&avail], &rules).state, RunState::Available);
-        assert_eq!(judge(&run, &[&avail], &rules).action, Action::Keep);
+        assert_eq!(judge(&run, &[&avail], &[], &rules).state, RunState::Available);
+        assert_eq!(judge(&run, &[&avail], &[], &rules).action, Action::Keep);
         // Unspecified storage is not archived: kept.
         let unspecified = row(RUN, "a", "wf", "", 10);
-        assert_eq!(judge(&run, &[&unspecified], &rules).action, Action::Keep);
+        assert_eq!(judge(&run, &[&unspecified], &[], &rules).action, Action::Keep);
         let archived = row(RUN, "a", "wf", "STORAGESTATE_ARCHIVED", 10);
-        assert_eq!(judge(&run, &[&archived], &rules).action, Action::Delete);
+        assert_eq!(judge(&run, &[&archived], &[], &rules).action, Action::Delete);
         let no_archived = Rules {
             include_archived: false,
             ..rules.clone()
         };
-        assert_eq!(judge(&run, &[&archived], &no_archived).action, Action::Keep);
+        assert_eq!(judge(&run, &[&archived], &[], &no_archived).action, Action::Keep);
         let running = row(RUN, "a", "wf", "ARCHIVED", 0);
-        assert_eq!(judge(&run, &[&running], &rules).action, Action::Keep);
+        assert_eq!(judge(&run, &[&running], &[], &rules).action, Action::Keep);
         let recent = row(RUN, "a", "wf", "ARCHIVED", 1001);
-        assert_eq!(judge(&run, &[&recent], &rules).action, Action::Keep);
+        assert_eq!(judge(&run, &[&recent], &[], &rules).action, Action::Keep);
         // A workflow name without a run proves nothing; with one available run of that name, kept.
-        let wf = Owner::Workflow("wf".into());
-        assert_eq!(judge(&wf, &[], &rules).action, Action::Keep);
-        assert_eq!(judge(&wf, &[&archived, &avail], &rules).action, Action::Keep);
-        assert_eq!(judge(&wf, &[&archived], &rules).action, Action::Delete);
-        assert_eq!(judge(&Owner::Unattributed, &[], &rules).action, Action::Keep);
+        let wf = Owner::Workflow {
+            name: "wf".into(),
+            day: 0,
+        };
+        assert_eq!(judge(&wf, &[], &[], &rules).action, Action::Keep);
+        assert_eq!(judge(&wf, &[&archived, &avail], &[], &rules).action, Action::Keep);
+        assert_eq!(judge(&wf, &[&archived], &[], &rules).action, Action::Delete);
+        assert_eq!(judge(&Owner::Unattributed, &[], &[], &rules).action, Action::Keep);
+        // MLMD names the workflow's run: absent from run_details, deleted; present, judged as above.
+        let mlmd = [RUN.to_owned()];
+        assert_eq!(judge(&wf, &[], &mlmd, &rules).state, RunState::Deleted);
+        assert_eq!(judge(&wf, &[], &mlmd, &rules).action, Action::Delete);
+        assert_eq!(judge(&wf, &[&avail], &mlmd, &rules).action, Action::Keep);
+    }
+
+    #[test]
+    fn mlmd_evidence_must_match_namespace_workflow_and_date() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2026, 11, 27), 20_784);
+        assert_eq!(days_from_civil(2000, 2, 29), 11_016);
+        let day = days_from_civil(2026, 11, 27);
+        let ms = |d: i64| d * 86_400_000 + 3_600_000;
+        let mlmd = |uuid: &str, ns: &str, wf: &str, d: i64| MlmdRun {
+            uuid: uuid.into(),
+            namespace: ns.into(),
+            workflow: wf.into(),
+            created_ms: ms(d),
+        };
+        let snap = Snapshot::new(vec![row("b", "a", "other", "AVAILABLE", 1)]).with_mlmd(vec![
+            mlmd("A", "a", "wf", day),
+            mlmd("b", "a", "wf", day + 1),
+            mlmd("c", "a", "wf", day - 5),
+            mlmd("d", "other-ns", "wf", day),
+        ]);
+        let owner = Owner::Workflow {
+            name: "wf".into(),
+            day,
+        };
+        assert_eq!(snap.mlmd_runs("a", &owner), ["a", "b"]);
+        // Run "b" exists (under another name): the logs are kept.
+        assert_eq!(snap.rows("a", &owner).len(), 1);
+        assert!(
+            snap.mlmd_runs(
+                "a",
+                &Owner::Workflow {
+                    name: "wf".into(),
+                    day: day + 10
+                }
+            )
+            .is_empty()
+        );
+        assert!(snap.mlmd_runs("a", &Owner::Run("a".into())).is_empty());
     }
 
     #[test]

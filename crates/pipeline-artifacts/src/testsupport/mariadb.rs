@@ -108,6 +108,11 @@ impl MariaDb {
         }
     }
 
+    /// `mysql://root:<password>@127.0.0.1:<port>/<database>`.
+    pub fn url_for(&self, database: &str, password: &str) -> String {
+        format!("mysql://root:{password}@127.0.0.1:{}/{database}", self.port)
+    }
+
     /// `mysql://root:<password>@127.0.0.1:<port>/mlpipeline`.
     pub fn url(&self, password: &str) -> String {
         format!("mysql://root:{password}@127.0.0.1:{}/mlpipeline", self.port)
@@ -165,3 +170,40 @@ pub const KFP_RUN_DETAILS_DDL: &str = "CREATE TABLE `run_details` (
   KEY `experimentuuid_createatinsec` (`ExperimentUUID`,`CreatedAtInSec`),
   KEY `experimentuuid_conditions_finishedatinsec` (`ExperimentUUID`,`Conditions`,`FinishedAtInSec`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+/// The MLMD tables gc reads, as ml-metadata 1.14.0 (the `metadata-grpc-server`
+/// image kubeflow/manifests v1.11.0 deploys, `ml_metadata_store_server:1.14.0`)
+/// creates them on MySQL: `create_type_table`, `create_context_table` and
+/// `create_context_property_table` of `kMySQLMetadataSourceQueryConfig` in
+/// google/ml-metadata `ml_metadata/util/metadata_source_query_config.cc` (tag v1.14.0).
+pub const MLMD_DDL: &str = "CREATE TABLE IF NOT EXISTS `Type` (
+  `id` INT PRIMARY KEY AUTO_INCREMENT,
+  `name` VARCHAR(255) NOT NULL,
+  `version` VARCHAR(255),
+  `type_kind` TINYINT(1) NOT NULL,
+  `description` TEXT,
+  `input_type` TEXT,
+  `output_type` TEXT,
+  `external_id` VARCHAR(255) UNIQUE
+);
+CREATE TABLE IF NOT EXISTS `Context` (
+  `id` INTEGER PRIMARY KEY AUTO_INCREMENT,
+  `type_id` INT NOT NULL,
+  `name` VARCHAR(255) NOT NULL,
+  `external_id` VARCHAR(255) UNIQUE,
+  `create_time_since_epoch` BIGINT NOT NULL DEFAULT 0,
+  `last_update_time_since_epoch` BIGINT NOT NULL DEFAULT 0,
+  UNIQUE(`type_id`, `name`)
+);
+CREATE TABLE IF NOT EXISTS `ContextProperty` (
+  `context_id` INT NOT NULL,
+  `name` VARCHAR(255) NOT NULL,
+  `is_custom_property` TINYINT(1) NOT NULL,
+  `int_value` INT,
+  `double_value` DOUBLE,
+  `string_value` MEDIUMTEXT,
+  `byte_value` MEDIUMBLOB,
+  `proto_value` MEDIUMBLOB,
+  `bool_value` BOOLEAN,
+  PRIMARY KEY (`context_id`, `name`, `is_custom_property`)
+);";
