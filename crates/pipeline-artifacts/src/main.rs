@@ -87,6 +87,11 @@ async fn gc_main(args: GcArgs) -> anyhow::Result<()> {
         .filter(|p| !p.is_empty())
         .map(SecretString::new);
     let store = args.conn.store(None).await?;
+    let config = gc::DbConfig {
+        url: args.db_url,
+        mlmd_url: args.mlmd_db_url,
+        password,
+    };
     let opts = gc::GcOptions {
         older_than: args.older_than,
         namespace: args.namespace,
@@ -101,24 +106,11 @@ async fn gc_main(args: GcArgs) -> anyhow::Result<()> {
             args.listen,
             pipeline_artifacts::metrics::routes(metrics.clone()),
         ));
-        gc::run_every(
-            args.db_url,
-            args.mlmd_db_url,
-            password,
-            store,
-            opts,
-            every,
-            metrics,
-            shutdown_signal(),
-        )
-        .await;
+        gc::run_every(config, store, opts, every, metrics, shutdown_signal()).await;
         http.abort();
         return Ok(());
     }
-    let mut db = gc::open(&args.db_url, password.as_ref()).await?;
-    if let Some(mlmd) = &args.mlmd_db_url {
-        db = db.with_mlmd(mlmd, password.as_ref()).await?;
-    }
+    let db = config.open().await?;
     let report = gc::run_once(&db, &store, &opts, None).await?;
     db.close().await;
     if args.output == "json" {

@@ -15,9 +15,12 @@ use crate::secret::SecretString;
 /// The table KFP 2.x's gorm model `Run` maps to (`func (Run) TableName()`).
 pub const TABLE: &str = "run_details";
 
+/// A column gc reads: name, `DATA_TYPE` expected, and the declaration its creator uses.
+pub type Column = (&'static str, &'static str, &'static str);
+
 /// Columns gc reads, with the type KFP 2.15's gorm AutoMigrate gives them on
 /// MySQL (`DefaultStringSize: 255`; sizes from the model's `type:` tags).
-pub const COLUMNS: &[(&str, &str, &str)] = &[
+pub const COLUMNS: &[Column] = &[
     ("UUID", "varchar", "varchar(191), the primary key"),
     ("Namespace", "varchar", "varchar(63)"),
     ("Name", "varchar", "varchar(255): the Argo Workflow's name"),
@@ -28,7 +31,7 @@ pub const COLUMNS: &[(&str, &str, &str)] = &[
 /// MLMD's tables and columns gc reads, with the types ml-metadata 1.14.0 (the
 /// `metadata-grpc-server` kubeflow/manifests v1.11.0 deploys) creates on MySQL
 /// (`kMySQLMetadataSourceQueryConfig` in `ml_metadata/util/metadata_source_query_config.cc`).
-pub const MLMD_COLUMNS: &[(&str, &[(&str, &str, &str)])] = &[
+pub const MLMD_COLUMNS: &[(&str, &[Column])] = &[
     (
         "Type",
         &[
@@ -272,7 +275,7 @@ pub fn check_columns(
     table: &str,
     creator: &str,
     hint: &str,
-    want: &[(&str, &str, &str)],
+    want: &[Column],
     found: &[(String, String)],
 ) -> Result<(), String> {
     if found.is_empty() {

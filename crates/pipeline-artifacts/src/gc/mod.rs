@@ -365,14 +365,32 @@ impl Databases {
     }
 }
 
+/// Where the databases are: the KFP database, optionally MLMD's, and a
+/// password (e.g. `DB_PASSWORD` from a Secret) that replaces the URLs'.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    pub url: SecretString,
+    pub mlmd_url: Option<SecretString>,
+    pub password: Option<SecretString>,
+}
+
+impl DbConfig {
+    /// Connects and checks the schemas.
+    pub async fn open(&self) -> Result<Databases, GcError> {
+        let dbs = open(&self.url, self.password.as_ref()).await?;
+        match &self.mlmd_url {
+            Some(m) => dbs.with_mlmd(m, self.password.as_ref()).await,
+            None => Ok(dbs),
+        }
+    }
+}
+
 /// Controller mode: a cycle every `every`, metrics updated, until `shutdown`.
 /// The database is (re)opened lazily, so a database that is down or not yet
 /// migrated at start is retried (every minute at most) instead of crashing;
 /// /readyz says whether it is open.
 pub async fn run_every(
-    url: SecretString,
-    mlmd_url: Option<SecretString>,
-    password: Option<SecretString>,
+    config: DbConfig,
     store: SeaweedStore,
     opts: GcOptions,
     every: Duration,
@@ -384,11 +402,7 @@ pub async fn run_every(
     loop {
         let cycle = async {
             if db.is_none() {
-                let mut dbs = open(&url, password.as_ref()).await?;
-                if let Some(m) = &mlmd_url {
-                    dbs = dbs.with_mlmd(m, password.as_ref()).await?;
-                }
-                db = Some(dbs);
+                db = Some(config.open().await?);
             }
             let db = db.as_ref().expect("opened above");
             run_once(db, &store, &opts, Some(&metrics)).await
