@@ -451,39 +451,17 @@ async fn dry_run_reports_exactly_the_deletable_set_and_a_real_run_deletes_exactl
     );
 
     // Dry runs: each reports exactly its deletable set and deletes nothing.
-    for (args, include_archived, namespace) in [
+    const DRY: [&str; 5] = ["--dry-run", "--older-than", "0s", "--output", "json"];
+    for (extra, include_archived, namespace) in [
+        (vec![], false, None),
+        (vec!["--include-archived"], true, None),
         (
-            vec!["--dry-run", "--older-than", "0s", "--output", "json"],
-            false,
-            None,
-        ),
-        (
-            vec![
-                "--dry-run",
-                "--older-than",
-                "0s",
-                "--output",
-                "json",
-                "--include-archived",
-            ],
-            true,
-            None,
-        ),
-        (
-            vec![
-                "--dry-run",
-                "--older-than",
-                "0s",
-                "--output",
-                "json",
-                "--include-archived",
-                "--namespace",
-                "team-b",
-            ],
+            vec!["--include-archived", "--namespace", "team-b"],
             true,
             Some("team-b"),
         ),
     ] {
+        let args: Vec<&str> = DRY.iter().copied().chain(extra).collect();
         let report = json_report(&run_gc(&db, &sw, &args));
         assert_eq!(
             keys_with(&report, &["delete"]),
@@ -826,14 +804,7 @@ async fn every_mode_serves_gc_metrics_after_a_cycle() {
 }
 
 async fn http_get(port: u16, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.ok()?;
-    raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
+    common::http_get(port, path).await.map(|(_, body)| body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

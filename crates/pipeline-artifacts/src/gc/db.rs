@@ -209,40 +209,36 @@ impl Db {
             .collect()
     }
 
-    /// Every run (all namespaces and storage states).
-    pub async fn runs(&self) -> Result<Vec<RunRow>, GcError> {
-        let rows = sqlx::query(SELECT)
+    /// `SELECT … FROM run_details` + `filter`, with `binds` for its `?`s.
+    async fn select_runs(&self, filter: &str, binds: &[&str]) -> Result<Vec<RunRow>, GcError> {
+        let sql = format!("{SELECT}{filter}");
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let rows = query
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err("reading run_details", e))?;
         rows.iter()
             .map(|r| run_row(r).map_err(|e| self.err("reading run_details", e)))
             .collect()
+    }
+
+    /// Every run (all namespaces and storage states).
+    pub async fn runs(&self) -> Result<Vec<RunRow>, GcError> {
+        self.select_runs("", &[]).await
     }
 
     /// The run with this UUID, if it exists now.
     pub async fn run_by_uuid(&self, uuid: &str) -> Result<Vec<RunRow>, GcError> {
-        let rows = sqlx::query(&format!("{SELECT} WHERE UUID = ?"))
-            .bind(uuid)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err("reading run_details", e))?;
-        rows.iter()
-            .map(|r| run_row(r).map_err(|e| self.err("reading run_details", e)))
-            .collect()
+        self.select_runs(" WHERE UUID = ?", &[uuid]).await
     }
 
     /// The runs of namespace `namespace` whose workflow is `name`, now.
     pub async fn runs_by_workflow(&self, namespace: &str, name: &str) -> Result<Vec<RunRow>, GcError> {
-        let rows = sqlx::query(&format!("{SELECT} WHERE Namespace = ? AND Name = ?"))
-            .bind(namespace)
-            .bind(name)
-            .fetch_all(&self.pool)
+        self.select_runs(" WHERE Namespace = ? AND Name = ?", &[namespace, name])
             .await
-            .map_err(|e| self.err("reading run_details", e))?;
-        rows.iter()
-            .map(|r| run_row(r).map_err(|e| self.err("reading run_details", e)))
-            .collect()
     }
 
     pub async fn close(&self) {
