@@ -648,7 +648,7 @@ async fn a_run_created_after_the_plan_keeps_its_objects() {
         namespace: None,
         include_archived: false,
         dry_run: false,
-        delete_delay: Duration::from_millis(500),
+        delete_delay: Duration::from_millis(800),
     };
     let metrics = pipeline_artifacts::metrics::Metrics::default();
     let task = {
