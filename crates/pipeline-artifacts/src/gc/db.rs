@@ -5,8 +5,9 @@
 use std::str::FromStr as _;
 use std::time::Duration;
 
+use sqlx::Connection as _;
 use sqlx::Row as _;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions, MySqlRow};
 
 use super::GcError;
 use super::plan::{MlmdRun, RunRow, Storage};
@@ -91,6 +92,13 @@ impl Db {
     /// Secret), replaces the URL's. Fails clearly, never showing the password.
     pub async fn connect(url: &SecretString, password: Option<&SecretString>) -> Result<Self, GcError> {
         let raw = url.expose();
+        // Checked first: sqlx also parses strings that are no URL at all (the
+        // password could then end up shown as a database name).
+        if !(raw.starts_with("mysql://") || raw.starts_with("mariadb://")) {
+            return Err(GcError::DbUrl(
+                "it must start with mysql:// (mysql://USER@HOST:3306/mlpipeline)".into(),
+            ));
+        }
         let mut secrets: Vec<SecretString> = password.cloned().into_iter().collect();
         secrets.extend(url_password(raw).map(SecretString::new));
         let scrub = |msg: String| scrub_all(msg, &secrets);
@@ -111,15 +119,24 @@ impl Db {
             options.get_port(),
             database
         );
+        let fail = |e: sqlx::Error| GcError::Db {
+            db: shown.clone(),
+            message: scrub(e.to_string()),
+        };
+        // One plain connection first: the pool would retry until its timeout
+        // and report only "pool timed out", hiding e.g. "connection refused".
+        let first = tokio::time::timeout(Duration::from_secs(15), MySqlConnection::connect_with(&options))
+            .await
+            .map_err(|_| GcError::Db {
+                db: shown.clone(),
+                message: "no answer within 15 s".into(),
+            })?
+            .map_err(fail)?;
+        let _ = first.close().await;
         let pool = MySqlPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(15))
-            .connect_with(options)
-            .await
-            .map_err(|e| GcError::Db {
-                db: shown.clone(),
-                message: scrub(e.to_string()),
-            })?;
+            .connect_lazy_with(options);
         Ok(Db { pool, shown, secrets })
     }
 
@@ -337,6 +354,34 @@ mod tests {
                 .unwrap_err()
                 .contains("does not exist")
         );
+    }
+
+    #[tokio::test]
+    async fn bad_urls_and_closed_ports_are_clear_errors_without_the_password() {
+        let err = Db::connect(&SecretString::new("not-a-url:hunter2"), None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("must start with mysql://") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = Db::connect(&SecretString::new("mysql://u:hunter2@127.0.0.1:3306"), None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("names no database"), "{err}");
+        let port = crate::testsupport::free_tcp_port().unwrap();
+        let url = SecretString::new(format!("mysql://u:hunter2@127.0.0.1:{port}/mlpipeline"));
+        let err = Db::connect(&url, Some(&SecretString::new("other-secret")))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("mysql://u@127.0.0.1:{port}/mlpipeline")),
+            "{err}"
+        );
+        assert!(err.to_lowercase().contains("refused"), "{err}");
+        assert!(!err.contains("hunter2") && !err.contains("other-secret"), "{err}");
     }
 
     #[test]

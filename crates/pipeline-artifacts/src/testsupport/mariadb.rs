@@ -46,6 +46,11 @@ impl MariaDb {
         let dir = tempfile::Builder::new().prefix("kflite-mariadb-").tempdir()?;
         let data = dir.path().join("data");
         let user = user();
+        // A private TMPDIR: bootstrap servers running side by side (parallel
+        // tests) otherwise collide on temporary-table files in /tmp
+        // ("Could not remove temporary table ... Unknown table 'mysql.tmp_user_sys'").
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp)?;
         let install = Command::new(install_db)
             .args([
                 "--no-defaults",
@@ -54,6 +59,7 @@ impl MariaDb {
             ])
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--user={user}"))
+            .env("TMPDIR", &tmp)
             .output()?;
         if !install.status.success() {
             return Err(MariaDbError::Install(
@@ -78,6 +84,7 @@ impl MariaDb {
                 .arg(format!("--user={user}"))
                 .arg(format!("--init-file={}", init.display()))
                 .arg("--skip-grant-tables")
+                .arg(format!("--tmpdir={}", tmp.display()))
                 .arg("--innodb-buffer-pool-size=16M")
                 .arg(format!("--log-error={}", log.display()))
                 .stdin(Stdio::null())
