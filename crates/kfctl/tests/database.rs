@@ -40,8 +40,13 @@ fn user() -> String {
 fn start(mariadbd: &Path, install_db: &Path) -> MariaDb {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // A private TMPDIR: bootstrap servers started side by side (other test
+    // binaries start MariaDB too) collide on temporary-table files in /tmp.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     let user = user();
     let install = Command::new(install_db)
+        .env("TMPDIR", &tmp)
         .args([
             "--no-defaults",
             "--skip-test-db",
@@ -64,6 +69,7 @@ fn start(mariadbd: &Path, install_db: &Path) -> MariaDb {
         .arg(format!("--datadir={}", data.display()))
         .arg(format!("--socket={}", dir.path().join("sock").display()))
         .arg(format!("--port={port}"))
+        .arg(format!("--tmpdir={}", tmp.display()))
         .arg("--bind-address=127.0.0.1")
         .arg(format!("--user={user}"))
         .arg(format!("--init-file={}", init.display()))
