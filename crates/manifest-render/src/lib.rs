@@ -14,6 +14,7 @@ pub mod loader;
 mod nameref;
 mod par;
 mod patch;
+pub mod remote;
 mod replacements;
 mod smp;
 pub mod resource;
@@ -60,6 +61,10 @@ impl Error {
 pub struct Options {
     /// Directory holding remote bases in the `../shared/upstream` layout.
     pub mirror: Option<PathBuf>,
+    /// Fetching, cache and lockfile for remote bases ([`remote::Session`]);
+    /// None: remote bases come from the mirror only. Call
+    /// [`remote::Session::finish`] after the build to check or write the lock.
+    pub session: Option<std::sync::Arc<remote::Session>>,
 }
 
 /// A successful build.
@@ -75,7 +80,7 @@ pub struct Rendered {
 
 /// Builds the kustomization in `dir`.
 pub fn render(dir: &Path, options: &Options) -> Result<Rendered> {
-    let (resources, warnings) = target::build(dir, options.mirror.clone())?;
+    let (resources, warnings) = target::build(dir, options)?;
     // Objects print independently; emit them on spare CPUs, join in order.
     let chunk = resources.len().div_ceil(std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let chunks: Vec<&[resource::Resource]> = resources.chunks(chunk).collect();

@@ -1,0 +1,458 @@
+//! Remote bases: where a remote named in a kustomization comes from, and
+//! the lockfile that pins it.
+//!
+//! A [`Session`] resolves each remote once per build, from the first of:
+//! the mirror (`--mirror`), the cache at the commit `kflite.lock` pins, the
+//! cache at what the ref last resolved to (offline only), or a fetch (a
+//! shallow `git fetch`, or an HTTP GET) into the cache. Different remotes
+//! resolve in parallel; the same repository@ref is fetched once.
+//!
+//! While the build runs the loader reports every file it reads from a
+//! remote; [`Session::finish`] hashes them into the lock (see [`lock`]).
+
+pub mod cache;
+pub mod fixture;
+mod git;
+mod http;
+pub mod lock;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+use crate::loader::Remote;
+use cache::{Cache, hex};
+use lock::{Entry, Lock};
+
+/// What to do with `kflite.lock`, as Cargo does with `Cargo.lock`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LockMode {
+    /// Use the pinned commits; add new remotes, drop unused ones, rewrite
+    /// when anything changed.
+    #[default]
+    Use,
+    /// Fail if the lock is missing or would change in any way.
+    Locked,
+    /// Ignore the pins: resolve every ref afresh and rewrite the lock.
+    Update,
+}
+
+/// How remotes are found and pinned.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteOptions {
+    /// Cache directory; None: [`cache::default_dir`].
+    pub cache_dir: Option<PathBuf>,
+    /// Never fetch: cache and mirror only.
+    pub offline: bool,
+    pub lock: LockMode,
+    /// Lockfile; None: `kflite.lock` in the overlay directory.
+    pub lockfile: Option<PathBuf>,
+    /// Spinners on stderr while fetching (only on a terminal, never under CI).
+    pub progress: bool,
+}
+
+/// Where a resolved remote came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Mirror,
+    Cache,
+    Fetched,
+}
+
+/// A resolved remote: a repository tree at a commit, or a file.
+#[derive(Debug)]
+pub struct Source {
+    pub remote: Remote,
+    /// The tree's root (git) or the file (http), canonical.
+    pub root: PathBuf,
+    pub commit: Option<String>,
+    pub origin: Origin,
+    key: (String, String),
+}
+
+type Slot = Arc<OnceLock<Result<Arc<Source>, String>>>;
+
+/// One build's view of its remotes.
+pub struct Session {
+    opts: RemoteOptions,
+    mirror: Option<PathBuf>,
+    cache: Option<Cache>,
+    lock_path: PathBuf,
+    old: Option<Lock>,
+    slots: Mutex<HashMap<(String, String), Slot>>,
+    /// Per remote: relative path → sha256 of each file the build read.
+    reads: Mutex<HashMap<(String, String), BTreeMap<String, [u8; 32]>>>,
+    bars: Option<indicatif::MultiProgress>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("opts", &self.opts).field("lock", &self.lock_path).finish_non_exhaustive()
+    }
+}
+
+/// Hides credentials in a URL (`https://user:token@host` → `https://***@host`).
+pub fn redact(s: &str) -> String {
+    let re = regex_userinfo();
+    re.replace_all(s, "${1}***@").into_owned()
+}
+
+fn regex_userinfo() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@").expect("valid regex"))
+}
+
+/// What a remote is called in messages: its URL (credentials hidden) and ref.
+fn describe(url: &str, git_ref: &str) -> String {
+    if git_ref.is_empty() { redact(url) } else { format!("{}?ref={git_ref}", redact(url)) }
+}
+
+impl Session {
+    /// Starts a session for the overlay in `dir`. Offline, every remote the
+    /// overlay names (transitively, as far as what is available shows) is
+    /// looked up first, and all missing ones are reported together.
+    pub fn new(dir: &Path, mirror: Option<PathBuf>, opts: RemoteOptions) -> Result<Arc<Session>, Error> {
+        let lock_path = opts.lockfile.clone().unwrap_or_else(|| dir.join("kflite.lock"));
+        let old = Lock::read(&lock_path).map_err(|m| Error::invalid(&lock_path, m))?;
+        if opts.lock == LockMode::Locked && old.is_none() {
+            return Err(Error::invalid(&lock_path, "--locked was given but the lockfile does not exist; build once without --locked to create it"));
+        }
+        let cache = opts.cache_dir.clone().or_else(cache::default_dir).map(Cache::new);
+        let bars = (opts.progress && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none())
+            .then(indicatif::MultiProgress::new);
+        let session = Arc::new(Session {
+            opts,
+            mirror,
+            cache,
+            lock_path,
+            old,
+            slots: Mutex::default(),
+            reads: Mutex::default(),
+            bars,
+        });
+        if session.opts.offline {
+            let mut missing = Vec::new();
+            session.scan(dir, &mut missing, &mut HashSet::new());
+            if !missing.is_empty() {
+                return Err(Error::invalid(
+                    dir,
+                    format!(
+                        "--offline: {} remote(s) are neither in the cache ({}) nor in the mirror:\n  {}",
+                        missing.len(),
+                        session.cache.as_ref().map_or("none".into(), |c| c.dir().display().to_string()),
+                        missing.join("\n  ")
+                    ),
+                ));
+            }
+        }
+        Ok(session)
+    }
+
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    fn old_entry(&self, url: &str, git_ref: &str) -> Option<&Entry> {
+        if self.opts.lock == LockMode::Update {
+            return None;
+        }
+        self.old.as_ref()?.find(url, git_ref)
+    }
+
+    /// Resolves a remote (once per repository@ref or URL per session).
+    pub fn resolve(&self, remote: &Remote) -> Result<Arc<Source>, String> {
+        let key = match remote {
+            Remote::Git { url, git_ref, .. } => (url.clone(), git_ref.clone()),
+            Remote::Http { url, .. } => (url.clone(), String::new()),
+        };
+        let slot = self.slots.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_default().clone();
+        slot.get_or_init(|| {
+            let r = match remote {
+                Remote::Git { .. } => self.resolve_git(remote, &key),
+                Remote::Http { .. } => self.resolve_http(remote, &key),
+            };
+            r.map(|(root, commit, origin)| {
+                let root = root.canonicalize().unwrap_or(root);
+                tracing::debug!(remote = %describe(&key.0, &key.1), root = %root.display(), ?origin, "resolved");
+                Arc::new(Source { remote: remote.clone(), root, commit, origin, key: key.clone() })
+            })
+        })
+        .clone()
+    }
+
+    fn resolve_git(&self, remote: &Remote, key: &(String, String)) -> Result<(PathBuf, Option<String>, Origin), String> {
+        let Remote::Git { submodules, timeout, .. } = remote else { unreachable!("git remote") };
+        let (url, git_ref) = (&key.0, &key.1);
+        let locked = self.old_entry(url, git_ref).and_then(|e| e.commit.clone());
+        if let Some(root) = self.mirror.as_ref().and_then(|m| remote.mirror_root(m).ok()).filter(|p| p.is_dir()) {
+            return Ok((root, locked, Origin::Mirror));
+        }
+        let cache = self.cache.as_ref().ok_or("no cache directory: set KFLITE_CACHE_DIR or HOME")?;
+        if let Some(tree) = locked.as_deref().and_then(|c| cache.tree(c)) {
+            return Ok((tree, locked, Origin::Cache));
+        }
+        if self.opts.offline {
+            let known = locked.or_else(|| cache.get_ref(url, git_ref));
+            return match known.as_deref().and_then(|c| cache.tree(c)) {
+                Some(tree) => Ok((tree, known, Origin::Cache)),
+                None => Err(format!("--offline: {} is not in the cache or the mirror", describe(url, git_ref))),
+            };
+        }
+        // A ref whose commit is already cached needs no fetch.
+        if locked.is_none() {
+            if let Some(c) = git::ls_remote(url, git_ref, *timeout)? {
+                if let Some(tree) = cache.tree(&c) {
+                    cache.put_ref(url, git_ref, &c).map_err(|e| format!("writing the cache: {e}"))?;
+                    return Ok((tree, Some(c), Origin::Cache));
+                }
+            }
+        }
+        let tree_of = |want: &str| -> Result<(PathBuf, String), String> {
+            let bar = self.bar(&format!("fetching {}", describe(url, want)));
+            let tmp = cache.scratch().map_err(|e| format!("cache {}: {e}", cache.dir().display()))?;
+            let r = git::fetch(&tmp, url, want, *submodules, *timeout);
+            let r = r.and_then(|c| Ok((cache.put_tree(&tmp, &c).map_err(|e| format!("writing the cache: {e}"))?, c)));
+            let _ = std::fs::remove_dir_all(&tmp);
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            r
+        };
+        let (mut tree, commit) = tree_of(git_ref)?;
+        cache.put_ref(url, git_ref, &commit).map_err(|e| format!("writing the cache: {e}"))?;
+        tracing::info!(remote = %describe(url, git_ref), %commit, "fetched");
+        let mut commit = commit;
+        if let Some(pin) = locked.filter(|p| *p != commit) {
+            if self.opts.lock == LockMode::Locked {
+                return Err(format!(
+                    "{} now resolves to commit {commit}, but {} pins {pin}; run with --update-lock to move the pin",
+                    describe(url, git_ref),
+                    self.lock_path.display()
+                ));
+            }
+            // As Cargo does: keep the pinned commit while the lock names it.
+            tree = tree_of(&pin).map_err(|e| format!("{e} (the commit {} pins; --update-lock moves the pin)", self.lock_path.display()))?.0;
+            commit = pin;
+        }
+        Ok((tree, Some(commit), Origin::Fetched))
+    }
+
+    fn resolve_http(&self, remote: &Remote, key: &(String, String)) -> Result<(PathBuf, Option<String>, Origin), String> {
+        let url = &key.0;
+        if let Some(p) = self.mirror.as_ref().and_then(|m| remote.mirror_path(m).ok()).filter(|p| p.is_file()) {
+            return Ok((p, None, Origin::Mirror));
+        }
+        let cache = self.cache.as_ref().ok_or("no cache directory: set KFLITE_CACHE_DIR or HOME")?;
+        let locked = self.old_entry(url, "").map(|e| e.sha256.clone());
+        let known = locked.or_else(|| self.opts.offline.then(|| cache.get_ref(url, "")).flatten());
+        if let Some(p) = known.as_deref().and_then(|s| cache.blob(s)) {
+            return Ok((p, None, Origin::Cache));
+        }
+        if self.opts.offline {
+            return Err(format!("--offline: {} is not in the cache or the mirror", describe(url, "")));
+        }
+        let bar = self.bar(&format!("fetching {}", redact(url)));
+        let bytes = http::get(url, Duration::from_secs(120));
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        let (path, sha) = cache.put_blob(&bytes?).map_err(|e| format!("writing the cache: {e}"))?;
+        cache.put_ref(url, "", &sha).map_err(|e| format!("writing the cache: {e}"))?;
+        tracing::info!(remote = %redact(url), %sha, "fetched");
+        Ok((path, None, Origin::Fetched))
+    }
+
+    fn bar(&self, msg: &str) -> Option<indicatif::ProgressBar> {
+        let bars = self.bars.as_ref()?;
+        let b = bars.add(indicatif::ProgressBar::new_spinner());
+        b.set_message(msg.to_string());
+        b.enable_steady_tick(Duration::from_millis(100));
+        Some(b)
+    }
+
+    /// Notes a file the build read from a resolved remote.
+    pub fn record(&self, source: &Source, file: &Path, bytes: &[u8]) {
+        let rel = file.strip_prefix(&source.root).unwrap_or(Path::new("")).to_string_lossy().into_owned();
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        self.reads.lock().unwrap_or_else(|e| e.into_inner()).entry(source.key.clone()).or_default().insert(rel, digest);
+    }
+
+    /// Every remote this build resolved.
+    pub fn sources(&self) -> Vec<Arc<Source>> {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<Arc<Source>> = slots.values().filter_map(|s| s.get().and_then(|r| r.as_ref().ok()).cloned()).collect();
+        v.sort_by(|a, b| a.key.cmp(&b.key));
+        v
+    }
+
+    /// The content hash of what the build read from `source`: for a file,
+    /// the sha256 of its bytes; for a tree, the sha256 of the listing
+    /// `<sha256 of file>  <path>\n` (what `sha256sum` prints) over every file
+    /// read, sorted by path.
+    fn content_hash(&self, source: &Source) -> String {
+        let reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+        let files = reads.get(&source.key).cloned().unwrap_or_default();
+        if let Remote::Http { .. } = source.remote {
+            return files.values().next().map(|d| hex(d)).unwrap_or_default();
+        }
+        let mut h = Sha256::new();
+        for (path, digest) in &files {
+            h.update(format!("{}  {path}\n", hex(digest)).as_bytes());
+        }
+        hex(&h.finalize())
+    }
+
+    /// Compares what was used with the lock; under `--locked` any difference
+    /// fails, otherwise the lock is rewritten when it changed. Returns
+    /// warnings for stderr.
+    pub fn finish(&self) -> Result<Vec<String>, Error> {
+        let sources = self.sources();
+        let mut now: Vec<Entry> = sources
+            .iter()
+            .map(|s| Entry { url: s.key.0.clone(), git_ref: s.key.1.clone(), commit: s.commit.clone(), sha256: self.content_hash(s) })
+            .collect();
+        now.sort();
+        let new = Lock { entries: now };
+        let old = self.old.clone().unwrap_or_default();
+        let mut diffs = Vec::new();
+        for e in &new.entries {
+            let name = describe(&e.url, &e.git_ref);
+            match old.find(&e.url, &e.git_ref) {
+                None => diffs.push(format!("{name}: not in the lockfile (sha256 {})", e.sha256)),
+                Some(o) if o.sha256 != e.sha256 => {
+                    diffs.push(format!("{name}: content differs: lockfile sha256 {}, found sha256 {}", o.sha256, e.sha256))
+                }
+                Some(o) if o.commit.is_some() && e.commit.is_some() && o.commit != e.commit => diffs.push(format!(
+                    "{name}: commit differs: lockfile {}, found {}",
+                    o.commit.as_deref().unwrap_or_default(),
+                    e.commit.as_deref().unwrap_or_default()
+                )),
+                Some(_) => {}
+            }
+        }
+        for o in &old.entries {
+            if new.find(&o.url, &o.git_ref).is_none() {
+                diffs.push(format!("{}: in the lockfile but no longer used", describe(&o.url, &o.git_ref)));
+            }
+        }
+        if diffs.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.opts.lock == LockMode::Locked {
+            return Err(Error::invalid(
+                &self.lock_path,
+                format!("--locked: the build does not match the lockfile:\n  {}", diffs.join("\n  ")),
+            ));
+        }
+        // A build served entirely from a mirror creates no lockfile (the
+        // mirror is the pin); an existing one is kept up to date.
+        let fetched = sources.iter().any(|s| s.origin != Origin::Mirror);
+        if self.old.is_none() && !fetched {
+            return Ok(Vec::new());
+        }
+        let mut warnings: Vec<String> = diffs
+            .iter()
+            .filter(|d| d.contains("content differs") && self.old.is_some() && self.opts.lock == LockMode::Use)
+            .map(|d| format!("warning: {d} (the build reads other files from it, or the cached copy changed; --locked makes this an error)"))
+            .collect();
+        match new.write(&self.lock_path) {
+            Ok(()) => tracing::info!(lock = %self.lock_path.display(), "lockfile written"),
+            Err(e) => warnings.push(format!("warning: could not write {}: {e}", self.lock_path.display())),
+        }
+        Ok(warnings)
+    }
+
+    /// Offline pre-check: walks kustomization files from `dir`, following
+    /// local directories and every remote that resolves, and lists each
+    /// remote that does not (with the file naming it).
+    fn scan(&self, dir: &Path, missing: &mut Vec<String>, seen: &mut HashSet<PathBuf>) {
+        if !seen.insert(dir.to_path_buf()) {
+            return;
+        }
+        let Some(file) = crate::kustomization::FILE_NAMES.iter().map(|n| dir.join(n)).find(|p| p.is_file()) else {
+            return;
+        };
+        let Ok(text) = std::fs::read_to_string(&file) else { return };
+        let Ok(docs) = crate::yaml::parse_documents(&text) else { return };
+        let Some(doc) = docs.first() else { return };
+        let mut names = Vec::new();
+        for field in ["resources", "bases", "components", "patchesStrategicMerge", "configurations", "crds"] {
+            names.extend(doc.get(field).and_then(|v| v.as_seq()).into_iter().flatten().filter_map(|v| v.as_str()));
+        }
+        for field in ["patches", "patchesJson6902"] {
+            names.extend(
+                doc.get(field).and_then(|v| v.as_seq()).into_iter().flatten().filter_map(|p| p.get("path")).filter_map(|v| v.as_str()),
+            );
+        }
+        for name in names {
+            match Remote::parse(name) {
+                Some(remote) => match self.resolve(&remote) {
+                    Ok(src) => {
+                        if let Remote::Git { path, .. } = &remote {
+                            self.scan(&src.root.join(path), missing, seen);
+                        }
+                    }
+                    Err(_) => missing.push(format!("{} (named in {})", redact(name), file.display())),
+                },
+                None => {
+                    let local = dir.join(name);
+                    if local.is_dir() {
+                        self.scan(&local, missing, seen);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes every resolved remote into `out` in the `../shared/upstream`
+    /// layout (`git/<host>/<org>/<repo>/<ref>/…`, `http/<host>/<path>`), so
+    /// that `--mirror out` renders the same bytes without a network.
+    pub fn vendor(&self, out: &Path) -> Result<Vec<PathBuf>, Error> {
+        let mut written = Vec::new();
+        for s in self.sources() {
+            let dest = match &s.remote {
+                Remote::Git { .. } => s.remote.mirror_root(out),
+                Remote::Http { .. } => s.remote.mirror_path(out),
+            }
+            .map_err(|m| Error::invalid(out, format!("{}: {m}", describe(&s.key.0, &s.key.1))))?;
+            let parent = dest.parent().unwrap_or(out);
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            // Copy beside the destination, then swap it in: a reader never
+            // sees half a tree.
+            let tmp = parent.join(format!(".vendor-tmp-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            copy_all(&s.root, &tmp).map_err(|e| Error::io(&s.root, e))?;
+            if dest.is_dir() {
+                std::fs::remove_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
+            } else if dest.is_file() {
+                std::fs::remove_file(&dest).map_err(|e| Error::io(&dest, e))?;
+            }
+            std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+            written.push(dest);
+        }
+        Ok(written)
+    }
+}
+
+fn copy_all(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_file() {
+        std::fs::copy(from, to)?;
+        return Ok(());
+    }
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let t = e.file_type()?;
+        if t.is_dir() {
+            copy_all(&e.path(), &to.join(e.file_name()))?;
+        } else if t.is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
