@@ -55,6 +55,7 @@ pub fn render(overlay: &std::path::Path, mirror: Option<PathBuf>) -> Result<mani
     };
     let options = manifest_render::Options {
         mirror: mirror.or_else(default_mirror),
+        ..Default::default()
     };
     manifest_render::render(&dir, &options).with_context(|| format!("rendering {}", dir.display()))
 }

@@ -180,8 +180,20 @@ fn split_repo_path(n: &str, default_len: Option<usize>) -> Option<(String, Strin
     } else {
         (n.to_string(), String::new())
     };
+    // kustomize's kustRootPathExitsRepo: the cleaned path may not climb out.
+    let mut depth = 0i32;
+    for seg in inner.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return None;
+        }
+    }
     let inner = clean(Path::new(inner.trim_start_matches('/')));
-    if repo.is_empty() || inner.starts_with("..") {
+    if repo.is_empty() {
         return None;
     }
     Some((repo, inner.to_string_lossy().trim_matches('/').to_string()))
@@ -267,7 +279,8 @@ impl Root {
 
     fn resolve(&self, name: &str, remote: &Remote) -> Result<Option<Arc<Source>>, Error> {
         match &self.session {
-            Some(s) => s.resolve(remote).map(Some).map_err(|m| Error::invalid(&self.dir, format!("remote '{}': {m}", crate::remote::redact(name)))),
+            // Callers name the remote and the kustomization file in context.
+            Some(s) => s.resolve(remote).map(Some).map_err(|m| Error::invalid(&self.dir, m)),
             None => Ok(None),
         }
     }

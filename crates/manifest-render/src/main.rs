@@ -77,7 +77,8 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Messages quote URLs as written; credentials in them stay hidden.
+            eprintln!("error: {}", manifest_render::remote::redact(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
