@@ -277,7 +277,7 @@ impl Root {
         }
     }
 
-    fn resolve(&self, name: &str, remote: &Remote) -> Result<Option<Arc<Source>>, Error> {
+    fn resolve(&self, remote: &Remote) -> Result<Option<Arc<Source>>, Error> {
         match &self.session {
             // Callers name the remote and the kustomization file in context.
             Some(s) => s.resolve(remote).map(Some).map_err(|m| Error::invalid(&self.dir, m)),
@@ -293,7 +293,7 @@ impl Root {
             let Remote::Http { .. } = remote else {
                 return Err(Error::invalid(&self.dir, format!("'{name}' names a git repository, not a file")));
             };
-            let (path, source) = match self.resolve(name, &remote)? {
+            let (path, source) = match self.resolve(&remote)? {
                 Some(src) => (src.root.clone(), Some(src)),
                 None => {
                     let mirror = self.mirror_dir(name)?;
@@ -343,7 +343,7 @@ impl Root {
             let Remote::Git { path, .. } = &remote else {
                 return Err(Error::invalid(&self.dir, format!("'{name}' names a file, not a kustomization directory")));
             };
-            match self.resolve(name, &remote)? {
+            match self.resolve(&remote)? {
                 Some(src) => {
                     let dir = src.root.join(path);
                     origin = Some(src);
