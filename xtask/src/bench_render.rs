@@ -327,7 +327,11 @@ fn run_remote(shared: &Path, kubectl: &Path, ours: &Path, runs: usize) -> Result
         .context("building git repositories from ../shared/upstream")?;
     let overlay = work.path().join("homelab");
     copy_tree(&shared.join("reference/homelab"), &overlay)?;
-    println!("overlay: {} (remotes: file:// git repositories, HTTP at {})", overlay.display(), fx.http_base);
+    println!(
+        "overlay: {} (remotes: file:// git repositories, HTTP at {})",
+        overlay.display(),
+        fx.http_base
+    );
     let env = fx.env();
     let ours_cmd = |cache: &Path, lock: &Path| {
         let mut c = Command::new(ours);
@@ -347,7 +351,10 @@ fn run_remote(shared: &Path, kubectl: &Path, ours: &Path, runs: usize) -> Result
     measure(&mut ours_cmd(&warm_cache, &warm_lock), &out("prime.yaml"))?;
     let (mut k, mut cold, mut warm) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..runs {
-        let (c, l) = (work.path().join(format!("cold-cache-{i}")), work.path().join(format!("cold-{i}.lock")));
+        let (c, l) = (
+            work.path().join(format!("cold-cache-{i}")),
+            work.path().join(format!("cold-{i}.lock")),
+        );
         let mut kc = Command::new(kubectl);
         kc.arg("kustomize").arg(&overlay).envs(env.iter().cloned());
         // Rotate the order so no tool always runs first.
@@ -355,22 +362,35 @@ fn run_remote(shared: &Path, kubectl: &Path, ours: &Path, runs: usize) -> Result
             match (i + step) % 3 {
                 0 => k.push(measure(&mut kc, &out("kubectl.yaml"))?),
                 1 => cold.push(measure(&mut ours_cmd(&c, &l), &out("cold.yaml"))?),
-                _ => warm.push(measure(&mut ours_cmd(&warm_cache, &warm_lock), &out("warm.yaml"))?),
+                _ => warm.push(measure(
+                    &mut ours_cmd(&warm_cache, &warm_lock),
+                    &out("warm.yaml"),
+                )?),
             }
         }
         let _ = std::fs::remove_dir_all(&c);
     }
     let reference = std::fs::read(shared.join("reference/homelab.yaml"))?;
-    let outputs: Vec<Vec<u8>> =
-        ["kubectl.yaml", "cold.yaml", "warm.yaml"].iter().map(|n| std::fs::read(out(n))).collect::<Result<_, _>>()?;
+    let outputs: Vec<Vec<u8>> = ["kubectl.yaml", "cold.yaml", "warm.yaml"]
+        .iter()
+        .map(|n| std::fs::read(out(n)))
+        .collect::<Result<_, _>>()?;
     let same = outputs.iter().all(|o| *o == reference);
     let (mk, ck) = report_line("kubectl kustomize", &k);
     let (mc, cc) = report_line("manifest-render cold", &cold);
     let (mw, cw) = report_line("manifest-render warm", &warm);
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
-    println!("cpu-time ratio: cold {:.1}x, warm {:.1}x", ratio(ck, cc), ratio(ck, cw));
+    println!(
+        "cpu-time ratio: cold {:.1}x, warm {:.1}x",
+        ratio(ck, cc),
+        ratio(ck, cw)
+    );
     println!("all outputs equal reference/homelab.yaml: {same}");
-    println!("cold speedup: {:.1}x, warm speedup: {:.1}x", ratio(mk, mc), ratio(mk, mw));
+    println!(
+        "cold speedup: {:.1}x, warm speedup: {:.1}x",
+        ratio(mk, mc),
+        ratio(mk, mw)
+    );
     if !same {
         bail!("an output differs from reference/homelab.yaml");
     }

@@ -270,10 +270,10 @@ impl Root {
 
     /// Tells the session a file was read from this root's remote.
     fn note_read(&self, file: &Path, bytes: &[u8]) {
-        if let (Some(session), Some(origin)) = (&self.session, &self.origin) {
-            if file.starts_with(&origin.root) {
-                session.record(origin, file, bytes);
-            }
+        if let (Some(session), Some(origin)) = (&self.session, &self.origin)
+            && file.starts_with(&origin.root)
+        {
+            session.record(origin, file, bytes);
         }
     }
 

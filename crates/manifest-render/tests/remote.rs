@@ -13,7 +13,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_manifest-render");
 
 fn run(fx: &Fixture, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(BIN);
-    c.args(args).env_remove("KFLITE_UPSTREAM_MIRROR").env_remove("KFLITE_CACHE_DIR").env("CI", "1");
+    c.args(args)
+        .env_remove("KFLITE_UPSTREAM_MIRROR")
+        .env_remove("KFLITE_CACHE_DIR")
+        .env("CI", "1");
     for (k, v) in fx.env() {
         c.env(k, v);
     }
@@ -42,8 +45,12 @@ fn overlay_remotes(dir: &Path) -> Vec<String> {
 }
 
 fn lock_field(lock: &str, url: &str, field: &str) -> Option<String> {
-    let block = lock.split("- url: ").find(|b| b.starts_with(&format!("\"{url}\"")))?;
-    let line = block.lines().find(|l| l.trim_start().starts_with(&format!("{field}: ")))?;
+    let block = lock
+        .split("- url: ")
+        .find(|b| b.starts_with(&format!("\"{url}\"")))?;
+    let line = block
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{field}: ")))?;
     Some(line.split_once(": ")?.1.trim_matches('"').to_string())
 }
 
@@ -51,7 +58,8 @@ fn fixture(test: &str) -> Option<(PathBuf, tempfile::TempDir, Fixture)> {
     let shared = testkit::require_shared(test)?;
     testkit::require_tool(test, "git")?;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let fx = Fixture::build(&shared.join("upstream"), &tmp.path().join("fixture")).expect("fixture repositories");
+    let fx =
+        Fixture::build(&shared.join("upstream"), &tmp.path().join("fixture")).expect("fixture repositories");
     Some((shared, tmp, fx))
 }
 
@@ -62,13 +70,22 @@ fn fixture(test: &str) -> Option<(PathBuf, tempfile::TempDir, Fixture)> {
 /// vendored mirror renders the same bytes offline.
 #[test]
 fn homelab_through_git_fetches() {
-    let Some((shared, tmp, fx)) = fixture("homelab_through_git_fetches") else { return };
+    let Some((shared, tmp, fx)) = fixture("homelab_through_git_fetches") else {
+        return;
+    };
     let overlay = shared.join("reference/homelab");
     let want = std::fs::read(shared.join("reference/homelab.yaml")).expect("reference output");
     let cache = tmp.path().join("cache");
     let lock = tmp.path().join("kflite.lock");
     let build = |extra: &[&str], env: &[(&str, &str)]| {
-        let mut args = vec!["build", s(&overlay), "--cache-dir", s(&cache), "--lockfile", s(&lock)];
+        let mut args = vec![
+            "build",
+            s(&overlay),
+            "--cache-dir",
+            s(&cache),
+            "--lockfile",
+            s(&lock),
+        ];
         args.extend_from_slice(extra);
         run(&fx, &args, env)
     };
@@ -76,28 +93,53 @@ fn homelab_through_git_fetches() {
     // Cold: every remote fetched (git for three repositories, HTTP for the jobset file).
     let cold = build(&[], &[]);
     assert!(cold.status.success(), "cold build failed: {}", stderr(&cold));
-    assert!(cold.stdout == want, "cold build differs from reference/homelab.yaml");
+    assert!(
+        cold.stdout == want,
+        "cold build differs from reference/homelab.yaml"
+    );
     let lock_text = std::fs::read_to_string(&lock).expect("kflite.lock written");
     // The overlay's bases pull argo-workflows and the jobset release file (not lws).
-    for url in ["https://github.com/kubeflow/manifests", "https://github.com/argoproj/argo-workflows"] {
-        let commit = lock_field(&lock_text, url, "commit").unwrap_or_else(|| panic!("{url} locked:\n{lock_text}"));
-        assert!(cache.join("git").join(&commit).is_dir(), "{url}: tree of {commit} cached");
+    for url in [
+        "https://github.com/kubeflow/manifests",
+        "https://github.com/argoproj/argo-workflows",
+    ] {
+        let commit =
+            lock_field(&lock_text, url, "commit").unwrap_or_else(|| panic!("{url} locked:\n{lock_text}"));
+        assert!(
+            cache.join("git").join(&commit).is_dir(),
+            "{url}: tree of {commit} cached"
+        );
     }
-    let jobset = format!("{}/github.com/kubernetes-sigs/jobset/releases/download/v0.10.1/manifests.yaml", fx.http_base);
-    let jobset_sha = lock_field(&lock_text, &jobset, "sha256").unwrap_or_else(|| panic!("jobset locked:\n{lock_text}"));
+    let jobset = format!(
+        "{}/github.com/kubernetes-sigs/jobset/releases/download/v0.10.1/manifests.yaml",
+        fx.http_base
+    );
+    let jobset_sha =
+        lock_field(&lock_text, &jobset, "sha256").unwrap_or_else(|| panic!("jobset locked:\n{lock_text}"));
     assert!(cache.join("http").join(&jobset_sha).is_file());
 
     // Warm and --locked, with no git on PATH: the lock and cache suffice.
     let warm = build(&["--locked"], &[("PATH", "/nonexistent")]);
-    assert!(warm.status.success(), "warm --locked build failed: {}", stderr(&warm));
+    assert!(
+        warm.status.success(),
+        "warm --locked build failed: {}",
+        stderr(&warm)
+    );
     assert!(warm.stdout == want, "warm build differs");
-    assert_eq!(std::fs::read_to_string(&lock).unwrap(), lock_text, "an unchanged build leaves the lock alone");
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap(),
+        lock_text,
+        "an unchanged build leaves the lock alone"
+    );
 
     // Acceptance 4: one changed byte in a cached file the build reads.
     let url = "https://github.com/kubeflow/manifests";
     let commit = lock_field(&lock_text, url, "commit").unwrap();
     let old_sha = lock_field(&lock_text, url, "sha256").unwrap();
-    let victim = cache.join("git").join(&commit).join("common/kubeflow-namespace/base/namespace.yaml");
+    let victim = cache
+        .join("git")
+        .join(&commit)
+        .join("common/kubeflow-namespace/base/namespace.yaml");
     let mut bytes = std::fs::read(&victim).expect("cached file");
     let i = bytes.iter().position(|&b| b == b'\n').expect("a newline");
     bytes.insert(i, b' ');
@@ -106,14 +148,40 @@ fn homelab_through_git_fetches() {
     let err = stderr(&tampered);
     assert!(!tampered.status.success(), "--locked accepted a changed cache");
     assert!(tampered.stdout.is_empty(), "no partial output");
-    assert!(err.contains(url) && err.contains(&old_sha), "names URL and locked hash: {err}");
-    let found = err.split("found sha256 ").nth(1).map(|t| t.chars().take(64).collect::<String>()).unwrap_or_default();
-    assert!(found.len() == 64 && found != old_sha, "names the hash found: {err}");
-    assert_eq!(std::fs::read_to_string(&lock).unwrap(), lock_text, "--locked never rewrites the lock");
+    assert!(
+        err.contains(url) && err.contains(&old_sha),
+        "names URL and locked hash: {err}"
+    );
+    let found = err
+        .split("found sha256 ")
+        .nth(1)
+        .map(|t| t.chars().take(64).collect::<String>())
+        .unwrap_or_default();
+    assert!(
+        found.len() == 64 && found != old_sha,
+        "names the hash found: {err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap(),
+        lock_text,
+        "--locked never rewrites the lock"
+    );
 
     // Acceptance 4: offline with an empty cache lists every remote the overlay names.
     let empty = tmp.path().join("empty-cache");
-    let offline = run(&fx, &["build", s(&overlay), "--offline", "--cache-dir", s(&empty), "--lockfile", s(&lock)], &[]);
+    let offline = run(
+        &fx,
+        &[
+            "build",
+            s(&overlay),
+            "--offline",
+            "--cache-dir",
+            s(&empty),
+            "--lockfile",
+            s(&lock),
+        ],
+        &[],
+    );
     let err = stderr(&offline);
     assert!(!offline.status.success());
     let remotes = overlay_remotes(&overlay);
@@ -127,71 +195,173 @@ fn homelab_through_git_fetches() {
     // render from the vendored mirror alone: offline, empty cache, no git.
     let vendored = tmp.path().join("vendored");
     let fresh = tmp.path().join("cache2");
-    let v = run(&fx, &["vendor", s(&overlay), s(&vendored), "--cache-dir", s(&fresh), "--lockfile", s(&lock), "--update-lock"], &[]);
+    let v = run(
+        &fx,
+        &[
+            "vendor",
+            s(&overlay),
+            s(&vendored),
+            "--cache-dir",
+            s(&fresh),
+            "--lockfile",
+            s(&lock),
+            "--update-lock",
+        ],
+        &[],
+    );
     assert!(v.status.success(), "vendor failed: {}", stderr(&v));
-    assert!(vendored.join("git/github.com/kubeflow/manifests/v1.11.0/common").is_dir());
+    assert!(
+        vendored
+            .join("git/github.com/kubeflow/manifests/v1.11.0/common")
+            .is_dir()
+    );
     let from_mirror = run(
         &fx,
-        &["build", s(&overlay), "--mirror", s(&vendored), "--offline", "--locked", "--cache-dir", s(&empty), "--lockfile", s(&lock)],
+        &[
+            "build",
+            s(&overlay),
+            "--mirror",
+            s(&vendored),
+            "--offline",
+            "--locked",
+            "--cache-dir",
+            s(&empty),
+            "--lockfile",
+            s(&lock),
+        ],
         &[("PATH", "/nonexistent")],
     );
-    assert!(from_mirror.status.success(), "render from vendored mirror failed: {}", stderr(&from_mirror));
-    assert!(from_mirror.stdout == want, "vendored mirror renders different bytes");
+    assert!(
+        from_mirror.status.success(),
+        "render from vendored mirror failed: {}",
+        stderr(&from_mirror)
+    );
+    assert!(
+        from_mirror.stdout == want,
+        "vendored mirror renders different bytes"
+    );
 }
 
 /// A `file://` URL written in the kustomization fetches the same tree the
 /// mirror holds: same bytes as rendering the https spelling from the mirror.
 #[test]
 fn file_url_remote_matches_mirror() {
-    let Some((shared, tmp, fx)) = fixture("file_url_remote_matches_mirror") else { return };
+    let Some((shared, tmp, fx)) = fixture("file_url_remote_matches_mirror") else {
+        return;
+    };
     let via = |name: &str, resource: &str| {
         let d = tmp.path().join(name);
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("kustomization.yaml"), format!("resources:\n- {resource}\nnamespace: demo\n")).unwrap();
+        std::fs::write(
+            d.join("kustomization.yaml"),
+            format!("resources:\n- {resource}\nnamespace: demo\n"),
+        )
+        .unwrap();
         d
     };
-    let file_dir = via("file", &format!("{}//config/default?ref=v0.7.0", fx.file_url("github.com/kubernetes-sigs/lws")));
-    let https_dir = via("https", "https://github.com/kubernetes-sigs/lws//config/default?ref=v0.7.0");
+    let file_dir = via(
+        "file",
+        &format!(
+            "{}//config/default?ref=v0.7.0",
+            fx.file_url("github.com/kubernetes-sigs/lws")
+        ),
+    );
+    let https_dir = via(
+        "https",
+        "https://github.com/kubernetes-sigs/lws//config/default?ref=v0.7.0",
+    );
     let cache = tmp.path().join("cache");
     let got = run(&fx, &["build", s(&file_dir), "--cache-dir", s(&cache)], &[]);
     assert!(got.status.success(), "{}", stderr(&got));
     let mirror = shared.join("upstream");
-    let want = run(&fx, &["build", s(&https_dir), "--mirror", s(&mirror), "--offline", "--cache-dir", s(&cache)], &[]);
+    let want = run(
+        &fx,
+        &[
+            "build",
+            s(&https_dir),
+            "--mirror",
+            s(&mirror),
+            "--offline",
+            "--cache-dir",
+            s(&cache),
+        ],
+        &[],
+    );
     assert!(want.status.success(), "{}", stderr(&want));
-    assert!(!got.stdout.is_empty() && got.stdout == want.stdout, "file:// fetch and mirror differ");
-    assert!(file_dir.join("kflite.lock").is_file(), "a fetching build writes kflite.lock beside the overlay");
-    assert!(!https_dir.join("kflite.lock").exists(), "a mirror-only build writes no lock");
+    assert!(
+        !got.stdout.is_empty() && got.stdout == want.stdout,
+        "file:// fetch and mirror differ"
+    );
+    assert!(
+        file_dir.join("kflite.lock").is_file(),
+        "a fetching build writes kflite.lock beside the overlay"
+    );
+    assert!(
+        !https_dir.join("kflite.lock").exists(),
+        "a mirror-only build writes no lock"
+    );
 }
 
 /// Failures name the URL and the kustomization that referenced it; exit 1, no output.
 #[test]
 fn remote_errors_are_clear() {
-    let Some((_shared, tmp, fx)) = fixture("remote_errors_are_clear") else { return };
+    let Some((_shared, tmp, fx)) = fixture("remote_errors_are_clear") else {
+        return;
+    };
     let cache = tmp.path().join("cache");
     let case = |name: &str, resource: &str, env: &[(&str, &str)]| -> String {
         let d = tmp.path().join(name);
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("kustomization.yaml"), format!("resources:\n- {resource}\n")).unwrap();
+        std::fs::write(
+            d.join("kustomization.yaml"),
+            format!("resources:\n- {resource}\n"),
+        )
+        .unwrap();
         let o = run(&fx, &["build", s(&d), "--cache-dir", s(&cache)], env);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{name}: {err}");
         assert!(o.stdout.is_empty(), "{name}: no partial output");
-        assert!(err.contains(&format!("{name}/kustomization.yaml")), "{name}: names the kustomization: {err}");
+        assert!(
+            err.contains(&format!("{name}/kustomization.yaml")),
+            "{name}: names the kustomization: {err}"
+        );
         assert!(!err.contains("panicked"), "{name}: {err}");
         err
     };
     let lws = "https://github.com/kubernetes-sigs/lws//config/default";
     let e = case("unknown-ref", &format!("{lws}?ref=v9.9.9"), &[]);
     assert!(e.contains(lws) && e.contains("v9.9.9"), "{e}");
-    let e = case("no-git", &format!("{lws}?ref=v0.7.0"), &[("PATH", "/nonexistent")]);
+    let e = case(
+        "no-git",
+        &format!("{lws}?ref=v0.7.0"),
+        &[("PATH", "/nonexistent")],
+    );
     assert!(e.contains("git is not installed") && e.contains(lws), "{e}");
-    let e = case("ssh-no-git", "git@github.com:kubernetes-sigs/lws//config/default?ref=v0.7.0", &[("PATH", "/nonexistent")]);
-    assert!(e.contains("git is not installed") && e.contains("git@github.com:kubernetes-sigs/lws"), "{e}");
-    let e = case("no-repo", &format!("file://{}/nothing-here//x?ref=v1", tmp.path().display()), &[]);
-    assert!(e.contains("nothing-here") && e.contains("does not appear to be a git repository"), "{e}");
+    let e = case(
+        "ssh-no-git",
+        "git@github.com:kubernetes-sigs/lws//config/default?ref=v0.7.0",
+        &[("PATH", "/nonexistent")],
+    );
+    assert!(
+        e.contains("git is not installed") && e.contains("git@github.com:kubernetes-sigs/lws"),
+        "{e}"
+    );
+    let e = case(
+        "no-repo",
+        &format!("file://{}/nothing-here//x?ref=v1", tmp.path().display()),
+        &[],
+    );
+    assert!(
+        e.contains("nothing-here") && e.contains("does not appear to be a git repository"),
+        "{e}"
+    );
     let missing = format!("{}/no/such/file.yaml", fx.http_base);
     let e = case("http-404", &missing, &[]);
     assert!(e.contains(&missing) && e.contains("404"), "{e}");
-    let e = case("secret-url", "https://user:hunter2@127.0.0.1:1/o/r//x?ref=v1", &[]);
+    let e = case(
+        "secret-url",
+        "https://user:hunter2@127.0.0.1:1/o/r//x?ref=v1",
+        &[],
+    );
     assert!(!e.contains("hunter2"), "credentials never printed: {e}");
 }

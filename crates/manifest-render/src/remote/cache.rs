@@ -61,8 +61,14 @@ impl Cache {
     /// A fresh scratch directory under `tmp/` (same filesystem, so rename works).
     pub fn scratch(&self) -> std::io::Result<PathBuf> {
         static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let p = self.dir.join("tmp").join(format!("{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let p = self.dir.join("tmp").join(format!(
+            "{}-{nanos}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&p)?;
         Ok(p)
     }
@@ -97,7 +103,11 @@ impl Cache {
             Ok(()) => Ok(()),
             // Another build stored the same entry first: same content by name.
             Err(_) if dest.exists() => {
-                let _ = if from.is_dir() { std::fs::remove_dir_all(from) } else { std::fs::remove_file(from) };
+                let _ = if from.is_dir() {
+                    std::fs::remove_dir_all(from)
+                } else {
+                    std::fs::remove_file(from)
+                };
                 Ok(())
             }
             Err(e) => Err(e),
@@ -116,7 +126,8 @@ impl Cache {
     pub fn get_ref(&self, url: &str, git_ref: &str) -> Option<String> {
         let text = std::fs::read_to_string(self.ref_file(url, git_ref)).ok()?;
         let mut lines = text.lines();
-        (lines.next() == Some(url) && lines.next() == Some(git_ref)).then(|| lines.next().map(str::to_string))?
+        (lines.next() == Some(url) && lines.next() == Some(git_ref))
+            .then(|| lines.next().map(str::to_string))?
     }
 
     pub fn put_ref(&self, url: &str, git_ref: &str, id: &str) -> std::io::Result<()> {

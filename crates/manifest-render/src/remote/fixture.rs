@@ -41,13 +41,21 @@ fn git(args: &[&str]) -> std::io::Result<()> {
         .env("GIT_COMMITTER_DATE", "2025-01-01T00:00:00Z")
         .output()?;
     if !out.status.success() {
-        return Err(io_err(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(io_err(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     Ok(())
 }
 
 fn dirs(p: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(p)?.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(p)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     v.sort();
     Ok(v)
 }
@@ -109,27 +117,57 @@ impl Fixture {
         let rewrites: Vec<(String, String)> = http_files
             .iter()
             .filter_map(|f| f.strip_prefix(&http_root).ok())
-            .map(|rel| (format!("https://{}", rel.display()), format!("{http_base}/{}", rel.display())))
+            .map(|rel| {
+                (
+                    format!("https://{}", rel.display()),
+                    format!("{http_base}/{}", rel.display()),
+                )
+            })
             .collect();
         let repos = work.join("repos");
         let mut config = String::new();
         for host in dirs(&mirror.join("git"))? {
             for org in dirs(&host)? {
                 for repo in dirs(&org)? {
-                    let rel = repo.strip_prefix(mirror.join("git")).map_err(|e| io_err(e.to_string()))?.to_path_buf();
+                    let rel = repo
+                        .strip_prefix(mirror.join("git"))
+                        .map_err(|e| io_err(e.to_string()))?
+                        .to_path_buf();
                     let git_dir = repos.join(&rel);
                     git(&["init", "--quiet", &git_dir.to_string_lossy()])?;
-                    config.push_str(&format!("[url \"file://{}\"]\n\tinsteadOf = https://{}\n", git_dir.display(), rel.display()));
+                    config.push_str(&format!(
+                        "[url \"file://{}\"]\n\tinsteadOf = https://{}\n",
+                        git_dir.display(),
+                        rel.display()
+                    ));
                     for tree in dirs(&repo)? {
-                        let git_ref = tree.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+                        let git_ref = tree
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .unwrap_or_default()
+                            .to_string();
                         let copy = work.join("trees").join(&rel).join(&git_ref);
                         copy_tree(&tree, &copy)?;
                         rewrite_urls(&copy, &rewrites)?;
-                        let (wt, gd) = (copy.to_string_lossy().into_owned(), git_dir.join(".git").to_string_lossy().into_owned());
+                        let (wt, gd) = (
+                            copy.to_string_lossy().into_owned(),
+                            git_dir.join(".git").to_string_lossy().into_owned(),
+                        );
                         git(&["--work-tree", &wt, "--git-dir", &gd, "add", "-A", "."])?;
                         git(&[
-                            "--work-tree", &wt, "--git-dir", &gd, "-c", "user.email=fixture@localhost", "-c", "user.name=fixture",
-                            "commit", "--quiet", "--allow-empty", "-m", &git_ref,
+                            "--work-tree",
+                            &wt,
+                            "--git-dir",
+                            &gd,
+                            "-c",
+                            "user.email=fixture@localhost",
+                            "-c",
+                            "user.name=fixture",
+                            "commit",
+                            "--quiet",
+                            "--allow-empty",
+                            "-m",
+                            &git_ref,
                         ])?;
                         git(&["--git-dir", &gd, "tag", "-f", &git_ref])?;
                         git(&["--git-dir", &gd, "rm", "-r", "--quiet", "--cached", "."])?;
@@ -139,7 +177,13 @@ impl Fixture {
         }
         let gitconfig = work.join("gitconfig");
         std::fs::write(&gitconfig, config)?;
-        Ok(Fixture { repos, gitconfig, http_base, stop, addr })
+        Ok(Fixture {
+            repos,
+            gitconfig,
+            http_base,
+            stop,
+            addr,
+        })
     }
 
     /// Environment for a process that should fetch from the fixture.
@@ -200,12 +244,26 @@ fn serve(mut c: TcpStream, root: &Path) {
     while reader.read_line(&mut header).is_ok_and(|n| n > 0) && header.trim() != "" {
         header.clear();
     }
-    let path = line.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/");
+    let path = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .split('?')
+        .next()
+        .unwrap_or("/");
     let file = root.join(path.trim_start_matches('/'));
-    let body = (!path.contains("..")).then(|| std::fs::read(&file).ok()).flatten();
+    let body = (!path.contains(".."))
+        .then(|| std::fs::read(&file).ok())
+        .flatten();
     let _ = match body {
         Some(b) => c
-            .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len()).as_bytes())
+            .write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    b.len()
+                )
+                .as_bytes(),
+            )
             .and_then(|_| c.write_all(&b)),
         None => c.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
     };

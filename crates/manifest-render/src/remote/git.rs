@@ -45,7 +45,10 @@ fn git(dir: &Path, args: &[&str], timeout: Duration, what: &str) -> Result<Strin
             Ok(None) if start.elapsed() > timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("timed out after {}s trying to {what} (raise it with ?timeout=)", timeout.as_secs()));
+                return Err(format!(
+                    "timed out after {}s trying to {what} (raise it with ?timeout=)",
+                    timeout.as_secs()
+                ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => return Err(format!("waiting for git to {what}: {e}")),
@@ -56,7 +59,10 @@ fn git(dir: &Path, args: &[&str], timeout: Duration, what: &str) -> Result<Strin
     if !status.success() {
         let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         let tail = tail[tail.len().saturating_sub(4)..].join(" / ");
-        return Err(super::redact(&format!("failed to {what}: git {}: {tail}", status)));
+        return Err(super::redact(&format!(
+            "failed to {what}: git {}: {tail}",
+            status
+        )));
     }
     Ok(stdout)
 }
@@ -67,12 +73,25 @@ pub fn ls_remote(url: &str, git_ref: &str, timeout: Duration) -> Result<Option<S
     let r = if git_ref.is_empty() { "HEAD" } else { git_ref };
     let what = format!("list refs of {}", super::redact(url));
     let peeled = format!("{r}^{{}}");
-    let out = git(&std::env::temp_dir(), &["ls-remote", "--", url, r, &peeled], timeout, &what)?;
+    let out = git(
+        &std::env::temp_dir(),
+        &["ls-remote", "--", url, r, &peeled],
+        timeout,
+        &what,
+    )?;
     let mut best: Option<(u8, String)> = None;
     for line in out.lines() {
-        let Some((sha, name)) = line.split_once('\t') else { continue };
+        let Some((sha, name)) = line.split_once('\t') else {
+            continue;
+        };
         // Exact names first; a peeled tag (`^{}`) names the commit itself.
-        let rank = if name.ends_with("^{}") { 0 } else if name == format!("refs/tags/{r}") || name == format!("refs/heads/{r}") || name == r { 1 } else { 2 };
+        let rank = if name.ends_with("^{}") {
+            0
+        } else if name == format!("refs/tags/{r}") || name == format!("refs/heads/{r}") || name == r {
+            1
+        } else {
+            2
+        };
         if best.as_ref().is_none_or(|(b, _)| rank < *b) {
             best = Some((rank, sha.to_string()));
         }
@@ -83,17 +102,55 @@ pub fn ls_remote(url: &str, git_ref: &str, timeout: Duration) -> Result<Option<S
 /// Fetches `want` (a ref or a commit) from `url` into the empty directory
 /// `dir` and checks it out; returns the commit. The `.git` directory is
 /// removed afterwards: the cache keeps only the tree.
-pub fn fetch(dir: &Path, url: &str, want: &str, submodules: bool, timeout: Duration) -> Result<String, String> {
+pub fn fetch(
+    dir: &Path,
+    url: &str,
+    want: &str,
+    submodules: bool,
+    timeout: Duration,
+) -> Result<String, String> {
     let shown = super::redact(url);
     let want = if want.is_empty() { "HEAD" } else { want };
     let what = format!("fetch {shown} at '{want}'");
     git(dir, &["init", "--quiet"], timeout, &what)?;
-    git(dir, &["fetch", "--quiet", "--depth", "1", "--no-tags", "--", url, want], timeout, &what)?;
-    git(dir, &["-c", "advice.detachedHead=false", "checkout", "--quiet", "FETCH_HEAD"], timeout, &what)?;
+    git(
+        dir,
+        &["fetch", "--quiet", "--depth", "1", "--no-tags", "--", url, want],
+        timeout,
+        &what,
+    )?;
+    git(
+        dir,
+        &[
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "--quiet",
+            "FETCH_HEAD",
+        ],
+        timeout,
+        &what,
+    )?;
     if submodules && dir.join(".gitmodules").is_file() {
-        git(dir, &["submodule", "update", "--quiet", "--init", "--recursive", "--depth", "1"], timeout, &what)?;
+        git(
+            dir,
+            &[
+                "submodule",
+                "update",
+                "--quiet",
+                "--init",
+                "--recursive",
+                "--depth",
+                "1",
+            ],
+            timeout,
+            &what,
+        )?;
     }
-    let commit = git(dir, &["rev-parse", "HEAD"], timeout, &what)?.trim().to_string();
-    std::fs::remove_dir_all(dir.join(".git")).map_err(|e| format!("cleaning the checkout of {shown}: {e}"))?;
+    let commit = git(dir, &["rev-parse", "HEAD"], timeout, &what)?
+        .trim()
+        .to_string();
+    std::fs::remove_dir_all(dir.join(".git"))
+        .map_err(|e| format!("cleaning the checkout of {shown}: {e}"))?;
     Ok(commit)
 }

@@ -13,10 +13,17 @@ pub fn get(url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
         .user_agent(concat!("kflite-manifest-render/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
-    let mut resp = agent.get(url).call().map_err(|e| format!("fetching {shown}: {e}"))?;
+    let mut resp = agent
+        .get(url)
+        .call()
+        .map_err(|e| format!("fetching {shown}: {e}"))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(format!("fetching {shown}: HTTP {status}"));
     }
-    resp.body_mut().with_config().limit(LIMIT).read_to_vec().map_err(|e| format!("reading {shown}: {e}"))
+    resp.body_mut()
+        .with_config()
+        .limit(LIMIT)
+        .read_to_vec()
+        .map_err(|e| format!("reading {shown}: {e}"))
 }

@@ -37,23 +37,42 @@ impl Lock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        Lock::parse(&text).map(Some).map_err(|m| format!("{}: {m}", path.display()))
+        Lock::parse(&text)
+            .map(Some)
+            .map_err(|m| format!("{}: {m}", path.display()))
     }
 
     pub fn parse(text: &str) -> Result<Lock, String> {
-        let docs = parse_documents(text).map_err(|e| format!("{}:{}: malformed YAML: {}", e.line, e.column, e.message))?;
+        let docs = parse_documents(text)
+            .map_err(|e| format!("{}:{}: malformed YAML: {}", e.line, e.column, e.message))?;
         let doc = docs.into_iter().next().unwrap_or(Value::Null);
         match doc.get("version").and_then(Value::scalar_text).as_deref() {
             Some("1") => {}
-            other => return Err(format!("unsupported lockfile version {other:?} (this manifest-render writes version 1)")),
+            other => {
+                return Err(format!(
+                    "unsupported lockfile version {other:?} (this manifest-render writes version 1)"
+                ));
+            }
         }
         let mut entries = Vec::new();
-        for (i, e) in doc.get("remotes").and_then(Value::as_seq).map(Vec::as_slice).unwrap_or_default().iter().enumerate() {
+        for (i, e) in doc
+            .get("remotes")
+            .and_then(Value::as_seq)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             let field = |k: &str| e.get(k).and_then(Value::scalar_text).filter(|s| !s.is_empty());
             let (Some(url), Some(sha256)) = (field("url"), field("sha256")) else {
                 return Err(format!("remotes[{i}] needs url and sha256"));
             };
-            entries.push(Entry { url, git_ref: field("ref").unwrap_or_default(), commit: field("commit"), sha256 });
+            entries.push(Entry {
+                url,
+                git_ref: field("ref").unwrap_or_default(),
+                commit: field("commit"),
+                sha256,
+            });
         }
         entries.sort();
         Ok(Lock { entries })
@@ -101,7 +120,12 @@ mod tests {
     fn round_trip() {
         let lock = Lock {
             entries: vec![
-                Entry { url: "https://example.com/a.yaml".into(), git_ref: String::new(), commit: None, sha256: "ab".into() },
+                Entry {
+                    url: "https://example.com/a.yaml".into(),
+                    git_ref: String::new(),
+                    commit: None,
+                    sha256: "ab".into(),
+                },
                 Entry {
                     url: "https://github.com/o/r".into(),
                     git_ref: "v1 \"x\"".into(),
@@ -112,6 +136,10 @@ mod tests {
         };
         assert_eq!(Lock::parse(&lock.render()).unwrap(), lock);
         assert!(Lock::parse("version: 2\n").unwrap_err().contains("version"));
-        assert!(Lock::parse("version: 1\nremotes:\n- url: x\n").unwrap_err().contains("remotes[0]"));
+        assert!(
+            Lock::parse("version: 1\nremotes:\n- url: x\n")
+                .unwrap_err()
+                .contains("remotes[0]")
+        );
     }
 }

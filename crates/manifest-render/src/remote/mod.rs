@@ -75,6 +75,7 @@ pub struct Source {
     key: (String, String),
 }
 
+type Key = (String, String);
 type Slot = Arc<OnceLock<Result<Arc<Source>, String>>>;
 
 /// One build's view of its remotes.
@@ -84,15 +85,18 @@ pub struct Session {
     cache: Option<Cache>,
     lock_path: PathBuf,
     old: Option<Lock>,
-    slots: Mutex<HashMap<(String, String), Slot>>,
+    slots: Mutex<HashMap<Key, Slot>>,
     /// Per remote: relative path → sha256 of each file the build read.
-    reads: Mutex<HashMap<(String, String), BTreeMap<String, [u8; 32]>>>,
+    reads: Mutex<HashMap<Key, BTreeMap<String, [u8; 32]>>>,
     bars: Option<indicatif::MultiProgress>,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("opts", &self.opts).field("lock", &self.lock_path).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("opts", &self.opts)
+            .field("lock", &self.lock_path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -109,7 +113,11 @@ fn regex_userinfo() -> &'static regex::Regex {
 
 /// What a remote is called in messages: its URL (credentials hidden) and ref.
 fn describe(url: &str, git_ref: &str) -> String {
-    if git_ref.is_empty() { redact(url) } else { format!("{}?ref={git_ref}", redact(url)) }
+    if git_ref.is_empty() {
+        redact(url)
+    } else {
+        format!("{}?ref={git_ref}", redact(url))
+    }
 }
 
 impl Session {
@@ -120,7 +128,10 @@ impl Session {
         let lock_path = opts.lockfile.clone().unwrap_or_else(|| dir.join("kflite.lock"));
         let old = Lock::read(&lock_path).map_err(|m| Error::invalid(&lock_path, m))?;
         if opts.lock == LockMode::Locked && old.is_none() {
-            return Err(Error::invalid(&lock_path, "--locked was given but the lockfile does not exist; build once without --locked to create it"));
+            return Err(Error::invalid(
+                &lock_path,
+                "--locked was given but the lockfile does not exist; build once without --locked to create it",
+            ));
         }
         let cache = opts.cache_dir.clone().or_else(cache::default_dir).map(Cache::new);
         let bars = (opts.progress && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none())
@@ -144,7 +155,10 @@ impl Session {
                     format!(
                         "--offline: {} remote(s) are neither in the cache ({}) nor in the mirror:\n  {}",
                         missing.len(),
-                        session.cache.as_ref().map_or("none".into(), |c| c.dir().display().to_string()),
+                        session
+                            .cache
+                            .as_ref()
+                            .map_or("none".into(), |c| c.dir().display().to_string()),
                         missing.join("\n  ")
                     ),
                 ));
@@ -170,7 +184,13 @@ impl Session {
             Remote::Git { url, git_ref, .. } => (url.clone(), git_ref.clone()),
             Remote::Http { url, .. } => (url.clone(), String::new()),
         };
-        let slot = self.slots.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_default().clone();
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
         slot.get_or_init(|| {
             let r = match remote {
                 Remote::Git { .. } => self.resolve_git(remote, &key),
@@ -185,14 +205,31 @@ impl Session {
         .clone()
     }
 
-    fn resolve_git(&self, remote: &Remote, key: &(String, String)) -> Result<(PathBuf, Option<String>, Origin), String> {
-        let Remote::Git { submodules, timeout, .. } = remote else { unreachable!("git remote") };
+    fn resolve_git(
+        &self,
+        remote: &Remote,
+        key: &(String, String),
+    ) -> Result<(PathBuf, Option<String>, Origin), String> {
+        let Remote::Git {
+            submodules, timeout, ..
+        } = remote
+        else {
+            unreachable!("git remote")
+        };
         let (url, git_ref) = (&key.0, &key.1);
         let locked = self.old_entry(url, git_ref).and_then(|e| e.commit.clone());
-        if let Some(root) = self.mirror.as_ref().and_then(|m| remote.mirror_root(m).ok()).filter(|p| p.is_dir()) {
+        if let Some(root) = self
+            .mirror
+            .as_ref()
+            .and_then(|m| remote.mirror_root(m).ok())
+            .filter(|p| p.is_dir())
+        {
             return Ok((root, locked, Origin::Mirror));
         }
-        let cache = self.cache.as_ref().ok_or("no cache directory: set KFLITE_CACHE_DIR or HOME")?;
+        let cache = self
+            .cache
+            .as_ref()
+            .ok_or("no cache directory: set KFLITE_CACHE_DIR or HOME")?;
         if let Some(tree) = locked.as_deref().and_then(|c| cache.tree(c)) {
             return Ok((tree, locked, Origin::Cache));
         }
@@ -200,23 +237,36 @@ impl Session {
             let known = locked.or_else(|| cache.get_ref(url, git_ref));
             return match known.as_deref().and_then(|c| cache.tree(c)) {
                 Some(tree) => Ok((tree, known, Origin::Cache)),
-                None => Err(format!("--offline: {} is not in the cache or the mirror", describe(url, git_ref))),
+                None => Err(format!(
+                    "--offline: {} is not in the cache or the mirror",
+                    describe(url, git_ref)
+                )),
             };
         }
         // A ref whose commit is already cached needs no fetch.
-        if locked.is_none() {
-            if let Some(c) = git::ls_remote(url, git_ref, *timeout)? {
-                if let Some(tree) = cache.tree(&c) {
-                    cache.put_ref(url, git_ref, &c).map_err(|e| format!("writing the cache: {e}"))?;
-                    return Ok((tree, Some(c), Origin::Cache));
-                }
-            }
+        if locked.is_none()
+            && let Some(c) = git::ls_remote(url, git_ref, *timeout)?
+            && let Some(tree) = cache.tree(&c)
+        {
+            cache
+                .put_ref(url, git_ref, &c)
+                .map_err(|e| format!("writing the cache: {e}"))?;
+            return Ok((tree, Some(c), Origin::Cache));
         }
         let tree_of = |want: &str| -> Result<(PathBuf, String), String> {
             let bar = self.bar(&format!("fetching {}", describe(url, want)));
-            let tmp = cache.scratch().map_err(|e| format!("cache {}: {e}", cache.dir().display()))?;
+            let tmp = cache
+                .scratch()
+                .map_err(|e| format!("cache {}: {e}", cache.dir().display()))?;
             let r = git::fetch(&tmp, url, want, *submodules, *timeout);
-            let r = r.and_then(|c| Ok((cache.put_tree(&tmp, &c).map_err(|e| format!("writing the cache: {e}"))?, c)));
+            let r = r.and_then(|c| {
+                Ok((
+                    cache
+                        .put_tree(&tmp, &c)
+                        .map_err(|e| format!("writing the cache: {e}"))?,
+                    c,
+                ))
+            });
             let _ = std::fs::remove_dir_all(&tmp);
             if let Some(b) = bar {
                 b.finish_and_clear();
@@ -224,7 +274,9 @@ impl Session {
             r
         };
         let (mut tree, commit) = tree_of(git_ref)?;
-        cache.put_ref(url, git_ref, &commit).map_err(|e| format!("writing the cache: {e}"))?;
+        cache
+            .put_ref(url, git_ref, &commit)
+            .map_err(|e| format!("writing the cache: {e}"))?;
         tracing::info!(remote = %describe(url, git_ref), %commit, "fetched");
         let mut commit = commit;
         if let Some(pin) = locked.filter(|p| *p != commit) {
@@ -236,33 +288,59 @@ impl Session {
                 ));
             }
             // As Cargo does: keep the pinned commit while the lock names it.
-            tree = tree_of(&pin).map_err(|e| format!("{e} (the commit {} pins; --update-lock moves the pin)", self.lock_path.display()))?.0;
+            tree = tree_of(&pin)
+                .map_err(|e| {
+                    format!(
+                        "{e} (the commit {} pins; --update-lock moves the pin)",
+                        self.lock_path.display()
+                    )
+                })?
+                .0;
             commit = pin;
         }
         Ok((tree, Some(commit), Origin::Fetched))
     }
 
-    fn resolve_http(&self, remote: &Remote, key: &(String, String)) -> Result<(PathBuf, Option<String>, Origin), String> {
+    fn resolve_http(
+        &self,
+        remote: &Remote,
+        key: &(String, String),
+    ) -> Result<(PathBuf, Option<String>, Origin), String> {
         let url = &key.0;
-        if let Some(p) = self.mirror.as_ref().and_then(|m| remote.mirror_path(m).ok()).filter(|p| p.is_file()) {
+        if let Some(p) = self
+            .mirror
+            .as_ref()
+            .and_then(|m| remote.mirror_path(m).ok())
+            .filter(|p| p.is_file())
+        {
             return Ok((p, None, Origin::Mirror));
         }
-        let cache = self.cache.as_ref().ok_or("no cache directory: set KFLITE_CACHE_DIR or HOME")?;
+        let cache = self
+            .cache
+            .as_ref()
+            .ok_or("no cache directory: set KFLITE_CACHE_DIR or HOME")?;
         let locked = self.old_entry(url, "").map(|e| e.sha256.clone());
         let known = locked.or_else(|| self.opts.offline.then(|| cache.get_ref(url, "")).flatten());
         if let Some(p) = known.as_deref().and_then(|s| cache.blob(s)) {
             return Ok((p, None, Origin::Cache));
         }
         if self.opts.offline {
-            return Err(format!("--offline: {} is not in the cache or the mirror", describe(url, "")));
+            return Err(format!(
+                "--offline: {} is not in the cache or the mirror",
+                describe(url, "")
+            ));
         }
         let bar = self.bar(&format!("fetching {}", redact(url)));
         let bytes = http::get(url, Duration::from_secs(120));
         if let Some(b) = bar {
             b.finish_and_clear();
         }
-        let (path, sha) = cache.put_blob(&bytes?).map_err(|e| format!("writing the cache: {e}"))?;
-        cache.put_ref(url, "", &sha).map_err(|e| format!("writing the cache: {e}"))?;
+        let (path, sha) = cache
+            .put_blob(&bytes?)
+            .map_err(|e| format!("writing the cache: {e}"))?;
+        cache
+            .put_ref(url, "", &sha)
+            .map_err(|e| format!("writing the cache: {e}"))?;
         tracing::info!(remote = %redact(url), %sha, "fetched");
         Ok((path, None, Origin::Fetched))
     }
@@ -277,15 +355,27 @@ impl Session {
 
     /// Notes a file the build read from a resolved remote.
     pub fn record(&self, source: &Source, file: &Path, bytes: &[u8]) {
-        let rel = file.strip_prefix(&source.root).unwrap_or(Path::new("")).to_string_lossy().into_owned();
+        let rel = file
+            .strip_prefix(&source.root)
+            .unwrap_or(Path::new(""))
+            .to_string_lossy()
+            .into_owned();
         let digest: [u8; 32] = Sha256::digest(bytes).into();
-        self.reads.lock().unwrap_or_else(|e| e.into_inner()).entry(source.key.clone()).or_default().insert(rel, digest);
+        self.reads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(source.key.clone())
+            .or_default()
+            .insert(rel, digest);
     }
 
     /// Every remote this build resolved.
     pub fn sources(&self) -> Vec<Arc<Source>> {
         let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<Arc<Source>> = slots.values().filter_map(|s| s.get().and_then(|r| r.as_ref().ok()).cloned()).collect();
+        let mut v: Vec<Arc<Source>> = slots
+            .values()
+            .filter_map(|s| s.get().and_then(|r| r.as_ref().ok()).cloned())
+            .collect();
         v.sort_by(|a, b| a.key.cmp(&b.key));
         v
     }
@@ -314,7 +404,12 @@ impl Session {
         let sources = self.sources();
         let mut now: Vec<Entry> = sources
             .iter()
-            .map(|s| Entry { url: s.key.0.clone(), git_ref: s.key.1.clone(), commit: s.commit.clone(), sha256: self.content_hash(s) })
+            .map(|s| Entry {
+                url: s.key.0.clone(),
+                git_ref: s.key.1.clone(),
+                commit: s.commit.clone(),
+                sha256: self.content_hash(s),
+            })
             .collect();
         now.sort();
         let new = Lock { entries: now };
@@ -324,20 +419,26 @@ impl Session {
             let name = describe(&e.url, &e.git_ref);
             match old.find(&e.url, &e.git_ref) {
                 None => diffs.push(format!("{name}: not in the lockfile (sha256 {})", e.sha256)),
-                Some(o) if o.sha256 != e.sha256 => {
-                    diffs.push(format!("{name}: content differs: lockfile sha256 {}, found sha256 {}", o.sha256, e.sha256))
-                }
-                Some(o) if o.commit.is_some() && e.commit.is_some() && o.commit != e.commit => diffs.push(format!(
-                    "{name}: commit differs: lockfile {}, found {}",
-                    o.commit.as_deref().unwrap_or_default(),
-                    e.commit.as_deref().unwrap_or_default()
+                Some(o) if o.sha256 != e.sha256 => diffs.push(format!(
+                    "{name}: content differs: lockfile sha256 {}, found sha256 {}",
+                    o.sha256, e.sha256
                 )),
+                Some(o) if o.commit.is_some() && e.commit.is_some() && o.commit != e.commit => {
+                    diffs.push(format!(
+                        "{name}: commit differs: lockfile {}, found {}",
+                        o.commit.as_deref().unwrap_or_default(),
+                        e.commit.as_deref().unwrap_or_default()
+                    ))
+                }
                 Some(_) => {}
             }
         }
         for o in &old.entries {
             if new.find(&o.url, &o.git_ref).is_none() {
-                diffs.push(format!("{}: in the lockfile but no longer used", describe(&o.url, &o.git_ref)));
+                diffs.push(format!(
+                    "{}: in the lockfile but no longer used",
+                    describe(&o.url, &o.git_ref)
+                ));
             }
         }
         if diffs.is_empty() {
@@ -346,7 +447,10 @@ impl Session {
         if self.opts.lock == LockMode::Locked {
             return Err(Error::invalid(
                 &self.lock_path,
-                format!("--locked: the build does not match the lockfile:\n  {}", diffs.join("\n  ")),
+                format!(
+                    "--locked: the build does not match the lockfile:\n  {}",
+                    diffs.join("\n  ")
+                ),
             ));
         }
         // A build served entirely from a mirror creates no lockfile (the
@@ -362,7 +466,10 @@ impl Session {
             .collect();
         match new.write(&self.lock_path) {
             Ok(()) => tracing::info!(lock = %self.lock_path.display(), "lockfile written"),
-            Err(e) => warnings.push(format!("warning: could not write {}: {e}", self.lock_path.display())),
+            Err(e) => warnings.push(format!(
+                "warning: could not write {}: {e}",
+                self.lock_path.display()
+            )),
         }
         Ok(warnings)
     }
@@ -374,19 +481,45 @@ impl Session {
         if !seen.insert(dir.to_path_buf()) {
             return;
         }
-        let Some(file) = crate::kustomization::FILE_NAMES.iter().map(|n| dir.join(n)).find(|p| p.is_file()) else {
+        let Some(file) = crate::kustomization::FILE_NAMES
+            .iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.is_file())
+        else {
             return;
         };
-        let Ok(text) = std::fs::read_to_string(&file) else { return };
-        let Ok(docs) = crate::yaml::parse_documents(&text) else { return };
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            return;
+        };
+        let Ok(docs) = crate::yaml::parse_documents(&text) else {
+            return;
+        };
         let Some(doc) = docs.first() else { return };
         let mut names = Vec::new();
-        for field in ["resources", "bases", "components", "patchesStrategicMerge", "configurations", "crds"] {
-            names.extend(doc.get(field).and_then(|v| v.as_seq()).into_iter().flatten().filter_map(|v| v.as_str()));
+        for field in [
+            "resources",
+            "bases",
+            "components",
+            "patchesStrategicMerge",
+            "configurations",
+            "crds",
+        ] {
+            names.extend(
+                doc.get(field)
+                    .and_then(|v| v.as_seq())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str()),
+            );
         }
         for field in ["patches", "patchesJson6902"] {
             names.extend(
-                doc.get(field).and_then(|v| v.as_seq()).into_iter().flatten().filter_map(|p| p.get("path")).filter_map(|v| v.as_str()),
+                doc.get(field)
+                    .and_then(|v| v.as_seq())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.get("path"))
+                    .filter_map(|v| v.as_str()),
             );
         }
         for name in names {
