@@ -127,12 +127,6 @@ impl Session {
     pub fn new(dir: &Path, mirror: Option<PathBuf>, opts: RemoteOptions) -> Result<Arc<Session>, Error> {
         let lock_path = opts.lockfile.clone().unwrap_or_else(|| dir.join("kflite.lock"));
         let old = Lock::read(&lock_path).map_err(|m| Error::invalid(&lock_path, m))?;
-        if opts.lock == LockMode::Locked && old.is_none() {
-            return Err(Error::invalid(
-                &lock_path,
-                "--locked was given but the lockfile does not exist; build once without --locked to create it",
-            ));
-        }
         let cache = opts.cache_dir.clone().or_else(cache::default_dir).map(Cache::new);
         let bars = (opts.progress && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none())
             .then(indicatif::MultiProgress::new);
@@ -153,7 +147,8 @@ impl Session {
                 return Err(Error::invalid(
                     dir,
                     format!(
-                        "--offline: {} remote(s) are neither in the cache ({}) nor in the mirror:\n  {}",
+                        "--offline: {} remote(s) are neither in the cache ({}) nor in the mirror \
+                         (pass --mirror DIR, or build once without --offline):\n  {}",
                         missing.len(),
                         session
                             .cache
@@ -193,7 +188,9 @@ impl Session {
             .clone();
         slot.get_or_init(|| {
             let r = match remote {
-                Remote::Git { .. } => self.resolve_git(remote, &key),
+                Remote::Git { submodules, timeout, .. } => {
+                    self.resolve_git(remote, &key, *submodules, *timeout)
+                }
                 Remote::Http { .. } => self.resolve_http(remote, &key),
             };
             r.map(|(root, commit, origin)| {
@@ -205,17 +202,26 @@ impl Session {
         .clone()
     }
 
+    /// Under `--locked`, a remote the lockfile does not name is an error
+    /// before anything is fetched.
+    fn check_locked(&self, url: &str, git_ref: &str) -> Result<(), String> {
+        if self.opts.lock == LockMode::Locked && self.old_entry(url, git_ref).is_none() {
+            return Err(format!(
+                "--locked: {} is not in {}; build once without --locked to add it",
+                describe(url, git_ref),
+                self.lock_path.display()
+            ));
+        }
+        Ok(())
+    }
+
     fn resolve_git(
         &self,
         remote: &Remote,
         key: &(String, String),
+        submodules: bool,
+        timeout: Duration,
     ) -> Result<(PathBuf, Option<String>, Origin), String> {
-        let Remote::Git {
-            submodules, timeout, ..
-        } = remote
-        else {
-            unreachable!("git remote")
-        };
         let (url, git_ref) = (&key.0, &key.1);
         let locked = self.old_entry(url, git_ref).and_then(|e| e.commit.clone());
         if let Some(root) = self
@@ -226,6 +232,7 @@ impl Session {
         {
             return Ok((root, locked, Origin::Mirror));
         }
+        self.check_locked(url, git_ref)?;
         let cache = self
             .cache
             .as_ref()
@@ -245,7 +252,7 @@ impl Session {
         }
         // A ref whose commit is already cached needs no fetch.
         if locked.is_none()
-            && let Some(c) = git::ls_remote(url, git_ref, *timeout)?
+            && let Some(c) = git::ls_remote(url, git_ref, timeout)?
             && let Some(tree) = cache.tree(&c)
         {
             cache
@@ -258,7 +265,7 @@ impl Session {
             let tmp = cache
                 .scratch()
                 .map_err(|e| format!("cache {}: {e}", cache.dir().display()))?;
-            let r = git::fetch(&tmp, url, want, *submodules, *timeout);
+            let r = git::fetch(&tmp, url, want, submodules, timeout);
             let r = r.and_then(|c| {
                 Ok((
                     cache
@@ -315,6 +322,7 @@ impl Session {
         {
             return Ok((p, None, Origin::Mirror));
         }
+        self.check_locked(url, "")?;
         let cache = self
             .cache
             .as_ref()
@@ -441,8 +449,17 @@ impl Session {
                 ));
             }
         }
-        if diffs.is_empty() {
+        // A build served entirely from a mirror needs no lockfile (the
+        // mirror is the pin); an existing one is kept up to date.
+        let fetched = sources.iter().any(|s| s.origin != Origin::Mirror);
+        if diffs.is_empty() || (self.old.is_none() && !fetched) {
             return Ok(Vec::new());
+        }
+        if self.opts.lock == LockMode::Locked && self.old.is_none() {
+            return Err(Error::invalid(
+                &self.lock_path,
+                "--locked: the lockfile does not exist; build once without --locked to create it",
+            ));
         }
         if self.opts.lock == LockMode::Locked {
             return Err(Error::invalid(
@@ -452,12 +469,6 @@ impl Session {
                     diffs.join("\n  ")
                 ),
             ));
-        }
-        // A build served entirely from a mirror creates no lockfile (the
-        // mirror is the pin); an existing one is kept up to date.
-        let fetched = sources.iter().any(|s| s.origin != Origin::Mirror);
-        if self.old.is_none() && !fetched {
-            return Ok(Vec::new());
         }
         let mut warnings: Vec<String> = diffs
             .iter()
