@@ -133,6 +133,13 @@ impl Remote {
 
     /// Where the remote lives in a mirror laid out like `../shared/upstream`.
     pub fn mirror_path(&self, mirror: &Path) -> Result<PathBuf, String> {
+        // Names from a URL become directories: none may climb out of the mirror.
+        let (host, path) = match self {
+            Remote::Git { host, path, .. } | Remote::Http { host, path, .. } => (host, path),
+        };
+        if host.contains('/') || [host.as_str(), path.as_str()].iter().any(|p| p.split('/').any(|s| s == ".." || s == ".")) {
+            return Err(format!("'{}' has '.' or '..' segments; it cannot name a mirror directory", self.source_url()));
+        }
         match self {
             Remote::Git { path, .. } => {
                 let mut p = self.mirror_root(mirror)?;
@@ -141,7 +148,10 @@ impl Remote {
                 }
                 Ok(p)
             }
-            Remote::Http { host, path, .. } => Ok(mirror.join("http").join(host).join(path.split('?').next().unwrap_or(path))),
+            Remote::Http { host, path, .. } => {
+                let file = path.split('?').next().unwrap_or(path).trim_start_matches('/');
+                Ok(mirror.join("http").join(host).join(file))
+            }
         }
     }
 
@@ -149,6 +159,9 @@ impl Remote {
     pub fn mirror_root(&self, mirror: &Path) -> Result<PathBuf, String> {
         match self {
             Remote::Git { host, org, repo, git_ref, .. } => {
+                if host.contains('/') || git_ref.split('/').any(|s| s == ".." || s == ".") {
+                    return Err(format!("'{}' at '{git_ref}' cannot name a mirror directory", self.source_url()));
+                }
                 if git_ref.is_empty() {
                     return Err("a remote base needs ?ref= to be found in the mirror".into());
                 }
@@ -457,6 +470,12 @@ mod tests {
                 url: "https://github.com/kubernetes-sigs/jobset/releases/download/v0.10.1/manifests.yaml".into(),
             })
         );
+        let m = Path::new("/m");
+        for bad in ["https://h/a/../../../etc/passwd", "https://../x.yaml", "github.com/o/r//p?ref=../../x"] {
+            let r = Remote::parse(bad).unwrap_or_else(|| panic!("{bad} parses"));
+            assert!(r.mirror_path(m).is_err(), "{bad}: {:?}", r.mirror_path(m));
+        }
+        assert_eq!(Remote::parse("https://h//etc/passwd").unwrap().mirror_path(m).unwrap(), Path::new("/m/http/h/etc/passwd"));
         for local in ["../base", "gitlab.com/o/r", "overlays/x", "github.com/o/r//../../etc?ref=x", "/abs/path"] {
             assert_eq!(Remote::parse(local), None, "{local}");
         }

@@ -300,6 +300,67 @@ fn file_url_remote_matches_mirror() {
         !https_dir.join("kflite.lock").exists(),
         "a mirror-only build writes no lock"
     );
+
+    // Default mode, as Cargo: a content change is a warning and updates the
+    // lock (the overlay may read other files now); --locked then agrees.
+    let lock_path = file_dir.join("kflite.lock");
+    let lock = std::fs::read_to_string(&lock_path).unwrap();
+    let url = fx.file_url("github.com/kubernetes-sigs/lws");
+    let commit = lock_field(&lock, &url, "commit").expect("lws commit locked");
+    let kust = cache
+        .join("git")
+        .join(&commit)
+        .join("config/default/kustomization.yaml");
+    let text = std::fs::read_to_string(&kust).unwrap();
+    std::fs::write(&kust, format!("{text}\n# local edit\n")).unwrap();
+    let again = run(&fx, &["build", s(&file_dir), "--cache-dir", s(&cache)], &[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(again.stdout == got.stdout, "a comment changes no object");
+    assert!(
+        stderr(&again).contains("content differs"),
+        "warns: {}",
+        stderr(&again)
+    );
+    let updated = std::fs::read_to_string(&lock_path).unwrap();
+    assert_ne!(
+        lock_field(&updated, &url, "sha256"),
+        lock_field(&lock, &url, "sha256")
+    );
+    let locked = run(
+        &fx,
+        &["build", s(&file_dir), "--cache-dir", s(&cache), "--locked"],
+        &[],
+    );
+    assert!(locked.status.success(), "{}", stderr(&locked));
+
+    // Two cold builds racing on one empty cache both succeed, same bytes.
+    let race = tmp.path().join("race-cache");
+    let spawn = |i: usize| {
+        let mut c = Command::new(BIN);
+        let lock = tmp.path().join(format!("race-{i}.lock"));
+        c.args([
+            "build",
+            s(&file_dir),
+            "--cache-dir",
+            s(&race),
+            "--lockfile",
+            s(&lock),
+        ])
+        .env("CI", "1");
+        c.envs(fx.env())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().expect("spawn")
+    };
+    let (a, b) = (spawn(1), spawn(2));
+    for o in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
+        assert!(o.status.success(), "racing build: {}", stderr(&o));
+        assert!(o.stdout == got.stdout, "racing build printed other bytes");
+    }
+    let left: Vec<_> = std::fs::read_dir(race.join("tmp"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "no scratch left behind: {left:?}");
 }
 
 /// Failures name the URL and the kustomization that referenced it; exit 1, no output.
