@@ -374,6 +374,14 @@ impl Root {
         if !real.is_dir() {
             return Err(Error::invalid(&real, "is not a directory"));
         }
+        // kustomize's git containment rule: a local path inside a remote
+        // repository stays inside it (here: inside its cached tree).
+        if let Some(o) = origin.as_ref().filter(|o| !real.starts_with(&o.root)) {
+            return Err(Error::invalid(
+                &self.dir,
+                format!("'{name}' leaves the remote repository {} it is named in", crate::remote::redact(o.remote.source_url())),
+            ));
+        }
         if real == self.dir || self.parents.contains(&real) {
             return Err(Error::invalid(&real, "cycle detected: this kustomization includes itself"));
         }

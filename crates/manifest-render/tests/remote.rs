@@ -419,6 +419,37 @@ fn remote_errors_are_clear() {
     let missing = format!("{}/no/such/file.yaml", fx.http_base);
     let e = case("http-404", &missing, &[]);
     assert!(e.contains(&missing) && e.contains("404"), "{e}");
+    // A local path inside a remote may not climb out of the repository.
+    let repo = tmp.path().join("escape-repo");
+    std::fs::create_dir_all(repo.join("base")).unwrap();
+    std::fs::write(repo.join("base/kustomization.yaml"), "resources:\n- ../..\n").unwrap();
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .envs(fx.env())
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "git {args:?}: {}", stderr(&ok));
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x"]);
+    git(&["tag", "v1"]);
+    // (The error names the remote's own kustomization, which wrote `../..`.)
+    let d = tmp.path().join("escape");
+    std::fs::create_dir_all(&d).unwrap();
+    let url = format!("file://{}//base?ref=v1", repo.display());
+    std::fs::write(d.join("kustomization.yaml"), format!("resources:\n- {url}\n")).unwrap();
+    let o = run(&fx, &["build", s(&d), "--cache-dir", s(&cache)], &[]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("leaves the remote repository")
+            && e.contains("escape-repo")
+            && e.contains("base/kustomization.yaml"),
+        "{e}"
+    );
     let e = case(
         "secret-url",
         "https://user:hunter2@127.0.0.1:1/o/r//x?ref=v1",
