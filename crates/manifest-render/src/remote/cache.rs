@@ -126,7 +126,7 @@ impl Cache {
     pub fn get_ref(&self, url: &str, git_ref: &str) -> Option<String> {
         let text = std::fs::read_to_string(self.ref_file(url, git_ref)).ok()?;
         let mut lines = text.lines();
-        (lines.next() == Some(url) && lines.next() == Some(git_ref))
+        (lines.next() == Some(super::redact(url).as_str()) && lines.next() == Some(git_ref))
             .then(|| lines.next().map(str::to_string))?
     }
 
@@ -134,7 +134,8 @@ impl Cache {
         let dest = self.ref_file(url, git_ref);
         let tmp = self.scratch()?;
         let f = tmp.join("ref");
-        std::fs::write(&f, format!("{url}\n{git_ref}\n{id}\n"))?;
+        // The file is named by a hash of the whole URL; its text never holds credentials.
+        std::fs::write(&f, format!("{}\n{git_ref}\n{id}\n", super::redact(url)))?;
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent)?;
         }

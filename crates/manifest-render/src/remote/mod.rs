@@ -170,7 +170,7 @@ impl Session {
         if self.opts.lock == LockMode::Update {
             return None;
         }
-        self.old.as_ref()?.find(url, git_ref)
+        self.old.as_ref()?.find(&redact(url), git_ref)
     }
 
     /// Resolves a remote (once per repository@ref or URL per session).
@@ -413,7 +413,8 @@ impl Session {
         let mut now: Vec<Entry> = sources
             .iter()
             .map(|s| Entry {
-                url: s.key.0.clone(),
+                // Credentials in a URL never reach the lockfile.
+                url: redact(&s.key.0),
                 git_ref: s.key.1.clone(),
                 commit: s.commit.clone(),
                 sha256: self.content_hash(s),
@@ -599,4 +600,14 @@ fn copy_all(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redact_hides_userinfo_only() {
+        assert_eq!(super::redact("https://u:tok@h/o/r?ref=x"), "https://***@h/o/r?ref=x");
+        assert_eq!(super::redact("see ssh://git@h/o and https://h/p"), "see ssh://***@h/o and https://h/p");
+        assert_eq!(super::redact("git@github.com:o/r"), "git@github.com:o/r");
+    }
 }
