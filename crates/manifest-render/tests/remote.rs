@@ -457,3 +457,84 @@ fn remote_errors_are_clear() {
     );
     assert!(!e.contains("hunter2"), "credentials never printed: {e}");
 }
+
+/// A tag that moves after locking: builds keep fetching the pinned commit
+/// (as Cargo keeps locked versions), `--locked` included, from an empty
+/// cache; `--update-lock` moves the pin.
+#[test]
+fn moved_ref_keeps_the_pin() {
+    if testkit::require_tool("moved_ref_keeps_the_pin", "git").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("repo");
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .args(["-c", "user.email=t@t", "-c", "user.name=t"])
+            .args(args)
+            .current_dir(&repo)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "git {args:?}: {}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let cm = |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n");
+    std::fs::create_dir_all(repo.join("base")).unwrap();
+    std::fs::write(repo.join("base/kustomization.yaml"), "resources:\n- cm.yaml\n").unwrap();
+    std::fs::write(repo.join("base/cm.yaml"), cm("one")).unwrap();
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "one"]);
+    git(&["tag", "v1"]);
+    let c1 = git(&["rev-parse", "HEAD"]);
+    let overlay = tmp.path().join("overlay");
+    std::fs::create_dir_all(&overlay).unwrap();
+    let url = format!("file://{}", repo.display());
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        format!("resources:\n- {url}//base?ref=v1\n"),
+    )
+    .unwrap();
+    let build = |cache: &str, extra: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(["build", s(&overlay), "--cache-dir", s(&tmp.path().join(cache))])
+            .args(extra);
+        c.env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("CI", "1")
+            .output()
+            .unwrap()
+    };
+    let first = build("a", &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("name: one"));
+    let lock = std::fs::read_to_string(overlay.join("kflite.lock")).unwrap();
+    assert_eq!(lock_field(&lock, &url, "commit").as_deref(), Some(c1.as_str()));
+
+    std::fs::write(repo.join("base/cm.yaml"), cm("two")).unwrap();
+    git(&["commit", "-qam", "two"]);
+    git(&["tag", "-f", "v1"]);
+    let c2 = git(&["rev-parse", "HEAD"]);
+
+    let pinned = build("b", &[]);
+    assert!(pinned.status.success(), "{}", stderr(&pinned));
+    assert!(
+        pinned.stdout == first.stdout,
+        "the default build keeps the pinned commit"
+    );
+    assert_eq!(
+        std::fs::read_to_string(overlay.join("kflite.lock")).unwrap(),
+        lock
+    );
+
+    // --locked agrees: the lock is the truth, the moved tag is not consulted.
+    let locked = build("c", &["--locked"]);
+    assert!(locked.status.success(), "{}", stderr(&locked));
+    assert!(locked.stdout == first.stdout, "--locked builds the pinned commit");
+
+    let updated = build("c", &["--update-lock"]);
+    assert!(updated.status.success(), "{}", stderr(&updated));
+    assert!(String::from_utf8_lossy(&updated.stdout).contains("name: two"));
+    let lock = std::fs::read_to_string(overlay.join("kflite.lock")).unwrap();
+    assert_eq!(lock_field(&lock, &url, "commit").as_deref(), Some(c2.as_str()));
+}

@@ -280,30 +280,30 @@ impl Session {
             }
             r
         };
-        let (mut tree, commit) = tree_of(git_ref)?;
+        // As Cargo does: a pinned commit is fetched as such, whatever the
+        // ref names now (one fetch; --update-lock moves the pin).
+        let pin_error = match &locked {
+            Some(pin) => match tree_of(pin) {
+                Ok((tree, commit)) => {
+                    tracing::info!(remote = %describe(url, git_ref), %commit, "fetched the pinned commit");
+                    return Ok((tree, Some(commit), Origin::Fetched));
+                }
+                // Some servers refuse fetching by commit id: try the ref.
+                Err(e) => Some(e),
+            },
+            None => None,
+        };
+        let (tree, commit) = tree_of(git_ref)?;
         cache
             .put_ref(url, git_ref, &commit)
             .map_err(|e| format!("writing the cache: {e}"))?;
         tracing::info!(remote = %describe(url, git_ref), %commit, "fetched");
-        let mut commit = commit;
-        if let Some(pin) = locked.filter(|p| *p != commit) {
-            if self.opts.lock == LockMode::Locked {
-                return Err(format!(
-                    "{} now resolves to commit {commit}, but {} pins {pin}; run with --update-lock to move the pin",
-                    describe(url, git_ref),
-                    self.lock_path.display()
-                ));
-            }
-            // As Cargo does: keep the pinned commit while the lock names it.
-            tree = tree_of(&pin)
-                .map_err(|e| {
-                    format!(
-                        "{e} (the commit {} pins; --update-lock moves the pin)",
-                        self.lock_path.display()
-                    )
-                })?
-                .0;
-            commit = pin;
+        if let (Some(pin), Some(e)) = (locked.filter(|p| *p != commit), pin_error) {
+            return Err(format!(
+                "{} pins commit {pin}, which could not be fetched ({e}); the ref now names {commit}: \
+                 run with --update-lock to move the pin",
+                self.lock_path.display()
+            ));
         }
         Ok((tree, Some(commit), Origin::Fetched))
     }
@@ -606,8 +606,14 @@ fn copy_all(from: &Path, to: &Path) -> std::io::Result<()> {
 mod tests {
     #[test]
     fn redact_hides_userinfo_only() {
-        assert_eq!(super::redact("https://u:tok@h/o/r?ref=x"), "https://***@h/o/r?ref=x");
-        assert_eq!(super::redact("see ssh://git@h/o and https://h/p"), "see ssh://***@h/o and https://h/p");
+        assert_eq!(
+            super::redact("https://u:tok@h/o/r?ref=x"),
+            "https://***@h/o/r?ref=x"
+        );
+        assert_eq!(
+            super::redact("see ssh://git@h/o and https://h/p"),
+            "see ssh://***@h/o and https://h/p"
+        );
         assert_eq!(super::redact("git@github.com:o/r"), "git@github.com:o/r");
     }
 }
