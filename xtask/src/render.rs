@@ -2,7 +2,6 @@
 //! platform (default `overlays/homelab`) as kustomize would, for
 //! `kubectl apply --server-side -f -` or a branch ArgoCD syncs.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -19,23 +18,54 @@ pub struct Args {
     /// Write here instead of stdout.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Fail on any lint finding instead of printing it as a warning.
+    #[arg(long)]
+    strict: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let rendered = render(&args.overlay, args.mirror)?;
-    for warning in &rendered.warnings {
+    let dir = overlay_dir(&args.overlay);
+    let options = manifest_render::Options {
+        mirror: args.mirror.or_else(default_mirror),
+        ..Default::default()
+    };
+    // The overlay's own lint settings, as `manifest-render build` reads them.
+    let beside = dir.join(manifest_render::lint::CONFIG_FILE);
+    let config = if beside.is_file() {
+        manifest_render::lint::Config::from_file(&beside)?
+    } else {
+        manifest_render::lint::Config::default()
+    };
+    let (built, findings) = manifest_render::build_linted(&dir, &options, &config)
+        .with_context(|| format!("rendering {}", dir.display()))?;
+    for warning in &built.warnings {
         eprintln!("{warning}");
     }
+    for finding in &findings {
+        eprintln!("{finding}");
+    }
+    if args.strict && !findings.is_empty() {
+        anyhow::bail!(
+            "lint: {} finding(s) in {} (--strict)",
+            findings.len(),
+            dir.display()
+        );
+    }
     match args.output {
-        Some(path) => {
-            std::fs::write(&path, &rendered.yaml).with_context(|| format!("writing {}", path.display()))
-        }
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(rendered.yaml.as_bytes())
-                .and_then(|()| out.flush())
-                .context("writing stdout")
-        }
+        Some(path) => std::fs::File::create(&path)
+            .and_then(|f| built.write_to(&mut std::io::BufWriter::new(f)))
+            .with_context(|| format!("writing {}", path.display())),
+        None => built
+            .write_to(&mut std::io::stdout().lock())
+            .context("writing stdout"),
+    }
+}
+
+fn overlay_dir(overlay: &std::path::Path) -> PathBuf {
+    if overlay.is_absolute() {
+        overlay.to_path_buf()
+    } else {
+        crate::project_root().join(overlay)
     }
 }
 
@@ -46,23 +76,18 @@ pub fn default_mirror() -> Option<PathBuf> {
         .filter(|m| m.is_dir())
 }
 
-pub fn render(overlay: &std::path::Path, mirror: Option<PathBuf>) -> Result<manifest_render::Rendered> {
-    let root = crate::project_root();
-    let dir = if overlay.is_absolute() {
-        overlay.to_path_buf()
-    } else {
-        root.join(overlay)
-    };
-    let options = manifest_render::Options {
-        mirror: mirror.or_else(default_mirror),
-        ..Default::default()
-    };
-    manifest_render::render(&dir, &options).with_context(|| format!("rendering {}", dir.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn render(overlay: &std::path::Path, mirror: Option<PathBuf>) -> Result<manifest_render::Rendered> {
+        let dir = overlay_dir(overlay);
+        let options = manifest_render::Options {
+            mirror: mirror.or_else(default_mirror),
+            ..Default::default()
+        };
+        manifest_render::render(&dir, &options).with_context(|| format!("rendering {}", dir.display()))
+    }
 
     /// The platform renders with kflite's controllers and without what they replace.
     #[test]

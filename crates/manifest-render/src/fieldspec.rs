@@ -100,6 +100,12 @@ pub struct TransformerConfig {
 }
 
 impl TransformerConfig {
+    /// The built-in configuration, built once: every kustomization starts from it.
+    pub fn shared_builtin() -> std::sync::Arc<Self> {
+        static BUILTIN: std::sync::OnceLock<std::sync::Arc<TransformerConfig>> = std::sync::OnceLock::new();
+        BUILTIN.get_or_init(|| std::sync::Arc::new(TransformerConfig::builtin())).clone()
+    }
+
     pub fn builtin() -> Self {
         let mut common_labels = from_table(builtin_data::COMMON_LABELS);
         let metadata = from_table(builtin_data::METADATA_LABELS);

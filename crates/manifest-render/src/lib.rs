@@ -10,10 +10,12 @@ mod builtin_data_check;
 pub mod fieldspec;
 mod generators;
 pub mod kustomization;
+pub mod lint;
 pub mod loader;
 mod nameref;
 mod par;
 mod patch;
+mod pattern;
 pub mod remote;
 mod replacements;
 mod smp;
@@ -80,17 +82,90 @@ pub struct Rendered {
 
 /// Builds the kustomization in `dir`.
 pub fn render(dir: &Path, options: &Options) -> Result<Rendered> {
-    let (resources, warnings) = target::build(dir, options)?;
-    // Objects print independently; emit them on spare CPUs, join in order.
-    let chunk = resources.len().div_ceil(std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-    let chunks: Vec<&[resource::Resource]> = resources.chunks(chunk).collect();
-    let parts = par::map(&chunks, |c| yaml::emit_documents(c.iter().map(|r| &r.obj)));
-    let mut yaml = String::with_capacity(parts.iter().map(String::len).sum::<usize>() + parts.len() * 4);
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 && !p.is_empty() {
-            yaml.push_str("---\n");
+    build(dir, options).map(Built::into_rendered)
+}
+
+/// A build whose YAML is still in the pieces the printers produced.
+#[derive(Debug)]
+pub struct Built {
+    parts: Vec<String>,
+    /// Number of objects.
+    pub objects: usize,
+    /// What kustomize would print on stderr (deprecations, unused vars).
+    pub warnings: Vec<String>,
+}
+
+impl Built {
+    /// Writes the YAML stream without joining it into one string first,
+    /// which saves copying (and faulting in) the whole output once.
+    pub fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        for (i, p) in self.parts.iter().enumerate() {
+            if i > 0 && !p.is_empty() {
+                out.write_all(b"---\n")?;
+            }
+            out.write_all(p.as_bytes())?;
         }
-        yaml.push_str(p);
+        out.flush()
     }
-    Ok(Rendered { yaml, objects: resources.len(), warnings })
+
+    pub fn into_rendered(self) -> Rendered {
+        let Built { mut parts, objects, warnings } = self;
+        let total = parts.iter().map(String::len).sum::<usize>() + parts.len() * 4;
+        let rest = parts.split_off(parts.len().min(1));
+        let mut yaml = parts.pop().unwrap_or_default();
+        yaml.reserve(total - yaml.len());
+        for p in rest {
+            if !p.is_empty() {
+                yaml.push_str("---\n");
+            }
+            yaml.push_str(&p);
+        }
+        Rendered { yaml, objects, warnings }
+    }
+}
+
+/// Builds the kustomization in `dir`, leaving the output in pieces.
+pub fn build(dir: &Path, options: &Options) -> Result<Built> {
+    build_inner(dir, options, None).map(|(built, _)| built)
+}
+
+/// [`build`], and [`lint::lint`] over the same objects while they print.
+pub fn build_linted(dir: &Path, options: &Options, config: &lint::Config) -> Result<(Built, Vec<lint::Finding>)> {
+    build_inner(dir, options, Some(config))
+}
+
+fn build_inner(
+    dir: &Path,
+    options: &Options,
+    lint_config: Option<&lint::Config>,
+) -> Result<(Built, Vec<lint::Finding>)> {
+    loader::forget_resolved_dirs();
+    let (mut resources, warnings) = target::build(dir, options)?;
+    if lint_config.is_some() {
+        lint::shorten_origins(&mut resources, options.mirror.as_deref());
+    }
+    let objects = resources.len();
+    // Objects print independently: emit them on spare CPUs, in order.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunks: Vec<&[resource::Resource]> = resources.chunks(objects.div_ceil(workers).max(1)).collect();
+    let (parts, findings) = std::thread::scope(|s| {
+        let linted = lint_config.map(|c| s.spawn(|| lint::lint(&resources, c)));
+        let parts = par::map(&chunks, |c| yaml::emit_documents(c.iter().map(|r| &r.obj)));
+        let findings = linted.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        (parts, findings.unwrap_or_default())
+    });
+    drop(chunks);
+    // Freeing the objects costs as much as printing a tenth of them: halve it.
+    let rest = resources.split_off(objects / 2);
+    std::thread::scope(|s| {
+        s.spawn(move || drop(rest));
+        drop(resources);
+    });
+    Ok((Built { parts, objects, warnings }, findings))
+}
+
+/// Builds the kustomization in `dir` into its final objects (what [`render`]
+/// prints, before printing) and kustomize's warnings; for [`lint`].
+pub fn build_objects(dir: &Path, options: &Options) -> Result<(Vec<resource::Resource>, Vec<String>)> {
+    target::build(dir, options)
 }

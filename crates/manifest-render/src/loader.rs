@@ -253,6 +253,41 @@ pub fn clean(p: &Path) -> PathBuf {
     out
 }
 
+/// `path.canonicalize()` for a file, resolving its directory once per
+/// render: realpath(3) walks every component with a syscall each, and a
+/// platform build reads hundreds of files from a few dozen directories.
+fn canonical_file(path: &Path) -> std::io::Result<PathBuf> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return path.canonicalize();
+    };
+    if matches!(Path::new(name).components().next(), Some(Component::ParentDir | Component::CurDir)) {
+        return path.canonicalize();
+    }
+    let cached = DIRS.lock().ok().and_then(|d| d.as_ref().and_then(|d| d.get(parent).cloned()));
+    let dir = match cached {
+        Some(d) => d,
+        None => {
+            let d = parent.canonicalize()?;
+            if let Ok(mut dirs) = DIRS.lock() {
+                dirs.get_or_insert_with(std::collections::HashMap::new).insert(parent.to_path_buf(), d.clone());
+            }
+            d
+        }
+    };
+    let file = dir.join(name);
+    // The file itself may be a link out of the root: resolve it fully then.
+    if std::fs::symlink_metadata(&file)?.file_type().is_symlink() { file.canonicalize() } else { Ok(file) }
+}
+
+static DIRS: std::sync::Mutex<Option<std::collections::HashMap<PathBuf, PathBuf>>> = std::sync::Mutex::new(None);
+
+/// Forgets directories resolved by earlier renders (links may have moved).
+pub(crate) fn forget_resolved_dirs() {
+    if let Ok(mut dirs) = DIRS.lock() {
+        *dirs = None;
+    }
+}
+
 /// A kustomization root directory.
 #[derive(Debug, Clone)]
 pub struct Root {
@@ -322,7 +357,7 @@ impl Root {
             return Ok((path, text));
         }
         let joined = self.dir.join(name);
-        let real = joined.canonicalize().map_err(|e| Error::io(&joined, e))?;
+        let real = canonical_file(&joined).map_err(|e| Error::io(&joined, e))?;
         if !real.starts_with(&self.dir) {
             return Err(Error::invalid(
                 &joined,

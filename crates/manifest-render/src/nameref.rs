@@ -235,12 +235,13 @@ fn prev_selected(m: &Meta, sel: &Gvk) -> bool {
 }
 
 pub fn fix_back_references(ra: &mut Accumulator) -> Result<(), String> {
-    let backrefs = ra.config.name_reference.clone();
+    let cfg = std::sync::Arc::clone(&ra.config);
+    let backrefs = &cfg.name_reference;
     let n = ra.resources.len();
     let org_ids: Vec<_> = ra.resources.iter().map(Resource::org_id).collect();
     // Filters per referrer, in back-reference order.
     let mut plans: Vec<Vec<(FieldSpec, Gvk)>> = vec![Vec::new(); n];
-    for br in &backrefs {
+    for br in backrefs {
         for spec in &br.referrers {
             for (i, id) in org_ids.iter().enumerate() {
                 if id.gvk.is_selected_by(&spec.gvk) {

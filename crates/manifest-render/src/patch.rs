@@ -4,6 +4,7 @@ use crate::resource::{Gvk, Resource};
 use crate::target::{Accumulator, Target, display_id, resources_from_text};
 use crate::yaml::{Map, Value, parse_documents};
 use crate::{Error, Result, smp};
+use crate::pattern::Anchored;
 
 /// A patch target (kustomize's `types.Selector`); strings are regexes.
 #[derive(Debug, Clone, Default)]
@@ -37,20 +38,14 @@ impl Selector {
     }
 }
 
-fn anchored(p: &str) -> std::result::Result<Option<regex::Regex>, String> {
-    if p.is_empty() {
-        return Ok(None);
-    }
-    regex::Regex::new(&format!("^(?:{p})$")).map(Some).map_err(|e| format!("invalid regular expression '{p}': {e}"))
-}
 
 /// `resWrangler.Select`: indexes of resources the selector picks.
 pub(crate) fn select(resources: &[Resource], s: &Selector) -> std::result::Result<Vec<usize>, String> {
-    let (g, v, k) = (anchored(&s.gvk.group)?, anchored(&s.gvk.version)?, anchored(&s.gvk.kind)?);
-    let (name, ns) = (anchored(&s.name)?, anchored(&s.namespace)?);
+    let (g, v, k) = (Anchored::new(&s.gvk.group)?, Anchored::new(&s.gvk.version)?, Anchored::new(&s.gvk.kind)?);
+    let (name, ns) = (Anchored::new(&s.name)?, Anchored::new(&s.namespace)?);
     let labels = LabelSelector::parse(&s.label_selector)?;
     let annos = LabelSelector::parse(&s.annotation_selector)?;
-    let m = |re: &Option<regex::Regex>, t: &str| re.as_ref().is_none_or(|r| r.is_match(t));
+    let m = crate::pattern::matches;
     let mut out = Vec::new();
     for (i, r) in resources.iter().enumerate() {
         let cur = r.cur_id();

@@ -6,6 +6,7 @@ use crate::resource::{Gvk, ResId, Resource};
 use crate::target::{Accumulator, Target, display_id};
 use crate::yaml::{Map, Value, parse_documents};
 use crate::{Error, Result};
+use crate::pattern::Anchored;
 
 fn s(m: &Map, k: &str) -> String {
     m.get(k).and_then(Value::scalar_text).unwrap_or_default()
@@ -23,19 +24,13 @@ fn ids(r: &Resource) -> Vec<ResId> {
     v
 }
 
-fn anchored(p: &str) -> std::result::Result<Option<regex::Regex>, String> {
-    if p.is_empty() {
-        return Ok(None);
-    }
-    regex::Regex::new(&format!("^(?:{p})$")).map(Some).map_err(|e| format!("invalid regular expression '{p}': {e}"))
-}
 
 struct SelRe {
-    g: Option<regex::Regex>,
-    v: Option<regex::Regex>,
-    k: Option<regex::Regex>,
-    name: Option<regex::Regex>,
-    ns: Option<regex::Regex>,
+    g: Option<Anchored>,
+    v: Option<Anchored>,
+    k: Option<Anchored>,
+    name: Option<Anchored>,
+    ns: Option<Anchored>,
     empty_id: bool,
     labels: String,
     annotations: String,
@@ -45,18 +40,18 @@ impl SelRe {
     fn new(m: &Map) -> std::result::Result<Self, String> {
         let id = res_id(m);
         Ok(SelRe {
-            g: anchored(&id.gvk.group)?,
-            v: anchored(&id.gvk.version)?,
-            k: anchored(&id.gvk.kind)?,
-            name: anchored(&id.name)?,
-            ns: anchored(&id.namespace)?,
+            g: Anchored::new(&id.gvk.group)?,
+            v: Anchored::new(&id.gvk.version)?,
+            k: Anchored::new(&id.gvk.kind)?,
+            name: Anchored::new(&id.name)?,
+            ns: Anchored::new(&id.namespace)?,
             empty_id: id == ResId::default(),
             labels: s(m, "labelSelector"),
             annotations: s(m, "annotationSelector"),
         })
     }
     fn selects(&self, id: &ResId) -> bool {
-        let m = |re: &Option<regex::Regex>, t: &str| re.as_ref().is_none_or(|r| r.is_match(t));
+        let m = crate::pattern::matches;
         m(&self.g, &id.gvk.group)
             && m(&self.v, &id.gvk.version)
             && m(&self.k, &id.gvk.kind)

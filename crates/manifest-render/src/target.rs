@@ -14,14 +14,15 @@ use crate::{Error, generators, nameref, patch, sort, transformers, vars};
 #[derive(Debug, Default)]
 pub struct Accumulator {
     pub resources: Vec<Resource>,
-    pub config: TransformerConfig,
+    /// Shared until a kustomization brings its own configurations.
+    pub config: std::sync::Arc<TransformerConfig>,
     pub vars: Vec<vars::Var>,
     pub warnings: Vec<String>,
 }
 
 impl Accumulator {
     fn new() -> Self {
-        Accumulator { config: TransformerConfig::builtin(), ..Default::default() }
+        Accumulator { config: TransformerConfig::shared_builtin(), ..Default::default() }
     }
 
     /// `resWrangler.Append`: ids must be unique.
@@ -50,7 +51,9 @@ impl Accumulator {
 
     fn merge(&mut self, other: Accumulator) -> Result<(), String> {
         self.append_all(other.resources)?;
-        self.config.merge(&other.config)?;
+        if other.config.custom {
+            std::sync::Arc::make_mut(&mut self.config).merge(&other.config)?;
+        }
         vars::merge_set(&mut self.vars, other.vars)?;
         self.warnings.extend(other.warnings);
         Ok(())
@@ -155,7 +158,7 @@ impl Target {
             let docs = parse_documents(&text).map_err(|e| Error::yaml(&file, e))?;
             for d in &docs {
                 let cfg = TransformerConfig::from_value(d).map_err(|m| Error::invalid(&file, m))?;
-                ra.config.merge(&cfg).map_err(|m| Error::invalid(&file, m))?;
+                std::sync::Arc::make_mut(&mut ra.config).merge(&cfg).map_err(|m| Error::invalid(&file, m))?;
             }
         }
         generators::run(self, &mut ra)?;

@@ -59,7 +59,8 @@ pub fn namespace(t: &Target, ra: &mut Accumulator) -> Result<()> {
     if ns.is_empty() {
         return Ok(());
     }
-    let specs = ra.config.namespace.clone();
+    let cfg = std::sync::Arc::clone(&ra.config);
+    let specs = &cfg.namespace;
     // Live count of current ids, to report a conflict the moment it appears.
     let key = |id: &crate::resource::ResId| (id.gvk.clone(), id.name.clone(), id.effective_namespace().to_string());
     let mut counts: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
@@ -124,13 +125,14 @@ pub fn prefix_suffix(t: &Target, ra: &mut Accumulator) -> Result<()> {
         if affix.is_empty() {
             continue;
         }
-        let specs = if is_prefix { ra.config.name_prefix.clone() } else { ra.config.name_suffix.clone() };
+        let cfg = std::sync::Arc::clone(&ra.config);
+        let specs = if is_prefix { &cfg.name_prefix } else { &cfg.name_suffix };
         for r in &mut ra.resources {
             let id = r.org_id();
             if PREFIX_SKIP.iter().any(|(g, k)| (g.is_empty() || *g == id.gvk.group) && *k == id.gvk.kind) {
                 continue;
             }
-            for fs in &specs {
+            for fs in specs {
                 if !id.gvk.is_selected_by(&fs.gvk) {
                     continue;
                 }
@@ -192,8 +194,9 @@ pub fn labels(t: &Target, ra: &mut Accumulator) -> Result<()> {
         }
         apply_map_entries(ra, &l.pairs, &fss, &t.file)?;
     }
-    let specs = ra.config.common_labels.clone();
-    apply_map_entries(ra, &k.common_labels, &specs, &t.file)
+    let cfg = std::sync::Arc::clone(&ra.config);
+    let specs = &cfg.common_labels;
+    apply_map_entries(ra, &k.common_labels, specs, &t.file)
 }
 
 fn t_err(t: &Target, m: impl Into<String>) -> Error {
@@ -201,8 +204,9 @@ fn t_err(t: &Target, m: impl Into<String>) -> Error {
 }
 
 pub fn annotations(t: &Target, ra: &mut Accumulator) -> Result<()> {
-    let specs = ra.config.common_annotations.clone();
-    apply_map_entries(ra, &t.kust.common_annotations, &specs, &t.file)
+    let cfg = std::sync::Arc::clone(&ra.config);
+    let specs = &cfg.common_annotations;
+    apply_map_entries(ra, &t.kust.common_annotations, specs, &t.file)
 }
 
 pub fn replicas(t: &Target, ra: &mut Accumulator) -> Result<()> {
@@ -214,9 +218,10 @@ pub fn replicas(t: &Target, ra: &mut Accumulator) -> Result<()> {
             None | Some(Value::Null | Value::NullText) => 0,
             Some(other) => return Err(t_err(t, format!("replicas '{name}': count must be an integer, got {other:?}"))),
         };
-        let specs = ra.config.replicas.clone();
+        let cfg = std::sync::Arc::clone(&ra.config);
+    let specs = &cfg.replicas;
         let mut found = false;
-        for fs in &specs {
+        for fs in specs {
             for r in &mut ra.resources {
                 if !r.any_id(|id| id.name == name && id.gvk.is_selected_by(&fs.gvk)) {
                     continue;
@@ -244,7 +249,7 @@ pub fn replicas(t: &Target, ra: &mut Accumulator) -> Result<()> {
 #[derive(Debug, Clone)]
 struct ImageArgs {
     /// kustomize's pattern: the image name, used as a regular expression.
-    pattern: Option<regex::Regex>,
+    pattern: Option<crate::pattern::ImagePattern>,
     new_name: String,
     new_tag: String,
     digest: String,
@@ -252,8 +257,8 @@ struct ImageArgs {
 }
 
 /// kustomize compiles the image name into a regular expression as is.
-fn image_pattern(name: &str) -> Option<regex::Regex> {
-    regex::Regex::new(&format!("^{name}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$")).ok()
+fn image_pattern(name: &str) -> Option<crate::pattern::ImagePattern> {
+    crate::pattern::ImagePattern::new(name)
 }
 
 #[cfg(test)]
@@ -358,13 +363,14 @@ pub fn images(t: &Target, ra: &mut Accumulator) -> Result<()> {
             digest: s("digest"),
             tag_suffix: s("tagSuffix"),
         };
-        let specs = ra.config.images.clone();
+        let cfg = std::sync::Arc::clone(&ra.config);
+    let specs = &cfg.images;
         for r in &mut ra.resources {
             if r.kind() == "CustomResourceDefinition" {
                 continue;
             }
             legacy_images(&mut r.obj, &a).map_err(|m| t_err(t, m))?;
-            apply_specs(r, &specs, CreateKind::None, &mut |v| update_image(v, &a)).map_err(|m| t_err(t, m))?;
+            apply_specs(r, specs, CreateKind::None, &mut |v| update_image(v, &a)).map_err(|m| t_err(t, m))?;
         }
     }
     Ok(())

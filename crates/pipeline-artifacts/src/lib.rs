@@ -4,16 +4,17 @@
 //! [`desired`] is the hook's output as a pure function, [`store`] talks to
 //! SeaweedFS, [`reconcile`] converges one namespace without leaking keys,
 //! [`controller`] runs it on Namespaces, and [`hook`] serves metacontroller's
-//! webhook for the migration.
+//! webhook for the migration. [`gc`] deletes the artifacts of deleted runs.
 
+pub mod admin;
+pub mod controller;
 pub mod desired;
+pub mod gc;
+pub mod hook;
+pub mod metrics;
 pub mod pyjson;
+pub mod reconcile;
 pub mod secret;
 pub mod settings;
 pub mod store;
 pub mod testsupport;
-pub mod hook;
-pub mod metrics;
-pub mod reconcile;
-pub mod controller;
-pub mod admin;

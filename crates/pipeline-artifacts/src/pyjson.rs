@@ -74,6 +74,9 @@ mod tests {
     #[test]
     fn matches_python_defaults() {
         let v = json!({"a": [1, true, null], "b": {"c": "x\"y\u{e9}\u{1f600}\u{7f}"}});
-        assert_eq!(dumps(&v), r#"{"a": [1, true, null], "b": {"c": "x\"y\u00e9\ud83d\ude00\u007f"}}"#);
+        assert_eq!(
+            dumps(&v),
+            r#"{"a": [1, true, null], "b": {"c": "x\"y\u00e9\ud83d\ude00\u007f"}}"#
+        );
     }
 }

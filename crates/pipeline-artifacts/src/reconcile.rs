@@ -10,7 +10,9 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
@@ -38,23 +40,37 @@ pub struct Context {
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("settings", &self.settings).field("bucket", &self.store.bucket).finish()
+        f.debug_struct("Context")
+            .field("settings", &self.settings)
+            .field("bucket", &self.store.bucket)
+            .finish()
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error("namespace {namespace}: {source}")]
-    Store { namespace: String, source: Box<StoreError> },
+    Store {
+        namespace: String,
+        source: Box<StoreError>,
+    },
     #[error("namespace {namespace}: Kubernetes {action} failed: {source}")]
-    Kube { namespace: String, action: String, source: Box<kube::Error> },
+    Kube {
+        namespace: String,
+        action: String,
+        source: Box<kube::Error>,
+    },
     #[error(
         "namespace {namespace}: Secret {SECRET_NAME} holds the SeaweedFS admin identity; refusing to replace it \
          (unlabel this namespace: it is where the admin Secret lives)"
     )]
     AdminSecret { namespace: String },
     #[error("namespace {namespace}: object {object} cannot be applied: {message}")]
-    Object { namespace: String, object: String, message: String },
+    Object {
+        namespace: String,
+        object: String,
+        message: String,
+    },
 }
 
 /// What a reconcile did.
@@ -69,11 +85,18 @@ pub struct Outcome {
 
 fn kube_err(ns: &str, action: impl Into<String>) -> impl FnOnce(kube::Error) -> ReconcileError + '_ {
     let action = action.into();
-    move |source| ReconcileError::Kube { namespace: ns.to_owned(), action, source: Box::new(source) }
+    move |source| ReconcileError::Kube {
+        namespace: ns.to_owned(),
+        action,
+        source: Box::new(source),
+    }
 }
 
 fn store_err(ns: &str) -> impl FnOnce(StoreError) -> ReconcileError + '_ {
-    move |source| ReconcileError::Store { namespace: ns.to_owned(), source: Box::new(source) }
+    move |source| ReconcileError::Store {
+        namespace: ns.to_owned(),
+        source: Box::new(source),
+    }
 }
 
 fn is_enabled(ns: &Namespace, label: &str) -> bool {
@@ -106,9 +129,16 @@ pub async fn reconcile(ns: &Namespace, ctx: &Context) -> Result<Outcome, Reconci
     }
 }
 
-async fn patch_namespace(ctx: &Context, name: &str, patch: Value, action: &str) -> Result<(), ReconcileError> {
+async fn patch_namespace(
+    ctx: &Context,
+    name: &str,
+    patch: Value,
+    action: &str,
+) -> Result<(), ReconcileError> {
     let api: Api<Namespace> = Api::all(ctx.client.clone());
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(kube_err(name, action))?;
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(kube_err(name, action))?;
     Ok(())
 }
 
@@ -118,7 +148,13 @@ async fn credentials_work(ctx: &Context, ns: &str, creds: &Credentials) -> Resul
     let endpoints = ctx.store.endpoints();
     let user = crate::store::s3_client(&endpoints, creds);
     let probe = format!("private-artifacts/{ns}/.kflite-credential-check");
-    match user.get_object().bucket(&ctx.store.bucket).key(&probe).send().await {
+    match user
+        .get_object()
+        .bucket(&ctx.store.bucket)
+        .key(&probe)
+        .send()
+        .await
+    {
         Ok(_) => Ok(true),
         Err(e) => {
             let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e).map(str::to_owned);
@@ -165,9 +201,19 @@ async fn converge_credentials(ns: &Namespace, ctx: &Context) -> Result<Outcome, 
     let store = &ctx.store;
     let mut out = Outcome::default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), name);
-    let existing = secrets.get_opt(SECRET_NAME).await.map_err(kube_err(name, "get Secret"))?;
-    let wanted_rotation = ns.annotations().get(ROTATE_ANNOTATION).cloned().unwrap_or_default();
-    let stored = existing.as_ref().and_then(|s| serde_json::to_value(s).ok()).and_then(|v| secret_credentials(&v));
+    let existing = secrets
+        .get_opt(SECRET_NAME)
+        .await
+        .map_err(kube_err(name, "get Secret"))?;
+    let wanted_rotation = ns
+        .annotations()
+        .get(ROTATE_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
+    let stored = existing
+        .as_ref()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .and_then(|v| secret_credentials(&v));
     let stored_for = existing
         .as_ref()
         .and_then(|s| s.annotations().get(ROTATED_FOR_ANNOTATION).cloned())
@@ -175,14 +221,18 @@ async fn converge_credentials(ns: &Namespace, ctx: &Context) -> Result<Outcome, 
     if let (Some(c), Some(admin)) = (&stored, &store.admin_key_id)
         && &c.access_key_id == admin
     {
-        return Err(ReconcileError::AdminSecret { namespace: name.to_owned() });
+        return Err(ReconcileError::AdminSecret {
+            namespace: name.to_owned(),
+        });
     }
     let keys = store.list_keys(name).await.map_err(store_err(name))?;
     let rotation_due = stored.is_some() && stored_for != wanted_rotation;
     let mut keep = None;
     if let Some(creds) = stored.filter(|c| keys.contains(&c.access_key_id))
         && !rotation_due
-        && credentials_work(ctx, name, &creds).await.map_err(store_err(name))?
+        && credentials_work(ctx, name, &creds)
+            .await
+            .map_err(store_err(name))?
     {
         keep = Some(creds);
     }
@@ -198,12 +248,24 @@ async fn converge_credentials(ns: &Namespace, ctx: &Context) -> Result<Outcome, 
             let (reason, note) = if rotation_due {
                 out.rotated = true;
                 ctx.metrics.rotations.inc();
-                ("CredentialsRotated", format!("rotated to access key {}", creds.access_key_id))
+                (
+                    "CredentialsRotated",
+                    format!("rotated to access key {}", creds.access_key_id),
+                )
             } else if existing.is_some() {
                 out.repaired = true;
-                ("CredentialsRepaired", format!("Secret {SECRET_NAME} did not hold a working key; issued {}", creds.access_key_id))
+                (
+                    "CredentialsRepaired",
+                    format!(
+                        "Secret {SECRET_NAME} did not hold a working key; issued {}",
+                        creds.access_key_id
+                    ),
+                )
             } else {
-                ("CredentialsIssued", format!("issued access key {}", creds.access_key_id))
+                (
+                    "CredentialsIssued",
+                    format!("issued access key {}", creds.access_key_id),
+                )
             };
             tracing::info!(namespace = name, access_key_id = %creds.access_key_id, reason, "stored new credentials");
             publish_event(ctx, name, "Normal", reason, &note).await;
@@ -237,7 +299,13 @@ async fn cleanup(ns: &Namespace, ctx: &Context, deleting: bool) -> Result<Outcom
     }
     if !deleting {
         // Unlabelled: the objects would only hold a dead key and stale config.
-        let mut objects = config_objects(name, &Settings { artifacts_proxy_enabled: true, ..ctx.settings.clone() });
+        let mut objects = config_objects(
+            name,
+            &Settings {
+                artifacts_proxy_enabled: true,
+                ..ctx.settings.clone()
+            },
+        );
         objects.push(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET_NAME, "namespace": name}}));
         for obj in objects {
             let (api, obj_name) = dynamic_api(ctx, name, &obj)?;
@@ -247,15 +315,41 @@ async fn cleanup(ns: &Namespace, ctx: &Context, deleting: bool) -> Result<Outcom
                 Err(e) => return Err(kube_err(name, format!("delete {obj_name}"))(e)),
             }
         }
-        patch_namespace(ctx, name, json!({"metadata": {"annotations": {STATUS_ANNOTATION: null}}}), "clear status").await?;
+        patch_namespace(
+            ctx,
+            name,
+            json!({"metadata": {"annotations": {STATUS_ANNOTATION: null}}}),
+            "clear status",
+        )
+        .await?;
     }
-    tracing::info!(namespace = name, keys = removed, "removed IAM user, keys and policy");
-    publish_event(ctx, name, "Normal", "CredentialsRemoved", &format!("removed IAM user {name} and {removed} key(s)")).await;
-    Ok(Outcome { cleaned_up: true, keys_deleted: removed, ..Outcome::default() })
+    tracing::info!(
+        namespace = name,
+        keys = removed,
+        "removed IAM user, keys and policy"
+    );
+    publish_event(
+        ctx,
+        name,
+        "Normal",
+        "CredentialsRemoved",
+        &format!("removed IAM user {name} and {removed} key(s)"),
+    )
+    .await;
+    Ok(Outcome {
+        cleaned_up: true,
+        keys_deleted: removed,
+        ..Outcome::default()
+    })
 }
 
 fn dynamic_api(ctx: &Context, ns: &str, obj: &Value) -> Result<(Api<DynamicObject>, String), ReconcileError> {
-    let field = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let field = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let (api_version, kind, name) = (field("/apiVersion"), field("/kind"), field("/metadata/name"));
     let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
     if kind.is_empty() || name.is_empty() || version.is_empty() {
@@ -273,9 +367,13 @@ fn dynamic_api(ctx: &Context, ns: &str, obj: &Value) -> Result<(Api<DynamicObjec
 async fn apply(ctx: &Context, ns: &str, obj: &Value) -> Result<(), ReconcileError> {
     let (api, name) = dynamic_api(ctx, ns, obj)?;
     let kind = obj["kind"].as_str().unwrap_or_default();
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj))
-        .await
-        .map_err(kube_err(ns, format!("apply {kind}/{name}")))?;
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .map_err(kube_err(ns, format!("apply {kind}/{name}")))?;
     Ok(())
 }
 
@@ -299,7 +397,9 @@ pub async fn publish_event(ctx: &Context, namespace: &str, type_: &str, reason: 
     });
     let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Event"));
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), "default", &ar);
-    let Ok(obj) = serde_json::from_value::<DynamicObject>(event) else { return };
+    let Ok(obj) = serde_json::from_value::<DynamicObject>(event) else {
+        return;
+    };
     if let Err(e) = api.create(&PostParams::default(), &obj).await {
         tracing::debug!(namespace, reason, error = %e, "could not record event");
     }

@@ -39,7 +39,10 @@ pub struct Credentials {
 
 impl Credentials {
     pub fn new(access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
-        Self { access_key_id: access_key_id.into(), secret_access_key: SecretString::new(secret_access_key) }
+        Self {
+            access_key_id: access_key_id.into(),
+            secret_access_key: SecretString::new(secret_access_key),
+        }
     }
 }
 

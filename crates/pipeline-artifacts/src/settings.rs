@@ -80,7 +80,10 @@ mod tests {
         assert_eq!(parse_retention_days("+30"), Ok(30));
         assert_eq!(parse_retention_days("1_000"), Ok(1000));
         let err = parse_retention_days("seven").unwrap_err();
-        assert!(err.contains("ARTIFACT_RETENTION_DAYS") && err.contains("seven"), "{err}");
+        assert!(
+            err.contains("ARTIFACT_RETENTION_DAYS") && err.contains("seven"),
+            "{err}"
+        );
     }
 
     #[test]

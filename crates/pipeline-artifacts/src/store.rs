@@ -30,9 +30,19 @@ pub struct Endpoints {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("SeaweedFS {api} {op} for {subject} failed: {message}")]
-    Call { api: &'static str, op: &'static str, subject: String, message: String, code: Option<String> },
+    Call {
+        api: &'static str,
+        op: &'static str,
+        subject: String,
+        message: String,
+        code: Option<String>,
+    },
     #[error("SeaweedFS {op} for {subject} answered without {what}")]
-    Malformed { op: &'static str, subject: String, what: &'static str },
+    Malformed {
+        op: &'static str,
+        subject: String,
+        what: &'static str,
+    },
     #[error("IAM user {0} holds the admin's access key; refusing to manage it as a namespace")]
     AdminUser(String),
     #[error("lifecycle rule for bucket {bucket} is invalid: {message}")]
@@ -139,7 +149,12 @@ pub fn s3_client(endpoints: &Endpoints, creds: &Credentials) -> aws_sdk_s3::Clie
 
 impl SeaweedStore {
     pub fn new(endpoints: &Endpoints, admin: &Credentials, bucket: impl Into<String>) -> Self {
-        let mut store = Self::from_configs(endpoints, iam_config(endpoints, admin), s3_config(endpoints, admin), bucket);
+        let mut store = Self::from_configs(
+            endpoints,
+            iam_config(endpoints, admin),
+            s3_config(endpoints, admin),
+            bucket,
+        );
         store.admin_key_id = Some(admin.access_key_id.clone());
         store
     }
@@ -170,14 +185,24 @@ impl SeaweedStore {
         let mut ids = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let out = self.iam.list_access_keys().user_name(user).set_marker(marker.clone()).send().await;
+            let out = self
+                .iam
+                .list_access_keys()
+                .user_name(user)
+                .set_marker(marker.clone())
+                .send()
+                .await;
             let out = match out {
                 Ok(out) => out,
                 // AWS says NoSuchEntity for a missing user; SeaweedFS returns an empty list.
                 Err(e) if e.code() == Some("NoSuchEntity") => return Ok(ids),
                 Err(e) => return Err(call_err("IAM", "ListAccessKeys", user, e)),
             };
-            ids.extend(out.access_key_metadata().iter().filter_map(|k| k.access_key_id().map(str::to_owned)));
+            ids.extend(
+                out.access_key_metadata()
+                    .iter()
+                    .filter_map(|k| k.access_key_id().map(str::to_owned)),
+            );
             match (out.is_truncated(), out.marker()) {
                 (true, Some(next)) if Some(next) != marker.as_deref() => marker = Some(next.to_owned()),
                 _ => break,
@@ -185,7 +210,11 @@ impl SeaweedStore {
         }
         // A namespace named like the admin user (upstream: kubeflow-admin) must
         // never get, rotate or delete the admin's keys. Every path lists first.
-        if self.admin_key_id.as_ref().is_some_and(|admin| ids.contains(admin)) {
+        if self
+            .admin_key_id
+            .as_ref()
+            .is_some_and(|admin| ids.contains(admin))
+        {
             return Err(StoreError::AdminUser(user.to_owned()));
         }
         Ok(ids)
@@ -195,11 +224,13 @@ impl SeaweedStore {
     pub async fn ensure_user(&self, user: &str) -> Result<(), StoreError> {
         match self.iam.get_user().user_name(user).send().await {
             Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("NoSuchEntity") => match self.iam.create_user().user_name(user).send().await {
-                Ok(_) => Ok(()),
-                Err(e) if e.code() == Some("EntityAlreadyExists") => Ok(()),
-                Err(e) => Err(call_err("IAM", "CreateUser", user, e)),
-            },
+            Err(e) if e.code() == Some("NoSuchEntity") => {
+                match self.iam.create_user().user_name(user).send().await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.code() == Some("EntityAlreadyExists") => Ok(()),
+                    Err(e) => Err(call_err("IAM", "CreateUser", user, e)),
+                }
+            }
             Err(e) => Err(call_err("IAM", "GetUser", user, e)),
         }
     }
@@ -230,10 +261,22 @@ impl SeaweedStore {
 
     /// Deletes one key; a key that is already gone is fine.
     pub async fn delete_key(&self, user: &str, access_key_id: &str) -> Result<(), StoreError> {
-        match self.iam.delete_access_key().user_name(user).access_key_id(access_key_id).send().await {
+        match self
+            .iam
+            .delete_access_key()
+            .user_name(user)
+            .access_key_id(access_key_id)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("NoSuchEntity") => Ok(()),
-            Err(e) => Err(call_err("IAM", "DeleteAccessKey", &format!("{user} key {access_key_id}"), e)),
+            Err(e) => Err(call_err(
+                "IAM",
+                "DeleteAccessKey",
+                &format!("{user} key {access_key_id}"),
+                e,
+            )),
         }
     }
 
@@ -253,12 +296,14 @@ impl SeaweedStore {
     /// Writes the policy only when the stored one differs (each IAM write
     /// rewrites SeaweedFS's whole identity file). Returns whether it wrote.
     pub async fn ensure_policy(&self, namespace: &str) -> Result<bool, StoreError> {
-        let want: Option<serde_json::Value> = serde_json::from_str(&policy_document(&self.bucket, namespace)).ok();
+        let want: Option<serde_json::Value> =
+            serde_json::from_str(&policy_document(&self.bucket, namespace)).ok();
         if let Some(stored) = self.get_policy(namespace).await? {
             // AWS returns the document URL-encoded; SeaweedFS returns it as is.
             let decoded = percent_decode(&stored);
-            let stored: Option<serde_json::Value> =
-                serde_json::from_str(&stored).ok().or_else(|| serde_json::from_str(&decoded).ok());
+            let stored: Option<serde_json::Value> = serde_json::from_str(&stored)
+                .ok()
+                .or_else(|| serde_json::from_str(&decoded).ok());
             if stored.is_some() && stored == want {
                 return Ok(false);
             }
@@ -269,7 +314,14 @@ impl SeaweedStore {
 
     /// The policy document stored for the namespace, if any.
     pub async fn get_policy(&self, namespace: &str) -> Result<Option<String>, StoreError> {
-        match self.iam.get_user_policy().user_name(namespace).policy_name(policy_name(namespace)).send().await {
+        match self
+            .iam
+            .get_user_policy()
+            .user_name(namespace)
+            .policy_name(policy_name(namespace))
+            .send()
+            .await
+        {
             Ok(out) => Ok(Some(out.policy_document().to_owned())),
             Err(e) if e.code() == Some("NoSuchEntity") => Ok(None),
             Err(e) => Err(call_err("IAM", "GetUserPolicy", namespace, e)),
@@ -291,7 +343,14 @@ impl SeaweedStore {
         for id in &keys {
             self.delete_key(namespace, id).await?;
         }
-        match self.iam.delete_user_policy().user_name(namespace).policy_name(policy_name(namespace)).send().await {
+        match self
+            .iam
+            .delete_user_policy()
+            .user_name(namespace)
+            .policy_name(policy_name(namespace))
+            .send()
+            .await
+        {
             Ok(_) => {}
             Err(e) if e.code() == Some("NoSuchEntity") => {}
             Err(e) => return Err(call_err("IAM", "DeleteUserPolicy", namespace, e)),
@@ -310,7 +369,9 @@ impl SeaweedStore {
             Ok(_) => Ok(()),
             Err(head) => match self.s3.create_bucket().bucket(&self.bucket).send().await {
                 Ok(_) => Ok(()),
-                Err(e) if matches!(e.code(), Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")) => Ok(()),
+                Err(e) if matches!(e.code(), Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")) => {
+                    Ok(())
+                }
                 Err(e) => {
                     tracing::debug!(error = %DisplayErrorContext(&head), "HeadBucket failed before CreateBucket");
                     Err(call_err("S3", "CreateBucket", &self.bucket, e))
@@ -321,7 +382,13 @@ impl SeaweedStore {
 
     /// The bucket's lifecycle rules (empty when it has none).
     pub async fn lifecycle_rules(&self) -> Result<Vec<LifecycleRule>, StoreError> {
-        match self.s3.get_bucket_lifecycle_configuration().bucket(&self.bucket).send().await {
+        match self
+            .s3
+            .get_bucket_lifecycle_configuration()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
             Ok(out) => Ok(out.rules().to_vec()),
             Err(e) if e.code() == Some("NoSuchLifecycleConfiguration") => Ok(Vec::new()),
             Err(e) => Err(call_err("S3", "GetBucketLifecycleConfiguration", &self.bucket, e)),
@@ -333,8 +400,11 @@ impl SeaweedStore {
     /// Returns whether anything changed.
     pub async fn ensure_lifecycle(&self, days: i64) -> Result<bool, StoreError> {
         let current = self.lifecycle_rules().await?;
-        let others: Vec<LifecycleRule> =
-            current.iter().filter(|r| r.id() != Some(LIFECYCLE_RULE_ID)).cloned().collect();
+        let others: Vec<LifecycleRule> = current
+            .iter()
+            .filter(|r| r.id() != Some(LIFECYCLE_RULE_ID))
+            .cloned()
+            .collect();
         let ours = current.iter().find(|r| r.id() == Some(LIFECYCLE_RULE_ID));
         if days <= 0 {
             if ours.is_none() {
@@ -370,7 +440,10 @@ impl SeaweedStore {
             .filter(LifecycleRuleFilter::builder().prefix(LIFECYCLE_PREFIX).build())
             .expiration(LifecycleExpiration::builder().days(days).build())
             .build()
-            .map_err(|e| StoreError::Lifecycle { bucket: self.bucket.clone(), message: e.to_string() })?;
+            .map_err(|e| StoreError::Lifecycle {
+                bucket: self.bucket.clone(),
+                message: e.to_string(),
+            })?;
         let mut rules = others;
         rules.push(rule);
         self.put_rules(rules).await?;
@@ -381,7 +454,10 @@ impl SeaweedStore {
         let config = BucketLifecycleConfiguration::builder()
             .set_rules(Some(rules))
             .build()
-            .map_err(|e| StoreError::Lifecycle { bucket: self.bucket.clone(), message: e.to_string() })?;
+            .map_err(|e| StoreError::Lifecycle {
+                bucket: self.bucket.clone(),
+                message: e.to_string(),
+            })?;
         self.s3
             .put_bucket_lifecycle_configuration()
             .bucket(&self.bucket)
@@ -428,7 +504,11 @@ impl SeaweedStore {
                 .send()
                 .await
                 .map_err(|e| call_err("S3", "ListObjectsV2", prefix, e))?;
-            let keys: Vec<String> = out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
+            let keys: Vec<String> = out
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned))
+                .collect();
             if keys.is_empty() {
                 return Ok(deleted);
             }

@@ -2,6 +2,8 @@
 //! temp dir, bucket and admin identity made the upstream way (`weed shell`),
 //! killed on drop. The gc work reuses it.
 
+pub mod mariadb;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,7 +40,10 @@ pub struct SeaweedFs {
 
 impl std::fmt::Debug for SeaweedFs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SeaweedFs").field("endpoints", &self.endpoints).field("dir", &self.dir.path()).finish()
+        f.debug_struct("SeaweedFs")
+            .field("endpoints", &self.endpoints)
+            .field("dir", &self.dir.path())
+            .finish()
     }
 }
 
@@ -78,7 +83,10 @@ impl SeaweedFs {
     }
 
     fn start_once(weed: &Path) -> Result<Self, SeaweedError> {
-        let dir = tempfile::Builder::new().prefix("kflite-seaweedfs-").tempdir().map_err(SeaweedError::TempDir)?;
+        let dir = tempfile::Builder::new()
+            .prefix("kflite-seaweedfs-")
+            .tempdir()
+            .map_err(SeaweedError::TempDir)?;
         let mut ports = Vec::new();
         // Hold every listener until all are chosen so no two ports collide.
         let mut held = Vec::new();
@@ -88,8 +96,18 @@ impl SeaweedFs {
             held.push(l);
         }
         drop(held);
-        let [master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc, iam] =
-            <[u16; 9]>::try_from(ports).map_err(|_| SeaweedError::Port(std::io::Error::other("port count")))?;
+        let [
+            master,
+            master_grpc,
+            volume,
+            volume_grpc,
+            filer,
+            filer_grpc,
+            s3,
+            s3_grpc,
+            iam,
+        ] = <[u16; 9]>::try_from(ports)
+            .map_err(|_| SeaweedError::Port(std::io::Error::other("port count")))?;
         let log = std::fs::File::create(dir.path().join("weed.log")).map_err(SeaweedError::TempDir)?;
         let log2 = log.try_clone().map_err(SeaweedError::TempDir)?;
         let data = dir.path().join("data");
@@ -97,9 +115,23 @@ impl SeaweedFs {
         let child = Command::new(weed)
             .arg("server")
             .arg(format!("-dir={}", data.display()))
-            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.volumePreallocate=false"])
-            .args(["-master.telemetry=false", "-volume.max=0", "-filer", "-s3", "-iam"])
-            .args(["-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64"])
+            .args([
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-master.volumePreallocate=false",
+            ])
+            .args([
+                "-master.telemetry=false",
+                "-volume.max=0",
+                "-filer",
+                "-s3",
+                "-iam",
+            ])
+            .args([
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                "-master.volumeSizeLimitMB=64",
+            ])
             .arg(format!("-master.port={master}"))
             .arg(format!("-master.port.grpc={master_grpc}"))
             .arg(format!("-volume.port={volume}"))
@@ -114,7 +146,10 @@ impl SeaweedFs {
             .stdout(log)
             .stderr(log2)
             .spawn()
-            .map_err(|source| SeaweedError::Spawn { weed: weed.to_owned(), source })?;
+            .map_err(|source| SeaweedError::Spawn {
+                weed: weed.to_owned(),
+                source,
+            })?;
         let admin = Credentials::new(format!("ADMIN{}", random_token(15)), random_token(40));
         let mut me = SeaweedFs {
             child,
@@ -154,14 +189,26 @@ impl SeaweedFs {
         for (what, port) in [("S3 /status", s3), ("IAM port", iam)] {
             loop {
                 if let Ok(Some(status)) = self.child.try_wait() {
-                    return Err(SeaweedError::NotReady { secs: 0, what: format!("weed exited: {status}"), log: self.log() });
+                    return Err(SeaweedError::NotReady {
+                        secs: 0,
+                        what: format!("weed exited: {status}"),
+                        log: self.log(),
+                    });
                 }
-                let ok = if port == s3 { http_ok(port, "/status") } else { std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() };
+                let ok = if port == s3 {
+                    http_ok(port, "/status")
+                } else {
+                    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                };
                 if ok {
                     break;
                 }
                 if start.elapsed() > limit {
-                    return Err(SeaweedError::NotReady { secs: limit.as_secs(), what: what.into(), log: self.log() });
+                    return Err(SeaweedError::NotReady {
+                        secs: limit.as_secs(),
+                        what: what.into(),
+                        log: self.log(),
+                    });
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -176,15 +223,28 @@ impl SeaweedFs {
         let start = Instant::now();
         let out_path = self.dir.path().join("shell.out");
         loop {
-            let out_file = std::fs::File::create(&out_path).map_err(|e| SeaweedError::Shell { command: name, message: e.to_string() })?;
-            let err_file = out_file.try_clone().map_err(|e| SeaweedError::Shell { command: name, message: e.to_string() })?;
+            let out_file = std::fs::File::create(&out_path).map_err(|e| SeaweedError::Shell {
+                command: name,
+                message: e.to_string(),
+            })?;
+            let err_file = out_file.try_clone().map_err(|e| SeaweedError::Shell {
+                command: name,
+                message: e.to_string(),
+            })?;
             let mut child = Command::new(&self.weed)
-                .args(["shell", &format!("-master={}", self.master), &format!("-filer={}", self.filer)])
+                .args([
+                    "shell",
+                    &format!("-master={}", self.master),
+                    &format!("-filer={}", self.filer),
+                ])
                 .stdin(Stdio::piped())
                 .stdout(out_file)
                 .stderr(err_file)
                 .spawn()
-                .map_err(|e| SeaweedError::Shell { command: name, message: e.to_string() })?;
+                .map_err(|e| SeaweedError::Shell {
+                    command: name,
+                    message: e.to_string(),
+                })?;
             if let Some(mut stdin) = child.stdin.take() {
                 let _ = writeln!(stdin, "{command}");
             }
@@ -215,7 +275,10 @@ impl SeaweedFs {
                 // Only the status and whether a known marker appeared: the text may hold the secret.
                 return Err(SeaweedError::Shell {
                     command: name,
-                    message: format!("exit {status:?}, expected confirmation not seen; weed log:\n{}", self.log()),
+                    message: format!(
+                        "exit {status:?}, expected confirmation not seen; weed log:\n{}",
+                        self.log()
+                    ),
                 });
             }
             std::thread::sleep(Duration::from_millis(300));
@@ -234,7 +297,9 @@ impl SeaweedFs {
 
 fn http_ok(port: u16, path: &str) -> bool {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     if write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
         return false;
@@ -310,7 +375,12 @@ impl aws_sdk_iam::config::Intercept for FailAfterSend {
     ) -> Result<(), aws_sdk_iam::error::BoxError> {
         use std::sync::atomic::Ordering;
         let matches = cfg.load::<Targeted>().is_some();
-        if !matches || self.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
+        if !matches
+            || self
+                .remaining
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_err()
+        {
             return Ok(());
         }
         self.injected.fetch_add(1, Ordering::SeqCst);

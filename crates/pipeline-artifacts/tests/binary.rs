@@ -14,22 +14,20 @@ use kube::api::{Api, PostParams};
 use pipeline_artifacts::desired::secret_object;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    Some((head.split_whitespace().nth(1)?.parse().ok()?, body.to_owned()))
-}
+use common::http_get as get;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
-    let Some(env) = Env::start("run_binary_provisions_serves_endpoints_and_never_logs_secrets").await else { return };
+    let Some(env) = Env::start("run_binary_provisions_serves_endpoints_and_never_logs_secrets").await else {
+        return;
+    };
     // The admin Secret, as upstream's kubeflow/mlpipeline-minio-artifact.
     env.create_namespace("kubeflow", false).await;
     let admin: Secret = serde_json::from_value(secret_object("kubeflow", &env.sw.admin)).unwrap();
-    Api::<Secret>::namespaced(env.client.clone(), "kubeflow").create(&PostParams::default(), &admin).await.unwrap();
+    Api::<Secret>::namespaced(env.client.clone(), "kubeflow")
+        .create(&PostParams::default(), &admin)
+        .await
+        .unwrap();
 
     let port = pipeline_artifacts::testsupport::free_tcp_port().unwrap();
     let log_path = env.sw.data_dir().join("controller.log");
@@ -50,30 +48,60 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
         .spawn()
         .expect("start pipeline-artifacts");
 
-    assert_eq!(wait_for("/healthz", 30, || async { get(port, "/healthz").await }).await.0, 200);
-    wait_for("/readyz ok", 30, || async { get(port, "/readyz").await.filter(|(c, _)| *c == 200) }).await;
+    assert_eq!(
+        wait_for("/healthz", 30, || async { get(port, "/healthz").await })
+            .await
+            .0,
+        200
+    );
+    wait_for("/readyz ok", 30, || async {
+        get(port, "/readyz").await.filter(|(c, _)| *c == 200)
+    })
+    .await;
     env.create_namespace("bin-a", true).await;
     let creds = env.converged("bin-a").await;
     // Labelling the namespace of the admin Secret must not replace the admin identity.
-    env.patch_namespace("kubeflow", serde_json::json!({"metadata": {"labels": {"pipelines.kubeflow.org/enabled": "true"}}})).await;
+    env.patch_namespace(
+        "kubeflow",
+        serde_json::json!({"metadata": {"labels": {"pipelines.kubeflow.org/enabled": "true"}}}),
+    )
+    .await;
     wait_for("kubeflow reported not ready", 30, || async {
         let ns = env.namespace("kubeflow").await?;
-        (ns.metadata.annotations?.get(pipeline_artifacts::settings::STATUS_ANNOTATION)? == "False").then_some(())
+        (ns.metadata
+            .annotations?
+            .get(pipeline_artifacts::settings::STATUS_ANNOTATION)?
+            == "False")
+            .then_some(())
     })
     .await;
-    assert_eq!(env.secret_creds("kubeflow").await.as_ref(), Some(&env.sw.admin), "admin Secret untouched");
+    assert_eq!(
+        env.secret_creds("kubeflow").await.as_ref(),
+        Some(&env.sw.admin),
+        "admin Secret untouched"
+    );
     assert!(env.keys("kubeflow").await.is_empty());
     let (code, metrics) = get(port, "/metrics").await.unwrap();
     assert_eq!(code, 200);
-    assert!(metrics.contains("pipeline_artifacts_keys_created_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("pipeline_artifacts_keys_created_total 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("pipeline_artifacts_ready 1"), "{metrics}");
     let rules = env.sw.store().lifecycle_rules().await.unwrap();
-    assert_eq!(rules.first().and_then(|r| r.expiration()).and_then(|e| e.days()), Some(3));
+    assert_eq!(
+        rules.first().and_then(|r| r.expiration()).and_then(|e| e.days()),
+        Some(3)
+    );
     // An Event records the issue.
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(env.client.clone(), "default");
     let issued = events.list(&Default::default()).await.unwrap();
     assert!(
-        issued.items.iter().any(|e| e.reason.as_deref() == Some("CredentialsIssued") && e.involved_object.name.as_deref() == Some("bin-a")),
+        issued
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("CredentialsIssued")
+                && e.involved_object.name.as_deref() == Some("bin-a")),
         "a CredentialsIssued event for bin-a"
     );
 
@@ -81,17 +109,30 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
     let _ = child.wait();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut text = String::new();
-    std::fs::File::open(&log_path).unwrap().read_to_string(&mut text).unwrap();
+    std::fs::File::open(&log_path)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
     assert!(text.lines().count() > 3, "the controller logged");
     for line in text.lines().filter(|l| l.starts_with('{')) {
-        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
     }
-    assert!(text.contains(&creds.access_key_id), "key ids are logged for audit");
+    assert!(
+        text.contains(&creds.access_key_id),
+        "key ids are logged for audit"
+    );
     // Never the secrets, in any encoding the Secret object uses.
     use base64::Engine as _;
-    for secret in [env.sw.admin.secret_access_key.expose(), creds.secret_access_key.expose()] {
+    for secret in [
+        env.sw.admin.secret_access_key.expose(),
+        creds.secret_access_key.expose(),
+    ] {
         let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
-        assert!(!text.contains(secret) && !text.contains(&b64), "a secret key appeared in the controller's log");
+        assert!(
+            !text.contains(secret) && !text.contains(&b64),
+            "a secret key appeared in the controller's log"
+        );
     }
 }
 
@@ -121,7 +162,10 @@ async fn hook_binary_serves_sync_with_the_upstream_environment() {
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .expect("start pipeline-artifacts hook");
-    wait_for("/readyz ok", 30, || async { get(port, "/readyz").await.filter(|(c, _)| *c == 200) }).await;
+    wait_for("/readyz ok", 30, || async {
+        get(port, "/readyz").await.filter(|(c, _)| *c == 200)
+    })
+    .await;
     let request: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/metacontroller-sync-first.json")).unwrap();
     let body = request.to_string();
@@ -140,12 +184,18 @@ async fn hook_binary_serves_sync_with_the_upstream_environment() {
     let secret = &response["attachments"][0];
     assert_eq!(secret["kind"], "Secret");
     let creds = pipeline_artifacts::desired::secret_credentials(secret).unwrap();
-    assert_eq!(sw.store().list_keys("kubeflow-user-example-com").await.unwrap(), vec![creds.access_key_id.clone()]);
+    assert_eq!(
+        sw.store().list_keys("kubeflow-user-example-com").await.unwrap(),
+        vec![creds.access_key_id.clone()]
+    );
     assert_eq!(response["attachments"].as_array().map(Vec::len), Some(4));
     let _ = child.kill();
     let _ = child.wait();
     let text = std::fs::read_to_string(&log_path).unwrap();
-    for secret in [sw.admin.secret_access_key.expose(), creds.secret_access_key.expose()] {
+    for secret in [
+        sw.admin.secret_access_key.expose(),
+        creds.secret_access_key.expose(),
+    ] {
         assert!(!text.contains(secret), "a secret key appeared in the hook's log");
     }
 }

@@ -17,9 +17,15 @@ use serde_json::json;
 async fn put(env: &Env, creds: &pipeline_artifacts::secret::Credentials, key: &str) -> Result<(), String> {
     let client = s3_client(&env.sw.endpoints, creds);
     let body = ByteStream::from(key.as_bytes().to_vec());
-    client.put_object().bucket("mlpipeline").key(key).body(body).send().await.map(|_| ()).map_err(|e| {
-        e.code().unwrap_or("?").to_owned()
-    })
+    client
+        .put_object()
+        .bucket("mlpipeline")
+        .key(key)
+        .body(body)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| e.code().unwrap_or("?").to_owned())
 }
 
 /// Retries a put while SeaweedFS's S3 server has not yet loaded a fresh identity.
@@ -37,7 +43,10 @@ async fn put_eventually(env: &Env, creds: &pipeline_artifacts::secret::Credentia
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn labelling_yields_secret_and_configmaps_with_scoped_working_keys() {
-    let Some(mut env) = Env::start("labelling_yields_secret_and_configmaps_with_scoped_working_keys").await else { return };
+    let Some(mut env) = Env::start("labelling_yields_secret_and_configmaps_with_scoped_working_keys").await
+    else {
+        return;
+    };
     let settings = Settings::default();
     env.run(env.context(settings.clone(), None));
     env.create_namespace("team-a", true).await;
@@ -48,7 +57,8 @@ async fn labelling_yields_secret_and_configmaps_with_scoped_working_keys() {
     assert_ne!(a.access_key_id, b.access_key_id);
 
     // The ConfigMaps are the hook's objects (data and annotations as desired).
-    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(env.client.clone(), "team-a");
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(env.client.clone(), "team-a");
     for want in config_objects("team-a", &settings) {
         let got = cms.get(want["metadata"]["name"].as_str().unwrap()).await.unwrap();
         let got = serde_json::to_value(&got).unwrap();
@@ -60,8 +70,20 @@ async fn labelling_yields_secret_and_configmaps_with_scoped_working_keys() {
         }
     }
     let ns = env.namespace("team-a").await.unwrap();
-    assert!(ns.metadata.finalizers.unwrap_or_default().contains(&FINALIZER.to_string()));
-    assert_eq!(ns.metadata.annotations.unwrap_or_default().get(STATUS_ANNOTATION).map(String::as_str), Some("True"));
+    assert!(
+        ns.metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&FINALIZER.to_string())
+    );
+    assert_eq!(
+        ns.metadata
+            .annotations
+            .unwrap_or_default()
+            .get(STATUS_ANNOTATION)
+            .map(String::as_str),
+        Some("True")
+    );
     let plain = env.namespace("unrelated").await.unwrap();
     assert!(plain.metadata.finalizers.unwrap_or_default().is_empty());
     assert!(env.secret("unrelated").await.is_none());
@@ -75,8 +97,14 @@ async fn labelling_yields_secret_and_configmaps_with_scoped_working_keys() {
         .send()
         .await
         .expect("get own artifact");
-    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"private-artifacts/team-a/v2/artifacts/run1/out");
-    assert_eq!(put(&env, &a, "private-artifacts/team-b/stolen").await, Err("AccessDenied".into()));
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"private-artifacts/team-a/v2/artifacts/run1/out"
+    );
+    assert_eq!(
+        put(&env, &a, "private-artifacts/team-b/stolen").await,
+        Err("AccessDenied".into())
+    );
     let other = s3_client(&env.sw.endpoints, &a)
         .get_object()
         .bucket("mlpipeline")
@@ -96,7 +124,9 @@ async fn labelling_yields_secret_and_configmaps_with_scoped_working_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iam_500_after_create_access_key_converges_to_one_key() {
-    let Some(mut env) = Env::start("iam_500_after_create_access_key_converges_to_one_key").await else { return };
+    let Some(mut env) = Env::start("iam_500_after_create_access_key_converges_to_one_key").await else {
+        return;
+    };
     // Four lost CreateAccessKey responses: the SDK's own retries create keys too.
     let fault = FailAfterSend::new("CreateAccessKey", 4);
     let injected = fault.injected.clone();
@@ -108,18 +138,26 @@ async fn iam_500_after_create_access_key_converges_to_one_key() {
         env.converged(ns).await;
     }
     assert_eq!(injected.load(Ordering::SeqCst), 4, "every injected fault was hit");
-    assert!(env.metrics.keys_deleted.get() >= 4, "the keys behind lost responses were deleted");
+    assert!(
+        env.metrics.keys_deleted.get() >= 4,
+        "the keys behind lost responses were deleted"
+    );
     env.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_500_on_secret_write_converges_to_one_key() {
-    let Some(mut env) = Env::start("api_500_on_secret_write_converges_to_one_key").await else { return };
+    let Some(mut env) = Env::start("api_500_on_secret_write_converges_to_one_key").await else {
+        return;
+    };
     env.sim.fail_next(Some("patch"), Some("secrets"), 500, 3);
     env.run(env.context(Settings::default(), None));
     env.create_namespace("s1", true).await;
     let creds = env.converged("s1").await;
-    assert!(env.metrics.keys_created.get() >= 4, "three keys were created but not stored");
+    assert!(
+        env.metrics.keys_created.get() >= 4,
+        "three keys were created but not stored"
+    );
     assert!(env.metrics.keys_deleted.get() >= 3);
     put_eventually(&env, &creds, "private-artifacts/s1/ok").await;
     env.stop().await;
@@ -127,9 +165,13 @@ async fn api_500_on_secret_write_converges_to_one_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_killed_between_key_and_secret_converges_to_one_key() {
-    let Some(mut env) = Env::start("controller_killed_between_key_and_secret_converges_to_one_key").await else { return };
+    let Some(mut env) = Env::start("controller_killed_between_key_and_secret_converges_to_one_key").await
+    else {
+        return;
+    };
     // The Secret write hangs, so the first controller dies holding an unstored key.
-    env.sim.add_latency(Some("patch"), Some("secrets"), Duration::from_secs(30));
+    env.sim
+        .add_latency(Some("patch"), Some("secrets"), Duration::from_secs(30));
     env.create_namespace("k1", true).await;
     env.run(env.context(Settings::default(), None));
     let orphan = wait_for("a key created before the Secret", 30, || async {
@@ -141,17 +183,26 @@ async fn controller_killed_between_key_and_secret_converges_to_one_key() {
     env.sim.clear_faults();
     env.run(env.context(Settings::default(), None));
     let creds = env.converged("k1").await;
-    assert_ne!(creds.access_key_id, orphan, "the orphaned key was deleted, not reused");
+    assert_ne!(
+        creds.access_key_id, orphan,
+        "the orphaned key was deleted, not reused"
+    );
     env.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_annotation_replaces_the_key() {
-    let Some(mut env) = Env::start("rotation_annotation_replaces_the_key").await else { return };
+    let Some(mut env) = Env::start("rotation_annotation_replaces_the_key").await else {
+        return;
+    };
     env.run(env.context(Settings::default(), None));
     env.create_namespace("r1", true).await;
     let before = env.converged("r1").await;
-    env.patch_namespace("r1", json!({"metadata": {"annotations": {"pipelines.kflite.dev/rotate-credentials": "2026-11-27"}}})).await;
+    env.patch_namespace(
+        "r1",
+        json!({"metadata": {"annotations": {"pipelines.kflite.dev/rotate-credentials": "2026-11-27"}}}),
+    )
+    .await;
     let after = wait_for("a rotated key", 30, || async {
         let c = env.secret_creds("r1").await?;
         (c.access_key_id != before.access_key_id).then_some(c)
@@ -159,7 +210,10 @@ async fn rotation_annotation_replaces_the_key() {
     .await;
     assert_eq!(env.converged("r1").await, after);
     put_eventually(&env, &after, "private-artifacts/r1/after-rotation").await;
-    assert_eq!(put(&env, &before, "private-artifacts/r1/old-key").await, Err("InvalidAccessKeyId".into()));
+    assert_eq!(
+        put(&env, &before, "private-artifacts/r1/old-key").await,
+        Err("InvalidAccessKeyId".into())
+    );
     assert_eq!(env.metrics.rotations.get(), 1);
     // Same annotation value again: no further rotation.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -169,22 +223,39 @@ async fn rotation_annotation_replaces_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_or_edited_secret_is_repaired() {
-    let Some(mut env) = Env::start("deleted_or_edited_secret_is_repaired").await else { return };
+    let Some(mut env) = Env::start("deleted_or_edited_secret_is_repaired").await else {
+        return;
+    };
     env.run(env.context(Settings::default(), None));
     env.create_namespace("p1", true).await;
     let first = env.converged("p1").await;
-    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(env.client.clone(), "p1");
-    secrets.delete("mlpipeline-minio-artifact", &Default::default()).await.unwrap();
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(env.client.clone(), "p1");
+    secrets
+        .delete("mlpipeline-minio-artifact", &Default::default())
+        .await
+        .unwrap();
     let second = wait_for("a recreated Secret", 30, || async {
-        env.secret_creds("p1").await.filter(|c| c.access_key_id != first.access_key_id)
+        env.secret_creds("p1")
+            .await
+            .filter(|c| c.access_key_id != first.access_key_id)
     })
     .await;
     assert_eq!(env.converged("p1").await, second);
     // Edit the secret key (access key id unchanged): the key no longer signs, so it is replaced.
     let edited = json!({"data": {"secretkey": "d3Jvbmc="}});
-    secrets.patch("mlpipeline-minio-artifact", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&edited)).await.unwrap();
+    secrets
+        .patch(
+            "mlpipeline-minio-artifact",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&edited),
+        )
+        .await
+        .unwrap();
     let third = wait_for("a repaired Secret", 30, || async {
-        env.secret_creds("p1").await.filter(|c| c.access_key_id != second.access_key_id)
+        env.secret_creds("p1")
+            .await
+            .filter(|c| c.access_key_id != second.access_key_id)
     })
     .await;
     assert_eq!(env.converged("p1").await, third);
@@ -194,7 +265,10 @@ async fn deleted_or_edited_secret_is_repaired() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unlabel_and_delete_remove_user_keys_and_policy_but_keep_artifacts() {
-    let Some(mut env) = Env::start("unlabel_and_delete_remove_user_keys_and_policy_but_keep_artifacts").await else { return };
+    let Some(mut env) = Env::start("unlabel_and_delete_remove_user_keys_and_policy_but_keep_artifacts").await
+    else {
+        return;
+    };
     env.run(env.context(Settings::default(), None));
     env.create_namespace("u1", true).await;
     env.create_namespace("d1", true).await;
@@ -203,10 +277,19 @@ async fn unlabel_and_delete_remove_user_keys_and_policy_but_keep_artifacts() {
     put_eventually(&env, &u1, "private-artifacts/u1/keep-me").await;
     let store = env.sw.store();
 
-    env.patch_namespace("u1", json!({"metadata": {"labels": {"pipelines.kubeflow.org/enabled": null}}})).await;
+    env.patch_namespace(
+        "u1",
+        json!({"metadata": {"labels": {"pipelines.kubeflow.org/enabled": null}}}),
+    )
+    .await;
     wait_for("u1 cleaned up", 30, || async {
         let ns = env.namespace("u1").await?;
-        let done = !ns.metadata.finalizers.clone().unwrap_or_default().contains(&FINALIZER.to_string());
+        let done = !ns
+            .metadata
+            .finalizers
+            .clone()
+            .unwrap_or_default()
+            .contains(&FINALIZER.to_string());
         done.then_some(())
     })
     .await;
@@ -215,14 +298,26 @@ async fn unlabel_and_delete_remove_user_keys_and_policy_but_keep_artifacts() {
     assert_eq!(store.get_policy("u1").await.unwrap(), None);
     assert!(env.secret("u1").await.is_none());
     assert_eq!(env.cm_count("u1").await, 0);
-    let kept = store.s3.head_object().bucket("mlpipeline").key("private-artifacts/u1/keep-me").send().await;
+    let kept = store
+        .s3
+        .head_object()
+        .bucket("mlpipeline")
+        .key("private-artifacts/u1/keep-me")
+        .send()
+        .await;
     assert!(kept.is_ok(), "artifacts are kept unless configured");
 
     // Deletion: the namespace stays Terminating on our finalizer until the
     // controller has removed its IAM user, keys and policy, then goes.
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(env.client.clone());
-    namespaces.delete("d1", &kube::api::DeleteParams::default()).await.unwrap();
-    wait_for("d1 deleted", 30, || async { env.namespace("d1").await.is_none().then_some(()) }).await;
+    namespaces
+        .delete("d1", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("d1 deleted", 30, || async {
+        env.namespace("d1").await.is_none().then_some(())
+    })
+    .await;
     assert!(!store.user_exists("d1").await.unwrap());
     assert!(store.list_keys("d1").await.unwrap().is_empty());
     assert_eq!(store.get_policy("d1").await.unwrap(), None);
@@ -233,9 +328,17 @@ async fn unlabel_and_delete_remove_user_keys_and_policy_but_keep_artifacts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_rule_follows_retention_days() {
-    let Some(mut env) = Env::start("lifecycle_rule_follows_retention_days").await else { return };
+    let Some(mut env) = Env::start("lifecycle_rule_follows_retention_days").await else {
+        return;
+    };
     let store = env.sw.store();
-    env.run(env.context(Settings { artifact_retention_days: 7, ..Settings::default() }, None));
+    env.run(env.context(
+        Settings {
+            artifact_retention_days: 7,
+            ..Settings::default()
+        },
+        None,
+    ));
     let rules = wait_for("lifecycle rule", 30, || async {
         let r = store.lifecycle_rules().await.ok()?;
         (!r.is_empty()).then_some(r)
@@ -245,32 +348,53 @@ async fn lifecycle_rule_follows_retention_days() {
     assert_eq!(rules[0].expiration().and_then(|e| e.days()), Some(7));
     assert!(env.metrics.is_ready());
     env.stop().await;
-    env.run(env.context(Settings { artifact_retention_days: 0, ..Settings::default() }, None));
-    wait_for("lifecycle rule removed", 30, || async { store.lifecycle_rules().await.ok()?.is_empty().then_some(()) }).await;
+    env.run(env.context(
+        Settings {
+            artifact_retention_days: 0,
+            ..Settings::default()
+        },
+        None,
+    ));
+    wait_for("lifecycle rule removed", 30, || async {
+        store.lifecycle_rules().await.ok()?.is_empty().then_some(())
+    })
+    .await;
     env.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iam_outage_still_writes_configmaps_and_reports_not_ready() {
-    let Some(mut env) = Env::start("iam_outage_still_writes_configmaps_and_reports_not_ready").await else { return };
+    let Some(mut env) = Env::start("iam_outage_still_writes_configmaps_and_reports_not_ready").await else {
+        return;
+    };
     // IAM on a port nothing listens on; S3 (bucket, lifecycle) works.
     let mut broken = env.sw.endpoints.clone();
-    broken.iam = format!("http://127.0.0.1:{}", pipeline_artifacts::testsupport::free_tcp_port().unwrap());
+    broken.iam = format!(
+        "http://127.0.0.1:{}",
+        pipeline_artifacts::testsupport::free_tcp_port().unwrap()
+    );
     let mut ctx = env.context(Settings::default(), None);
     ctx.store = pipeline_artifacts::store::SeaweedStore::new(&broken, &env.sw.admin, &env.sw.bucket);
     env.run(ctx);
     env.create_namespace("o1", true).await;
-    wait_for("ConfigMaps without IAM", 30, || async { (env.cm_count("o1").await == 3).then_some(()) }).await;
+    wait_for("ConfigMaps without IAM", 30, || async {
+        (env.cm_count("o1").await == 3).then_some(())
+    })
+    .await;
     wait_for("status False", 30, || async {
         let ns = env.namespace("o1").await?;
         (ns.metadata.annotations?.get(STATUS_ANNOTATION)? == "False").then_some(())
     })
     .await;
     assert!(env.secret("o1").await.is_none());
-    let events: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::namespaced(env.client.clone(), "default");
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(env.client.clone(), "default");
     wait_for("a ReconcileFailed event", 30, || async {
         let list = events.list(&Default::default()).await.ok()?;
-        list.items.iter().any(|e| e.reason.as_deref() == Some("ReconcileFailed")).then_some(())
+        list.items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("ReconcileFailed"))
+            .then_some(())
     })
     .await;
     env.stop().await;

@@ -28,12 +28,17 @@ fn nothing(_: &str) -> Vec<Value> {
 }
 
 fn secret_only(ns: &str) -> Vec<Value> {
-    vec![json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mlpipeline-minio-artifact", "namespace": ns},
-        "data": {"accesskey": "T0xES0VZ", "secretkey": "b2xkc2VjcmV0"}, "type": "Opaque"})]
+    vec![
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mlpipeline-minio-artifact", "namespace": ns},
+        "data": {"accesskey": "T0xES0VZ", "secretkey": "b2xkc2VjcmV0"}, "type": "Opaque"}),
+    ]
 }
 
 fn everything(ns: &str) -> Vec<Value> {
-    let s = Settings { artifacts_proxy_enabled: true, ..Settings::default() };
+    let s = Settings {
+        artifacts_proxy_enabled: true,
+        ..Settings::default()
+    };
     let mut all = secret_only(ns);
     all.extend(pipeline_artifacts::desired::config_objects(ns, &s));
     all
@@ -66,19 +71,75 @@ fn cases() -> Vec<Case> {
         attached: nothing,
     };
     vec![
-        Case { name: "fresh namespace, defaults", ..base },
-        Case { name: "artifact proxy on, istio sidecar off, own image", namespace: "team-1", labels: on.clone(), proxy: "True",
-               disable_istio: true, image: "frontend-image", tag: "somehash", ..base_with(nothing) },
-        Case { name: "proxy on, istio sidecar left on", namespace: "ns-x", labels: on.clone(), proxy: "true", ..base_with(nothing) },
-        Case { name: "existing secret is reused, all attached: ready", namespace: "alice", labels: on.clone(), proxy: "true",
-               attached: everything, ..base_with(nothing) },
-        Case { name: "existing secret, proxy off but proxy objects attached: not ready", namespace: "bob", labels: on.clone(),
-               attached: everything, ..base_with(nothing) },
-        Case { name: "only the secret attached", namespace: "carol", labels: on.clone(), attached: secret_only, ..base_with(nothing) },
-        Case { name: "retention 7 days writes the lifecycle rule", namespace: "dave", labels: on.clone(), retention: "7", ..base_with(nothing) },
-        Case { name: "retention 0 removes it", namespace: "erin", labels: on.clone(), retention: "0", ..base_with(nothing) },
-        Case { name: "not labelled", namespace: "plain", labels: json!({"other": "true"}), ..base_with(nothing) },
-        Case { name: "label not exactly \"true\"", namespace: "shouty", labels: json!({ENABLED: "True"}), ..base_with(nothing) },
+        Case {
+            name: "fresh namespace, defaults",
+            ..base
+        },
+        Case {
+            name: "artifact proxy on, istio sidecar off, own image",
+            namespace: "team-1",
+            labels: on.clone(),
+            proxy: "True",
+            disable_istio: true,
+            image: "frontend-image",
+            tag: "somehash",
+            ..base_with(nothing)
+        },
+        Case {
+            name: "proxy on, istio sidecar left on",
+            namespace: "ns-x",
+            labels: on.clone(),
+            proxy: "true",
+            ..base_with(nothing)
+        },
+        Case {
+            name: "existing secret is reused, all attached: ready",
+            namespace: "alice",
+            labels: on.clone(),
+            proxy: "true",
+            attached: everything,
+            ..base_with(nothing)
+        },
+        Case {
+            name: "existing secret, proxy off but proxy objects attached: not ready",
+            namespace: "bob",
+            labels: on.clone(),
+            attached: everything,
+            ..base_with(nothing)
+        },
+        Case {
+            name: "only the secret attached",
+            namespace: "carol",
+            labels: on.clone(),
+            attached: secret_only,
+            ..base_with(nothing)
+        },
+        Case {
+            name: "retention 7 days writes the lifecycle rule",
+            namespace: "dave",
+            labels: on.clone(),
+            retention: "7",
+            ..base_with(nothing)
+        },
+        Case {
+            name: "retention 0 removes it",
+            namespace: "erin",
+            labels: on.clone(),
+            retention: "0",
+            ..base_with(nothing)
+        },
+        Case {
+            name: "not labelled",
+            namespace: "plain",
+            labels: json!({"other": "true"}),
+            ..base_with(nothing)
+        },
+        Case {
+            name: "label not exactly \"true\"",
+            namespace: "shouty",
+            labels: json!({ENABLED: "True"}),
+            ..base_with(nothing)
+        },
     ]
 }
 
@@ -115,7 +176,9 @@ fn desired_objects_equal_sync_py_output() {
             })
         })
         .collect();
-    let Some(results) = run_oracle(test, inputs.clone()) else { return };
+    let Some(results) = run_oracle(test, inputs.clone()) else {
+        return;
+    };
     assert_eq!(results.len(), cases.len());
     for ((case, input), result) in cases.iter().zip(&inputs).zip(&results) {
         let s = settings_of(case);
@@ -132,19 +195,40 @@ fn desired_objects_equal_sync_py_output() {
                 }
                 serde_json::to_string_pretty(&v).unwrap_or_default()
             };
-            panic!("case {:?}: ours\n{}\nsync.py\n{}", case.name, redact(&ours), redact(&result["response"]));
+            panic!(
+                "case {:?}: ours\n{}\nsync.py\n{}",
+                case.name,
+                redact(&ours),
+                redact(&result["response"])
+            );
         }
         // The IAM and S3 calls sync.py made, compared with what the store sends.
         let calls = result["calls"].as_array().expect("calls");
         let created = calls.iter().any(|c| c[0] == "create_access_key");
-        let issued = ours["attachments"].as_array().is_some_and(|a| a.first().is_some_and(|o| o["kind"] == "Secret"));
-        assert_eq!(created, issued, "case {:?}: key issued iff sync.py created one", case.name);
+        let issued = ours["attachments"]
+            .as_array()
+            .is_some_and(|a| a.first().is_some_and(|o| o["kind"] == "Secret"));
+        assert_eq!(
+            created, issued,
+            "case {:?}: key issued iff sync.py created one",
+            case.name
+        );
         if created {
-            let put = calls.iter().find(|c| c[0] == "put_user_policy").expect("policy written");
+            let put = calls
+                .iter()
+                .find(|c| c[0] == "put_user_policy")
+                .expect("policy written");
             assert_eq!(put[1]["UserName"], case.namespace);
             assert_eq!(put[1]["PolicyName"], policy_name(case.namespace));
-            assert_eq!(put[1]["PolicyDocument"], policy_document(&s.bucket, case.namespace), "case {:?}", case.name);
-            let lifecycle = calls.iter().find(|c| c[0] == "put_bucket_lifecycle_configuration");
+            assert_eq!(
+                put[1]["PolicyDocument"],
+                policy_document(&s.bucket, case.namespace),
+                "case {:?}",
+                case.name
+            );
+            let lifecycle = calls
+                .iter()
+                .find(|c| c[0] == "put_bucket_lifecycle_configuration");
             if s.artifact_retention_days > 0 {
                 let lc = lifecycle.expect("lifecycle written");
                 assert_eq!(lc[1]["Bucket"], s.bucket);
@@ -154,7 +238,11 @@ fn desired_objects_equal_sync_py_output() {
                         "Expiration": {"Days": s.artifact_retention_days}, "ID": LIFECYCLE_RULE_ID}]})
                 );
             } else {
-                assert!(lifecycle.is_none(), "case {:?}: no lifecycle rule when days <= 0", case.name);
+                assert!(
+                    lifecycle.is_none(),
+                    "case {:?}: no lifecycle rule when days <= 0",
+                    case.name
+                );
             }
         }
     }
@@ -162,12 +250,19 @@ fn desired_objects_equal_sync_py_output() {
 
 #[test]
 fn a_configured_label_replaces_the_upstream_one() {
-    let s = Settings { enabled_label: "example.com/artifacts".into(), ..Settings::default() };
+    let s = Settings {
+        enabled_label: "example.com/artifacts".into(),
+        ..Settings::default()
+    };
     let key = Credentials::new("K", "S");
     let custom = json!({"metadata": {"name": "n", "labels": {"example.com/artifacts": "true"}}});
     let upstream = json!({"metadata": {"name": "n", "labels": {ENABLED: "true"}}});
     let on = respond(&custom, &empty_attachments(), &s, Some(&key)).unwrap();
-    assert_eq!(on["attachments"].as_array().map(Vec::len), Some(4), "Secret and three ConfigMaps");
+    assert_eq!(
+        on["attachments"].as_array().map(Vec::len),
+        Some(4),
+        "Secret and three ConfigMaps"
+    );
     let off = respond(&upstream, &empty_attachments(), &s, Some(&key)).unwrap();
     assert_eq!(off, json!({"status": {}, "attachments": []}));
 }

@@ -28,7 +28,14 @@ impl Env {
         let sw = super::seaweed(test)?;
         let sim = kube_sim::Server::start(kube_sim::Config::default()).expect("start kube-sim");
         let client = sim.client().expect("client");
-        Some(Env { sw, sim, client, metrics: Arc::new(Metrics::default()), stop: None, task: None })
+        Some(Env {
+            sw,
+            sim,
+            client,
+            metrics: Arc::new(Metrics::default()),
+            stop: None,
+            task: None,
+        })
     }
 
     /// A reconcile context; `fault` makes IAM responses fail after SeaweedFS acted.
@@ -37,8 +44,12 @@ impl Env {
         if let Some(f) = fault {
             iam = iam.interceptor(f);
         }
-        let mut store =
-            SeaweedStore::from_configs(&self.sw.endpoints, iam, s3_config(&self.sw.endpoints, &self.sw.admin), &self.sw.bucket);
+        let mut store = SeaweedStore::from_configs(
+            &self.sw.endpoints,
+            iam,
+            s3_config(&self.sw.endpoints, &self.sw.admin),
+            &self.sw.bucket,
+        );
         store.admin_key_id = Some(self.sw.admin.access_key_id.clone());
         Context {
             client: self.client.clone(),
@@ -81,9 +92,17 @@ impl Env {
     }
 
     pub async fn create_namespace(&self, name: &str, labelled: bool) {
-        let labels = if labelled { json!({ENABLED_LABEL: "true"}) } else { json!({}) };
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).expect("namespace");
-        Api::<Namespace>::all(self.client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
+        let labels = if labelled {
+            json!({ENABLED_LABEL: "true"})
+        } else {
+            json!({})
+        };
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).expect("namespace");
+        Api::<Namespace>::all(self.client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create namespace");
     }
 
     pub async fn patch_namespace(&self, name: &str, patch: serde_json::Value) {
@@ -94,11 +113,17 @@ impl Env {
     }
 
     pub async fn namespace(&self, name: &str) -> Option<Namespace> {
-        Api::<Namespace>::all(self.client.clone()).get_opt(name).await.expect("get namespace")
+        Api::<Namespace>::all(self.client.clone())
+            .get_opt(name)
+            .await
+            .expect("get namespace")
     }
 
     pub async fn secret(&self, ns: &str) -> Option<Secret> {
-        Api::<Secret>::namespaced(self.client.clone(), ns).get_opt(SECRET_NAME).await.expect("get secret")
+        Api::<Secret>::namespaced(self.client.clone(), ns)
+            .get_opt(SECRET_NAME)
+            .await
+            .expect("get secret")
     }
 
     pub async fn secret_creds(&self, ns: &str) -> Option<Credentials> {
@@ -126,7 +151,10 @@ impl Env {
             last = (creds.map(|c| c.access_key_id), keys);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        panic!("namespace {ns} did not converge in 60s: secret key {:?}, SeaweedFS keys {:?}", last.0, last.1);
+        panic!(
+            "namespace {ns} did not converge in 60s: secret key {:?}, SeaweedFS keys {:?}",
+            last.0, last.1
+        );
     }
 
     pub async fn cm_count(&self, ns: &str) -> usize {
@@ -152,7 +180,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(start.elapsed() < Duration::from_secs(secs), "timed out after {secs}s waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out after {secs}s waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -34,10 +34,19 @@ pub fn run_oracle(test: &str, cases: Vec<Value>) -> Option<Vec<Value>> {
         .spawn()
         .expect("start python");
     let input = json!({"sync_dir": dir, "cases": cases});
-    child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write cases");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write cases");
     let out = child.wait_with_output().expect("python runs");
     // sync.py prints the request and desired objects to stderr (never the Secret); shown only on failure.
-    assert!(out.status.success(), "sync.py oracle failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sync.py oracle failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let parsed: Value = serde_json::from_slice(&out.stdout).expect("oracle prints JSON");
     Some(parsed["results"].as_array().expect("results").clone())
 }
@@ -46,7 +55,9 @@ pub mod cluster;
 
 /// `KFLITE_TOOL_PYTHON` or `python` on PATH, else `python3` (only the standard library is needed).
 pub fn python(test: &str) -> Option<PathBuf> {
-    testkit::find_tool("python").or_else(|| testkit::find_tool("python3")).or_else(|| testkit::require_tool(test, "python"))
+    testkit::find_tool("python")
+        .or_else(|| testkit::find_tool("python3"))
+        .or_else(|| testkit::require_tool(test, "python"))
 }
 
 pub fn seaweed(test: &str) -> Option<SeaweedFs> {
@@ -65,7 +76,11 @@ pub fn empty_attachments() -> Value {
 
 /// A path-style group key for attachments: `Kind.apiVersion`.
 pub fn group_key(obj: &Value) -> String {
-    format!("{}.{}", obj["kind"].as_str().unwrap_or(""), obj["apiVersion"].as_str().unwrap_or(""))
+    format!(
+        "{}.{}",
+        obj["kind"].as_str().unwrap_or(""),
+        obj["apiVersion"].as_str().unwrap_or("")
+    )
 }
 
 /// Attachments as metacontroller would observe them after creating `objects`.
@@ -81,4 +96,17 @@ pub fn observed(objects: &[Value]) -> Value {
         att[group][format!("{ns}/{name}")] = o;
     }
     att
+}
+
+/// GET `path` from 127.0.0.1:`port`: (status, body), or None while nothing answers.
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    Some((head.split_whitespace().nth(1)?.parse().ok()?, body.to_owned()))
 }
