@@ -271,8 +271,15 @@ fn file_url_remote_matches_mirror() {
         "https://github.com/kubernetes-sigs/lws//config/default?ref=v0.7.0",
     );
     let cache = tmp.path().join("cache");
-    let got = run(&fx, &["build", s(&file_dir), "--cache-dir", s(&cache)], &[]);
+    // Not under CI, but stderr is a pipe: no progress output either.
+    let got = Command::new(BIN)
+        .args(["build", s(&file_dir), "--cache-dir", s(&cache)])
+        .envs(fx.env())
+        .env_remove("CI")
+        .output()
+        .unwrap();
     assert!(got.status.success(), "{}", stderr(&got));
+    assert!(!stderr(&got).contains("fetching"), "quiet in a pipe: {}", stderr(&got));
     let mirror = shared.join("upstream");
     let want = run(
         &fx,

@@ -34,7 +34,15 @@ impl Lock {
     pub fn read(path: &Path) -> Result<Option<Lock>, String> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            // No lock yet; or DIR is no directory, which the build reports.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(None);
+            }
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
         Lock::parse(&text)
