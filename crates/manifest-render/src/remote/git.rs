@@ -26,8 +26,11 @@ fn git(dir: &Path, args: &[&str], timeout: Duration, what: &str) -> Result<Strin
             _ => format!("running git to {what}: {e}"),
         })?;
     // Read both pipes on threads so a chatty git never blocks on a full pipe.
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
+    let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("running git to {what}: no output pipes"));
+    };
     let out_t = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = std::io::Read::read_to_string(&mut out, &mut s);
