@@ -140,24 +140,23 @@ impl Session {
             reads: Mutex::default(),
             bars,
         });
-        if session.opts.offline {
-            let mut missing = Vec::new();
-            session.scan(dir, &mut missing, &mut HashSet::new());
-            if !missing.is_empty() {
-                return Err(Error::invalid(
-                    dir,
-                    format!(
-                        "--offline: {} remote(s) are neither in the cache ({}) nor in the mirror \
+        // Online: fetch everything up front, in parallel. Offline: report
+        // every missing remote at once, not just the first.
+        let missing = session.survey(dir);
+        if session.opts.offline && !missing.is_empty() {
+            return Err(Error::invalid(
+                dir,
+                format!(
+                    "--offline: {} remote(s) are neither in the cache ({}) nor in the mirror \
                          (pass --mirror DIR, or build once without --offline):\n  {}",
-                        missing.len(),
-                        session
-                            .cache
-                            .as_ref()
-                            .map_or("none".into(), |c| c.dir().display().to_string()),
-                        missing.join("\n  ")
-                    ),
-                ));
-            }
+                    missing.len(),
+                    session
+                        .cache
+                        .as_ref()
+                        .map_or("none".into(), |c| c.dir().display().to_string()),
+                    missing.join("\n  ")
+                ),
+            ));
         }
         Ok(session)
     }
@@ -175,10 +174,7 @@ impl Session {
 
     /// Resolves a remote (once per repository@ref or URL per session).
     pub fn resolve(&self, remote: &Remote) -> Result<Arc<Source>, String> {
-        let key = match remote {
-            Remote::Git { url, git_ref, .. } => (url.clone(), git_ref.clone()),
-            Remote::Http { url, .. } => (url.clone(), String::new()),
-        };
+        let key = key_of(remote);
         let slot = self
             .slots
             .lock()
@@ -486,72 +482,44 @@ impl Session {
         Ok(warnings)
     }
 
-    /// Offline pre-check: walks kustomization files from `dir`, following
-    /// local directories and every remote that resolves, and lists each
-    /// remote that does not (with the file naming it).
-    fn scan(&self, dir: &Path, missing: &mut Vec<String>, seen: &mut HashSet<PathBuf>) {
-        if !seen.insert(dir.to_path_buf()) {
-            return;
-        }
-        let Some(file) = crate::kustomization::FILE_NAMES
-            .iter()
-            .map(|n| dir.join(n))
-            .find(|p| p.is_file())
-        else {
-            return;
-        };
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            return;
-        };
-        let Ok(docs) = crate::yaml::parse_documents(&text) else {
-            return;
-        };
-        let Some(doc) = docs.first() else { return };
-        let mut names = Vec::new();
-        for field in [
-            "resources",
-            "bases",
-            "components",
-            "patchesStrategicMerge",
-            "configurations",
-            "crds",
-        ] {
-            names.extend(
-                doc.get(field)
-                    .and_then(|v| v.as_seq())
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|v| v.as_str()),
-            );
-        }
-        for field in ["patches", "patchesJson6902"] {
-            names.extend(
-                doc.get(field)
-                    .and_then(|v| v.as_seq())
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| p.get("path"))
-                    .filter_map(|v| v.as_str()),
-            );
-        }
-        for name in names {
-            match Remote::parse(name) {
-                Some(remote) => match self.resolve(&remote) {
+    /// Looks up every remote the overlay in `dir` names, before the build:
+    /// walks kustomization files through local directories, resolves the
+    /// remotes found (each wave in parallel: fetches wait on the network,
+    /// not on CPUs), then walks into what they resolved to. Returns each
+    /// remote that did not resolve, with the file naming it. The build
+    /// then finds every remote already resolved (or its error, reported
+    /// with the build's own context).
+    fn survey(&self, dir: &Path) -> Vec<String> {
+        let mut seen = HashSet::new();
+        let mut missing = Vec::new();
+        let mut frontier = vec![dir.to_path_buf()];
+        while !frontier.is_empty() {
+            let mut named = Vec::new();
+            for d in frontier.drain(..) {
+                walk(&d, &mut named, &mut seen);
+            }
+            // One thread per repository@ref or file; each remote's own path is walked after.
+            let mut firsts: HashMap<Key, &Remote> = HashMap::new();
+            for (r, _, _) in &named {
+                firsts.entry(key_of(r)).or_insert(r);
+            }
+            std::thread::scope(|s| {
+                for r in firsts.into_values() {
+                    s.spawn(move || self.resolve(r));
+                }
+            });
+            for (remote, name, file) in &named {
+                match self.resolve(remote) {
                     Ok(src) => {
-                        if let Remote::Git { path, .. } = &remote {
-                            self.scan(&src.root.join(path), missing, seen);
+                        if let Remote::Git { path, .. } = remote {
+                            frontier.push(src.root.join(path));
                         }
                     }
                     Err(_) => missing.push(format!("{} (named in {})", redact(name), file.display())),
-                },
-                None => {
-                    let local = dir.join(name);
-                    if local.is_dir() {
-                        self.scan(&local, missing, seen);
-                    }
                 }
             }
         }
+        missing
     }
 
     /// Writes every resolved remote into `out` in the `../shared/upstream`
@@ -581,6 +549,71 @@ impl Session {
             written.push(dest);
         }
         Ok(written)
+    }
+}
+
+fn key_of(remote: &Remote) -> Key {
+    match remote {
+        Remote::Git { url, git_ref, .. } => (url.clone(), git_ref.clone()),
+        Remote::Http { url, .. } => (url.clone(), String::new()),
+    }
+}
+
+/// Collects the remotes named by the kustomization in `dir` and, through
+/// local directories, below it (as written, with the naming file).
+/// Unreadable files are skipped: the build reports them properly.
+fn walk(dir: &Path, named: &mut Vec<(Remote, String, PathBuf)>, seen: &mut HashSet<PathBuf>) {
+    if !seen.insert(dir.to_path_buf()) {
+        return;
+    }
+    let Some(file) = crate::kustomization::FILE_NAMES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+    else {
+        return;
+    };
+    let Some(doc) = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| crate::yaml::parse_documents(&t).ok())
+        .and_then(|d| d.into_iter().next())
+    else {
+        return;
+    };
+    let list = |field: &str| {
+        doc.get(field)
+            .and_then(|v| v.as_seq())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut names: Vec<String> = Vec::new();
+    for field in [
+        "resources",
+        "bases",
+        "components",
+        "patchesStrategicMerge",
+        "configurations",
+        "crds",
+    ] {
+        names.extend(list(field).iter().filter_map(|v| v.as_str().map(str::to_string)));
+    }
+    for field in ["patches", "patchesJson6902"] {
+        names.extend(
+            list(field)
+                .iter()
+                .filter_map(|p| p.get("path")?.as_str().map(str::to_string)),
+        );
+    }
+    for name in names {
+        match Remote::parse(&name) {
+            Some(remote) => named.push((remote, name, file.clone())),
+            None => {
+                let local = dir.join(&name);
+                if local.is_dir() {
+                    walk(&local, named, seen);
+                }
+            }
+        }
     }
 }
 
