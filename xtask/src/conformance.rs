@@ -35,6 +35,7 @@ pub enum Outcome {
 pub fn check(dir: &Path, mirror: &Path, expected: &Path) -> Outcome {
     let opts = manifest_render::Options {
         mirror: Some(mirror.to_path_buf()),
+        ..Default::default()
     };
     let got = manifest_render::render(dir, &opts);
     let want_err = expected.extension().is_some_and(|e| e == "err");

@@ -103,8 +103,14 @@ pub fn report(branch: &str, o: &Outcome, dry_run: bool) {
 /// Renders `overlay` with manifest-render; the mirror defaults to `../shared/upstream`.
 pub fn render(overlay: &Path, mirror: Option<PathBuf>) -> Result<String> {
     let mirror = mirror.or_else(|| crate::shared_dir().map(|d| d.join("upstream")));
-    let rendered = manifest_render::render(overlay, &manifest_render::Options { mirror })
-        .with_context(|| format!("rendering {}", overlay.display()))?;
+    let rendered = manifest_render::render(
+        overlay,
+        &manifest_render::Options {
+            mirror,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("rendering {}", overlay.display()))?;
     Ok(rendered.yaml)
 }
 

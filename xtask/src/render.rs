@@ -27,6 +27,7 @@ pub fn run(args: Args) -> Result<()> {
     let dir = overlay_dir(&args.overlay);
     let options = manifest_render::Options {
         mirror: args.mirror.or_else(default_mirror),
+        ..Default::default()
     };
     // The overlay's own lint settings, as `manifest-render build` reads them.
     let beside = dir.join(manifest_render::lint::CONFIG_FILE);
@@ -83,6 +84,7 @@ mod tests {
         let dir = overlay_dir(overlay);
         let options = manifest_render::Options {
             mirror: mirror.or_else(default_mirror),
+            ..Default::default()
         };
         manifest_render::render(&dir, &options).with_context(|| format!("rendering {}", dir.display()))
     }

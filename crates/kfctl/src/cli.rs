@@ -359,6 +359,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         Command::Render(args) => {
             let options = manifest_render::Options {
                 mirror: args.mirror.clone(),
+                ..Default::default()
             };
             let rendered = manifest_render::render(&args.dir, &options)?;
             for w in &rendered.warnings {

@@ -210,6 +210,7 @@ fn kflite_overlay_passes_the_static_checks() {
     let dir = testkit::workspace_root().join("overlays/homelab");
     let options = manifest_render::Options {
         mirror: Some(shared.join("upstream")),
+        ..Default::default()
     };
     let rendered = manifest_render::render(&dir, &options).expect("overlays/homelab renders");
     let all = objects(&rendered.yaml);

@@ -16,6 +16,7 @@ mod nameref;
 mod par;
 mod patch;
 mod pattern;
+pub mod remote;
 mod replacements;
 mod smp;
 pub mod resource;
@@ -62,6 +63,10 @@ impl Error {
 pub struct Options {
     /// Directory holding remote bases in the `../shared/upstream` layout.
     pub mirror: Option<PathBuf>,
+    /// Fetching, cache and lockfile for remote bases ([`remote::Session`]);
+    /// None: remote bases come from the mirror only. Call
+    /// [`remote::Session::finish`] after the build to check or write the lock.
+    pub session: Option<std::sync::Arc<remote::Session>>,
 }
 
 /// A successful build.
@@ -135,7 +140,7 @@ fn build_inner(
     lint_config: Option<&lint::Config>,
 ) -> Result<(Built, Vec<lint::Finding>)> {
     loader::forget_resolved_dirs();
-    let (mut resources, warnings) = target::build(dir, options.mirror.clone())?;
+    let (mut resources, warnings) = target::build(dir, options)?;
     if lint_config.is_some() {
         lint::shorten_origins(&mut resources, options.mirror.as_deref());
     }
@@ -162,5 +167,5 @@ fn build_inner(
 /// Builds the kustomization in `dir` into its final objects (what [`render`]
 /// prints, before printing) and kustomize's warnings; for [`lint`].
 pub fn build_objects(dir: &Path, options: &Options) -> Result<(Vec<resource::Resource>, Vec<String>)> {
-    target::build(dir, options.mirror.clone())
+    target::build(dir, options)
 }

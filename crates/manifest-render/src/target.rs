@@ -183,11 +183,6 @@ impl Target {
     }
 
     fn load_resource(&self, path: &str) -> Result<Loaded, Error> {
-        if path.starts_with("ssh://") || path.starts_with("git@") || path.starts_with("git::ssh") {
-            return Err(self.err(format!(
-                "resource '{path}': ssh git remotes are not supported; use an https spelling found in the mirror"
-            )));
-        }
         let as_file = self.root.dir.join(path);
         let remote = crate::loader::Remote::parse(path);
         let is_file = match &remote {
@@ -227,8 +222,8 @@ impl Target {
 }
 
 /// Builds the kustomization at `dir` into the list of final objects.
-pub fn build(dir: &Path, mirror: Option<PathBuf>) -> Result<(Vec<Resource>, Vec<String>), Error> {
-    let root = Root::new(dir, mirror)?;
+pub fn build(dir: &Path, options: &crate::Options) -> Result<(Vec<Resource>, Vec<String>), Error> {
+    let root = Root::for_build(dir, options)?;
     let top = Target::load(root)?;
     let mut ra = top.accumulate(Accumulator::new())?;
     generators::add_hashes(&mut ra).map_err(|m| top.err(m))?;

@@ -11,7 +11,7 @@ use std::path::Path;
 const KNOWN_FAILING: &[&str] = &[];
 
 fn compare(dir: &Path, mirror: &Path, expected: &Path) -> Result<(), String> {
-    let opts = manifest_render::Options { mirror: Some(mirror.to_path_buf()) };
+    let opts = manifest_render::Options { mirror: Some(mirror.to_path_buf()), ..Default::default() };
     let got = manifest_render::render(dir, &opts);
     if expected.extension().is_some_and(|e| e == "err") {
         return match got {

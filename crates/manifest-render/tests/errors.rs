@@ -19,6 +19,9 @@ fn fails(files: &[(&str, &str)]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_manifest-render"))
         .arg("build")
         .arg(tmp.path().join("build"))
+        // Hermetic: no fetches, no cache outside the temporary directory.
+        .arg("--offline")
+        .env("KFLITE_CACHE_DIR", tmp.path().join("cache"))
         .env_remove("KFLITE_UPSTREAM_MIRROR")
         .output()
         .expect("run manifest-render");

@@ -61,6 +61,7 @@ fn lint_overlay(dir: &Path, mirror: &Path) -> Vec<Finding> {
         dir,
         &Options {
             mirror: Some(mirror.to_path_buf()),
+            ..Default::default()
         },
         &Config::default(),
     )
@@ -135,6 +136,7 @@ fn without_the_istio_delete_patches_the_istio_objects_are_reported() {
     );
     let options = Options {
         mirror: Some(s.mirror.clone()),
+        ..Default::default()
     };
     let (objects, _) = build_objects(dir.path(), &options).expect("overlay builds");
 
@@ -185,6 +187,7 @@ fn without_the_network_policy_deletes_the_gateway_blocking_policy_is_reported() 
     assert_eq!(dropped, 2, "centraldashboard and seaweedfs deletes");
     let options = Options {
         mirror: Some(s.mirror.clone()),
+        ..Default::default()
     };
     let (objects, _) = build_objects(dir.path(), &options).expect("overlay builds");
     let policies: Vec<String> = objects
@@ -255,7 +258,14 @@ fn platform_overlay_passes_lint_strict() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.is_empty(), "{stderr}");
     // And the library agrees, on a build that has objects.
-    let (objects, _) = build_objects(&overlay, &Options { mirror: Some(mirror) }).expect("platform builds");
+    let (objects, _) = build_objects(
+        &overlay,
+        &Options {
+            mirror: Some(mirror),
+            ..Default::default()
+        },
+    )
+    .expect("platform builds");
     assert!(objects.len() > 100, "{} objects", objects.len());
     let fs = lint(&objects, &Config::default());
     assert!(fs.is_empty(), "{}", show(&fs));
