@@ -11,10 +11,20 @@ pub struct Args {
     /// The overlay to render (relative to the project root).
     #[arg(default_value = "overlays/homelab")]
     overlay: PathBuf,
-    /// Offline mirror of remote bases (`../shared/upstream` layout);
-    /// defaults to KFLITE_UPSTREAM_MIRROR, then ../shared/upstream.
+    /// Offline mirror of remote bases (`../shared/upstream` layout), looked
+    /// up before fetching; defaults to KFLITE_UPSTREAM_MIRROR, then
+    /// ../shared/upstream when present.
     #[arg(long, env = "KFLITE_UPSTREAM_MIRROR")]
     mirror: Option<PathBuf>,
+    /// Never fetch remote bases: mirror and cache only.
+    #[arg(long)]
+    offline: bool,
+    /// Fail unless OVERLAY/kflite.lock exists and matches the build exactly.
+    #[arg(long, conflicts_with = "update_lock")]
+    locked: bool,
+    /// Resolve every remote ref afresh and rewrite OVERLAY/kflite.lock.
+    #[arg(long)]
+    update_lock: bool,
     /// Write here instead of stdout.
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -24,10 +34,30 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    use manifest_render::remote::{LockMode, RemoteOptions, Session};
     let dir = overlay_dir(&args.overlay);
+    let mirror = args.mirror.or_else(default_mirror);
+    // Remote bases the mirror lacks are fetched into the cache
+    // (KFLITE_CACHE_DIR, else ~/.cache/kflite) and pinned in kflite.lock.
+    let lock = match (args.locked, args.update_lock) {
+        (true, _) => LockMode::Locked,
+        (_, true) => LockMode::Update,
+        _ => LockMode::Use,
+    };
+    let session = Session::new(
+        &dir,
+        mirror.clone(),
+        RemoteOptions {
+            cache_dir: std::env::var_os("KFLITE_CACHE_DIR").map(PathBuf::from),
+            offline: args.offline,
+            lock,
+            lockfile: None,
+            progress: true,
+        },
+    )?;
     let options = manifest_render::Options {
-        mirror: args.mirror.or_else(default_mirror),
-        ..Default::default()
+        mirror,
+        session: Some(session.clone()),
     };
     // The overlay's own lint settings, as `manifest-render build` reads them.
     let beside = dir.join(manifest_render::lint::CONFIG_FILE);
@@ -38,7 +68,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let (built, findings) = manifest_render::build_linted(&dir, &options, &config)
         .with_context(|| format!("rendering {}", dir.display()))?;
-    for warning in &built.warnings {
+    for warning in built.warnings.iter().chain(&session.finish()?) {
         eprintln!("{warning}");
     }
     for finding in &findings {
