@@ -53,19 +53,22 @@ pub fn merge_one(list: &mut Vec<FieldSpec>, fs: FieldSpec) -> Result<(), String>
 }
 
 pub fn merge_all(list: &mut Vec<FieldSpec>, other: &[FieldSpec]) -> Result<(), String> {
-    // Index by (gvk, path): configurations merge hundreds of specs, often.
-    let mut index: std::collections::HashMap<(Gvk, String), bool> =
-        list.iter().map(|f| ((f.gvk.clone(), f.path.clone()), f.create)).collect();
+    // Index by (gvk, path), borrowing: configurations merge hundreds of specs, often.
+    let mut added = Vec::new();
+    let mut index: std::collections::HashMap<(&Gvk, &str), bool> =
+        list.iter().map(|f| ((&f.gvk, f.path.as_str()), f.create)).collect();
     for fs in other {
-        match index.get(&(fs.gvk.clone(), fs.path.clone())) {
+        match index.get(&(&fs.gvk, fs.path.as_str())) {
             Some(&create) if create != fs.create => return Err(format!("conflicting fieldspecs for path {}", fs.path)),
             Some(_) => {}
             None => {
-                index.insert((fs.gvk.clone(), fs.path.clone()), fs.create);
-                list.push(fs.clone());
+                index.insert((&fs.gvk, fs.path.as_str()), fs.create);
+                added.push(fs.clone());
             }
         }
     }
+    drop(index);
+    list.extend(added);
     Ok(())
 }
 

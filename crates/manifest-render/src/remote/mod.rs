@@ -89,6 +89,8 @@ pub struct Session {
     /// Per remote: relative path → sha256 of each file the build read.
     reads: Mutex<HashMap<Key, BTreeMap<String, [u8; 32]>>>,
     bars: Option<indicatif::MultiProgress>,
+    /// The up-front survey, when it runs beside the build.
+    survey: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -139,9 +141,18 @@ impl Session {
             slots: Mutex::default(),
             reads: Mutex::default(),
             bars,
+            survey: Mutex::default(),
         });
-        // Online: fetch everything up front, in parallel. Offline: report
+        // Online: fetch everything up front, in parallel, while the build
+        // starts (it waits for a remote only when it reaches it; an overlay
+        // with local bases only loses nothing to the survey). Offline: report
         // every missing remote at once, not just the first.
+        if !session.opts.offline {
+            let (s, dir) = (Arc::clone(&session), dir.to_path_buf());
+            let handle = std::thread::spawn(move || drop(s.survey(&dir)));
+            *session.survey.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+            return Ok(session);
+        }
         let missing = session.survey(dir);
         if session.opts.offline && !missing.is_empty() {
             return Err(Error::invalid(
@@ -405,6 +416,10 @@ impl Session {
     /// fails, otherwise the lock is rewritten when it changed. Returns
     /// warnings for stderr.
     pub fn finish(&self) -> Result<Vec<String>, Error> {
+        // Whatever the survey resolved is part of this build's remotes.
+        if let Some(survey) = self.survey.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = survey.join();
+        }
         let sources = self.sources();
         let mut now: Vec<Entry> = sources
             .iter()
