@@ -21,44 +21,14 @@ fn run(mut c: Command) -> Output {
     c.output().unwrap_or_else(|e| panic!("running {c:?}: {e}"))
 }
 
-/// `kubectl apply --server-side -f file`; a second pass when the first met
-/// kinds whose CRDs the same file creates (kubectl maps every object before
-/// applying any, as against a real API server).
 fn apply(tc: &TestCluster, kubectl: &Path, file: &Path) -> String {
-    let mut c = tc.kubectl(kubectl);
-    c.args(["apply", "--server-side", "-f"]).arg(file);
-    let first = run(c);
-    if first.status.success() {
-        return String::from_utf8_lossy(&first.stdout).into_owned();
-    }
-    let err = text(&first);
-    assert!(
-        err.lines()
-            .filter(|l| l.starts_with("error") || l.starts_with("Error"))
-            .all(|l| l.contains("ensure CRDs are installed first")),
-        "apply of {} failed for a reason other than CRDs created by the same file:\n{err}",
-        file.display()
-    );
-    let mut c = tc.kubectl(kubectl);
-    c.args(["apply", "--server-side", "-f"]).arg(file);
-    let second = run(c);
-    assert!(
-        second.status.success(),
-        "second apply of {}:\n{}",
-        file.display(),
-        text(&second)
-    );
-    String::from_utf8_lossy(&second.stdout).into_owned()
+    tc.kubectl_apply_server_side(kubectl, file)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn gateway_crds(dir: &Path) -> PathBuf {
-    let list = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": kfmodel::gateway::cluster_provided_crds(),
-    });
     let path = dir.join("gateway-crds.json");
-    std::fs::write(&path, serde_json::to_vec(&list).unwrap()).unwrap();
+    kube_sim::write_list(&path, &kfmodel::gateway::cluster_provided_crds()).unwrap();
     path
 }
 

@@ -24,7 +24,7 @@ mod testcluster;
 
 pub use faults::{FailRule, LatencyRule};
 pub use status::ApiError;
-pub use testcluster::{TestCluster, TestClusterError};
+pub use testcluster::{TestCluster, TestClusterError, write_list};
 
 use faults::Faults;
 use hyper_util::rt::TokioIo;

@@ -92,6 +92,38 @@ impl TestCluster {
         c
     }
 
+    /// `kubectl apply --server-side -f FILE`, as a user runs it. kubectl maps
+    /// every object before applying any, so a file that creates CRDs and
+    /// objects of those kinds takes a second pass (against a real API server
+    /// too); a first pass that fails for any other reason is the error.
+    pub fn kubectl_apply_server_side(&self, kubectl: &Path, file: &Path) -> Result<String, String> {
+        let run = || {
+            let mut c = self.kubectl(kubectl);
+            c.args(["apply", "--server-side", "-f"]).arg(file);
+            c.output().map_err(|e| format!("running {c:?}: {e}"))
+        };
+        let text = |o: &std::process::Output| {
+            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+        };
+        let first = run()?;
+        if first.status.success() {
+            return Ok(String::from_utf8_lossy(&first.stdout).into_owned());
+        }
+        let err = text(&first);
+        let only_crd_order = err
+            .lines()
+            .filter(|l| l.starts_with("error") || l.starts_with("Error"))
+            .all(|l| l.contains("ensure CRDs are installed first"));
+        if !only_crd_order {
+            return Err(format!("apply of {} failed:\n{err}", file.display()));
+        }
+        let second = run()?;
+        if !second.status.success() {
+            return Err(format!("second apply of {} failed:\n{}", file.display(), text(&second)));
+        }
+        Ok(String::from_utf8_lossy(&second.stdout).into_owned())
+    }
+
     /// A fresh namespace `<prefix>-<random>`, deleted (on a real cluster) when this drops.
     pub async fn namespace(&self, prefix: &str) -> Result<String, TestClusterError> {
         use kube::api::{Api, PostParams};
@@ -145,4 +177,11 @@ impl Drop for TestCluster {
         });
         let _ = done.join();
     }
+}
+
+/// Writes `items` as one `v1` `List` that `kubectl apply -f` reads (e.g.
+/// the CRDs a cluster provides before the platform is installed).
+pub fn write_list<T: serde::Serialize>(path: &Path, items: &[T]) -> std::io::Result<()> {
+    let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items });
+    std::fs::write(path, serde_json::to_vec(&list).map_err(std::io::Error::other)?)
 }

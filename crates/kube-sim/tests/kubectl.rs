@@ -23,34 +23,13 @@ fn ok(c: Command) -> String {
 
 /// The Gateway API CRDs a cluster provides, as a file kubectl can apply.
 fn gateway_crds(dir: &Path) -> PathBuf {
-    let list = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": kfmodel::gateway::cluster_provided_crds(),
-    });
     let path = dir.join("gateway-crds.json");
-    std::fs::write(&path, serde_json::to_vec(&list).expect("CRDs serialize")).expect("write CRD file");
+    kube_sim::write_list(&path, &kfmodel::gateway::cluster_provided_crds()).expect("write CRD file");
     path
 }
 
-/// `kubectl apply --server-side -f file`, applied a second time when the
-/// first pass hit kinds whose CRDs the same file creates (kubectl maps every
-/// object before applying any, exactly as against a real API server).
 fn apply_file(tc: &TestCluster, kubectl: &Path, file: &Path) -> String {
-    let mut c = tc.kubectl(kubectl);
-    c.args(["apply", "--server-side", "-f"]).arg(file);
-    let first = run(c);
-    if first.status.success() {
-        return String::from_utf8_lossy(&first.stdout).into_owned();
-    }
-    let err = text(&first);
-    assert!(
-        err.lines().filter(|l| l.starts_with("error") || l.starts_with("Error")).all(|l| l.contains("ensure CRDs are installed first")),
-        "first apply failed for a reason other than CRDs applied in the same file:\n{err}"
-    );
-    let mut c = tc.kubectl(kubectl);
-    c.args(["apply", "--server-side", "-f"]).arg(file);
-    ok(c)
+    tc.kubectl_apply_server_side(kubectl, file).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
