@@ -135,14 +135,10 @@ fn check_rootfs(rootfs: &Path) {
 #[test]
 fn pushed_image_pulls_back_with_the_same_digest() {
     let test = "pushed_image_pulls_back_with_the_same_digest";
-    let Some(skopeo) = testkit::require_tool(test, "skopeo") else {
-        return;
-    };
-    let Some(registry_bin) = testkit::require_tool(test, "docker-registry") else {
+    let Some((skopeo, registry)) = skopeo_and_registry(test) else {
         return;
     };
     let names = buildable_images(test);
-    let registry = LocalRegistry::start(&registry_bin);
     let tmp = tempdir();
     let target = format!("{}/kflite", registry.addr);
     let mut args = vec!["images", "--out", path_str(tmp.path()), "--push", &target];

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
@@ -66,18 +66,20 @@ fn pinned_images(rendered: &str) -> Vec<String> {
         .collect()
 }
 
+/// An overlay naming `names`, an empty bare repository for the branch, and an output dir.
+fn release_scratch(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
+    let (overlay, repo, out) = (dir.join("overlay"), dir.join("repo.git"), dir.join("out"));
+    write_overlay(&overlay, names);
+    git(dir, &["init", "-q", "--bare", path_str(&repo)]);
+    (overlay, repo, out)
+}
+
 #[test]
 fn release_dry_run_pins_by_digest_and_pushes_nothing() {
     let test = "release_dry_run_pins_by_digest_and_pushes_nothing";
     let names = buildable_images(test);
     let tmp = tempdir();
-    let (overlay, repo, out) = (
-        tmp.path().join("overlay"),
-        tmp.path().join("repo.git"),
-        tmp.path().join("out"),
-    );
-    write_overlay(&overlay, &names);
-    git(tmp.path(), &["init", "-q", "--bare", path_str(&repo)]);
+    let (overlay, repo, out) = release_scratch(tmp.path(), &names);
     let version = workspace_version();
     // Port 1 on loopback: any push attempt would fail the run.
     let registry = "127.0.0.1:1/kflite";
@@ -124,22 +126,12 @@ fn release_refuses_a_version_that_is_not_the_workspaces() {
 #[test]
 fn release_pushes_pins_and_publishes() {
     let test = "release_pushes_pins_and_publishes";
-    let Some(skopeo) = testkit::require_tool(test, "skopeo") else {
-        return;
-    };
-    let Some(registry_bin) = testkit::require_tool(test, "docker-registry") else {
+    let Some((skopeo, registry)) = skopeo_and_registry(test) else {
         return;
     };
     let names = buildable_images(test);
-    let registry = LocalRegistry::start(&registry_bin);
     let tmp = tempdir();
-    let (overlay, repo, out) = (
-        tmp.path().join("overlay"),
-        tmp.path().join("repo.git"),
-        tmp.path().join("out"),
-    );
-    write_overlay(&overlay, &names);
-    git(tmp.path(), &["init", "-q", "--bare", path_str(&repo)]);
+    let (overlay, repo, out) = release_scratch(tmp.path(), &names);
     let version = workspace_version();
     let target = format!("{}/kflite", registry.addr);
     let stdout = xtask_ok(&release_args(&version, &overlay, &repo, &target, &out, &names));

@@ -358,6 +358,18 @@ async fn setup(test: &str) -> Option<(MariaDb, SeaweedFs, Fixture, SeaweedStore)
     Some((db, sw, fx, store))
 }
 
+/// Waits until a running gc has deleted its first object from a bucket of `total`.
+async fn first_deletion(store: &SeaweedStore, total: usize) {
+    let start = Instant::now();
+    while bucket(store).await.len() == total {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "gc deleted nothing within 60s"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
 async fn bucket(store: &SeaweedStore) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
     let mut token = None;
@@ -591,18 +603,7 @@ async fn killed_midway_then_rerun_loses_nothing_that_should_stay() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    loop {
-        let now = bucket(&store).await;
-        if now.len() < fx.all.len() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "gc deleted nothing within 60s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    first_deletion(&store, fx.all.len()).await;
     child.kill().unwrap();
     child.wait().unwrap();
     let after_kill = bucket(&store).await;
@@ -660,14 +661,7 @@ async fn a_run_created_after_the_plan_keeps_its_objects() {
         })
     };
     // team-a is handled first; once its deletions start, team-b's deleted run reappears.
-    let start = Instant::now();
-    while bucket(&store).await.len() == fx.all.len() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "gc deleted nothing within 60s"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    first_deletion(&store, fx.all.len()).await;
     let b2 = RUNS.iter().find(|r| r.uuid.starts_with("b2")).unwrap();
     insert_run(&db, b2).await;
     let (report, metrics) = task.await.unwrap().expect("gc cycle");

@@ -127,6 +127,13 @@ pub struct LocalRegistry {
     _dir: tempfile::TempDir,
 }
 
+/// skopeo and a running throw-away registry, or a recorded skip.
+pub fn skopeo_and_registry(test: &str) -> Option<(std::path::PathBuf, LocalRegistry)> {
+    let skopeo = testkit::require_tool(test, "skopeo")?;
+    let registry = testkit::require_tool(test, "docker-registry")?;
+    Some((skopeo, LocalRegistry::start(&registry)))
+}
+
 impl LocalRegistry {
     pub fn start(binary: &Path) -> LocalRegistry {
         let dir = tempfile::tempdir().unwrap();
