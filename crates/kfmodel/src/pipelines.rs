@@ -13,4 +13,8 @@ pub const METADATA_GRPC_CONFIGMAP: &str = "metadata-grpc-configmap";
 /// Argo Workflows' artifact repository for KFP v1-style runs.
 pub const ARTIFACT_REPOSITORIES_CONFIGMAP: &str = "artifact-repositories";
 /// The three ConfigMaps, in the order the upstream hook writes them.
-pub const KFP_CONFIGMAPS: [&str; 3] = [LAUNCHER_CONFIGMAP, METADATA_GRPC_CONFIGMAP, ARTIFACT_REPOSITORIES_CONFIGMAP];
+pub const KFP_CONFIGMAPS: [&str; 3] = [
+    LAUNCHER_CONFIGMAP,
+    METADATA_GRPC_CONFIGMAP,
+    ARTIFACT_REPOSITORIES_CONFIGMAP,
+];

@@ -82,7 +82,13 @@ impl Faults {
     }
 
     pub fn delay(&self, t: &Target<'_>) -> Duration {
-        Duration::from_millis(self.latency.iter().filter(|r| matches(&r.verb, &r.resource, t)).map(|r| r.millis).sum())
+        Duration::from_millis(
+            self.latency
+                .iter()
+                .filter(|r| matches(&r.verb, &r.resource, t))
+                .map(|r| r.millis)
+                .sum(),
+        )
     }
 }
 
@@ -93,11 +99,28 @@ mod tests {
     #[test]
     fn failure_rules_count_down_and_match() {
         let mut f = Faults::default();
-        f.add_failure(FailRule { verb: Some("list".into()), resource: Some("deployments.apps".into()), code: 503, count: 2, message: None });
-        let list = Target { verb: "list", resource: "deployments", group: "apps" };
-        let get = Target { verb: "get", resource: "deployments", group: "apps" };
+        f.add_failure(FailRule {
+            verb: Some("list".into()),
+            resource: Some("deployments.apps".into()),
+            code: 503,
+            count: 2,
+            message: None,
+        });
+        let list = Target {
+            verb: "list",
+            resource: "deployments",
+            group: "apps",
+        };
+        let get = Target {
+            verb: "get",
+            resource: "deployments",
+            group: "apps",
+        };
         assert!(f.take_failure(&get).is_none());
-        assert_eq!(f.take_failure(&list).map(|e| (e.code, e.reason)), Some((503, "ServiceUnavailable")));
+        assert_eq!(
+            f.take_failure(&list).map(|e| (e.code, e.reason)),
+            Some((503, "ServiceUnavailable"))
+        );
         assert!(f.take_failure(&list).is_some());
         assert!(f.take_failure(&list).is_none());
     }

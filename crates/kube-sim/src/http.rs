@@ -1,13 +1,13 @@
 //! The HTTP front: routing, content negotiation, verbs, watch streams,
 //! tables, and the admin endpoint for faults.
 
+use crate::Shared;
 use crate::faults::{FailRule, LatencyRule, Target};
 use crate::registry::{self, ResourceType};
 use crate::select::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult};
 use crate::store::{Change, DeleteOpts, FieldValidation, ListOpts, WriteOpts, with_version};
 use crate::table;
-use crate::Shared;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
@@ -43,7 +43,8 @@ fn raw_json(code: u16, v: &Value, ct: &str) -> Response<Body> {
 fn error_response(e: &ApiError) -> Response<Body> {
     let mut r = json_response(e.code, &e.to_status());
     if e.code == 429 || e.code == 503 {
-        r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
     }
     r
 }
@@ -100,7 +101,12 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
         Some((&"watch", r)) => (true, r),
         _ => (false, rest),
     };
-    let mut p = ResPath { group: group.into(), version: version.into(), watch, ..Default::default() };
+    let mut p = ResPath {
+        group: group.into(),
+        version: version.into(),
+        watch,
+        ..Default::default()
+    };
     let ns_sub = group.is_empty() && rest.len() == 3 && matches!(rest[2], "status" | "finalize");
     let tail: &[&str] = match rest {
         ["namespaces", ns, tail @ ..] if !tail.is_empty() && !ns_sub => {
@@ -126,7 +132,10 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
 }
 
 fn query(req_uri: &http::Uri) -> HashMap<String, String> {
-    req_uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+    req_uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
 }
 
 fn verb_of(method: &Method, p: &ResPath, q: &HashMap<String, String>) -> &'static str {
@@ -148,21 +157,37 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
     let (parts, body) = req.into_parts();
     let bytes = match body.collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) => return Ok(error_response(&ApiError::bad_request(format!("reading the request body: {e}")))),
+        Err(e) => {
+            return Ok(error_response(&ApiError::bad_request(format!(
+                "reading the request body: {e}"
+            ))));
+        }
     };
     let path = parts.uri.path().to_string();
     let q = query(&parts.uri);
     let route = parse_route(&path);
     let (verb, resource, group) = match &route {
         Route::Resource(p) => (verb_of(&parts.method, p, &q), p.plural.clone(), p.group.clone()),
-        _ => (if parts.method == Method::GET { "get" } else { "unknown" }, String::new(), String::new()),
+        _ => (
+            if parts.method == Method::GET {
+                "get"
+            } else {
+                "unknown"
+            },
+            String::new(),
+            String::new(),
+        ),
     };
     tracing::debug!(method = %parts.method, uri = %parts.uri, verb, "request");
     if let Route::Resource(_) = route {
         shared.count_request(verb, &resource, &group);
     }
     if !matches!(route, Route::Admin(_)) {
-        let target = Target { verb, resource: &resource, group: &group };
+        let target = Target {
+            verb,
+            resource: &resource,
+            group: &group,
+        };
         let (delay, failure) = {
             let mut f = shared.faults.lock().unwrap_or_else(|e| e.into_inner());
             (f.delay(&target), f.take_failure(&target))
@@ -175,14 +200,32 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
             return Ok(error_response(&e));
         }
     }
-    let accept = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let ctype = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let ua = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let ctype = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let ua = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let resp = match route {
         Route::Version => json_response(200, &version_info()),
         Route::Health => {
             let mut r = Response::new(full("ok"));
-            r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
             r
         }
         Route::CoreDiscovery | Route::GroupsDiscovery => {
@@ -191,7 +234,10 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
             if wants_aggregated(&accept) {
                 raw_json(200, &registry::aggregated(&st.reg, core), AGGREGATED)
             } else if core {
-                json_response(200, &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": shared.addr.to_string()}]}))
+                json_response(
+                    200,
+                    &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": shared.addr.to_string()}]}),
+                )
             } else {
                 json_response(200, &registry::group_list(&st.reg))
             }
@@ -208,7 +254,12 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
             // An empty protobuf message is a valid, empty OpenAPI v2 document
             // (kubectl only reads v2 as protobuf); it carries no schemas.
             let mut r = Response::new(full(Bytes::new()));
-            r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/com.github.proto-openapi.spec.v2.v1.0+protobuf"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                ),
+            );
             r
         }
         Route::OpenApiV3Root => json_response(200, &openapi_root(&shared)),
@@ -216,7 +267,15 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
         Route::Admin(segs) => admin(&shared, &parts.method, &segs, &bytes),
         Route::Unknown => error_response(&ApiError::no_route()),
         Route::Resource(p) => {
-            let req = Req { method: parts.method.clone(), q, accept, ctype, ua, body: bytes, verb };
+            let req = Req {
+                method: parts.method.clone(),
+                q,
+                accept,
+                ctype,
+                ua,
+                body: bytes,
+                verb,
+            };
             match serve_resource(&shared, p, req).await {
                 Ok(r) => r,
                 Err(e) => error_response(&e),
@@ -227,7 +286,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
 }
 
 fn wants_aggregated(accept: &str) -> bool {
-    accept.split(',').any(|a| a.contains("as=APIGroupDiscoveryList") && a.contains("v=v2") && !a.contains("v=v2beta1"))
+    accept
+        .split(',')
+        .any(|a| a.contains("as=APIGroupDiscoveryList") && a.contains("v=v2") && !a.contains("v=v2beta1"))
 }
 
 fn version_info() -> Value {
@@ -254,8 +315,15 @@ fn openapi_root(shared: &Shared) -> Value {
     let mut paths = serde_json::Map::new();
     for (g, vs) in st.reg.groups() {
         for v in vs {
-            let p = if g.is_empty() { format!("api/{v}") } else { format!("apis/{g}/{v}") };
-            paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash=0")}));
+            let p = if g.is_empty() {
+                format!("api/{v}")
+            } else {
+                format!("apis/{g}/{v}")
+            };
+            paths.insert(
+                p.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash=0")}),
+            );
         }
     }
     json!({"paths": paths})
@@ -279,19 +347,47 @@ fn openapi_gv(shared: &Shared, p: &str) -> Response<Body> {
         {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
         {"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}},
     ]);
-    let types: Vec<&ResourceType> = st.reg.all().iter().filter(|t| t.group == g && t.serves(&v)).collect();
+    let types: Vec<&ResourceType> = st
+        .reg
+        .all()
+        .iter()
+        .filter(|t| t.group == g && t.serves(&v))
+        .collect();
     if types.is_empty() {
         return error_response(&ApiError::no_route());
     }
     for t in types {
-        let prefix = if g.is_empty() { format!("/api/{v}") } else { format!("/apis/{g}/{v}") };
-        let coll = if t.namespaced { format!("{prefix}/namespaces/{{namespace}}/{}", t.plural) } else { format!("{prefix}/{}", t.plural) };
+        let prefix = if g.is_empty() {
+            format!("/api/{v}")
+        } else {
+            format!("/apis/{g}/{v}")
+        };
+        let coll = if t.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}", t.plural)
+        } else {
+            format!("{prefix}/{}", t.plural)
+        };
         let gvk = json!([{"group": t.group, "version": v, "kind": t.kind}]);
         let op = |verb: &str| json!({"operationId": format!("{verb}{}", t.kind), "parameters": params, "x-kubernetes-group-version-kind": gvk[0], "responses": {"200": {"description": "OK"}}});
         paths.insert(coll.clone(), json!({"post": op("create"), "get": op("list")}));
-        paths.insert(format!("{coll}/{{name}}"), json!({"get": op("read"), "put": op("replace"), "patch": op("patch"), "delete": op("delete")}));
-        let name = format!("{}.{}.{}", if t.group.is_empty() { "io.k8s.api.core" } else { &t.group }, v, t.kind);
-        let mut schema = t.schema(&v).cloned().unwrap_or(json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
+        paths.insert(
+            format!("{coll}/{{name}}"),
+            json!({"get": op("read"), "put": op("replace"), "patch": op("patch"), "delete": op("delete")}),
+        );
+        let name = format!(
+            "{}.{}.{}",
+            if t.group.is_empty() {
+                "io.k8s.api.core"
+            } else {
+                &t.group
+            },
+            v,
+            t.kind
+        );
+        let mut schema = t
+            .schema(&v)
+            .cloned()
+            .unwrap_or(json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
         schema["x-kubernetes-group-version-kind"] = gvk;
         schemas.insert(name, schema);
     }
@@ -332,7 +428,12 @@ fn admin(shared: &Shared, method: &Method, segs: &[String], body: &[u8]) -> Resp
             json_response(200, &json!({"ok": true}))
         }
         (&Method::GET, ["objects"]) => {
-            let objs: Vec<Value> = shared.store().all_objects().iter().map(|o| (**o).clone()).collect();
+            let objs: Vec<Value> = shared
+                .store()
+                .all_objects()
+                .iter()
+                .map(|o| (**o).clone())
+                .collect();
             json_response(200, &json!({"items": objs}))
         }
         _ => error_response(&ApiError::no_route()),
@@ -362,7 +463,13 @@ impl Req {
     fn manager(&self) -> String {
         match self.q.get("fieldManager") {
             Some(m) if !m.is_empty() => m.clone(),
-            _ => self.ua.split('/').next().filter(|s| !s.is_empty()).unwrap_or("unknown").to_string(),
+            _ => self
+                .ua
+                .split('/')
+                .next()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("unknown")
+                .to_string(),
         }
     }
 
@@ -372,10 +479,17 @@ impl Req {
             Some("Strict") => FieldValidation::Strict,
             Some("Ignore") => FieldValidation::Ignore,
             Some(other) => {
-                return Err(ApiError::bad_request(format!("fieldValidation: Unsupported value: \"{other}\": supported values: \"Ignore\", \"Strict\", \"Warn\"")));
+                return Err(ApiError::bad_request(format!(
+                    "fieldValidation: Unsupported value: \"{other}\": supported values: \"Ignore\", \"Strict\", \"Warn\""
+                )));
             }
         };
-        Ok(WriteOpts { dry_run: self.dry_run(), manager, validation, warnings: Default::default() })
+        Ok(WriteOpts {
+            dry_run: self.dry_run(),
+            manager,
+            validation,
+            warnings: Default::default(),
+        })
     }
 
     fn parse_body(&self) -> ApiResult<Value> {
@@ -390,14 +504,20 @@ impl Req {
             Ok(v) => Ok(v),
             Err(_) if ct.contains("yaml") => serde_yaml_ng::from_slice(&self.body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}"))),
-            Err(je) => Err(ApiError::bad_request(format!("couldn't get version/kind; json parse error: {je}"))),
+            Err(je) => Err(ApiError::bad_request(format!(
+                "couldn't get version/kind; json parse error: {je}"
+            ))),
         }
     }
 
     fn list_opts(&self, t: &ResourceType, version: &str) -> ApiResult<ListOpts> {
         Ok(ListOpts {
             labels: LabelSelector::parse(self.q.get("labelSelector").map(String::as_str).unwrap_or(""))?,
-            fields: FieldSelector::parse(self.q.get("fieldSelector").map(String::as_str).unwrap_or(""), &t.kind, &t.selectable_fields(version))?,
+            fields: FieldSelector::parse(
+                self.q.get("fieldSelector").map(String::as_str).unwrap_or(""),
+                &t.kind,
+                &t.selectable_fields(version),
+            )?,
             limit: self.q.get("limit").and_then(|l| l.parse().ok()),
             continue_token: self.q.get("continue").filter(|c| !c.is_empty()).cloned(),
         })
@@ -411,13 +531,16 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
         .lookup(&p.group, &p.version, &p.plural)
         .cloned()
         .ok_or_else(ApiError::no_route)?;
-    if (!t.namespaced && p.namespace.is_some()) || (t.namespaced && p.namespace.is_none() && p.name.is_some()) {
+    if (!t.namespaced && p.namespace.is_some()) || (t.namespaced && p.namespace.is_none() && p.name.is_some())
+    {
         return Err(ApiError::no_route());
     }
     let status = match p.sub.as_deref() {
         None => false,
         Some("status") if t.status_for(&p.version) => true,
-        Some("finalize") if t.kind == "Namespace" && req.verb == "update" => return finalize_namespace(shared, &t, &p, &req),
+        Some("finalize") if t.kind == "Namespace" && req.verb == "update" => {
+            return finalize_namespace(shared, &t, &p, &req);
+        }
         Some("scale") if t.scale_paths(&p.version).is_some() => return scale(shared, &t, &p, &req),
         Some(_) => return Err(ApiError::no_route()),
     };
@@ -455,13 +578,23 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
             let manager = if is_apply {
                 match req.q.get("fieldManager") {
                     Some(m) if !m.is_empty() => m.clone(),
-                    _ => return Err(ApiError::new(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch")),
+                    _ => {
+                        return Err(ApiError::new(
+                            422,
+                            "Invalid",
+                            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                        ));
+                    }
                 }
             } else {
                 req.manager()
             };
             if req.verb == "patch" && !is_apply && req.flag("force") {
-                return Err(ApiError::new(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch"));
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch",
+                ));
             }
             let change = if req.verb == "update" {
                 Change::Replace(body.clone())
@@ -470,10 +603,17 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
                     "application/merge-patch+json" => Change::MergePatch(&body),
                     "application/json-patch+json" => Change::JsonPatch(&body),
                     "application/strategic-merge-patch+json" if t.is_crd() => {
-                        return Err(ApiError::new(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"));
+                        return Err(ApiError::new(
+                            415,
+                            "UnsupportedMediaType",
+                            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                        ));
                     }
                     "application/strategic-merge-patch+json" => Change::StrategicMerge(&body),
-                    "application/apply-patch+yaml" => Change::Apply { body: &body, force: req.flag("force") },
+                    "application/apply-patch+yaml" => Change::Apply {
+                        body: &body,
+                        force: req.flag("force"),
+                    },
                     other => return Err(ApiError::unsupported_media(other)),
                 }
             };
@@ -484,7 +624,10 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
                 (existed, st.modify(&t, v, &ns, name, change, status, &opts)?)
             };
             let code = if existed { 200 } else { 201 };
-            Ok(with_warnings(json_response(code, &with_version(&o, &t, v)), &opts))
+            Ok(with_warnings(
+                json_response(code, &with_version(&o, &t, v)),
+                &opts,
+            ))
         }
         "delete" => {
             let name = p.name.as_deref().unwrap_or("");
@@ -495,8 +638,15 @@ async fn serve_resource(shared: &Arc<Shared>, p: ResPath, req: Req) -> ApiResult
         "deletecollection" => {
             let opts = req.list_opts(&t, v)?;
             let dopts = delete_opts(&req)?;
-            let items = shared.store().delete_collection(&t, v, p.namespace.as_deref(), &opts, &dopts)?;
-            let res = crate::store::ListResult { items, rv: shared.store().rv, continue_token: None, remaining: None };
+            let items = shared
+                .store()
+                .delete_collection(&t, v, p.namespace.as_deref(), &opts, &dopts)?;
+            let res = crate::store::ListResult {
+                items,
+                rv: shared.store().rv,
+                continue_token: None,
+                remaining: None,
+            };
             Ok(render_list(&t, v, &res, &req))
         }
         _ => Err(ApiError::method_not_allowed()),
@@ -511,11 +661,24 @@ fn selector_string(v: &Value) -> String {
     let mut parts: Vec<String> = v
         .get("matchLabels")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
         .unwrap_or_default();
-    for e in v.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+    for e in v
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-        let vals: Vec<&str> = e.get("values").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let vals: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         parts.push(match e.get("operator").and_then(Value::as_str).unwrap_or("") {
             "In" => format!("{key} in ({})", vals.join(",")),
             "NotIn" => format!("{key} notin ({})", vals.join(",")),
@@ -528,7 +691,9 @@ fn selector_string(v: &Value) -> String {
 
 /// The scale subresource (autoscaling/v1 Scale) over a replicas field.
 fn scale(shared: &Arc<Shared>, t: &ResourceType, p: &ResPath, req: &Req) -> ApiResult<Response<Body>> {
-    let Some(paths) = t.scale_paths(&p.version) else { return Err(ApiError::no_route()) };
+    let Some(paths) = t.scale_paths(&p.version) else {
+        return Err(ApiError::no_route());
+    };
     let ns = p.namespace.clone().unwrap_or_default();
     let name = p.name.as_deref().unwrap_or("");
     let ptr = |path: &str| path.replace('.', "/");
@@ -556,18 +721,44 @@ fn scale(shared: &Arc<Shared>, t: &ResourceType, p: &ResPath, req: &Req) -> ApiR
             let body = req.parse_body()?;
             match req.ctype.split(';').next().unwrap_or("").trim() {
                 "application/json-patch+json" => crate::patch::json_patch(&mut sc, &body)?,
-                "application/merge-patch+json" | "application/strategic-merge-patch+json" | "application/apply-patch+yaml" => crate::patch::merge_patch(&mut sc, &body)?,
+                "application/merge-patch+json"
+                | "application/strategic-merge-patch+json"
+                | "application/apply-patch+yaml" => crate::patch::merge_patch(&mut sc, &body)?,
                 other => return Err(ApiError::unsupported_media(other)),
             }
         }
         _ => return Err(ApiError::method_not_allowed()),
     }
-    let replicas = sc.pointer("/spec/replicas").and_then(Value::as_i64).ok_or_else(|| ApiError::invalid("autoscaling", "Scale", name, &[("spec.replicas".into(), "Required value".into())]))?;
+    let replicas = sc
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "autoscaling",
+                "Scale",
+                name,
+                &[("spec.replicas".into(), "Required value".into())],
+            )
+        })?;
     if replicas < 0 {
-        return Err(ApiError::invalid("autoscaling", "Scale", name, &[("spec.replicas".into(), format!("Invalid value: {replicas}: must be greater than or equal to 0"))]));
+        return Err(ApiError::invalid(
+            "autoscaling",
+            "Scale",
+            name,
+            &[(
+                "spec.replicas".into(),
+                format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+            )],
+        ));
     }
-    if let Some(rv) = sc.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|r| !r.is_empty())
-        && current.pointer("/metadata/resourceVersion").and_then(Value::as_str) != Some(rv)
+    if let Some(rv) = sc
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+        && current
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            != Some(rv)
     {
         return Err(ApiError::modified(&t.gr(), name));
     }
@@ -577,18 +768,27 @@ fn scale(shared: &Arc<Shared>, t: &ResourceType, p: &ResPath, req: &Req) -> ApiR
         patch = json!({ seg: patch });
     }
     let opts = req.write_opts(req.manager())?;
-    let o = shared.store().modify(t, &p.version, &ns, name, Change::MergePatch(&patch), false, &opts)?;
+    let o = shared
+        .store()
+        .modify(t, &p.version, &ns, name, Change::MergePatch(&patch), false, &opts)?;
     Ok(json_response(200, &to_scale(&o)))
 }
 
 /// `PUT /api/v1/namespaces/<name>/finalize`: only spec.finalizers changes.
-fn finalize_namespace(shared: &Arc<Shared>, t: &ResourceType, p: &ResPath, req: &Req) -> ApiResult<Response<Body>> {
+fn finalize_namespace(
+    shared: &Arc<Shared>,
+    t: &ResourceType,
+    p: &ResPath,
+    req: &Req,
+) -> ApiResult<Response<Body>> {
     let body = req.parse_body()?;
     let finalizers = body.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
     let patch = json!({"spec": {"finalizers": finalizers}});
     let opts = req.write_opts(req.manager())?;
     let name = p.name.as_deref().unwrap_or("");
-    let o = shared.store().modify(t, &p.version, "", name, Change::MergePatch(&patch), false, &opts)?;
+    let o = shared
+        .store()
+        .modify(t, &p.version, "", name, Change::MergePatch(&patch), false, &opts)?;
     Ok(json_response(200, &with_version(&o, t, &p.version)))
 }
 
@@ -630,21 +830,34 @@ fn with_warnings(mut r: Response<Body>, opts: &WriteOpts) -> Response<Body> {
 }
 
 fn delete_opts(req: &Req) -> ApiResult<DeleteOpts> {
-    let mut d = DeleteOpts { dry_run: req.dry_run(), ..Default::default() };
+    let mut d = DeleteOpts {
+        dry_run: req.dry_run(),
+        ..Default::default()
+    };
     if let Some(p) = req.q.get("propagationPolicy") {
         d.propagation = Some(p.clone());
     }
     if !req.body.is_empty() && req.method == Method::DELETE {
-        let b: Value = serde_json::from_slice(&req.body).map_err(|e| ApiError::bad_request(format!("DeleteOptions: {e}")))?;
+        let b: Value = serde_json::from_slice(&req.body)
+            .map_err(|e| ApiError::bad_request(format!("DeleteOptions: {e}")))?;
         if let Some(p) = b.get("propagationPolicy").and_then(Value::as_str) {
             d.propagation = Some(p.into());
         }
         if b.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
             d.propagation = Some("Orphan".into());
         }
-        d.uid = b.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
-        d.resource_version = b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
-        if b.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x == "All")) {
+        d.uid = b
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        d.resource_version = b
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if b.get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|x| x == "All"))
+        {
             d.dry_run = true;
         }
     }
@@ -682,7 +895,16 @@ fn render_one(t: &ResourceType, v: &str, o: &Value, req: &Req) -> Response<Body>
     match wants(&req.accept) {
         As::Object => json_response(200, &with_version(o, t, v)),
         As::Meta => json_response(200, &partial(o)),
-        As::Table => json_response(200, &table::table(t, v, &[Arc::new(o.clone())], None, req.q.get("includeObject").map(String::as_str))),
+        As::Table => json_response(
+            200,
+            &table::table(
+                t,
+                v,
+                &[Arc::new(o.clone())],
+                None,
+                req.q.get("includeObject").map(String::as_str),
+            ),
+        ),
     }
 }
 
@@ -692,19 +914,36 @@ fn render_list(t: &ResourceType, v: &str, res: &crate::store::ListResult, req: &
         meta["continue"] = json!(c);
     }
     if let Some(n) = res.remaining
-        && req.q.get("labelSelector").is_none_or(String::is_empty) && req.q.get("fieldSelector").is_none_or(String::is_empty) {
-            meta["remainingItemCount"] = json!(n);
-        }
+        && req.q.get("labelSelector").is_none_or(String::is_empty)
+        && req.q.get("fieldSelector").is_none_or(String::is_empty)
+    {
+        meta["remainingItemCount"] = json!(n);
+    }
     match wants(&req.accept) {
         As::Object => {
             let items: Vec<Value> = res.items.iter().map(|o| with_version(o, t, v)).collect();
-            json_response(200, &json!({"kind": t.list_kind, "apiVersion": t.api_version(v), "metadata": meta, "items": items}))
+            json_response(
+                200,
+                &json!({"kind": t.list_kind, "apiVersion": t.api_version(v), "metadata": meta, "items": items}),
+            )
         }
         As::Meta => {
             let items: Vec<Value> = res.items.iter().map(|o| partial(o)).collect();
-            json_response(200, &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}))
+            json_response(
+                200,
+                &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
+            )
         }
-        As::Table => json_response(200, &table::table(t, v, &res.items, Some(meta), req.q.get("includeObject").map(String::as_str))),
+        As::Table => json_response(
+            200,
+            &table::table(
+                t,
+                v,
+                &res.items,
+                Some(meta),
+                req.q.get("includeObject").map(String::as_str),
+            ),
+        ),
     }
 }
 
@@ -746,12 +985,22 @@ fn watch(shared: &Arc<Shared>, t: &ResourceType, p: &ResPath, req: &Req) -> ApiR
     let initial_state = rv_param.is_empty() || rv_param == "0" || send_initial;
     let setup = {
         let st = shared.store();
-        let start_rv = if initial_state { Ok(st.rv) } else { rv_param.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version \"{rv_param}\""))) };
+        let start_rv = if initial_state {
+            Ok(st.rv)
+        } else {
+            rv_param
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version \"{rv_param}\"")))
+        };
         match start_rv {
             Err(e) => return Err(e),
             Ok(rv) => match st.events_since(rv) {
                 Ok((backlog, sub)) => {
-                    let initial = if initial_state { st.list(t, ns.as_deref(), &opts)?.items } else { Vec::new() };
+                    let initial = if initial_state {
+                        st.list(t, ns.as_deref(), &opts)?.items
+                    } else {
+                        Vec::new()
+                    };
                     Ok((rv, initial, backlog, sub))
                 }
                 Err(e) => Err(e),
@@ -806,9 +1055,10 @@ fn watch(shared: &Arc<Shared>, t: &ResourceType, p: &ResPath, req: &Req) -> ApiR
                 for ev in backlog {
                     last_rv = ev.rv;
                     if let Some((et, o)) = translate(&ev)
-                        && tx.send(event_line(et, &render(&o))).await.is_err() {
-                            return;
-                        }
+                        && tx.send(event_line(et, &render(&o))).await.is_err()
+                    {
+                        return;
+                    }
                 }
                 let deadline = tokio::time::sleep(timeout);
                 tokio::pin!(deadline);
@@ -840,9 +1090,17 @@ fn watch(shared: &Arc<Shared>, t: &ResourceType, p: &ResPath, req: &Req) -> ApiR
             });
         }
     }
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx)) });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+    });
     let mut r = Response::new(StreamBody::new(stream).boxed_unsync());
-    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::TRANSFER_ENCODING, header::HeaderValue::from_static("chunked"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::TRANSFER_ENCODING,
+        header::HeaderValue::from_static("chunked"),
+    );
     Ok(r)
 }

@@ -107,7 +107,11 @@ impl Drop for WatchGuard {
 
 impl Shared {
     pub(crate) fn count_request(&self, verb: &str, resource: &str, group: &str) {
-        let key = if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") };
+        let key = if group.is_empty() {
+            resource.to_string()
+        } else {
+            format!("{resource}.{group}")
+        };
         let mut r = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         *r.entry((verb.to_string(), key)).or_default() += 1;
     }
@@ -155,7 +159,11 @@ impl Shared {
     }
 }
 
-async fn serve_loop(shared: Arc<Shared>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) {
+async fn serve_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     // Open connections (watches above all) close when the server stops.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -197,7 +205,10 @@ pub fn kubeconfig_yaml(url: &str) -> String {
 }
 
 fn write_kubeconfig(path: &Path, url: &str) -> Result<(), StartError> {
-    std::fs::write(path, kubeconfig_yaml(url)).map_err(|source| StartError::Kubeconfig { path: path.to_path_buf(), source })
+    std::fs::write(path, kubeconfig_yaml(url)).map_err(|source| StartError::Kubeconfig {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 pub struct Server;
@@ -212,7 +223,11 @@ impl Server {
         let thread = std::thread::Builder::new()
             .name("kube-sim".into())
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
                     Ok(rt) => rt,
                     Err(e) => {
                         let _ = ready_tx.send(Err(StartError::Runtime(e)));
@@ -249,12 +264,23 @@ impl Server {
         let kubeconfig = dir.path().join("kubeconfig");
         write_kubeconfig(&kubeconfig, &url)?;
         tracing::info!("kube-sim serving at {url}");
-        Ok(Handle { shared, url, kubeconfig, _dir: dir, stop: Some(stop_tx), thread: Some(thread) })
+        Ok(Handle {
+            shared,
+            url,
+            kubeconfig,
+            _dir: dir,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
     }
 
     /// Serve on `listener` in the caller's runtime until `shutdown` resolves
     /// (the binary uses this); faults through the admin endpoint.
-    pub async fn serve(config: Config, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+    pub async fn serve(
+        config: Config,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(config, addr));
         serve_loop(shared, listener, shutdown).await;
@@ -350,7 +376,12 @@ impl Handle {
 
     /// A snapshot of every stored object.
     pub fn objects(&self) -> Vec<Value> {
-        self.shared.store().all_objects().iter().map(|o| (**o).clone()).collect()
+        self.shared
+            .store()
+            .all_objects()
+            .iter()
+            .map(|o| (**o).clone())
+            .collect()
     }
 
     /// How many requests matching `verb`/`resource` (None: any) were served
@@ -360,7 +391,10 @@ impl Handle {
     pub fn request_count(&self, verb: Option<&str>, resource: Option<&str>) -> u64 {
         let r = self.shared.requests.lock().unwrap_or_else(|e| e.into_inner());
         r.iter()
-            .filter(|((v, res), _)| verb.is_none_or(|x| x == v) && resource.is_none_or(|x| x == res || res.split('.').next() == Some(x)))
+            .filter(|((v, res), _)| {
+                verb.is_none_or(|x| x == v)
+                    && resource.is_none_or(|x| x == res || res.split('.').next() == Some(x))
+            })
             .map(|(_, n)| n)
             .sum()
     }

@@ -35,21 +35,31 @@ enum Cmd {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let Cmd::Serve { port, kubeconfig_out, history, bookmark_seconds } = Cli::parse().command;
+    let Cmd::Serve {
+        port,
+        kubeconfig_out,
+        history,
+        bookmark_seconds,
+    } = Cli::parse().command;
     let config = kube_sim::Config {
         port,
         history_limit: history,
         bookmark_interval: Duration::from_secs(bookmark_seconds.max(1)),
         ..Default::default()
     };
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
     if let Some(path) = &kubeconfig_out {
-        std::fs::write(path, kube_sim::kubeconfig_yaml(&url)).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, kube_sim::kubeconfig_yaml(&url))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     tracing::info!("kube-sim serving at {url}");
     kube_sim::Server::serve(config, listener, async {

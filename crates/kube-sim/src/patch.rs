@@ -8,16 +8,27 @@ use serde_json::{Map, Value};
 pub fn merge_patch(target: &mut Value, patch: &Value) -> ApiResult<()> {
     if !patch.is_object() {
         let what = if patch.is_array() { "array" } else { "value" };
-        return Err(ApiError::bad_request(format!("json: cannot unmarshal {what} into Go value of type map[string]interface {{}}")));
+        return Err(ApiError::bad_request(format!(
+            "json: cannot unmarshal {what} into Go value of type map[string]interface {{}}"
+        )));
     }
     json_patch::merge(target, patch);
     Ok(())
 }
 
 pub fn json_patch(target: &mut Value, patch: &Value) -> ApiResult<()> {
-    let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-        .map_err(|e| ApiError::bad_request(format!("the server rejected our request due to an error in our request: invalid JSON patch: {e}")))?;
-    json_patch::patch(target, &ops).map_err(|e| ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}")))
+    let ops: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the server rejected our request due to an error in our request: invalid JSON patch: {e}"
+        ))
+    })?;
+    json_patch::patch(target, &ops).map_err(|e| {
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("the server rejected our request due to an error in our request: {e}"),
+        )
+    })
 }
 
 fn is_directive(k: &str) -> bool {
@@ -27,7 +38,10 @@ fn is_directive(k: &str) -> bool {
 fn without_directives(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.iter().filter(|(k, _)| !is_directive(k)).map(|(k, v)| (k.clone(), without_directives(v))).collect(),
+            m.iter()
+                .filter(|(k, _)| !is_directive(k))
+                .map(|(k, v)| (k.clone(), without_directives(v)))
+                .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(without_directives).collect()),
         other => other.clone(),
@@ -37,7 +51,9 @@ fn without_directives(v: &Value) -> Value {
 /// Apply a strategic merge patch (built-in kinds only).
 pub fn strategic_merge(target: &mut Value, patch: &Value, schema: Schema<'_>) -> ApiResult<()> {
     if !patch.is_object() {
-        return Err(ApiError::bad_request("strategic merge patch must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "strategic merge patch must be a JSON object",
+        ));
     }
     merge_object(target, patch, schema);
     Ok(())
@@ -85,23 +101,32 @@ fn merge_object(target: &mut Value, patch: &Value, schema: Schema<'_>) {
     }
     for (k, pv) in pm {
         if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/")
-            && let (Some(Value::Array(list)), Some(del)) = (tm.get_mut(field), pv.as_array()) {
-                list.retain(|x| !del.contains(x));
-            }
+            && let (Some(Value::Array(list)), Some(del)) = (tm.get_mut(field), pv.as_array())
+        {
+            list.retain(|x| !del.contains(x));
+        }
     }
     for (k, pv) in pm {
         if let Some(field) = k.strip_prefix("$setElementOrder/")
-            && let (Some(Value::Array(list)), Some(order)) = (tm.get_mut(field), pv.as_array()) {
-                let kind = schema.field(field).list_kind(field, list);
-                reorder(list, order, &kind);
-            }
+            && let (Some(Value::Array(list)), Some(order)) = (tm.get_mut(field), pv.as_array())
+        {
+            let kind = schema.field(field).list_kind(field, list);
+            reorder(list, order, &kind);
+        }
     }
 }
 
 fn merge_list(target: &mut Value, items: &[Value], kind: ListKind, item_schema: Schema<'_>) {
-    if items.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
+    if items
+        .iter()
+        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
         *target = Value::Array(
-            items.iter().filter(|i| i.get("$patch").is_none()).map(without_directives).collect(),
+            items
+                .iter()
+                .filter(|i| i.get("$patch").is_none())
+                .map(without_directives)
+                .collect(),
         );
         return;
     }
@@ -176,7 +201,10 @@ mod tests {
         let mut d = json!({"metadata": {"finalizers": ["a", "b"], "labels": {"x": "1", "y": "2"}}, "data": {"k": "v"}});
         let p = json!({"metadata": {"finalizers": ["c"], "$deleteFromPrimitiveList/finalizers": ["a"], "labels": {"x": null}}, "data": {"$patch": "replace", "n": "m"}});
         strategic_merge(&mut d, &p, Schema::Builtin).unwrap();
-        assert_eq!(d, json!({"metadata": {"finalizers": ["b", "c"], "labels": {"y": "2"}}, "data": {"n": "m"}}));
+        assert_eq!(
+            d,
+            json!({"metadata": {"finalizers": ["b", "c"], "labels": {"y": "2"}}, "data": {"n": "m"}})
+        );
     }
 
     #[test]

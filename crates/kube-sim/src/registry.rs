@@ -14,7 +14,11 @@ pub struct GroupResource {
 impl GroupResource {
     /// `deployments.apps`, or `configmaps` for the core group — how the API server names it in errors.
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() { self.resource.clone() } else { format!("{}.{}", self.resource, self.group) }
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
     }
 }
 
@@ -66,7 +70,10 @@ pub struct ResourceType {
 
 impl ResourceType {
     pub fn gr(&self) -> GroupResource {
-        GroupResource { group: self.group.clone(), resource: self.plural.clone() }
+        GroupResource {
+            group: self.group.clone(),
+            resource: self.plural.clone(),
+        }
     }
 
     /// Where the objects live in the store.
@@ -83,7 +90,11 @@ impl ResourceType {
     }
 
     pub fn api_version(&self, version: &str) -> String {
-        if self.group.is_empty() { version.to_string() } else { format!("{}/{}", self.group, version) }
+        if self.group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{}/{}", self.group, version)
+        }
     }
 
     pub fn serves(&self, version: &str) -> bool {
@@ -109,18 +120,24 @@ impl ResourceType {
     pub fn scale_paths(&self, version: &str) -> Option<ScalePaths> {
         match self.crd_version(version) {
             Some(v) => v.scale.clone(),
-            None if self.group == "apps" && matches!(self.kind.as_str(), "Deployment" | "StatefulSet" | "ReplicaSet") => Some(ScalePaths {
-                spec: ".spec.replicas".into(),
-                status: ".status.replicas".into(),
-                selector: Some(".spec.selector".into()),
-            }),
+            None if self.group == "apps"
+                && matches!(self.kind.as_str(), "Deployment" | "StatefulSet" | "ReplicaSet") =>
+            {
+                Some(ScalePaths {
+                    spec: ".spec.replicas".into(),
+                    status: ".status.replicas".into(),
+                    selector: Some(".spec.selector".into()),
+                })
+            }
             None => None,
         }
     }
 
     /// Field paths a CRD version declares selectable (`spec.color`).
     pub fn selectable_fields(&self, version: &str) -> Vec<String> {
-        self.crd_version(version).map(|v| v.selectable_fields.clone()).unwrap_or_default()
+        self.crd_version(version)
+            .map(|v| v.selectable_fields.clone())
+            .unwrap_or_default()
     }
 
     /// The version's openAPIV3Schema, for CRD kinds.
@@ -131,7 +148,17 @@ impl ResourceType {
 
 /// One built-in kind: (group, version, kind, plural, namespaced, shortNames,
 /// status subresource, sets generation, categories).
-type Builtin = (&'static str, &'static str, &'static str, &'static str, bool, &'static [&'static str], bool, bool, &'static [&'static str]);
+type Builtin = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    &'static [&'static str],
+    bool,
+    bool,
+    &'static [&'static str],
+);
 
 const ALL: &[&str] = &["all"];
 const EXT: &[&str] = &["api-extensions"];
@@ -140,55 +167,400 @@ const NONE: &[&str] = &[];
 /// Built-in kinds: the ones kflite and the Kubeflow manifests touch, and the
 /// everyday ones kubectl users expect.
 static BUILTINS: &[Builtin] = &[
-    ("", "v1", "Namespace", "namespaces", false, &["ns"], true, false, NONE),
-    ("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, false, NONE),
+    (
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        false,
+        &["ns"],
+        true,
+        false,
+        NONE,
+    ),
+    (
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        true,
+        &["cm"],
+        false,
+        false,
+        NONE,
+    ),
     ("", "v1", "Secret", "secrets", true, &[], false, false, NONE),
     ("", "v1", "Service", "services", true, &["svc"], true, false, ALL),
-    ("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false, false, NONE),
+    (
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        true,
+        &["sa"],
+        false,
+        false,
+        NONE,
+    ),
     ("", "v1", "Pod", "pods", true, &["po"], true, true, ALL),
     ("", "v1", "Event", "events", true, &["ev"], false, false, NONE),
-    ("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], true, false, NONE),
-    ("", "v1", "PersistentVolume", "persistentvolumes", false, &["pv"], true, false, NONE),
+    (
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        true,
+        &["pvc"],
+        true,
+        false,
+        NONE,
+    ),
+    (
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        false,
+        &["pv"],
+        true,
+        false,
+        NONE,
+    ),
     ("", "v1", "Node", "nodes", false, &["no"], true, false, NONE),
-    ("", "v1", "Endpoints", "endpoints", true, &["ep"], false, false, NONE),
-    ("", "v1", "LimitRange", "limitranges", true, &["limits"], false, false, NONE),
-    ("", "v1", "ResourceQuota", "resourcequotas", true, &["quota"], true, false, NONE),
-    ("apps", "v1", "Deployment", "deployments", true, &["deploy"], true, true, ALL),
-    ("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true, true, ALL),
-    ("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], true, true, ALL),
-    ("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], true, true, ALL),
+    (
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        true,
+        &["ep"],
+        false,
+        false,
+        NONE,
+    ),
+    (
+        "",
+        "v1",
+        "LimitRange",
+        "limitranges",
+        true,
+        &["limits"],
+        false,
+        false,
+        NONE,
+    ),
+    (
+        "",
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        true,
+        &["quota"],
+        true,
+        false,
+        NONE,
+    ),
+    (
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        true,
+        &["deploy"],
+        true,
+        true,
+        ALL,
+    ),
+    (
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        true,
+        &["sts"],
+        true,
+        true,
+        ALL,
+    ),
+    (
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        true,
+        &["ds"],
+        true,
+        true,
+        ALL,
+    ),
+    (
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        true,
+        &["rs"],
+        true,
+        true,
+        ALL,
+    ),
     ("batch", "v1", "Job", "jobs", true, &[], true, true, ALL),
-    ("batch", "v1", "CronJob", "cronjobs", true, &["cj"], true, true, ALL),
-    ("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false, false, NONE),
-    ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"], false, true, NONE),
-    ("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], true, true, NONE),
-    ("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[], false, false, NONE),
-    ("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], false, false, NONE),
-    ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], false, false, NONE),
-    ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], false, false, NONE),
-    ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], false, false, NONE),
-    ("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"], true, true, EXT),
-    ("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", false, &[], false, true, EXT),
-    ("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", false, &[], false, true, EXT),
-    ("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", false, &[], true, true, EXT),
-    ("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings", false, &[], false, true, EXT),
-    ("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"], false, false, NONE),
-    ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"], true, true, NONE),
-    ("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"], false, false, NONE),
-    ("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"], true, false, ALL),
-    ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], false, false, NONE),
+    (
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        true,
+        &["cj"],
+        true,
+        true,
+        ALL,
+    ),
+    (
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        true,
+        &[],
+        false,
+        false,
+        NONE,
+    ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        true,
+        &["netpol"],
+        false,
+        true,
+        NONE,
+    ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        true,
+        &["ing"],
+        true,
+        true,
+        NONE,
+    ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "IngressClass",
+        "ingressclasses",
+        false,
+        &[],
+        false,
+        false,
+        NONE,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        true,
+        &[],
+        false,
+        false,
+        NONE,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        true,
+        &[],
+        false,
+        false,
+        NONE,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        false,
+        &[],
+        false,
+        false,
+        NONE,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false,
+        &[],
+        false,
+        false,
+        NONE,
+    ),
+    (
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+        &["crd", "crds"],
+        true,
+        true,
+        EXT,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        false,
+        &[],
+        false,
+        true,
+        EXT,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        false,
+        &[],
+        false,
+        true,
+        EXT,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        false,
+        &[],
+        true,
+        true,
+        EXT,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        false,
+        &[],
+        false,
+        true,
+        EXT,
+    ),
+    (
+        "scheduling.k8s.io",
+        "v1",
+        "PriorityClass",
+        "priorityclasses",
+        false,
+        &["pc"],
+        false,
+        false,
+        NONE,
+    ),
+    (
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        true,
+        &["pdb"],
+        true,
+        true,
+        NONE,
+    ),
+    (
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        false,
+        &["sc"],
+        false,
+        false,
+        NONE,
+    ),
+    (
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        true,
+        &["hpa"],
+        true,
+        false,
+        ALL,
+    ),
+    (
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        true,
+        &[],
+        false,
+        false,
+        NONE,
+    ),
     // A view of core/v1 Events, converted field by field (see store::event_view).
-    ("events.k8s.io", "v1", "Event", "events", true, &["ev"], false, false, NONE),
+    (
+        "events.k8s.io",
+        "v1",
+        "Event",
+        "events",
+        true,
+        &["ev"],
+        false,
+        false,
+        NONE,
+    ),
 ];
 
 /// Create-only kinds kube-sim answers without storing: (group, kind, plural, namespaced).
 static REVIEWS: &[(&str, &str, &str, bool)] = &[
-    ("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews", false),
-    ("authorization.k8s.io", "SelfSubjectRulesReview", "selfsubjectrulesreviews", false),
-    ("authorization.k8s.io", "SubjectAccessReview", "subjectaccessreviews", false),
-    ("authorization.k8s.io", "LocalSubjectAccessReview", "localsubjectaccessreviews", true),
+    (
+        "authorization.k8s.io",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        true,
+    ),
     ("authentication.k8s.io", "TokenReview", "tokenreviews", false),
-    ("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", false),
+    (
+        "authentication.k8s.io",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        false,
+    ),
 ];
 
 /// All served resource types.
@@ -201,42 +573,53 @@ impl Registry {
     pub fn with_builtins() -> Self {
         let types = BUILTINS
             .iter()
-            .map(|&(group, version, kind, plural, namespaced, short, status, generation, categories)| ResourceType {
-                group: group.into(),
-                versions: vec![version.into()],
-                storage_version: version.into(),
-                kind: kind.into(),
-                list_kind: format!("{kind}List"),
-                plural: plural.into(),
-                singular: kind.to_ascii_lowercase(),
-                short_names: short.iter().map(|s| s.to_string()).collect(),
-                categories: categories.iter().map(|s| s.to_string()).collect(),
-                namespaced,
-                status_subresource: status,
-                generation,
-                create_on_update: matches!(kind, "Lease" | "Event" | "Endpoints"),
-                crd: None,
-                review: false,
-                view_of: (group == "events.k8s.io").then(|| GroupResource { group: String::new(), resource: "events".into() }),
-            })
-            .chain(REVIEWS.iter().map(|(group, kind, plural, namespaced)| ResourceType {
-                group: (*group).into(),
-                versions: vec!["v1".into()],
-                storage_version: "v1".into(),
-                kind: (*kind).into(),
-                list_kind: format!("{kind}List"),
-                plural: (*plural).into(),
-                singular: kind.to_ascii_lowercase(),
-                short_names: Vec::new(),
-                categories: Vec::new(),
-                namespaced: *namespaced,
-                status_subresource: false,
-                generation: false,
-                create_on_update: false,
-                crd: None,
-                review: true,
-                view_of: None,
-            }))
+            .map(
+                |&(group, version, kind, plural, namespaced, short, status, generation, categories)| {
+                    ResourceType {
+                        group: group.into(),
+                        versions: vec![version.into()],
+                        storage_version: version.into(),
+                        kind: kind.into(),
+                        list_kind: format!("{kind}List"),
+                        plural: plural.into(),
+                        singular: kind.to_ascii_lowercase(),
+                        short_names: short.iter().map(|s| s.to_string()).collect(),
+                        categories: categories.iter().map(|s| s.to_string()).collect(),
+                        namespaced,
+                        status_subresource: status,
+                        generation,
+                        create_on_update: matches!(kind, "Lease" | "Event" | "Endpoints"),
+                        crd: None,
+                        review: false,
+                        view_of: (group == "events.k8s.io").then(|| GroupResource {
+                            group: String::new(),
+                            resource: "events".into(),
+                        }),
+                    }
+                },
+            )
+            .chain(
+                REVIEWS
+                    .iter()
+                    .map(|(group, kind, plural, namespaced)| ResourceType {
+                        group: (*group).into(),
+                        versions: vec!["v1".into()],
+                        storage_version: "v1".into(),
+                        kind: (*kind).into(),
+                        list_kind: format!("{kind}List"),
+                        plural: (*plural).into(),
+                        singular: kind.to_ascii_lowercase(),
+                        short_names: Vec::new(),
+                        categories: Vec::new(),
+                        namespaced: *namespaced,
+                        status_subresource: false,
+                        generation: false,
+                        create_on_update: false,
+                        crd: None,
+                        review: true,
+                        view_of: None,
+                    }),
+            )
             .collect();
         Registry { types }
     }
@@ -247,11 +630,15 @@ impl Registry {
 
     /// The type served at group/version under this plural.
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
-        self.types.iter().find(|t| t.group == group && t.plural == plural && t.serves(version))
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.plural == plural && t.serves(version))
     }
 
     pub fn by_gr(&self, gr: &GroupResource) -> Option<&ResourceType> {
-        self.types.iter().find(|t| t.group == gr.group && t.plural == gr.resource)
+        self.types
+            .iter()
+            .find(|t| t.group == gr.group && t.plural == gr.resource)
     }
 
     /// Register (or re-register) the kind a CRD defines. Returns an error
@@ -317,32 +704,64 @@ fn str_list(v: Option<&Value>) -> Vec<String> {
 /// Build the served type from a CRD object (apiextensions.k8s.io/v1).
 fn crd_type(crd: &Value) -> Result<ResourceType, String> {
     let spec = crd.get("spec").ok_or("spec: Required value")?;
-    let group = spec.get("group").and_then(Value::as_str).ok_or("spec.group: Required value")?;
+    let group = spec
+        .get("group")
+        .and_then(Value::as_str)
+        .ok_or("spec.group: Required value")?;
     let names = spec.get("names").ok_or("spec.names: Required value")?;
-    let plural = names.get("plural").and_then(Value::as_str).ok_or("spec.names.plural: Required value")?;
-    let kind = names.get("kind").and_then(Value::as_str).ok_or("spec.names.kind: Required value")?;
-    let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let plural = names
+        .get("plural")
+        .and_then(Value::as_str)
+        .ok_or("spec.names.plural: Required value")?;
+    let kind = names
+        .get("kind")
+        .and_then(Value::as_str)
+        .ok_or("spec.names.kind: Required value")?;
+    let name = crd
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if name != format!("{plural}.{group}") {
-        return Err(format!("metadata.name: Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"));
+        return Err(format!(
+            "metadata.name: Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"
+        ));
     }
-    let scope = spec.get("scope").and_then(Value::as_str).ok_or("spec.scope: Required value")?;
+    let scope = spec
+        .get("scope")
+        .and_then(Value::as_str)
+        .ok_or("spec.scope: Required value")?;
     let namespaced = match scope {
         "Namespaced" => true,
         "Cluster" => false,
-        other => return Err(format!("spec.scope: Unsupported value: \"{other}\": supported values: \"Cluster\", \"Namespaced\"")),
+        other => {
+            return Err(format!(
+                "spec.scope: Unsupported value: \"{other}\": supported values: \"Cluster\", \"Namespaced\""
+            ));
+        }
     };
-    let versions = spec.get("versions").and_then(Value::as_array).ok_or("spec.versions: Required value")?;
+    let versions = spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .ok_or("spec.versions: Required value")?;
     if versions.is_empty() {
-        return Err("spec.versions: Invalid value: must have exactly one version marked as storage version".into());
+        return Err(
+            "spec.versions: Invalid value: must have exactly one version marked as storage version".into(),
+        );
     }
     let mut served = Vec::new();
     let mut storage = None;
     let mut crd_versions = Vec::new();
     for v in versions {
-        let vname = v.get("name").and_then(Value::as_str).ok_or("spec.versions[].name: Required value")?;
+        let vname = v
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or("spec.versions[].name: Required value")?;
         if v.get("storage").and_then(Value::as_bool) == Some(true) {
             if storage.is_some() {
-                return Err("spec.versions: Invalid value: must have exactly one version marked as storage version".into());
+                return Err(
+                    "spec.versions: Invalid value: must have exactly one version marked as storage version"
+                        .into(),
+                );
             }
             storage = Some(vname.to_string());
         }
@@ -352,21 +771,42 @@ fn crd_type(crd: &Value) -> Result<ResourceType, String> {
         crd_versions.push(CrdVersion {
             name: vname.to_string(),
             schema: v.pointer("/schema/openAPIV3Schema").cloned(),
-            printer_columns: v.get("additionalPrinterColumns").and_then(Value::as_array).cloned().unwrap_or_default(),
+            printer_columns: v
+                .get("additionalPrinterColumns")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
             selectable_fields: v
                 .get("selectableFields")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|f| f.get("jsonPath").and_then(Value::as_str)).map(|p| p.trim_start_matches('.').to_string()).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+                        .map(|p| p.trim_start_matches('.').to_string())
+                        .collect()
+                })
                 .unwrap_or_default(),
             status_subresource: v.pointer("/subresources/status").is_some(),
             scale: v.pointer("/subresources/scale").map(|sc| ScalePaths {
-                spec: sc.get("specReplicasPath").and_then(Value::as_str).unwrap_or(".spec.replicas").to_string(),
-                status: sc.get("statusReplicasPath").and_then(Value::as_str).unwrap_or(".status.replicas").to_string(),
-                selector: sc.get("labelSelectorPath").and_then(Value::as_str).map(str::to_string),
+                spec: sc
+                    .get("specReplicasPath")
+                    .and_then(Value::as_str)
+                    .unwrap_or(".spec.replicas")
+                    .to_string(),
+                status: sc
+                    .get("statusReplicasPath")
+                    .and_then(Value::as_str)
+                    .unwrap_or(".status.replicas")
+                    .to_string(),
+                selector: sc
+                    .get("labelSelectorPath")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             }),
         });
     }
-    let storage = storage.ok_or("spec.versions: Invalid value: must have exactly one version marked as storage version")?;
+    let storage = storage
+        .ok_or("spec.versions: Invalid value: must have exactly one version marked as storage version")?;
     served.sort_by(|a, b| compare_versions(a, b));
     let status_any = crd_versions.iter().any(|v| v.status_subresource);
     Ok(ResourceType {
@@ -374,9 +814,17 @@ fn crd_type(crd: &Value) -> Result<ResourceType, String> {
         versions: served,
         storage_version: storage,
         kind: kind.into(),
-        list_kind: names.get("listKind").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("{kind}List")),
+        list_kind: names
+            .get("listKind")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{kind}List")),
         plural: plural.into(),
-        singular: names.get("singular").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| kind.to_ascii_lowercase()),
+        singular: names
+            .get("singular")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| kind.to_ascii_lowercase()),
         short_names: str_list(names.get("shortNames")),
         categories: str_list(names.get("categories")),
         namespaced,
@@ -421,12 +869,25 @@ fn verbs(t: &ResourceType) -> Value {
     if t.review {
         return json!(["create"]);
     }
-    json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
+    json!([
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch"
+    ])
 }
 
 /// Legacy discovery: the APIResourceList for one group/version.
 pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value> {
-    let types: Vec<&ResourceType> = reg.all().iter().filter(|t| t.group == group && t.serves(version)).collect();
+    let types: Vec<&ResourceType> = reg
+        .all()
+        .iter()
+        .filter(|t| t.group == group && t.serves(version))
+        .collect();
     if types.is_empty() {
         return None;
     }
@@ -486,8 +947,12 @@ fn group_json(group: &str, versions: &[String]) -> Value {
 
 /// Legacy discovery: /apis.
 pub fn group_list(reg: &Registry) -> Value {
-    let groups: Vec<Value> =
-        reg.groups().iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| group_json(g, vs)).collect();
+    let groups: Vec<Value> = reg
+        .groups()
+        .iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, vs)| group_json(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -560,9 +1025,34 @@ mod tests {
 
     #[test]
     fn version_priority_matches_kubernetes_order() {
-        let mut v = vec!["v11alpha2", "foo1", "v10beta3", "v2", "v1", "v12alpha1", "v3beta1", "foo10", "v10", "v11beta2"];
+        let mut v = vec![
+            "v11alpha2",
+            "foo1",
+            "v10beta3",
+            "v2",
+            "v1",
+            "v12alpha1",
+            "v3beta1",
+            "foo10",
+            "v10",
+            "v11beta2",
+        ];
         v.sort_by(|a, b| compare_versions(a, b));
         // The order given in the CRD versioning documentation.
-        assert_eq!(v, vec!["v10", "v2", "v1", "v11beta2", "v10beta3", "v3beta1", "v12alpha1", "v11alpha2", "foo1", "foo10"]);
+        assert_eq!(
+            v,
+            vec![
+                "v10",
+                "v2",
+                "v1",
+                "v11beta2",
+                "v10beta3",
+                "v3beta1",
+                "v12alpha1",
+                "v11alpha2",
+                "foo1",
+                "foo10"
+            ]
+        );
     }
 }

@@ -19,13 +19,19 @@ pub enum ListKind {
 #[derive(Clone, Copy, Debug)]
 pub enum Schema<'a> {
     /// A CRD schema node (None: no schema known, or preserve-unknown-fields).
-    Crd { node: Option<&'a Value>, root: bool },
+    Crd {
+        node: Option<&'a Value>,
+        root: bool,
+    },
     Builtin,
 }
 
 impl<'a> Schema<'a> {
     pub fn crd(root: Option<&'a Value>) -> Self {
-        Schema::Crd { node: root, root: true }
+        Schema::Crd {
+            node: root,
+            root: true,
+        }
     }
 
     pub fn field(self, name: &str) -> Schema<'a> {
@@ -35,9 +41,14 @@ impl<'a> Schema<'a> {
             Schema::Crd { root: true, .. } if name == "metadata" => Schema::Builtin,
             Schema::Crd { node, .. } => {
                 let child = node.and_then(|n| {
-                    n.get("properties").and_then(|p| p.get(name)).or_else(|| n.get("additionalProperties").filter(|a| a.is_object()))
+                    n.get("properties")
+                        .and_then(|p| p.get(name))
+                        .or_else(|| n.get("additionalProperties").filter(|a| a.is_object()))
                 });
-                Schema::Crd { node: child, root: false }
+                Schema::Crd {
+                    node: child,
+                    root: false,
+                }
             }
         }
     }
@@ -45,7 +56,10 @@ impl<'a> Schema<'a> {
     pub fn items(self) -> Schema<'a> {
         match self {
             Schema::Builtin => Schema::Builtin,
-            Schema::Crd { node, .. } => Schema::Crd { node: node.and_then(|n| n.get("items")), root: false },
+            Schema::Crd { node, .. } => Schema::Crd {
+                node: node.and_then(|n| n.get("items")),
+                root: false,
+            },
         }
     }
 
@@ -54,7 +68,9 @@ impl<'a> Schema<'a> {
         match self {
             Schema::Builtin => false,
             Schema::Crd { node, .. } => {
-                node.and_then(|n| n.get("x-kubernetes-map-type")).and_then(Value::as_str) == Some("atomic")
+                node.and_then(|n| n.get("x-kubernetes-map-type"))
+                    .and_then(Value::as_str)
+                    == Some("atomic")
             }
         }
     }
@@ -72,7 +88,11 @@ impl<'a> Schema<'a> {
                             .and_then(Value::as_array)
                             .map(|a| a.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
                             .unwrap_or_default();
-                        if keys.is_empty() { ListKind::Atomic } else { ListKind::Map(keys) }
+                        if keys.is_empty() {
+                            ListKind::Atomic
+                        } else {
+                            ListKind::Map(keys)
+                        }
                     }
                     _ => ListKind::Atomic,
                 }
@@ -86,8 +106,15 @@ fn builtin_list_kind(field: &str, items: &[Value]) -> ListKind {
     let has = |k: &str| items.iter().any(|i| i.get(k).is_some());
     let keys = |ks: &[&str]| ListKind::Map(ks.iter().map(|s| s.to_string()).collect());
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets"
-        | "webhooks" | "resourceClaims" | "schedulingGates" => keys(&["name"]),
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
+        | "webhooks"
+        | "resourceClaims"
+        | "schedulingGates" => keys(&["name"]),
         "volumeMounts" => keys(&["mountPath"]),
         "volumeDevices" => keys(&["devicePath"]),
         "ports" if has("containerPort") => keys(&["containerPort", "protocol"]),
@@ -117,7 +144,9 @@ pub fn same_key(a: &Value, b: &Value, keys: &[String]) -> bool {
 }
 
 fn preserves(node: &Value) -> bool {
-    node.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true)
+    node.get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true)
 }
 
 /// Structural-schema pruning, as the API server does for custom resources:
@@ -129,7 +158,8 @@ pub fn prune(obj: &mut Value, root_schema: &Value) -> Vec<String> {
         let props = root_schema.get("properties");
         let keep_all = preserves(root_schema);
         m.retain(|k, _| {
-            let known = matches!(k.as_str(), "apiVersion" | "kind" | "metadata") || props.is_some_and(|p| p.get(k).is_some());
+            let known = matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
+                || props.is_some_and(|p| p.get(k).is_some());
             if !known && !keep_all {
                 dropped.push(k.clone());
             }
@@ -150,11 +180,15 @@ pub fn prune(obj: &mut Value, root_schema: &Value) -> Vec<String> {
 fn prune_node(v: &mut Value, node: &Value, path: &str, dropped: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
-            let embedded = node.get("x-kubernetes-embedded-resource").and_then(Value::as_bool) == Some(true);
+            let embedded = node
+                .get("x-kubernetes-embedded-resource")
+                .and_then(Value::as_bool)
+                == Some(true);
             if let Some(props) = node.get("properties").and_then(Value::as_object) {
                 let keep_all = preserves(node);
                 m.retain(|k, _| {
-                    let known = props.contains_key(k) || (embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"));
+                    let known = props.contains_key(k)
+                        || (embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"));
                     if !known && !keep_all {
                         dropped.push(format!("{path}.{k}"));
                     }
@@ -169,7 +203,10 @@ fn prune_node(v: &mut Value, node: &Value, path: &str, dropped: &mut Vec<String>
                 for (k, c) in m.iter_mut() {
                     prune_node(c, ap, &format!("{path}.{k}"), dropped);
                 }
-            } else if !preserves(node) && node.get("type").and_then(Value::as_str) == Some("object") && !embedded {
+            } else if !preserves(node)
+                && node.get("type").and_then(Value::as_str) == Some("object")
+                && !embedded
+            {
                 // `type: object` with nothing declared keeps nothing.
                 for k in m.keys() {
                     dropped.push(format!("{path}.{k}"));
@@ -247,7 +284,10 @@ fn shown(v: &Value) -> String {
 /// `format` or CEL rules). Returns (field, message) causes.
 pub fn validate(obj: &Value, root_schema: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    if let (Some(m), Some(props)) = (obj.as_object(), root_schema.get("properties").and_then(Value::as_object)) {
+    if let (Some(m), Some(props)) = (
+        obj.as_object(),
+        root_schema.get("properties").and_then(Value::as_object),
+    ) {
         for (k, v) in m {
             if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
                 continue;
@@ -270,18 +310,37 @@ fn validate_node(v: &Value, node: &Value, path: &str, out: &mut Vec<(String, Str
     if let Some(want) = node.get("type").and_then(Value::as_str) {
         let ok = want == actual || (want == "number" && actual == "integer");
         if !ok {
-            out.push((path.into(), format!("Invalid value: \"{actual}\": {path} in body must be of type {want}: {}", shown(v))));
+            out.push((
+                path.into(),
+                format!(
+                    "Invalid value: \"{actual}\": {path} in body must be of type {want}: {}",
+                    shown(v)
+                ),
+            ));
             return;
         }
     } else if int_or_string && !matches!(actual, "integer" | "string") {
-        out.push((path.into(), format!("Invalid value: \"{actual}\": {path} in body must be of type integer,string: {}", shown(v))));
+        out.push((
+            path.into(),
+            format!(
+                "Invalid value: \"{actual}\": {path} in body must be of type integer,string: {}",
+                shown(v)
+            ),
+        ));
         return;
     }
     if let Some(allowed) = node.get("enum").and_then(Value::as_array)
         && !allowed.contains(v)
     {
         let list: Vec<String> = allowed.iter().map(shown).collect();
-        out.push((path.into(), format!("Unsupported value: {}: supported values: {}", shown(v), list.join(", "))));
+        out.push((
+            path.into(),
+            format!(
+                "Unsupported value: {}: supported values: {}",
+                shown(v),
+                list.join(", ")
+            ),
+        ));
     }
     let num = |k: &str| node.get(k).and_then(Value::as_f64);
     match v {
@@ -291,25 +350,43 @@ fn validate_node(v: &Value, node: &Value, path: &str, out: &mut Vec<(String, Str
                 out.push((path.into(), format!("Too long: may not be more than {max} bytes")));
             }
             if let Some(min) = num("minLength").filter(|m| n < *m) {
-                out.push((path.into(), format!("Invalid value: {}: {path} in body should be at least {min} chars long", shown(v))));
+                out.push((
+                    path.into(),
+                    format!(
+                        "Invalid value: {}: {path} in body should be at least {min} chars long",
+                        shown(v)
+                    ),
+                ));
             }
         }
         Value::Number(n) => {
             let x = n.as_f64().unwrap_or(0.0);
             if let Some(min) = num("minimum").filter(|m| x < *m) {
-                out.push((path.into(), format!("Invalid value: {n}: {path} in body should be greater than or equal to {min}")));
+                out.push((
+                    path.into(),
+                    format!("Invalid value: {n}: {path} in body should be greater than or equal to {min}"),
+                ));
             }
             if let Some(max) = num("maximum").filter(|m| x > *m) {
-                out.push((path.into(), format!("Invalid value: {n}: {path} in body should be less than or equal to {max}")));
+                out.push((
+                    path.into(),
+                    format!("Invalid value: {n}: {path} in body should be less than or equal to {max}"),
+                ));
             }
         }
         Value::Array(items) => {
             let n = items.len() as f64;
             if let Some(max) = num("maxItems").filter(|m| n > *m) {
-                out.push((path.into(), format!("Too many: {n}: must have at most {max} items")));
+                out.push((
+                    path.into(),
+                    format!("Too many: {n}: must have at most {max} items"),
+                ));
             }
             if let Some(min) = num("minItems").filter(|m| n < *m) {
-                out.push((path.into(), format!("Invalid value: {n}: {path} in body should have at least {min} items")));
+                out.push((
+                    path.into(),
+                    format!("Invalid value: {n}: {path} in body should have at least {min} items"),
+                ));
             }
             if let Some(s) = node.get("items") {
                 for (i, c) in items.iter().enumerate() {
@@ -359,9 +436,15 @@ mod tests {
             "spec": {"size": 5, "bogus": true, "free": {"any": {"thing": 1}}, "labels": {"a": "b"},
                      "items": [{"name": "n", "junk": 2}], "empty": {"x": 1}}});
         let dropped = prune(&mut o, &schema);
-        assert_eq!(dropped, vec!["extra", "spec.bogus", "spec.items[0].junk", "spec.empty.x"]);
+        assert_eq!(
+            dropped,
+            vec!["extra", "spec.bogus", "spec.items[0].junk", "spec.empty.x"]
+        );
         apply_defaults(&mut o, &schema);
-        assert_eq!(o["spec"], json!({"size": 5, "free": {"any": {"thing": 1}}, "labels": {"a": "b"}, "items": [{"name": "n"}], "empty": {}, "mode": "fast"}));
+        assert_eq!(
+            o["spec"],
+            json!({"size": 5, "free": {"any": {"thing": 1}}, "labels": {"a": "b"}, "items": [{"name": "n"}], "empty": {}, "mode": "fast"})
+        );
         assert!(validate(&o, &schema).is_empty());
     }
 
@@ -375,12 +458,28 @@ mod tests {
             "tags": {"type": "array", "maxItems": 1, "items": {"type": "string"}}}}}});
         let o = json!({"spec": {"size": "big", "mode": "c", "port": "http", "tags": ["x", 2]}});
         let got = validate(&o, &schema);
-        assert_eq!(got, vec![
-            ("spec.name".to_string(), "Required value".to_string()),
-            ("spec.size".to_string(), "Invalid value: \"string\": spec.size in body must be of type integer: \"big\"".to_string()),
-            ("spec.mode".to_string(), "Unsupported value: \"c\": supported values: \"a\", \"b\"".to_string()),
-            ("spec.tags".to_string(), "Too many: 2: must have at most 1 items".to_string()),
-            ("spec.tags[1]".to_string(), "Invalid value: \"integer\": spec.tags[1] in body must be of type string: 2".to_string()),
-        ]);
+        assert_eq!(
+            got,
+            vec![
+                ("spec.name".to_string(), "Required value".to_string()),
+                (
+                    "spec.size".to_string(),
+                    "Invalid value: \"string\": spec.size in body must be of type integer: \"big\""
+                        .to_string()
+                ),
+                (
+                    "spec.mode".to_string(),
+                    "Unsupported value: \"c\": supported values: \"a\", \"b\"".to_string()
+                ),
+                (
+                    "spec.tags".to_string(),
+                    "Too many: 2: must have at most 1 items".to_string()
+                ),
+                (
+                    "spec.tags[1]".to_string(),
+                    "Invalid value: \"integer\": spec.tags[1] in body must be of type string: 2".to_string()
+                ),
+            ]
+        );
     }
 }

@@ -54,8 +54,16 @@ impl LabelSelector {
                 return Err(bad(sel, "found '', expected: identifier"));
             }
             let set = |rest: &str| -> ApiResult<Vec<String>> {
-                let inner = rest.trim().strip_prefix('(').and_then(|r| r.strip_suffix(')')).ok_or_else(|| bad(sel, "expected '(' ... ')'"))?;
-                Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+                let inner = rest
+                    .trim()
+                    .strip_prefix('(')
+                    .and_then(|r| r.strip_suffix(')'))
+                    .ok_or_else(|| bad(sel, "expected '(' ... ')'"))?;
+                Ok(inner
+                    .split(',')
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .collect())
             };
             let req = if let Some(k) = p.strip_prefix('!') {
                 Req::NotExists(k.trim().to_string())
@@ -70,11 +78,24 @@ impl LabelSelector {
             } else if let Some((k, rest)) = p.split_once(" in ") {
                 Req::In(k.trim().into(), set(rest)?)
             } else if let Some((k, v)) = p.split_once('>') {
-                Req::Gt(k.trim().into(), v.trim().parse().map_err(|_| bad(sel, "for 'Gt', 'Lt' operators, the value must be an integer"))?)
+                Req::Gt(
+                    k.trim().into(),
+                    v.trim()
+                        .parse()
+                        .map_err(|_| bad(sel, "for 'Gt', 'Lt' operators, the value must be an integer"))?,
+                )
             } else if let Some((k, v)) = p.split_once('<') {
-                Req::Lt(k.trim().into(), v.trim().parse().map_err(|_| bad(sel, "for 'Gt', 'Lt' operators, the value must be an integer"))?)
+                Req::Lt(
+                    k.trim().into(),
+                    v.trim()
+                        .parse()
+                        .map_err(|_| bad(sel, "for 'Gt', 'Lt' operators, the value must be an integer"))?,
+                )
             } else if p.contains(char::is_whitespace) || p.contains('(') {
-                return Err(bad(sel, &format!("found '{p}', expected: in, notin, =, ==, !=, gt, lt")));
+                return Err(bad(
+                    sel,
+                    &format!("found '{p}', expected: in, notin, =, ==, !=, gt, lt"),
+                ));
             } else {
                 Req::Exists(p.to_string())
             };
@@ -109,8 +130,21 @@ fn supported_field(kind: &str, field: &str) -> bool {
         return true;
     }
     match kind {
-        "Pod" => matches!(field, "spec.nodeName" | "spec.restartPolicy" | "spec.schedulerName" | "spec.serviceAccountName" | "spec.hostNetwork" | "status.phase" | "status.podIP" | "status.nominatedNodeName"),
-        "Event" => field.starts_with("involvedObject.") || matches!(field, "reason" | "reportingComponent" | "source" | "type"),
+        "Pod" => matches!(
+            field,
+            "spec.nodeName"
+                | "spec.restartPolicy"
+                | "spec.schedulerName"
+                | "spec.serviceAccountName"
+                | "spec.hostNetwork"
+                | "status.phase"
+                | "status.podIP"
+                | "status.nominatedNodeName"
+        ),
+        "Event" => {
+            field.starts_with("involvedObject.")
+                || matches!(field, "reason" | "reportingComponent" | "source" | "type")
+        }
         "Secret" => field == "type",
         "Namespace" => field == "status.phase",
         "Node" => field == "spec.unschedulable",
@@ -136,7 +170,9 @@ impl FieldSelector {
             } else if let Some((k, v)) = p.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{sel}'; can't understand '{p}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{sel}'; can't understand '{p}'"
+                )));
             };
             let k = k.trim();
             if !supported_field(kind, k) && !extra.iter().any(|f| f == k) {

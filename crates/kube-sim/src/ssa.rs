@@ -4,9 +4,9 @@
 //! list items as `k:{"name":"x"}`, set members as `v:"x"`, the item itself as
 //! `.`), so what is stored is what clients read back.
 
+use crate::registry::GroupResource;
 use crate::schema::{ListKind, Schema, key_value, same_key};
 use crate::status::{ApiError, ApiResult};
-use crate::registry::GroupResource;
 use serde_json::{Map, Value, json};
 
 /// Which part of an object a request may change.
@@ -36,14 +36,18 @@ const SERVER_META: &[&str] = &[
 /// The FieldsV1 set of the fields `obj` sets.
 pub fn fieldset(obj: &Value, schema: Schema<'_>, part: Part) -> Value {
     let mut out = Map::new();
-    let Some(m) = obj.as_object() else { return Value::Object(out) };
+    let Some(m) = obj.as_object() else {
+        return Value::Object(out);
+    };
     for (k, v) in m {
         if k == "apiVersion" || k == "kind" {
             continue;
         }
         match part {
             Part::Status if k != "status" => continue,
-            Part::Main { status_subresource: true } if k == "status" => continue,
+            Part::Main {
+                status_subresource: true,
+            } if k == "status" => continue,
             _ => {}
         }
         if k == "metadata" {
@@ -54,7 +58,10 @@ pub fn fieldset(obj: &Value, schema: Schema<'_>, part: Part) -> Value {
                     continue;
                 }
             }
-            out.insert("f:metadata".into(), node_set(&meta, "metadata", schema.field("metadata")));
+            out.insert(
+                "f:metadata".into(),
+                node_set(&meta, "metadata", schema.field("metadata")),
+            );
             continue;
         }
         out.insert(format!("f:{k}"), node_set(v, k, schema.field(k)));
@@ -94,7 +101,10 @@ fn node_set(v: &Value, field: &str, schema: Schema<'_>) -> Value {
 fn item_key(item: &Value, keys: &[String]) -> String {
     let mut ks: Vec<&String> = keys.iter().collect();
     ks.sort();
-    let m: Map<String, Value> = ks.into_iter().filter_map(|k| key_value(item, k).map(|v| (k.clone(), v))).collect();
+    let m: Map<String, Value> = ks
+        .into_iter()
+        .filter_map(|k| key_value(item, k).map(|v| (k.clone(), v)))
+        .collect();
     format!("k:{}", Value::Object(m))
 }
 
@@ -144,9 +154,15 @@ fn insert_leaf(set: &mut Value, path: &[String]) {
 
 /// Remove a leaf; interior nodes left empty are dropped too.
 fn remove_leaf(set: &mut Value, path: &[String]) -> bool {
-    let Some((first, rest)) = path.split_first() else { return false };
-    let Some(m) = set.as_object_mut() else { return false };
-    let Some(child) = m.get_mut(first) else { return false };
+    let Some((first, rest)) = path.split_first() else {
+        return false;
+    };
+    let Some(m) = set.as_object_mut() else {
+        return false;
+    };
+    let Some(child) = m.get_mut(first) else {
+        return false;
+    };
     let was_leaf = child.as_object().is_none_or(Map::is_empty);
     if rest.is_empty() {
         if was_leaf {
@@ -263,7 +279,9 @@ fn remove_value(obj: &mut Value, path: &[String]) {
         },
         None => return,
     };
-    let Some(parent) = value_at_mut(obj, &parent_path) else { return };
+    let Some(parent) = value_at_mut(obj, &parent_path) else {
+        return;
+    };
     match step(&last) {
         Some(Step::Field(f)) => {
             if let Some(m) = parent.as_object_mut() {
@@ -378,12 +396,17 @@ impl Context<'_> {
 }
 
 fn managed(obj: &Value) -> Vec<Value> {
-    obj.pointer("/metadata/managedFields").and_then(Value::as_array).cloned().unwrap_or_default()
+    obj.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn set_managed(obj: &mut Value, entries: Vec<Value>) {
-    let entries: Vec<Value> =
-        entries.into_iter().filter(|e| !is_empty_set(e.get("fieldsV1").unwrap_or(&Value::Null))).collect();
+    let entries: Vec<Value> = entries
+        .into_iter()
+        .filter(|e| !is_empty_set(e.get("fieldsV1").unwrap_or(&Value::Null)))
+        .collect();
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         if entries.is_empty() {
             meta.remove("managedFields");
@@ -425,7 +448,11 @@ pub fn apply(
                 }
                 if value_at(live, &leaf) != value_at(&merged, &leaf) {
                     let m = e.get("manager").and_then(Value::as_str).unwrap_or("").to_string();
-                    let v = e.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
+                    let v = e
+                        .get("apiVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
                     conflicts.push((m, v, path_string(&leaf)));
                     stolen.push((i, leaf));
                 }
@@ -441,12 +468,16 @@ pub fn apply(
         }
     }
     let mine = entries.iter().position(|e| ctx.is_mine(e, "Apply"));
-    let prev = mine.and_then(|i| entries[i].get("fieldsV1").cloned()).unwrap_or(json!({}));
+    let prev = mine
+        .and_then(|i| entries[i].get("fieldsV1").cloned())
+        .unwrap_or(json!({}));
     let others = entries
         .iter()
         .enumerate()
         .filter(|(i, _)| Some(*i) != mine)
-        .fold(json!({}), |acc, (_, e)| union(&acc, e.get("fieldsV1").unwrap_or(&Value::Null)));
+        .fold(json!({}), |acc, (_, e)| {
+            union(&acc, e.get("fieldsV1").unwrap_or(&Value::Null))
+        });
     let removed = subtract(&subtract(&prev, &aset), &others);
 
     let mut result = match live {
@@ -485,7 +516,9 @@ fn applicable(applied: &Value, part: Part) -> Value {
     if let Some(m) = to_merge.as_object_mut() {
         m.retain(|k, _| match part {
             Part::Status => k == "status" || k == "metadata",
-            Part::Main { status_subresource: true } => k != "status",
+            Part::Main {
+                status_subresource: true,
+            } => k != "status",
             Part::Main { .. } => true,
         });
         if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -514,7 +547,9 @@ pub fn record_update(ctx: &Context<'_>, old: Option<&Value>, new: &mut Value) {
     let mut changed = json!({});
     for leaf in leaves(&nset) {
         let before = old.and_then(|o| value_at(o, &leaf));
-        if before.is_none() || (leaf.last().map(String::as_str) != Some(".") && before != value_at(new, &leaf)) {
+        if before.is_none()
+            || (leaf.last().map(String::as_str) != Some(".") && before != value_at(new, &leaf))
+        {
             insert_leaf(&mut changed, &leaf);
         }
     }
@@ -549,11 +584,22 @@ mod tests {
     use super::*;
 
     fn ctx<'a>(m: &'a str) -> Context<'a> {
-        Context { manager: m, api_version: "v1", schema: Schema::Builtin, part: Part::Main { status_subresource: false }, now: "2026-01-01T00:00:00Z" }
+        Context {
+            manager: m,
+            api_version: "v1",
+            schema: Schema::Builtin,
+            part: Part::Main {
+                status_subresource: false,
+            },
+            now: "2026-01-01T00:00:00Z",
+        }
     }
 
     fn gr() -> GroupResource {
-        GroupResource { group: String::new(), resource: "configmaps".into() }
+        GroupResource {
+            group: String::new(),
+            resource: "configmaps".into(),
+        }
     }
 
     #[test]
@@ -561,17 +607,25 @@ mod tests {
         let a1 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"x": "1"}}, "data": {"a": "1", "b": "2"}});
         let o1 = apply(&ctx("m1"), &gr(), "c", None, &a1, false).unwrap();
         assert_eq!(o1["data"], json!({"a": "1", "b": "2"}));
-        assert_eq!(o1["metadata"]["managedFields"][0]["fieldsV1"], json!({"f:metadata": {"f:labels": {"f:x": {}}}, "f:data": {"f:a": {}, "f:b": {}}}));
+        assert_eq!(
+            o1["metadata"]["managedFields"][0]["fieldsV1"],
+            json!({"f:metadata": {"f:labels": {"f:x": {}}}, "f:data": {"f:a": {}, "f:b": {}}})
+        );
         // m1 stops applying b: it is removed.
-        let a2 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
+        let a2 =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
         let o2 = apply(&ctx("m1"), &gr(), "c", Some(&o1), &a2, false).unwrap();
         assert_eq!(o2["data"], json!({"a": "1"}));
         assert!(o2["metadata"].get("labels").is_none_or(|l| l.get("x").is_none()));
         // m2 applying a different value of a conflicts, then forces.
-        let a3 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "9"}});
+        let a3 =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "9"}});
         let e = apply(&ctx("m2"), &gr(), "c", Some(&o2), &a3, false).unwrap_err();
         assert_eq!(e.code, 409);
-        assert_eq!(e.message, "Apply failed with 1 conflict: conflict with \"m1\" using v1: .data.a");
+        assert_eq!(
+            e.message,
+            "Apply failed with 1 conflict: conflict with \"m1\" using v1: .data.a"
+        );
         let o3 = apply(&ctx("m2"), &gr(), "c", Some(&o2), &a3, true).unwrap();
         assert_eq!(o3["data"]["a"], "9");
         let mf = o3["metadata"]["managedFields"].as_array().unwrap();
@@ -586,13 +640,20 @@ mod tests {
         record_update(&ctx("editor"), None, &mut live2);
         let applied = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}]}}}});
         let out = apply(&ctx("m"), &gr(), "d", Some(&live2), &applied, false).unwrap();
-        assert_eq!(out["spec"]["template"]["spec"]["containers"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
         assert_eq!(out["metadata"]["managedFields"].as_array().unwrap().len(), 2);
     }
 
     #[test]
     fn update_takes_changed_fields() {
-        let old = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
+        let old =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
         let mut o = old.clone();
         record_update(&ctx("m1"), None, &mut o);
         let mut n = o.clone();

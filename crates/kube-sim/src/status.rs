@@ -16,7 +16,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn with_details(mut self, d: Value) -> Self {
@@ -34,28 +39,54 @@ impl ApiError {
     }
 
     pub fn not_found(gr: &GroupResource, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{}\" not found", gr.qualified(), name))
-            .with_details(Self::gr_details(gr, name))
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{}\" not found", gr.qualified(), name),
+        )
+        .with_details(Self::gr_details(gr, name))
     }
 
     /// A URL the server does not serve at all.
     pub fn no_route() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource").with_details(json!({}))
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details(json!({}))
     }
 
     pub fn already_exists(gr: &GroupResource, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{}\" already exists", gr.qualified(), name))
-            .with_details(Self::gr_details(gr, name))
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{}\" already exists", gr.qualified(), name),
+        )
+        .with_details(Self::gr_details(gr, name))
     }
 
     /// Optimistic-concurrency failure.
     pub fn conflict(gr: &GroupResource, name: &str, why: &str) -> Self {
-        Self::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{}\": {}", gr.qualified(), name, why))
-            .with_details(Self::gr_details(gr, name))
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{}\": {}",
+                gr.qualified(),
+                name,
+                why
+            ),
+        )
+        .with_details(Self::gr_details(gr, name))
     }
 
     pub fn modified(gr: &GroupResource, name: &str) -> Self {
-        Self::conflict(gr, name, "the object has been modified; please apply your changes to the latest version and try again")
+        Self::conflict(
+            gr,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        )
     }
 
     /// Server-side apply conflicts: (manager, apiVersion, field path) each.
@@ -66,8 +97,10 @@ impl ApiError {
             format!("Apply failed with 1 conflict: conflict with \"{m}\" using {v}: {f}")
         } else {
             let mut s = format!("Apply failed with {n} conflicts: ");
-            let parts: Vec<String> =
-                conflicts.iter().map(|(m, v, f)| format!("conflicts with \"{m}\" using {v}:\n- {f}")).collect();
+            let parts: Vec<String> = conflicts
+                .iter()
+                .map(|(m, v, f)| format!("conflicts with \"{m}\" using {v}:\n- {f}"))
+                .collect();
             s.push_str(&parts.join("\n"));
             s
         };
@@ -86,7 +119,11 @@ impl ApiError {
     /// 422 with field causes; `kind` is the object's Kind, as the API server reports it.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: &[(String, String)]) -> Self {
         let list: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
-        let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         let msg = if list.len() == 1 {
             format!("{qualified} \"{name}\" is invalid: {}", list[0])
         } else {
@@ -98,7 +135,10 @@ impl ApiError {
         }
         d["kind"] = json!(kind);
         d["causes"] = json!(
-            causes.iter().map(|(f, m)| json!({"reason": "FieldValueInvalid", "message": m, "field": f})).collect::<Vec<_>>()
+            causes
+                .iter()
+                .map(|(f, m)| json!({"reason": "FieldValueInvalid", "message": m, "field": f}))
+                .collect::<Vec<_>>()
         );
         Self::new(422, "Invalid", msg).with_details(d)
     }
@@ -108,12 +148,22 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
-            .with_details(json!({}))
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+        .with_details(json!({}))
     }
 
     pub fn unsupported_media(ct: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got \"{ct}\")"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got \"{ct}\")"
+            ),
+        )
     }
 
     pub fn gone(message: impl Into<String>) -> Self {

@@ -142,16 +142,18 @@ fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default();
     // Namespaces are held by spec.finalizers as well.
     if obj.get("kind").and_then(Value::as_str) == Some("Namespace")
-        && let Some(a) = obj.pointer("/spec/finalizers").and_then(Value::as_array) {
-            f.extend(a.iter().filter_map(|s| s.as_str().map(str::to_string)));
-        }
+        && let Some(a) = obj.pointer("/spec/finalizers").and_then(Value::as_array)
+    {
+        f.extend(a.iter().filter_map(|s| s.as_str().map(str::to_string)));
+    }
     f
 }
 
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -167,26 +169,38 @@ fn validate_name(t: &ResourceType, name: &str) -> Option<String> {
     if t.group == "rbac.authorization.k8s.io" {
         // RBAC names are path segments (`system:controller:x` is valid).
         let bad = name == "." || name == ".." || name.contains('/') || name.contains('%');
-        return bad.then(|| format!("Invalid value: \"{name}\": may not contain '/' or '%' and may not be '.' or '..'"));
+        return bad.then(|| {
+            format!("Invalid value: \"{name}\": may not contain '/' or '%' and may not be '.' or '..'")
+        });
     }
     (!is_dns_subdomain(name)).then(|| format!("Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"))
 }
 
 fn validate_labels(obj: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let Some(labels) = meta(obj).and_then(|m| m.get("labels")) else { return out };
+    let Some(labels) = meta(obj).and_then(|m| m.get("labels")) else {
+        return out;
+    };
     let Some(labels) = labels.as_object() else {
-        out.push(("metadata.labels".into(), "Invalid value: must be a map of strings".into()));
+        out.push((
+            "metadata.labels".into(),
+            "Invalid value: must be a map of strings".into(),
+        ));
         return out;
     };
     for (k, v) in labels {
         let Some(v) = v.as_str() else {
-            out.push((format!("metadata.labels: Invalid value: \"{k}\""), "must be a string".into()));
+            out.push((
+                format!("metadata.labels: Invalid value: \"{k}\""),
+                "must be a string".into(),
+            ));
             continue;
         };
         let ok = v.len() <= 63
             && (v.is_empty()
-                || (v.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+                || (v
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
                     && v.as_bytes()[0].is_ascii_alphanumeric()
                     && v.as_bytes()[v.len() - 1].is_ascii_alphanumeric()));
         if !ok {
@@ -228,7 +242,10 @@ impl Store {
             let t = s.reg.lookup("", "v1", "namespaces").cloned();
             if let Some(t) = t {
                 let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-                let opts = WriteOpts { manager: "kube-apiserver".into(), ..Default::default() };
+                let opts = WriteOpts {
+                    manager: "kube-apiserver".into(),
+                    ..Default::default()
+                };
                 if let Err(e) = s.create(&t, "v1", "", body, &opts) {
                     tracing::error!("creating namespace {ns}: {e}");
                 }
@@ -244,7 +261,14 @@ impl Store {
         h.update(format!("{:?}{}", std::time::SystemTime::now(), std::process::id()).as_bytes());
         let d = h.finalize();
         let x: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        format!("{}-{}-4{}-a{}-{}", &x[0..8], &x[8..12], &x[13..16], &x[17..20], &x[20..32])
+        format!(
+            "{}-{}-4{}-a{}-{}",
+            &x[0..8],
+            &x[8..12],
+            &x[13..16],
+            &x[17..20],
+            &x[20..32]
+        )
     }
 
     fn generated_suffix(&mut self) -> String {
@@ -254,7 +278,11 @@ impl Store {
         let mut h = Sha256::new();
         h.update(self.name_counter.to_le_bytes());
         h.update(format!("{:?}", std::time::SystemTime::now()).as_bytes());
-        h.finalize().iter().take(5).map(|b| ALPHA[*b as usize % ALPHA.len()] as char).collect()
+        h.finalize()
+            .iter()
+            .take(5)
+            .map(|b| ALPHA[*b as usize % ALPHA.len()] as char)
+            .collect()
     }
 
     pub fn get_obj(&self, gr: &GroupResource, ns: &str, name: &str) -> Option<&Arc<Value>> {
@@ -262,7 +290,9 @@ impl Store {
     }
 
     pub fn get(&self, t: &ResourceType, ns: &str, name: &str) -> ApiResult<Arc<Value>> {
-        self.get_obj(&t.store_gr(), ns, name).cloned().ok_or_else(|| ApiError::not_found(&t.gr(), name))
+        self.get_obj(&t.store_gr(), ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&t.gr(), name))
     }
 
     /// Every stored object (for tests and the admin endpoint).
@@ -270,8 +300,22 @@ impl Store {
         self.objects.values().flat_map(|m| m.values().cloned()).collect()
     }
 
-    fn emit(&mut self, gr: &GroupResource, ns: &str, etype: &'static str, object: Arc<Value>, old: Option<Arc<Value>>) {
-        let ev = Arc::new(Event { rv: self.rv, gr: gr.clone(), namespace: ns.to_string(), etype, object, old });
+    fn emit(
+        &mut self,
+        gr: &GroupResource,
+        ns: &str,
+        etype: &'static str,
+        object: Arc<Value>,
+        old: Option<Arc<Value>>,
+    ) {
+        let ev = Arc::new(Event {
+            rv: self.rv,
+            gr: gr.clone(),
+            namespace: ns.to_string(),
+            etype,
+            object,
+            old,
+        });
         self.history.push_back(ev.clone());
         while self.history.len() > self.history_limit {
             if let Some(old) = self.history.pop_front() {
@@ -293,7 +337,10 @@ impl Store {
     /// Events after `rv` for a watch, or 410 when they are no longer kept.
     pub fn events_since(&self, rv: u64) -> ApiResult<(Vec<Arc<Event>>, EventReceiver)> {
         if rv < self.floor {
-            return Err(ApiError::gone(format!("too old resource version: {rv} ({})", self.floor + 1)));
+            return Err(ApiError::gone(format!(
+                "too old resource version: {rv} ({})",
+                self.floor + 1
+            )));
         }
         let backlog = self.history.iter().filter(|e| e.rv > rv).cloned().collect();
         Ok((backlog, self.tx.subscribe()))
@@ -303,12 +350,17 @@ impl Store {
         if !t.namespaced {
             return Ok(());
         }
-        let nsgr = GroupResource { group: String::new(), resource: "namespaces".into() };
+        let nsgr = GroupResource {
+            group: String::new(),
+            resource: "namespaces".into(),
+        };
         match self.get_obj(&nsgr, "", ns) {
             None => Err(ApiError::not_found(&nsgr, ns)),
             Some(n) if meta(n).is_some_and(|m| m.contains_key("deletionTimestamp")) => {
                 let mut e = ApiError::forbidden(format!("{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated", t.gr().qualified(), "")).clone();
-                e.details = Some(json!({"causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]}));
+                e.details = Some(
+                    json!({"causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]}),
+                );
                 Err(e)
             }
             Some(_) => Ok(()),
@@ -316,7 +368,11 @@ impl Store {
     }
 
     fn schema_for<'a>(t: &'a ResourceType, version: &str) -> Schema<'a> {
-        if t.is_crd() { Schema::crd(t.schema(version)) } else { Schema::Builtin }
+        if t.is_crd() {
+            Schema::crd(t.schema(version))
+        } else {
+            Schema::Builtin
+        }
     }
 
     /// Set the parts of a new object the server owns.
@@ -351,9 +407,18 @@ impl Store {
         }
     }
 
-    pub fn create(&mut self, t: &ResourceType, version: &str, ns: &str, mut body: Value, opts: &WriteOpts) -> ApiResult<Arc<Value>> {
+    pub fn create(
+        &mut self,
+        t: &ResourceType,
+        version: &str,
+        ns: &str,
+        mut body: Value,
+        opts: &WriteOpts,
+    ) -> ApiResult<Arc<Value>> {
         if !body.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
         }
         self.check_kind(t, version, &body)?;
         if t.view_of.is_some() {
@@ -361,7 +426,9 @@ impl Store {
         }
         let body_ns = meta_str(&body, "namespace").unwrap_or("");
         if t.namespaced && !body_ns.is_empty() && body_ns != ns {
-            return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
         }
         let mut name = meta_str(&body, "name").unwrap_or("").to_string();
         if name.is_empty() {
@@ -371,7 +438,15 @@ impl Store {
                     meta_mut(&mut body).insert("name".into(), json!(name));
                 }
                 _ => {
-                    return Err(ApiError::invalid(&t.group, &t.kind, "", &[("metadata.name".into(), "Required value: name or generateName is required".into())]));
+                    return Err(ApiError::invalid(
+                        &t.group,
+                        &t.kind,
+                        "",
+                        &[(
+                            "metadata.name".into(),
+                            "Required value: name or generateName is required".into(),
+                        )],
+                    ));
                 }
             }
         }
@@ -386,18 +461,40 @@ impl Store {
         if let Some(sch) = t.schema(version) {
             schema::apply_defaults(&mut body, sch);
         }
-        let ctx = Context { manager: &opts.manager, api_version: &t.api_version(version), schema: Self::schema_for(t, version), part: Part::Main { status_subresource: t.status_for(version) }, now: &now() };
+        let ctx = Context {
+            manager: &opts.manager,
+            api_version: &t.api_version(version),
+            schema: Self::schema_for(t, version),
+            part: Part::Main {
+                status_subresource: t.status_for(version),
+            },
+            now: &now(),
+        };
         ssa::record_update(&ctx, None, &mut body);
         self.finish_create(t, version, ns, &name, body, opts.dry_run)
     }
 
     fn validate_custom(t: &ResourceType, version: &str, name: &str, obj: &Value) -> ApiResult<()> {
-        let Some(sch) = t.schema(version) else { return Ok(()) };
+        let Some(sch) = t.schema(version) else {
+            return Ok(());
+        };
         let causes = schema::validate(obj, sch);
-        if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(&t.group, &t.kind, name, &causes)) }
+        if causes.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(&t.group, &t.kind, name, &causes))
+        }
     }
 
-    fn finish_create(&mut self, t: &ResourceType, version: &str, ns: &str, name: &str, mut body: Value, dry_run: bool) -> ApiResult<Arc<Value>> {
+    fn finish_create(
+        &mut self,
+        t: &ResourceType,
+        version: &str,
+        ns: &str,
+        name: &str,
+        mut body: Value,
+        dry_run: bool,
+    ) -> ApiResult<Arc<Value>> {
         Self::validate_custom(t, version, name, &body)?;
         body["apiVersion"] = json!(t.stored_api_version());
         body["kind"] = json!(t.kind);
@@ -411,7 +508,10 @@ impl Store {
         meta_mut(&mut body).insert("resourceVersion".into(), json!(self.rv.to_string()));
         let obj = Arc::new(body);
         let gr = t.store_gr();
-        self.objects.entry(gr.clone()).or_default().insert((ns.to_string(), name.to_string()), obj.clone());
+        self.objects
+            .entry(gr.clone())
+            .or_default()
+            .insert((ns.to_string(), name.to_string()), obj.clone());
         self.emit(&gr, ns, "ADDED", obj.clone(), None);
         if t.kind == "Namespace" && t.group.is_empty() && self.namespace_defaults {
             self.populate_namespace(name);
@@ -422,10 +522,19 @@ impl Store {
     /// What kube-controller-manager puts in every namespace: the `default`
     /// ServiceAccount and the `kube-root-ca.crt` ConfigMap.
     fn populate_namespace(&mut self, ns: &str) {
-        let opts = WriteOpts { manager: "kube-controller-manager".into(), ..Default::default() };
+        let opts = WriteOpts {
+            manager: "kube-controller-manager".into(),
+            ..Default::default()
+        };
         let items = [
-            ("serviceaccounts", json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}})),
-            ("configmaps", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt", "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}}, "data": {"ca.crt": KUBE_SIM_CA}})),
+            (
+                "serviceaccounts",
+                json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}),
+            ),
+            (
+                "configmaps",
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt", "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}}, "data": {"ca.crt": KUBE_SIM_CA}}),
+            ),
         ];
         for (plural, body) in items {
             if let Some(t) = self.reg.lookup("", "v1", plural).cloned()
@@ -438,8 +547,11 @@ impl Store {
 
     /// A ClusterIP from 10.96.0.0/12, as the service IP allocator hands them out.
     fn allocate_cluster_ip(&mut self, svc: &mut Value) {
-        let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) else { return };
-        if spec.get("type").and_then(Value::as_str) == Some("ExternalName") || spec.contains_key("clusterIP") {
+        let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) else {
+            return;
+        };
+        if spec.get("type").and_then(Value::as_str) == Some("ExternalName") || spec.contains_key("clusterIP")
+        {
             if let Some(ip) = spec.get("clusterIP").cloned() {
                 spec.entry("clusterIPs").or_insert(json!([ip]));
             }
@@ -456,20 +568,38 @@ impl Store {
     }
 
     /// Prune what a CR's schema does not declare; Strict rejects it, Warn reports it.
-    fn prune_custom(&self, t: &ResourceType, version: &str, obj: &mut Value, opts: &WriteOpts, apply: bool) -> ApiResult<()> {
-        let Some(sch) = t.schema(version) else { return Ok(()) };
+    fn prune_custom(
+        &self,
+        t: &ResourceType,
+        version: &str,
+        obj: &mut Value,
+        opts: &WriteOpts,
+        apply: bool,
+    ) -> ApiResult<()> {
+        let Some(sch) = t.schema(version) else {
+            return Ok(());
+        };
         let dropped = schema::prune(obj, sch);
         if dropped.is_empty() {
             return Ok(());
         }
         match opts.validation {
-            FieldValidation::Strict if apply => Err(ApiError::bad_request(format!(".{}: field not declared in schema", dropped[0]))),
+            FieldValidation::Strict if apply => Err(ApiError::bad_request(format!(
+                ".{}: field not declared in schema",
+                dropped[0]
+            ))),
             FieldValidation::Strict => {
                 let list: Vec<String> = dropped.iter().map(|d| format!("unknown field \"{d}\"")).collect();
-                Err(ApiError::bad_request(format!("{k} in version \"{version}\" cannot be handled as a {k}: strict decoding error: {}", list.join(", "), k = t.kind)))
+                Err(ApiError::bad_request(format!(
+                    "{k} in version \"{version}\" cannot be handled as a {k}: strict decoding error: {}",
+                    list.join(", "),
+                    k = t.kind
+                )))
             }
             FieldValidation::Warn => {
-                opts.warnings.borrow_mut().extend(dropped.iter().map(|d| format!("unknown field \"{d}\"")));
+                opts.warnings
+                    .borrow_mut()
+                    .extend(dropped.iter().map(|d| format!("unknown field \"{d}\"")));
                 Ok(())
             }
             FieldValidation::Ignore => Ok(()),
@@ -478,13 +608,20 @@ impl Store {
 
     fn check_kind(&self, t: &ResourceType, version: &str, body: &Value) -> ApiResult<()> {
         if let Some(k) = body.get("kind").and_then(Value::as_str)
-            && k != t.kind {
-                return Err(ApiError::bad_request(format!("the kind in the body ({k}) does not match the kind of the resource ({})", t.kind)));
-            }
+            && k != t.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the body ({k}) does not match the kind of the resource ({})",
+                t.kind
+            )));
+        }
         if let Some(av) = body.get("apiVersion").and_then(Value::as_str) {
             let (g, v) = crate::registry::split_api_version(av);
             if g != t.group || !t.serves(v) {
-                return Err(ApiError::bad_request(format!("the API version in the data ({av}) does not match the expected API version ({})", t.api_version(version))));
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({av}) does not match the expected API version ({})",
+                    t.api_version(version)
+                )));
             }
         }
         Ok(())
@@ -497,11 +634,19 @@ impl Store {
         }
         causes.extend(validate_labels(body));
         if t.kind == "CustomResourceDefinition"
-            && let Err(msg) = Registry::default().register_crd(body) {
-                let (f, m) = msg.split_once(": ").map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or(("spec".into(), msg));
-                causes.push((f, m));
-            }
-        if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(&t.group, &t.kind, name, &causes)) }
+            && let Err(msg) = Registry::default().register_crd(body)
+        {
+            let (f, m) = msg
+                .split_once(": ")
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .unwrap_or(("spec".into(), msg));
+            causes.push((f, m));
+        }
+        if causes.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(&t.group, &t.kind, name, &causes))
+        }
     }
 
     /// What the CRD controllers do: accept names, mark Established, serve the kind.
@@ -512,20 +657,37 @@ impl Store {
         let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
         let mut accepted = names.clone();
         if accepted.get("singular").is_none() {
-            let k = accepted.get("kind").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+            let k = accepted
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_ascii_lowercase();
             accepted["singular"] = json!(k);
         }
         if accepted.get("listKind").is_none() {
-            let k = accepted.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+            let k = accepted
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             accepted["listKind"] = json!(format!("{k}List"));
         }
         let storage: Vec<Value> = crd
             .pointer("/spec/versions")
             .and_then(Value::as_array)
-            .map(|vs| vs.iter().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).filter_map(|v| v.get("name").cloned()).collect())
+            .map(|vs| {
+                vs.iter()
+                    .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+                    .filter_map(|v| v.get("name").cloned())
+                    .collect()
+            })
             .unwrap_or_default();
         let t = now();
-        let mut stored = crd.pointer("/status/storedVersions").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut stored = crd
+            .pointer("/status/storedVersions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for s in storage {
             if !stored.contains(&s) {
                 stored.push(s);
@@ -553,7 +715,14 @@ impl Store {
             }
         }
         if !dry_run {
-            self.reg.register_crd(crd).map_err(|e| ApiError::invalid("apiextensions.k8s.io", "CustomResourceDefinition", meta_str(crd, "name").unwrap_or(""), &[("spec".into(), e)]))?;
+            self.reg.register_crd(crd).map_err(|e| {
+                ApiError::invalid(
+                    "apiextensions.k8s.io",
+                    "CustomResourceDefinition",
+                    meta_str(crd, "name").unwrap_or(""),
+                    &[("spec".into(), e)],
+                )
+            })?;
         }
         Ok(())
     }
@@ -573,10 +742,22 @@ impl Store {
         let gr = t.store_gr();
         let old = self.get_obj(&gr, ns, name).cloned();
         let schema = Self::schema_for(t, version);
-        let part = if status { Part::Status } else { Part::Main { status_subresource: t.status_for(version) } };
+        let part = if status {
+            Part::Status
+        } else {
+            Part::Main {
+                status_subresource: t.status_for(version),
+            }
+        };
         let api_version = t.api_version(version);
         let ts = now();
-        let ctx = Context { manager: &opts.manager, api_version: &api_version, schema, part, now: &ts };
+        let ctx = Context {
+            manager: &opts.manager,
+            api_version: &api_version,
+            schema,
+            part,
+            now: &ts,
+        };
         let Some(old) = old else {
             // Only apply (and PUT for a few kinds) creates.
             return match change {
@@ -600,7 +781,9 @@ impl Store {
                     }
                     self.finish_create(t, version, ns, name, obj, opts.dry_run)
                 }
-                Change::Replace(body) if t.create_on_update && !status => self.create(t, version, ns, body, opts),
+                Change::Replace(body) if t.create_on_update && !status => {
+                    self.create(t, version, ns, body, opts)
+                }
                 _ => Err(ApiError::not_found(&gr, name)),
             };
         };
@@ -612,7 +795,15 @@ impl Store {
                 self.check_body_name(&body, name, ns, t)?;
                 let rv = meta_str(&body, "resourceVersion").unwrap_or("");
                 if rv.is_empty() && t.is_crd() {
-                    return Err(ApiError::invalid(&t.group, &t.kind, name, &[("metadata.resourceVersion".into(), "Invalid value: 0x0: must be specified for an update".into())]));
+                    return Err(ApiError::invalid(
+                        &t.group,
+                        &t.kind,
+                        name,
+                        &[(
+                            "metadata.resourceVersion".into(),
+                            "Invalid value: 0x0: must be specified for an update".into(),
+                        )],
+                    ));
                 }
                 let mut b = body;
                 ssa::record_update(&ctx, Some(&old_v), &mut b);
@@ -661,7 +852,10 @@ impl Store {
             for k in ["clusterIP", "clusterIPs"] {
                 let ptr = format!("/spec/{k}");
                 if new.pointer(&ptr).is_none()
-                    && let (Some(v), Some(spec)) = (old.pointer(&ptr).cloned(), new.get_mut("spec").and_then(Value::as_object_mut))
+                    && let (Some(v), Some(spec)) = (
+                        old.pointer(&ptr).cloned(),
+                        new.get_mut("spec").and_then(Value::as_object_mut),
+                    )
                 {
                     spec.insert(k.into(), v);
                 }
@@ -674,7 +868,14 @@ impl Store {
             }
         }
         // Fields the server owns come from the stored object.
-        let keep: &[&str] = &["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "resourceVersion"];
+        let keep: &[&str] = &[
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "resourceVersion",
+        ];
         {
             let om = meta(&old).cloned().unwrap_or_default();
             let nm = meta_mut(&mut new);
@@ -718,11 +919,22 @@ impl Store {
         if meta(&old).is_some_and(|m| m.contains_key("deletionTimestamp")) {
             let before = finalizers(&old);
             if finalizers(&new).iter().any(|f| !before.contains(f)) {
-                return Err(ApiError::invalid(&t.group, &t.kind, name, &[("metadata.finalizers".into(), "Forbidden: no new finalizers can be added if the object is being deleted".into())]));
+                return Err(ApiError::invalid(
+                    &t.group,
+                    &t.kind,
+                    name,
+                    &[(
+                        "metadata.finalizers".into(),
+                        "Forbidden: no new finalizers can be added if the object is being deleted".into(),
+                    )],
+                ));
             }
         }
         if t.generation && spec_part(&new) != spec_part(&old_v) {
-            let g = meta(&old).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0);
+            let g = meta(&old)
+                .and_then(|m| m.get("generation"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
         defaults(t, &mut new);
@@ -752,18 +964,32 @@ impl Store {
 
     fn check_body_name(&self, body: &Value, name: &str, ns: &str, t: &ResourceType) -> ApiResult<()> {
         if let Some(n) = meta_str(body, "name")
-            && n != name {
-                return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
-            }
+            && n != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
         if t.namespaced
             && let Some(n) = meta_str(body, "namespace")
-                && !n.is_empty() && n != ns {
-                    return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
-                }
+            && !n.is_empty()
+            && n != ns
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
         Ok(())
     }
 
-    fn commit_update(&mut self, gr: &GroupResource, ns: &str, name: &str, mut new: Value, old: Arc<Value>) -> Arc<Value> {
+    fn commit_update(
+        &mut self,
+        gr: &GroupResource,
+        ns: &str,
+        name: &str,
+        mut new: Value,
+        old: Arc<Value>,
+    ) -> Arc<Value> {
         // A deleting object whose last finalizer went away is removed.
         if meta(&new).is_some_and(|m| m.contains_key("deletionTimestamp")) && finalizers(&new).is_empty() {
             return self.remove(gr, ns, name, new);
@@ -771,7 +997,10 @@ impl Store {
         self.rv += 1;
         meta_mut(&mut new).insert("resourceVersion".into(), json!(self.rv.to_string()));
         let obj = Arc::new(new);
-        self.objects.entry(gr.clone()).or_default().insert((ns.to_string(), name.to_string()), obj.clone());
+        self.objects
+            .entry(gr.clone())
+            .or_default()
+            .insert((ns.to_string(), name.to_string()), obj.clone());
         self.emit(gr, ns, "MODIFIED", obj.clone(), Some(old));
         obj
     }
@@ -779,32 +1008,65 @@ impl Store {
     fn remove(&mut self, gr: &GroupResource, ns: &str, name: &str, mut last: Value) -> Arc<Value> {
         self.rv += 1;
         meta_mut(&mut last).insert("resourceVersion".into(), json!(self.rv.to_string()));
-        let before = self.objects.get_mut(gr).and_then(|m| m.remove(&(ns.to_string(), name.to_string())));
+        let before = self
+            .objects
+            .get_mut(gr)
+            .and_then(|m| m.remove(&(ns.to_string(), name.to_string())));
         let obj = Arc::new(last);
         self.emit(gr, ns, "DELETED", obj.clone(), before);
-        if gr.group == "apiextensions.k8s.io" && gr.resource == "customresourcedefinitions"
-            && let Some(cgr) = crd_gr(&obj) {
-                self.reg.unregister(&cgr);
-                self.objects.remove(&cgr);
-            }
+        if gr.group == "apiextensions.k8s.io"
+            && gr.resource == "customresourcedefinitions"
+            && let Some(cgr) = crd_gr(&obj)
+        {
+            self.reg.unregister(&cgr);
+            self.objects.remove(&cgr);
+        }
         self.collect_garbage(&obj);
         obj
     }
 
     /// Delete an object: mark it when finalizers hold it, remove it otherwise.
-    pub fn delete(&mut self, t: &ResourceType, version: &str, ns: &str, name: &str, opts: &DeleteOpts) -> ApiResult<(Arc<Value>, bool)> {
+    pub fn delete(
+        &mut self,
+        t: &ResourceType,
+        version: &str,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOpts,
+    ) -> ApiResult<(Arc<Value>, bool)> {
         let gr = t.store_gr();
-        let old = self.get_obj(&gr, ns, name).cloned().ok_or_else(|| ApiError::not_found(&gr, name))?;
+        let old = self
+            .get_obj(&gr, ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&gr, name))?;
         if let Some(uid) = &opts.uid
-            && meta_str(&old, "uid") != Some(uid.as_str()) {
-                return Err(ApiError::conflict(&gr, name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&old, "uid").unwrap_or(""))));
-            }
+            && meta_str(&old, "uid") != Some(uid.as_str())
+        {
+            return Err(ApiError::conflict(
+                &gr,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(&old, "uid").unwrap_or("")
+                ),
+            ));
+        }
         if let Some(rv) = &opts.resource_version
-            && meta_str(&old, "resourceVersion") != Some(rv.as_str()) {
-                return Err(ApiError::conflict(&gr, name, &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", meta_str(&old, "resourceVersion").unwrap_or(""))));
-            }
+            && meta_str(&old, "resourceVersion") != Some(rv.as_str())
+        {
+            return Err(ApiError::conflict(
+                &gr,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    meta_str(&old, "resourceVersion").unwrap_or("")
+                ),
+            ));
+        }
         if t.kind == "Namespace" && matches!(name, "default" | "kube-system" | "kube-public") {
-            return Err(ApiError::forbidden(format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted")));
+            return Err(ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
         }
         if opts.dry_run {
             return Ok((Arc::new(with_version(&old, t, version)), false));
@@ -818,7 +1080,12 @@ impl Store {
         let foreground = opts.propagation.as_deref() == Some("Foreground")
             && !meta(&old).is_some_and(|m| m.contains_key("deletionTimestamp"))
             && !self.dependents(&uid).is_empty();
-        if foreground && let Some(f) = meta_mut(&mut new).entry("finalizers").or_insert(json!([])).as_array_mut() {
+        if foreground
+            && let Some(f) = meta_mut(&mut new)
+                .entry("finalizers")
+                .or_insert(json!([]))
+                .as_array_mut()
+        {
             f.push(json!(FOREGROUND));
         }
         let holds = !finalizers(&new).is_empty() || t.kind == "CustomResourceDefinition";
@@ -841,7 +1108,10 @@ impl Store {
                 for (dgr, dns, dname) in self.dependents(&uid) {
                     if let Some(dt) = self.reg.by_gr(&dgr).cloned() {
                         let v = dt.storage_version.clone();
-                        let fg = DeleteOpts { propagation: Some("Foreground".into()), ..Default::default() };
+                        let fg = DeleteOpts {
+                            propagation: Some("Foreground".into()),
+                            ..Default::default()
+                        };
                         if let Err(e) = self.delete(&dt, &v, &dns, &dname, &fg) {
                             tracing::debug!("foreground deletion of {}/{dns}/{dname}: {e}", dgr.qualified());
                         }
@@ -852,7 +1122,10 @@ impl Store {
             let after = self.get_obj(&gr, ns, name).cloned();
             return Ok(match after {
                 Some(o) => (Arc::new(with_version(&o, t, version)), false),
-                None => (Arc::new(with_version(&self.last_deleted(&gr, ns, name), t, version)), true),
+                None => (
+                    Arc::new(with_version(&self.last_deleted(&gr, ns, name), t, version)),
+                    true,
+                ),
             });
         }
         let gone = self.remove(&gr, ns, name, new);
@@ -864,7 +1137,12 @@ impl Store {
         self.history
             .iter()
             .rev()
-            .find(|e| e.etype == "DELETED" && &e.gr == gr && e.namespace == ns && meta_str(&e.object, "name") == Some(name))
+            .find(|e| {
+                e.etype == "DELETED"
+                    && &e.gr == gr
+                    && e.namespace == ns
+                    && meta_str(&e.object, "name") == Some(name)
+            })
             .map(|e| (*e.object).clone())
             .unwrap_or(json!({}))
     }
@@ -872,16 +1150,29 @@ impl Store {
     /// Owner-reference garbage collection (background): dependents whose
     /// owners are all gone are deleted.
     fn collect_garbage(&mut self, gone: &Value) {
-        let Some(uid) = meta_str(gone, "uid").map(str::to_string) else { return };
-        let live_uids: std::collections::HashSet<String> =
-            self.all_objects().iter().filter_map(|o| meta_str(o, "uid").map(str::to_string)).collect();
+        let Some(uid) = meta_str(gone, "uid").map(str::to_string) else {
+            return;
+        };
+        let live_uids: std::collections::HashSet<String> = self
+            .all_objects()
+            .iter()
+            .filter_map(|o| meta_str(o, "uid").map(str::to_string))
+            .collect();
         let mut doomed = Vec::new();
         for (gr, objs) in &self.objects {
             for ((ns, name), o) in objs {
-                let refs = meta(o).and_then(|m| m.get("ownerReferences")).and_then(Value::as_array);
+                let refs = meta(o)
+                    .and_then(|m| m.get("ownerReferences"))
+                    .and_then(Value::as_array);
                 let Some(refs) = refs else { continue };
-                let owned = refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(uid.as_str()));
-                let all_gone = refs.iter().all(|r| r.get("uid").and_then(Value::as_str).is_none_or(|u| !live_uids.contains(u)));
+                let owned = refs
+                    .iter()
+                    .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid.as_str()));
+                let all_gone = refs.iter().all(|r| {
+                    r.get("uid")
+                        .and_then(Value::as_str)
+                        .is_none_or(|u| !live_uids.contains(u))
+                });
                 if owned && all_gone {
                     doomed.push((gr.clone(), ns.clone(), name.clone()));
                 }
@@ -899,9 +1190,14 @@ impl Store {
 
     fn orphan_dependents(&mut self, uid: &str) {
         for (gr, ns, name) in self.dependents(uid) {
-            let Some(o) = self.get_obj(&gr, &ns, &name).cloned() else { continue };
+            let Some(o) = self.get_obj(&gr, &ns, &name).cloned() else {
+                continue;
+            };
             let mut n = (*o).clone();
-            if let Some(refs) = meta_mut(&mut n).get_mut("ownerReferences").and_then(Value::as_array_mut) {
+            if let Some(refs) = meta_mut(&mut n)
+                .get_mut("ownerReferences")
+                .and_then(Value::as_array_mut)
+            {
                 refs.retain(|x| x.get("uid").and_then(Value::as_str) != Some(uid));
             }
             self.commit_update(&gr, &ns, &name, n, o);
@@ -916,8 +1212,13 @@ impl Store {
         }
         for (gr, objs) in &self.objects {
             for ((ns, name), o) in objs {
-                let refs = meta(o).and_then(|m| m.get("ownerReferences")).and_then(Value::as_array);
-                if refs.is_some_and(|r| r.iter().any(|x| x.get("uid").and_then(Value::as_str) == Some(uid))) {
+                let refs = meta(o)
+                    .and_then(|m| m.get("ownerReferences"))
+                    .and_then(Value::as_array);
+                if refs.is_some_and(|r| {
+                    r.iter()
+                        .any(|x| x.get("uid").and_then(Value::as_str) == Some(uid))
+                }) {
                     out.push((gr.clone(), ns.clone(), name.clone()));
                 }
             }
@@ -940,7 +1241,10 @@ impl Store {
         for (gr, ns, name, o) in held {
             if self.dependents(meta_str(&o, "uid").unwrap_or("")).is_empty() {
                 let mut n = (*o).clone();
-                if let Some(f) = meta_mut(&mut n).get_mut("finalizers").and_then(Value::as_array_mut) {
+                if let Some(f) = meta_mut(&mut n)
+                    .get_mut("finalizers")
+                    .and_then(Value::as_array_mut)
+                {
                     f.retain(|x| x.as_str() != Some(FOREGROUND));
                 }
                 self.commit_update(&gr, &ns, &name, n, o);
@@ -955,20 +1259,36 @@ impl Store {
     fn reconcile(&mut self) {
         loop {
             let mut progressed = self.release_foreground();
-            let nsgr = GroupResource { group: String::new(), resource: "namespaces".into() };
+            let nsgr = GroupResource {
+                group: String::new(),
+                resource: "namespaces".into(),
+            };
             let terminating: Vec<String> = self
                 .objects
                 .get(&nsgr)
-                .map(|m| m.iter().filter(|(_, o)| meta(o).is_some_and(|m| m.contains_key("deletionTimestamp"))).map(|((_, n), _)| n.clone()).collect())
+                .map(|m| {
+                    m.iter()
+                        .filter(|(_, o)| meta(o).is_some_and(|m| m.contains_key("deletionTimestamp")))
+                        .map(|((_, n), _)| n.clone())
+                        .collect()
+                })
                 .unwrap_or_default();
             for ns in terminating {
                 progressed |= self.drain_namespace(&ns);
             }
-            let crdgr = GroupResource { group: "apiextensions.k8s.io".into(), resource: "customresourcedefinitions".into() };
+            let crdgr = GroupResource {
+                group: "apiextensions.k8s.io".into(),
+                resource: "customresourcedefinitions".into(),
+            };
             let deleting: Vec<(String, Arc<Value>)> = self
                 .objects
                 .get(&crdgr)
-                .map(|m| m.iter().filter(|(_, o)| meta(o).is_some_and(|m| m.contains_key("deletionTimestamp"))).map(|((_, n), o)| (n.clone(), o.clone())).collect())
+                .map(|m| {
+                    m.iter()
+                        .filter(|(_, o)| meta(o).is_some_and(|m| m.contains_key("deletionTimestamp")))
+                        .map(|((_, n), o)| (n.clone(), o.clone()))
+                        .collect()
+                })
                 .unwrap_or_default();
             for (name, crd) in deleting {
                 progressed |= self.cleanup_crd(&name, crd);
@@ -1002,13 +1322,22 @@ impl Store {
             }
         }
         if remaining == 0 {
-            let nsgr = GroupResource { group: String::new(), resource: "namespaces".into() };
+            let nsgr = GroupResource {
+                group: String::new(),
+                resource: "namespaces".into(),
+            };
             // Only the `kubernetes` spec finalizer is ours to clear; once it is
             // gone, a namespace held by metadata.finalizers waits for their owners.
             let spec_finalizers = |o: &Value| {
-                o.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
+                o.pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty())
             };
-            if let Some(o) = self.get_obj(&nsgr, "", ns).cloned().filter(|o| spec_finalizers(o)) {
+            if let Some(o) = self
+                .get_obj(&nsgr, "", ns)
+                .cloned()
+                .filter(|o| spec_finalizers(o))
+            {
                 let mut n = (*o).clone();
                 if let Some(spec) = n.get_mut("spec").and_then(Value::as_object_mut) {
                     spec.insert("finalizers".into(), json!([]));
@@ -1022,7 +1351,10 @@ impl Store {
 
     fn cleanup_crd(&mut self, name: &str, crd: Arc<Value>) -> bool {
         const CLEANUP: &str = "customresourcecleanup.apiextensions.k8s.io";
-        let crdgr = GroupResource { group: "apiextensions.k8s.io".into(), resource: "customresourcedefinitions".into() };
+        let crdgr = GroupResource {
+            group: "apiextensions.k8s.io".into(),
+            resource: "customresourcedefinitions".into(),
+        };
         if !finalizers(&crd).iter().any(|f| f == CLEANUP) {
             if finalizers(&crd).is_empty() {
                 self.remove(&crdgr, "", name, (*crd).clone());
@@ -1031,7 +1363,11 @@ impl Store {
             return false;
         }
         if let Some(cgr) = crd_gr(&crd) {
-            let keys: Vec<Key> = self.objects.get(&cgr).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            let keys: Vec<Key> = self
+                .objects
+                .get(&cgr)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
             let mut held = false;
             for (ns, n) in keys {
                 if let Some(t) = self.reg.by_gr(&cgr).cloned() {
@@ -1047,7 +1383,10 @@ impl Store {
             }
         }
         let mut n = (*crd).clone();
-        if let Some(f) = meta_mut(&mut n).get_mut("finalizers").and_then(Value::as_array_mut) {
+        if let Some(f) = meta_mut(&mut n)
+            .get_mut("finalizers")
+            .and_then(Value::as_array_mut)
+        {
             f.retain(|x| x.as_str() != Some(CLEANUP));
         }
         self.commit_update(&crdgr, "", name, n, crd);
@@ -1061,7 +1400,9 @@ impl Store {
             Some(tok) => {
                 let (rv, key) = decode_continue(tok)?;
                 if rv < self.floor {
-                    return Err(ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."));
+                    return Err(ApiError::gone(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                    ));
                 }
                 (Some(key), rv, Some(self.objects_at(&gr, rv)))
             }
@@ -1071,9 +1412,13 @@ impl Store {
         let mut continue_token = None;
         let mut remaining = None;
         if let Some(objs) = snapshot.as_ref().or_else(|| self.objects.get(&gr)) {
-            let iter = objs.iter().filter(|((ons, _), _)| ns.is_none_or(|n| n == ons)).filter(|(k, _)| start.as_ref().is_none_or(|s| *k > s));
-            let matching: Vec<(&Key, &Arc<Value>)> =
-                iter.filter(|(_, o)| opts.labels.matches(o) && opts.fields.matches(o)).collect();
+            let iter = objs
+                .iter()
+                .filter(|((ons, _), _)| ns.is_none_or(|n| n == ons))
+                .filter(|(k, _)| start.as_ref().is_none_or(|s| *k > s));
+            let matching: Vec<(&Key, &Arc<Value>)> = iter
+                .filter(|(_, o)| opts.labels.matches(o) && opts.fields.matches(o))
+                .collect();
             for (i, (k, o)) in matching.iter().enumerate() {
                 if opts.limit.is_some_and(|l| l > 0 && items.len() >= l) {
                     let last = &matching[i - 1].0;
@@ -1085,15 +1430,29 @@ impl Store {
                 items.push((*o).clone());
             }
         }
-        Ok(ListResult { items, rv: list_rv, continue_token, remaining })
+        Ok(ListResult {
+            items,
+            rv: list_rv,
+            continue_token,
+            remaining,
+        })
     }
 
     /// The objects of one resource as they were at `rv`, undoing the kept
     /// events after it (callers check `rv >= floor`).
     fn objects_at(&self, gr: &GroupResource, rv: u64) -> Objects {
         let mut m = self.objects.get(gr).cloned().unwrap_or_default();
-        for ev in self.history.iter().rev().take_while(|e| e.rv > rv).filter(|e| &e.gr == gr) {
-            let key = (ev.namespace.clone(), meta_str(&ev.object, "name").unwrap_or("").to_string());
+        for ev in self
+            .history
+            .iter()
+            .rev()
+            .take_while(|e| e.rv > rv)
+            .filter(|e| &e.gr == gr)
+        {
+            let key = (
+                ev.namespace.clone(),
+                meta_str(&ev.object, "name").unwrap_or("").to_string(),
+            );
             match (ev.etype, &ev.old) {
                 ("ADDED", _) => {
                     m.remove(&key);
@@ -1108,8 +1467,26 @@ impl Store {
     }
 
     /// Delete every object a list would return.
-    pub fn delete_collection(&mut self, t: &ResourceType, version: &str, ns: Option<&str>, opts: &ListOpts, dopts: &DeleteOpts) -> ApiResult<Vec<Arc<Value>>> {
-        let items = self.list(t, ns, &ListOpts { labels: opts.labels.clone(), fields: opts.fields.clone(), limit: None, continue_token: None })?.items;
+    pub fn delete_collection(
+        &mut self,
+        t: &ResourceType,
+        version: &str,
+        ns: Option<&str>,
+        opts: &ListOpts,
+        dopts: &DeleteOpts,
+    ) -> ApiResult<Vec<Arc<Value>>> {
+        let items = self
+            .list(
+                t,
+                ns,
+                &ListOpts {
+                    labels: opts.labels.clone(),
+                    fields: opts.fields.clone(),
+                    limit: None,
+                    continue_token: None,
+                },
+            )?
+            .items;
         let mut out = Vec::new();
         for o in items {
             let n = meta_str(&o, "name").unwrap_or("").to_string();
@@ -1128,14 +1505,29 @@ fn immutable_changes(t: &ResourceType, old: &Value, new: &Value) -> Vec<(String,
     let differs = |ptr: &str| old.pointer(ptr) != new.pointer(ptr);
     let immutable = |out: &mut Vec<(String, String)>, field: &str, ptr: &str| {
         if old.pointer(ptr) != new.pointer(ptr) {
-            let v = new.pointer(ptr).map(|v| v.to_string()).unwrap_or_else(|| "null".into());
-            out.push((field.to_string(), format!("Invalid value: {v}: field is immutable")));
+            let v = new
+                .pointer(ptr)
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "null".into());
+            out.push((
+                field.to_string(),
+                format!("Invalid value: {v}: field is immutable"),
+            ));
         }
     };
     match (t.group.as_str(), t.kind.as_str()) {
-        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => immutable(&mut out, "spec.selector", "/spec/selector"),
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => {
+            immutable(&mut out, "spec.selector", "/spec/selector")
+        }
         ("apps", "StatefulSet") => {
-            let allowed = ["replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy", "minReadySeconds"];
+            let allowed = [
+                "replicas",
+                "ordinals",
+                "template",
+                "updateStrategy",
+                "persistentVolumeClaimRetentionPolicy",
+                "minReadySeconds",
+            ];
             let strip = |v: &Value| -> Value {
                 let mut s = v.get("spec").cloned().unwrap_or(Value::Null);
                 if let Some(m) = s.as_object_mut() {
@@ -1152,7 +1544,10 @@ fn immutable_changes(t: &ResourceType, old: &Value, new: &Value) -> Vec<(String,
             immutable(&mut out, "spec.template", "/spec/template");
         }
         ("", "Service")
-            if old.pointer("/spec/clusterIP").and_then(Value::as_str).is_some_and(|ip| !ip.is_empty())
+            if old
+                .pointer("/spec/clusterIP")
+                .and_then(Value::as_str)
+                .is_some_and(|ip| !ip.is_empty())
                 && new.pointer("/spec/clusterIP").is_some() =>
         {
             immutable(&mut out, "spec.clusterIP", "/spec/clusterIP");
@@ -1160,10 +1555,16 @@ fn immutable_changes(t: &ResourceType, old: &Value, new: &Value) -> Vec<(String,
         ("", "ConfigMap" | "Secret") => {
             if old.get("immutable").and_then(Value::as_bool) == Some(true) {
                 if differs("/data") || differs("/binaryData") {
-                    out.push(("data".into(), "Forbidden: field is immutable when `immutable` is set".into()));
+                    out.push((
+                        "data".into(),
+                        "Forbidden: field is immutable when `immutable` is set".into(),
+                    ));
                 }
                 if differs("/immutable") {
-                    out.push(("immutable".into(), "Forbidden: field is immutable when `immutable` is set".into()));
+                    out.push((
+                        "immutable".into(),
+                        "Forbidden: field is immutable when `immutable` is set".into(),
+                    ));
                 }
             }
             if t.kind == "Secret" {
@@ -1186,8 +1587,14 @@ fn immutable_changes(t: &ResourceType, old: &Value, new: &Value) -> Vec<(String,
             }
         }
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") if differs("/roleRef") => {
-            let v = new.get("roleRef").map(|v| v.to_string()).unwrap_or_else(|| "null".into());
-            out.push(("roleRef".into(), format!("Invalid value: {v}: cannot change roleRef")));
+            let v = new
+                .get("roleRef")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "null".into());
+            out.push((
+                "roleRef".into(),
+                format!("Invalid value: {v}: cannot change roleRef"),
+            ));
         }
         _ => {}
     }
@@ -1196,7 +1603,10 @@ fn immutable_changes(t: &ResourceType, old: &Value, new: &Value) -> Vec<(String,
 
 fn without_times(obj: &Value) -> Value {
     let mut o = obj.clone();
-    if let Some(mf) = o.pointer_mut("/metadata/managedFields").and_then(Value::as_array_mut) {
+    if let Some(mf) = o
+        .pointer_mut("/metadata/managedFields")
+        .and_then(Value::as_array_mut)
+    {
         for e in mf.iter_mut().filter_map(Value::as_object_mut) {
             e.remove("time");
         }
@@ -1217,8 +1627,14 @@ fn encode_continue(rv: u64, key: &Key) -> String {
 }
 
 fn decode_continue(tok: &str) -> ApiResult<(u64, Key)> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
-    let raw = base64::engine::general_purpose::STANDARD.decode(tok).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(tok)
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let rv = v.get("rv").and_then(Value::as_u64).ok_or_else(bad)?;
     let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
@@ -1279,7 +1695,9 @@ fn event_from_view(o: Value) -> Value {
 fn defaults(t: &ResourceType, obj: &mut Value) {
     match (t.group.as_str(), t.kind.as_str()) {
         ("", "Namespace") => {
-            if obj.pointer("/spec/finalizers").is_none() && !meta(obj).is_some_and(|m| m.contains_key("deletionTimestamp")) {
+            if obj.pointer("/spec/finalizers").is_none()
+                && !meta(obj).is_some_and(|m| m.contains_key("deletionTimestamp"))
+            {
                 obj["spec"] = json!({"finalizers": ["kubernetes"]});
             }
             if obj.pointer("/status/phase").is_none() {
@@ -1314,7 +1732,9 @@ fn defaults(t: &ResourceType, obj: &mut Value) {
             obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
         }
         ("", "Service") => {
-            let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else { return };
+            let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+                return;
+            };
             spec.entry("type").or_insert(json!("ClusterIP"));
             spec.entry("sessionAffinity").or_insert(json!("None"));
             if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
@@ -1357,19 +1777,29 @@ fn defaults(t: &ResourceType, obj: &mut Value) {
             if let Some(st) = spec.get_mut("strategy").and_then(Value::as_object_mut)
                 && st.get("type").and_then(Value::as_str) == Some("RollingUpdate")
             {
-                st.entry("rollingUpdate").or_insert(json!({"maxUnavailable": "25%", "maxSurge": "25%"}));
+                st.entry("rollingUpdate")
+                    .or_insert(json!({"maxUnavailable": "25%", "maxSurge": "25%"}));
             }
         }
         ("apps", "StatefulSet") => {
             set("replicas", json!(1));
             set("revisionHistoryLimit", json!(10));
             set("podManagementPolicy", json!("OrderedReady"));
-            set("updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
-            set("persistentVolumeClaimRetentionPolicy", json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+            set(
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
+            set(
+                "persistentVolumeClaimRetentionPolicy",
+                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+            );
         }
         ("apps", "DaemonSet") => {
             set("revisionHistoryLimit", json!(10));
-            set("updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}));
+            set(
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+            );
         }
         ("apps", "ReplicaSet") => set("replicas", json!(1)),
         ("batch", "Job") => {
@@ -1400,14 +1830,18 @@ fn pod_spec_defaults(spec: &mut Map<String, Value>, restart: bool) {
     spec.entry("securityContext").or_insert(json!({}));
     spec.entry("schedulerName").or_insert(json!("default-scheduler"));
     for list in ["initContainers", "containers"] {
-        let Some(Value::Array(cs)) = spec.get_mut(list) else { continue };
+        let Some(Value::Array(cs)) = spec.get_mut(list) else {
+            continue;
+        };
         for c in cs.iter_mut().filter_map(Value::as_object_mut) {
             let image = c.get("image").and_then(Value::as_str).unwrap_or("");
             // `:latest` or no tag (and no digest) means Always.
             let last = image.rsplit('/').next().unwrap_or(image);
             let latest = !image.contains('@') && last.split_once(':').is_none_or(|(_, tag)| tag == "latest");
-            c.entry("imagePullPolicy").or_insert(json!(if latest { "Always" } else { "IfNotPresent" }));
-            c.entry("terminationMessagePath").or_insert(json!("/dev/termination-log"));
+            c.entry("imagePullPolicy")
+                .or_insert(json!(if latest { "Always" } else { "IfNotPresent" }));
+            c.entry("terminationMessagePath")
+                .or_insert(json!("/dev/termination-log"));
             c.entry("terminationMessagePolicy").or_insert(json!("File"));
             c.entry("resources").or_insert(json!({}));
             if let Some(Value::Array(ps)) = c.get_mut("ports") {

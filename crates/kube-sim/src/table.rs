@@ -16,15 +16,27 @@ pub fn human_duration(secs: i64) -> String {
     if s < 120 {
         format!("{s}s")
     } else if m < 10 {
-        if s % 60 == 0 { format!("{m}m") } else { format!("{m}m{}s", s % 60) }
+        if s % 60 == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{}s", s % 60)
+        }
     } else if m < 180 {
         format!("{m}m")
     } else if h < 8 {
-        if m % 60 == 0 { format!("{h}h") } else { format!("{h}h{}m", m % 60) }
+        if m % 60 == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{}m", m % 60)
+        }
     } else if h < 48 {
         format!("{h}h")
     } else if d < 8 {
-        if h % 24 == 0 { format!("{d}d") } else { format!("{d}d{}h", h % 24) }
+        if h % 24 == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{}h", h % 24)
+        }
     } else if d < 365 * 2 {
         format!("{d}d")
     } else {
@@ -44,7 +56,11 @@ fn age(ts: Option<&str>) -> Value {
 /// and `[?(@.field=="value")]` filters. Returns every match.
 pub fn jsonpath<'a>(root: &'a Value, path: &str) -> Vec<&'a Value> {
     let mut cur: Vec<&Value> = vec![root];
-    let mut rest = path.trim().trim_start_matches('{').trim_end_matches('}').trim_start_matches('$');
+    let mut rest = path
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim_start_matches('$');
     while !rest.is_empty() {
         if let Some(r) = rest.strip_prefix('.') {
             let end = r.find(['.', '[']).unwrap_or(r.len());
@@ -56,20 +72,34 @@ pub fn jsonpath<'a>(root: &'a Value, path: &str) -> Vec<&'a Value> {
             let sel = &r[..end];
             rest = &r[end + 1..];
             cur = if sel == "*" {
-                cur.into_iter().flat_map(|v| v.as_array().map(|a| a.iter().collect::<Vec<_>>()).unwrap_or_default()).collect()
+                cur.into_iter()
+                    .flat_map(|v| {
+                        v.as_array()
+                            .map(|a| a.iter().collect::<Vec<_>>())
+                            .unwrap_or_default()
+                    })
+                    .collect()
             } else if let Ok(i) = sel.parse::<usize>() {
                 cur.into_iter().filter_map(|v| v.get(i)).collect()
             } else if let Some(f) = sel.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
-                let Some((field, want)) = f.split_once("==") else { return Vec::new() };
+                let Some((field, want)) = f.split_once("==") else {
+                    return Vec::new();
+                };
                 let want = want.trim().trim_matches(|c| c == '"' || c == '\'');
                 let field = field.trim();
                 cur.into_iter()
-                    .flat_map(|v| v.as_array().map(|a| a.iter().collect::<Vec<_>>()).unwrap_or_default())
+                    .flat_map(|v| {
+                        v.as_array()
+                            .map(|a| a.iter().collect::<Vec<_>>())
+                            .unwrap_or_default()
+                    })
                     .filter(|item| {
-                        jsonpath(item, &format!(".{field}")).first().is_some_and(|x| match x {
-                            Value::String(s) => s == want,
-                            other => *other == want,
-                        })
+                        jsonpath(item, &format!(".{field}"))
+                            .first()
+                            .is_some_and(|x| match x {
+                                Value::String(s) => s == want,
+                                other => *other == want,
+                            })
                     })
                     .collect()
             } else {
@@ -95,7 +125,15 @@ fn cell(v: Option<&Value>, ty: &str) -> Value {
 type Cell = fn(&Value) -> Value;
 
 fn len_of(o: &Value, ptr: &str) -> Value {
-    json!(o.pointer(ptr).map(|v| v.as_object().map(|m| m.len()).or_else(|| v.as_array().map(Vec::len)).unwrap_or(0)).unwrap_or(0))
+    json!(
+        o.pointer(ptr)
+            .map(|v| v
+                .as_object()
+                .map(|m| m.len())
+                .or_else(|| v.as_array().map(Vec::len))
+                .unwrap_or(0))
+            .unwrap_or(0)
+    )
 }
 
 fn str_at(o: &Value, ptr: &str, none: &str) -> Value {
@@ -112,11 +150,19 @@ fn ready_of(o: &Value) -> Value {
 }
 
 fn pod_ready(o: &Value) -> Value {
-    let total = o.pointer("/spec/containers").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+    let total = o
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(Vec::len)
+        .unwrap_or(0);
     let ready = o
         .pointer("/status/containerStatuses")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true)).count())
+        .map(|a| {
+            a.iter()
+                .filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true))
+                .count()
+        })
         .unwrap_or(0);
     json!(format!("{ready}/{total}"))
 }
@@ -125,7 +171,11 @@ fn pod_restarts(o: &Value) -> Value {
     let n: i64 = o
         .pointer("/status/containerStatuses")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|c| c.get("restartCount").and_then(Value::as_i64)).sum())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
+                .sum()
+        })
         .unwrap_or(0);
     json!(n)
 }
@@ -147,7 +197,11 @@ fn service_ports(o: &Value) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") })
+    json!(if ports.is_empty() {
+        "<none>".to_string()
+    } else {
+        ports.join(",")
+    })
 }
 
 fn role_ref(o: &Value) -> Value {
@@ -158,7 +212,10 @@ fn role_ref(o: &Value) -> Value {
 
 /// Kinds the API server prints with `CREATED AT` (a timestamp) instead of `AGE`.
 fn created_at(t: &ResourceType) -> bool {
-    matches!(t.kind.as_str(), "CustomResourceDefinition" | "Role" | "ClusterRole") && !t.is_crd()
+    matches!(
+        t.kind.as_str(),
+        "CustomResourceDefinition" | "Role" | "ClusterRole"
+    ) && !t.is_crd()
 }
 
 /// The extra columns `kubectl get` shows for common built-in kinds (after Name).
@@ -168,13 +225,20 @@ fn builtin_columns(t: &ResourceType) -> Vec<(&'static str, Cell)> {
     }
     match (t.group.as_str(), t.kind.as_str()) {
         ("", "Namespace") => vec![("Status", |o| str_at(o, "/status/phase", ""))],
-        ("", "ConfigMap") => vec![("Data", |o| json!(len_of(o, "/data").as_u64().unwrap_or(0) + len_of(o, "/binaryData").as_u64().unwrap_or(0)))],
-        ("", "Secret") => vec![("Type", |o| str_at(o, "/type", "Opaque")), ("Data", |o| len_of(o, "/data"))],
+        ("", "ConfigMap") => vec![("Data", |o| {
+            json!(len_of(o, "/data").as_u64().unwrap_or(0) + len_of(o, "/binaryData").as_u64().unwrap_or(0))
+        })],
+        ("", "Secret") => vec![
+            ("Type", |o| str_at(o, "/type", "Opaque")),
+            ("Data", |o| len_of(o, "/data")),
+        ],
         ("", "ServiceAccount") => vec![("Secrets", |o| len_of(o, "/secrets"))],
         ("", "Service") => vec![
             ("Type", |o| str_at(o, "/spec/type", "ClusterIP")),
             ("Cluster-IP", |o| str_at(o, "/spec/clusterIP", "<none>")),
-            ("External-IP", |o| str_at(o, "/status/loadBalancer/ingress/0/ip", "<none>")),
+            ("External-IP", |o| {
+                str_at(o, "/status/loadBalancer/ingress/0/ip", "<none>")
+            }),
             ("Port(s)", service_ports),
         ],
         ("", "Pod") => vec![
@@ -186,7 +250,25 @@ fn builtin_columns(t: &ResourceType) -> Vec<(&'static str, Cell)> {
             ("Status", |o| str_at(o, "/status/phase", "Pending")),
             ("Volume", |o| str_at(o, "/spec/volumeName", "")),
             ("Capacity", |o| str_at(o, "/status/capacity/storage", "")),
-            ("Access Modes", |o| json!(o.pointer("/spec/accessModes").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(|m| match m { "ReadWriteOnce" => "RWO", "ReadOnlyMany" => "ROX", "ReadWriteMany" => "RWX", "ReadWriteOncePod" => "RWOP", other => other }).collect::<Vec<_>>().join(",")).unwrap_or_default())),
+            ("Access Modes", |o| {
+                json!(
+                    o.pointer("/spec/accessModes")
+                        .and_then(Value::as_array)
+                        .map(|a| a
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(|m| match m {
+                                "ReadWriteOnce" => "RWO",
+                                "ReadOnlyMany" => "ROX",
+                                "ReadWriteMany" => "RWX",
+                                "ReadWriteOncePod" => "RWOP",
+                                other => other,
+                            })
+                            .collect::<Vec<_>>()
+                            .join(","))
+                        .unwrap_or_default()
+                )
+            }),
             ("StorageClass", |o| str_at(o, "/spec/storageClassName", "<unset>")),
         ],
         ("apps", "Deployment") => vec![
@@ -195,8 +277,11 @@ fn builtin_columns(t: &ResourceType) -> Vec<(&'static str, Cell)> {
             ("Available", |o| json!(int_at(o, "/status/availableReplicas"))),
         ],
         ("apps", "StatefulSet") | ("apps", "ReplicaSet") => vec![("Ready", ready_of)],
-        ("rbac.authorization.k8s.io", "RoleBinding") | ("rbac.authorization.k8s.io", "ClusterRoleBinding") => vec![("Role", role_ref)],
-        ("rbac.authorization.k8s.io", "Role") | ("rbac.authorization.k8s.io", "ClusterRole") | ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+        ("rbac.authorization.k8s.io", "RoleBinding")
+        | ("rbac.authorization.k8s.io", "ClusterRoleBinding") => vec![("Role", role_ref)],
+        ("rbac.authorization.k8s.io", "Role")
+        | ("rbac.authorization.k8s.io", "ClusterRole")
+        | ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             vec![("Created At", |o| str_at(o, "/metadata/creationTimestamp", ""))]
         }
         ("coordination.k8s.io", "Lease") => vec![("Holder", |o| str_at(o, "/spec/holderIdentity", ""))],
@@ -205,10 +290,25 @@ fn builtin_columns(t: &ResourceType) -> Vec<(&'static str, Cell)> {
 }
 
 /// A Table of `items` as the API server would print them.
-pub fn table(t: &ResourceType, version: &str, items: &[Arc<Value>], list_meta: Option<Value>, include: Option<&str>) -> Value {
-    let name_col = column("Name", "string", "name", "Name must be unique within a namespace.", 0);
+pub fn table(
+    t: &ResourceType,
+    version: &str,
+    items: &[Arc<Value>],
+    list_meta: Option<Value>,
+    include: Option<&str>,
+) -> Value {
+    let name_col = column(
+        "Name",
+        "string",
+        "name",
+        "Name must be unique within a namespace.",
+        0,
+    );
     let mut cols = vec![name_col];
-    let printer: Vec<Value> = t.crd_version(version).map(|v| v.printer_columns.clone()).unwrap_or_default();
+    let printer: Vec<Value> = t
+        .crd_version(version)
+        .map(|v| v.printer_columns.clone())
+        .unwrap_or_default();
     let custom = t.is_crd() && !printer.is_empty();
     if custom {
         for c in &printer {
@@ -225,7 +325,13 @@ pub fn table(t: &ResourceType, version: &str, items: &[Arc<Value>], list_meta: O
             cols.push(column(name, "string", "", "", 0));
         }
         if !created_at(t) {
-            cols.push(column("Age", "date", "", "CreationTimestamp is a timestamp representing the server time when this object was created.", 0));
+            cols.push(column(
+                "Age",
+                "date",
+                "",
+                "CreationTimestamp is a timestamp representing the server time when this object was created.",
+                0,
+            ));
         }
     }
     let rows: Vec<Value> = items
@@ -270,7 +376,10 @@ mod tests {
     #[test]
     fn jsonpath_subset() {
         let o = json!({"status": {"conditions": [{"type": "A", "status": "False"}, {"type": "Ready", "status": "True"}]}, "spec": {"n": 3, "l": ["x", "y"]}});
-        assert_eq!(jsonpath(&o, ".status.conditions[?(@.type==\"Ready\")].status"), vec![&json!("True")]);
+        assert_eq!(
+            jsonpath(&o, ".status.conditions[?(@.type==\"Ready\")].status"),
+            vec![&json!("True")]
+        );
         assert_eq!(jsonpath(&o, ".spec.n"), vec![&json!(3)]);
         assert_eq!(jsonpath(&o, ".spec.l[1]"), vec![&json!("y")]);
         assert_eq!(jsonpath(&o, ".spec.l[*]").len(), 2);

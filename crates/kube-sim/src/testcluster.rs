@@ -16,7 +16,10 @@ pub enum TestClusterError {
     #[error(transparent)]
     Start(#[from] StartError),
     #[error("{REAL_CLUSTER_ENV}={path}: {source}")]
-    Kubeconfig { path: PathBuf, source: kube::config::KubeconfigError },
+    Kubeconfig {
+        path: PathBuf,
+        source: kube::config::KubeconfigError,
+    },
     #[error("connecting to the cluster: {0}")]
     Client(#[from] kube::Error),
 }
@@ -30,7 +33,10 @@ pub struct TestCluster {
 
 impl std::fmt::Debug for TestCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestCluster").field("kubeconfig", &self.kubeconfig).field("real", &self.is_real()).finish()
+        f.debug_struct("TestCluster")
+            .field("kubeconfig", &self.kubeconfig)
+            .field("real", &self.is_real())
+            .finish()
     }
 }
 
@@ -44,11 +50,21 @@ impl TestCluster {
     pub fn start_with(config: Config) -> Result<Self, TestClusterError> {
         let cache = tempfile::tempdir().map_err(StartError::Runtime)?;
         match std::env::var_os(REAL_CLUSTER_ENV).filter(|v| !v.is_empty()) {
-            Some(path) => Ok(TestCluster { sim: None, kubeconfig: PathBuf::from(path), cache, created: Mutex::new(Vec::new()) }),
+            Some(path) => Ok(TestCluster {
+                sim: None,
+                kubeconfig: PathBuf::from(path),
+                cache,
+                created: Mutex::new(Vec::new()),
+            }),
             None => {
                 let sim = Server::start(config)?;
                 let kubeconfig = sim.kubeconfig_path().to_path_buf();
-                Ok(TestCluster { sim: Some(sim), kubeconfig, cache, created: Mutex::new(Vec::new()) })
+                Ok(TestCluster {
+                    sim: Some(sim),
+                    kubeconfig,
+                    cache,
+                    created: Mutex::new(Vec::new()),
+                })
             }
         }
     }
@@ -71,11 +87,18 @@ impl TestCluster {
         match &self.sim {
             Some(h) => Ok(h.kube_config()),
             None => {
-                let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)
-                    .map_err(|source| TestClusterError::Kubeconfig { path: self.kubeconfig.clone(), source })?;
+                let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|source| {
+                    TestClusterError::Kubeconfig {
+                        path: self.kubeconfig.clone(),
+                        source,
+                    }
+                })?;
                 kube::Config::from_custom_kubeconfig(kc, &Default::default())
                     .await
-                    .map_err(|source| TestClusterError::Kubeconfig { path: self.kubeconfig.clone(), source })
+                    .map_err(|source| TestClusterError::Kubeconfig {
+                        path: self.kubeconfig.clone(),
+                        source,
+                    })
             }
         }
     }
@@ -88,7 +111,10 @@ impl TestCluster {
     /// `kubectl --kubeconfig ...` with a private discovery cache, so runs never share stale discovery.
     pub fn kubectl(&self, kubectl: &Path) -> Command {
         let mut c = Command::new(kubectl);
-        c.arg("--kubeconfig").arg(&self.kubeconfig).arg("--cache-dir").arg(self.cache.path());
+        c.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path());
         c
     }
 
@@ -103,7 +129,11 @@ impl TestCluster {
             c.output().map_err(|e| format!("running {c:?}: {e}"))
         };
         let text = |o: &std::process::Output| {
-            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
         };
         let first = run()?;
         if first.status.success() {
@@ -119,7 +149,11 @@ impl TestCluster {
         }
         let second = run()?;
         if !second.status.success() {
-            return Err(format!("second apply of {} failed:\n{}", file.display(), text(&second)));
+            return Err(format!(
+                "second apply of {} failed:\n{}",
+                file.display(),
+                text(&second)
+            ));
         }
         Ok(String::from_utf8_lossy(&second.stdout).into_owned())
     }
@@ -135,7 +169,10 @@ impl TestCluster {
         .map_err(|e| TestClusterError::Client(kube::Error::SerdeError(e)))?;
         let created = ns.create(&PostParams::default(), &obj).await?;
         let name = created.metadata.name.unwrap_or_default();
-        self.created.lock().unwrap_or_else(|e| e.into_inner()).push(name.clone());
+        self.created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(name.clone());
         Ok(name)
     }
 }
@@ -164,10 +201,17 @@ impl Drop for TestCluster {
                 Err(e) => return eprintln!("TestCluster cleanup: {e}"),
             };
             rt.block_on(async move {
-                let Ok(kc) = kube::config::Kubeconfig::read_from(&kubeconfig) else { return };
-                let Ok(cfg) = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await else { return };
-                let Ok(client) = kube::Client::try_from(cfg) else { return };
-                let api: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(client, &namespace_resource());
+                let Ok(kc) = kube::config::Kubeconfig::read_from(&kubeconfig) else {
+                    return;
+                };
+                let Ok(cfg) = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await else {
+                    return;
+                };
+                let Ok(client) = kube::Client::try_from(cfg) else {
+                    return;
+                };
+                let api: kube::Api<kube::api::DynamicObject> =
+                    kube::Api::all_with(client, &namespace_resource());
                 for n in names {
                     if let Err(e) = api.delete(&n, &Default::default()).await {
                         eprintln!("TestCluster cleanup: deleting namespace {n}: {e}");

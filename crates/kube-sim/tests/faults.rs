@@ -8,7 +8,10 @@ use kube_sim::{Config, Server};
 use std::time::{Duration, Instant};
 
 fn cm(name: &str) -> ConfigMap {
-    serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": {"kflite-test": "faults"}}})).expect("configmap")
+    serde_json::from_value(
+        serde_json::json!({"metadata": {"name": name, "labels": {"kflite-test": "faults"}}}),
+    )
+    .expect("configmap")
 }
 
 /// Only this test's objects (namespaces also hold kube-root-ca.crt).
@@ -27,7 +30,9 @@ fn api_error(e: kube::Error) -> (u16, String, String) {
 async fn failing_the_next_requests_by_verb_and_resource() {
     let sim = Server::start(Config::default()).expect("start");
     let api: Api<ConfigMap> = Api::namespaced(sim.client().expect("client"), "default");
-    api.create(&PostParams::default(), &cm("x")).await.expect("create");
+    api.create(&PostParams::default(), &cm("x"))
+        .await
+        .expect("create");
 
     sim.fail_next(Some("list"), Some("configmaps"), 500, 2);
     for _ in 0..2 {
@@ -40,22 +45,33 @@ async fn failing_the_next_requests_by_verb_and_resource() {
 
     // 503 comes with Retry-After, and kube-rs retries it by itself.
     sim.fail_next(Some("list"), Some("configmaps"), 503, 1);
-    assert_eq!(api.list(&mine()).await.expect("retried past one 503").items.len(), 1);
+    assert_eq!(
+        api.list(&mine()).await.expect("retried past one 503").items.len(),
+        1
+    );
 
     sim.fail_next(Some("create"), None, 409, 1);
-    let (code, reason, _) = api_error(api.create(&PostParams::default(), &cm("y")).await.expect_err("injected"));
+    let (code, reason, _) = api_error(
+        api.create(&PostParams::default(), &cm("y"))
+            .await
+            .expect_err("injected"),
+    );
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
     sim.fail_next(None, Some("configmaps"), 403, 1);
     let (code, reason, _) = api_error(api.get("x").await.expect_err("injected"));
     assert_eq!((code, reason.as_str()), (403, "Forbidden"));
-    api.create(&PostParams::default(), &cm("y")).await.expect("create after the faults");
+    api.create(&PostParams::default(), &cm("y"))
+        .await
+        .expect("create after the faults");
 }
 
 #[tokio::test]
 async fn latency_delays_matching_requests_only() {
     let sim = Server::start(Config::default()).expect("start");
     let api: Api<ConfigMap> = Api::namespaced(sim.client().expect("client"), "default");
-    api.create(&PostParams::default(), &cm("x")).await.expect("create");
+    api.create(&PostParams::default(), &cm("x"))
+        .await
+        .expect("create");
     sim.add_latency(Some("get"), Some("configmaps"), Duration::from_millis(400));
     let t = Instant::now();
     api.get("x").await.expect("get");
@@ -75,9 +91,21 @@ async fn latency_delays_matching_requests_only() {
 async fn cutting_watches_ends_open_streams() {
     let sim = Server::start(Config::default()).expect("start");
     let api: Api<ConfigMap> = Api::namespaced(sim.client().expect("client"), "default");
-    let rv = api.list(&mine()).await.expect("list").metadata.resource_version.expect("rv");
-    let mut stream = std::pin::pin!(api.watch(&WatchParams::default().timeout(60), &rv).await.expect("watch"));
-    api.create(&PostParams::default(), &cm("x")).await.expect("create");
+    let rv = api
+        .list(&mine())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut stream = std::pin::pin!(
+        api.watch(&WatchParams::default().timeout(60), &rv)
+            .await
+            .expect("watch")
+    );
+    api.create(&PostParams::default(), &cm("x"))
+        .await
+        .expect("create");
     match stream.next().await {
         Some(Ok(WatchEvent::Added(c))) => assert_eq!(c.metadata.name.as_deref(), Some("x")),
         other => panic!("expected ADDED, got {other:?}"),
@@ -131,14 +159,24 @@ async fn expired_resource_versions_answer_410() {
         other => panic!("expected a 410 ERROR event, got {other:?}"),
     }
     // A continue token from before the expiry.
-    let (code, reason, _) = api_error(api.list(&mine().limit(1).continue_token(&token)).await.expect_err("expired token"));
+    let (code, reason, _) = api_error(
+        api.list(&mine().limit(1).continue_token(&token))
+            .await
+            .expect_err("expired token"),
+    );
     assert_eq!((code, reason.as_str()), (410, "Expired"));
     // A fresh list and a watch from its version work.
     let fresh = api.list(&mine()).await.expect("relist");
     assert_eq!(fresh.items.len(), 3);
     let rv = fresh.metadata.resource_version.expect("rv");
-    let mut stream = std::pin::pin!(api.watch(&WatchParams::default().timeout(5), &rv).await.expect("watch"));
-    api.create(&PostParams::default(), &cm("d")).await.expect("create");
+    let mut stream = std::pin::pin!(
+        api.watch(&WatchParams::default().timeout(5), &rv)
+            .await
+            .expect("watch")
+    );
+    api.create(&PostParams::default(), &cm("d"))
+        .await
+        .expect("create");
     match stream.next().await {
         Some(Ok(WatchEvent::Added(c))) => assert_eq!(c.metadata.name.as_deref(), Some("d")),
         other => panic!("expected ADDED, got {other:?}"),
@@ -170,26 +208,57 @@ async fn the_binary_serves_the_admin_endpoint() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig written");
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config");
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
     let client = kube::Client::try_from(config).expect("client");
     let admin = |path: &str, body: &str| {
-        http::Request::post(format!("/kube-sim/faults/{path}")).header("content-type", "application/json").body(body.as_bytes().to_vec()).expect("request")
+        http::Request::post(format!("/kube-sim/faults/{path}"))
+            .header("content-type", "application/json")
+            .body(body.as_bytes().to_vec())
+            .expect("request")
     };
     let nss: Api<Namespace> = Api::all(client.clone());
 
-    client.request_text(admin("fail", r#"{"verb":"get","resource":"namespaces","code":500,"count":1}"#)).await.expect("fail rule");
+    client
+        .request_text(admin(
+            "fail",
+            r#"{"verb":"get","resource":"namespaces","code":500,"count":1}"#,
+        ))
+        .await
+        .expect("fail rule");
     let (code, reason, _) = api_error(nss.get("default").await.expect_err("injected"));
     assert_eq!((code, reason.as_str()), (500, "InternalError"));
     nss.get("default").await.expect("only one failure");
 
-    client.request_text(admin("latency", r#"{"verb":"get","millis":300}"#)).await.expect("latency rule");
+    client
+        .request_text(admin("latency", r#"{"verb":"get","millis":300}"#))
+        .await
+        .expect("latency rule");
     let t = Instant::now();
     nss.get("default").await.expect("get");
     assert!(t.elapsed() >= Duration::from_millis(300));
-    client.request_text(http::Request::delete("/kube-sim/faults").body(Vec::new()).expect("request")).await.expect("clear");
+    client
+        .request_text(
+            http::Request::delete("/kube-sim/faults")
+                .body(Vec::new())
+                .expect("request"),
+        )
+        .await
+        .expect("clear");
 
-    let rv = nss.list(&mine()).await.expect("list").metadata.resource_version.expect("rv");
-    let mut stream = std::pin::pin!(nss.watch(&WatchParams::default().timeout(30), &rv).await.expect("watch"));
+    let rv = nss
+        .list(&mine())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut stream = std::pin::pin!(
+        nss.watch(&WatchParams::default().timeout(30), &rv)
+            .await
+            .expect("watch")
+    );
     client.request_text(admin("cut-watches", "")).await.expect("cut");
     let end = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(ev) = stream.next().await {
@@ -208,6 +277,9 @@ async fn the_binary_serves_the_admin_endpoint() {
         Some(Ok(WatchEvent::Error(e))) => assert_eq!(e.code, 410),
         other => panic!("expected 410 after expire, got {other:?}"),
     }
-    let bad = client.request_text(admin("fail", "{not json")).await.expect_err("bad rule");
+    let bad = client
+        .request_text(admin("fail", "{not json"))
+        .await
+        .expect_err("bad rule");
     assert_eq!(api_error(bad).0, 400);
 }

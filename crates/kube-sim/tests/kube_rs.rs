@@ -26,7 +26,11 @@ async fn until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn names(store: &reflector::Store<ConfigMap>) -> Vec<String> {
-    let mut v: Vec<String> = store.state().iter().filter_map(|c| c.metadata.name.clone()).collect();
+    let mut v: Vec<String> = store
+        .state()
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
     v.sort();
     v
 }
@@ -75,7 +79,11 @@ async fn reflector_survives_cuts_and_expiry(tc: &TestCluster, config: watcher::C
         tokio::time::sleep(Duration::from_millis(100)).await;
         api.create(&pp, &cm("d")).await.expect("create d");
         until("events after the reconnect", || names(&reader) == ["b", "c", "d"]).await;
-        assert_eq!(inits.load(Ordering::SeqCst), 1, "a cut watch resumes without a relist");
+        assert_eq!(
+            inits.load(Ordering::SeqCst),
+            1,
+            "a cut watch resumes without a relist"
+        );
 
         // Expired resourceVersions: the re-watch gets 410 Gone and the watcher relists.
         sim.expire_resource_versions();
@@ -85,7 +93,10 @@ async fn reflector_survives_cuts_and_expiry(tc: &TestCluster, config: watcher::C
         api.create(&pp, &cm("e")).await.expect("create e");
         until("events after the relist", || names(&reader) == ["c", "d", "e"]).await;
     } else {
-        testkit::skip("reflector_survives_cuts_and_expiry", "fault injection needs kube-sim; ran list and watch only");
+        testkit::skip(
+            "reflector_survives_cuts_and_expiry",
+            "fault injection needs kube-sim; ran list and watch only",
+        );
     }
     task.abort();
 }
@@ -123,7 +134,10 @@ async fn bookmarks_arrive_and_timeout_ends_the_watch() {
     if tc.sim().is_some() {
         assert!(bookmarks >= 1, "bookmarks every second on kube-sim");
     }
-    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(10), "timeoutSeconds=3 ended the watch after {took:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(10),
+        "timeoutSeconds=3 ended the watch after {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -132,17 +146,35 @@ async fn metadata_watcher_gets_partial_objects() {
     let client = tc.client().await.expect("client");
     let ns = tc.namespace("meta").await.expect("namespace");
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    api.create(&PostParams::default(), &cm("m1")).await.expect("create");
+    api.create(&PostParams::default(), &cm("m1"))
+        .await
+        .expect("create");
     let meta: Api<kube::core::PartialObjectMeta<ConfigMap>> = Api::namespaced(client, &ns);
     let stream = watcher(meta, watcher::Config::default().labels("kflite-test=watch")).applied_objects();
     let mut stream = std::pin::pin!(stream);
-    let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("in time").expect("an item").expect("ok");
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("in time")
+        .expect("an item")
+        .expect("ok");
     assert_eq!(first.metadata.name.as_deref(), Some("m1"));
-    assert_eq!(first.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
-    api.create(&PostParams::default(), &cm("m2")).await.expect("create");
-    let second = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("in time").expect("an item").expect("ok");
+    assert_eq!(
+        first.types.as_ref().map(|t| t.kind.as_str()),
+        Some("PartialObjectMetadata")
+    );
+    api.create(&PostParams::default(), &cm("m2"))
+        .await
+        .expect("create");
+    let second = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("in time")
+        .expect("an item")
+        .expect("ok");
     assert_eq!(second.metadata.name.as_deref(), Some("m2"));
-    assert_eq!(second.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+    assert_eq!(
+        second.types.as_ref().map(|t| t.kind.as_str()),
+        Some("PartialObjectMetadata")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -152,7 +184,13 @@ async fn concurrent_writers_and_a_reflector_agree() {
     let ns = tc.namespace("load").await.expect("namespace");
     let api: Api<ConfigMap> = Api::namespaced(client, &ns);
     let (reader, writer) = reflector::store::<ConfigMap>();
-    let stream = watcher(api.clone(), watcher::Config::default().labels("kflite-test=watch")).default_backoff().reflect(writer).applied_objects();
+    let stream = watcher(
+        api.clone(),
+        watcher::Config::default().labels("kflite-test=watch"),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects();
     let task = tokio::spawn(async move {
         let mut s = std::pin::pin!(stream);
         while s.next().await.is_some() {}
@@ -162,9 +200,13 @@ async fn concurrent_writers_and_a_reflector_agree() {
             let api = api.clone();
             tokio::spawn(async move {
                 for i in 0..40 {
-                    api.create(&PostParams::default(), &cm(&format!("w{w}-{i}"))).await.expect("create");
+                    api.create(&PostParams::default(), &cm(&format!("w{w}-{i}")))
+                        .await
+                        .expect("create");
                     if i % 4 == 0 {
-                        api.delete(&format!("w{w}-{i}"), &DeleteParams::default()).await.expect("delete");
+                        api.delete(&format!("w{w}-{i}"), &DeleteParams::default())
+                            .await
+                            .expect("delete");
                     }
                 }
             })
@@ -175,7 +217,12 @@ async fn concurrent_writers_and_a_reflector_agree() {
     }
     // 8 writers x 40 creates, a quarter deleted again.
     until("the reflector to converge", || reader.state().len() == 8 * 30).await;
-    let listed = api.list(&kube::api::ListParams::default().labels("kflite-test=watch")).await.expect("list").items.len();
+    let listed = api
+        .list(&kube::api::ListParams::default().labels("kflite-test=watch"))
+        .await
+        .expect("list")
+        .items
+        .len();
     assert_eq!(listed, 8 * 30);
     task.abort();
 }

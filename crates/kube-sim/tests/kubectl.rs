@@ -11,7 +11,11 @@ fn run(mut c: Command) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn ok(c: Command) -> String {
@@ -29,14 +33,19 @@ fn gateway_crds(dir: &Path) -> PathBuf {
 }
 
 fn apply_file(tc: &TestCluster, kubectl: &Path, file: &Path) -> String {
-    tc.kubectl_apply_server_side(kubectl, file).unwrap_or_else(|e| panic!("{e}"))
+    tc.kubectl_apply_server_side(kubectl, file)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
 fn kubectl_applies_the_whole_platform_and_deletes_with_wait() {
     const TEST: &str = "kubectl_applies_the_whole_platform_and_deletes_with_wait";
-    let Some(shared) = testkit::require_shared(TEST) else { return };
-    let Some(kubectl) = testkit::require_tool(TEST, "kubectl") else { return };
+    let Some(shared) = testkit::require_shared(TEST) else {
+        return;
+    };
+    let Some(kubectl) = testkit::require_tool(TEST, "kubectl") else {
+        return;
+    };
     let tc = TestCluster::start().expect("start kube-sim");
     if tc.is_real() {
         // Installing the whole platform is not something to do to a real cluster from a test.
@@ -45,7 +54,8 @@ fn kubectl_applies_the_whole_platform_and_deletes_with_wait() {
     let dir = tempfile::tempdir().expect("tempdir");
     let started = Instant::now();
 
-    let cert_manager = shared.join("reference/corpus/github.com__kubeflow__manifests__v1.11.0__common__cert-manager__base.yaml");
+    let cert_manager = shared
+        .join("reference/corpus/github.com__kubeflow__manifests__v1.11.0__common__cert-manager__base.yaml");
     apply_file(&tc, &kubectl, &cert_manager);
     apply_file(&tc, &kubectl, &gateway_crds(dir.path()));
     let homelab = shared.join("reference/homelab.yaml");
@@ -57,13 +67,21 @@ fn kubectl_applies_the_whole_platform_and_deletes_with_wait() {
     let mut c = tc.kubectl(&kubectl);
     c.args(["get", "-o", "name", "-f"]).arg(&homelab);
     let names = ok(c);
-    assert_eq!(names.lines().count(), 319, "kubectl get -f lists every object:\n{names}");
+    assert_eq!(
+        names.lines().count(),
+        319,
+        "kubectl get -f lists every object:\n{names}"
+    );
     eprintln!("applied 319 objects in {:?}", started.elapsed());
 
     // A second server-side apply of the same file changes nothing.
     let rv_before = tc.sim().map(|s| s.resource_version());
     apply_file(&tc, &kubectl, &homelab);
-    assert_eq!(tc.sim().map(|s| s.resource_version()), rv_before, "re-applying unchanged objects must be a no-op");
+    assert_eq!(
+        tc.sim().map(|s| s.resource_version()),
+        rv_before,
+        "re-applying unchanged objects must be a no-op"
+    );
 
     // kubectl get notebooks -A: the Notebook CRD from the file is served, printer columns and all.
     let nb = dir.path().join("nb.yaml");
@@ -79,8 +97,16 @@ fn kubectl_applies_the_whole_platform_and_deletes_with_wait() {
     c.args(["get", "notebooks", "-A"]);
     let listing = ok(c);
     let header = listing.lines().next().unwrap_or("");
-    assert!(header.starts_with("NAMESPACE") && header.contains("NAME"), "{listing}");
-    assert!(listing.lines().any(|l| l.starts_with("kubeflow") && l.contains("nb1")), "{listing}");
+    assert!(
+        header.starts_with("NAMESPACE") && header.contains("NAME"),
+        "{listing}"
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("kubeflow") && l.contains("nb1")),
+        "{listing}"
+    );
 
     // kubectl delete leaves it terminating while a finalizer holds it; wait --for=delete
     // returns once the finalizer is removed.
@@ -88,28 +114,75 @@ fn kubectl_applies_the_whole_platform_and_deletes_with_wait() {
     c.args(["delete", "notebook", "nb1", "-n", "kubeflow", "--wait=false"]);
     ok(c);
     let mut c = tc.kubectl(&kubectl);
-    c.args(["get", "notebook", "nb1", "-n", "kubeflow", "-o", "jsonpath={.metadata.deletionTimestamp}"]);
+    c.args([
+        "get",
+        "notebook",
+        "nb1",
+        "-n",
+        "kubeflow",
+        "-o",
+        "jsonpath={.metadata.deletionTimestamp}",
+    ]);
     assert!(!ok(c).is_empty(), "a held object has a deletionTimestamp");
     let mut wait = tc.kubectl(&kubectl);
-    wait.args(["wait", "--for=delete", "notebook/nb1", "-n", "kubeflow", "--timeout=60s"]);
-    let waiter = wait.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("start kubectl wait");
+    wait.args([
+        "wait",
+        "--for=delete",
+        "notebook/nb1",
+        "-n",
+        "kubeflow",
+        "--timeout=60s",
+    ]);
+    let waiter = wait
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start kubectl wait");
     std::thread::sleep(Duration::from_millis(500));
     let mut c = tc.kubectl(&kubectl);
-    c.args(["patch", "notebook", "nb1", "-n", "kubeflow", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
+    c.args([
+        "patch",
+        "notebook",
+        "nb1",
+        "-n",
+        "kubeflow",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
     ok(c);
     let waited = waiter.wait_with_output().expect("kubectl wait");
-    assert!(waited.status.success(), "kubectl wait --for=delete: {}", text(&waited));
+    assert!(
+        waited.status.success(),
+        "kubectl wait --for=delete: {}",
+        text(&waited)
+    );
     let mut c = tc.kubectl(&kubectl);
     c.args(["get", "notebook", "nb1", "-n", "kubeflow"]);
     let gone = run(c);
-    assert!(!gone.status.success() && text(&gone).contains("NotFound"), "{}", text(&gone));
+    assert!(
+        !gone.status.success() && text(&gone).contains("NotFound"),
+        "{}",
+        text(&gone)
+    );
 
     // Deleting a namespace removes what is in it; kubectl delete waits for that by default.
     let mut c = tc.kubectl(&kubectl);
     c.args(["delete", "namespace", "kubeflow-system", "--timeout=60s"]);
     ok(c);
     let mut c = tc.kubectl(&kubectl);
-    c.args(["get", "all,configmaps,serviceaccounts,rolebindings", "-n", "kubeflow-system", "-o", "name"]);
+    c.args([
+        "get",
+        "all,configmaps,serviceaccounts,rolebindings",
+        "-n",
+        "kubeflow-system",
+        "-o",
+        "name",
+    ]);
     let left = run(c);
-    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "namespace contents remain: {}", text(&left));
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "namespace contents remain: {}",
+        text(&left)
+    );
 }

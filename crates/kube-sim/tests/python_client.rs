@@ -79,11 +79,23 @@ print(json.dumps(out))
 #[test]
 fn python_client_lists_watches_and_patches_custom_objects() {
     const TEST: &str = "python_client_lists_watches_and_patches_custom_objects";
-    let Some(python) = testkit::require_tool(TEST, "python") else { return };
-    let has_client = Command::new(&python).args(["-c", "import kubernetes"]).output().is_ok_and(|o| o.status.success());
+    let Some(python) = testkit::require_tool(TEST, "python") else {
+        return;
+    };
+    let has_client = Command::new(&python)
+        .args(["-c", "import kubernetes"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !has_client {
-        assert!(std::env::var_os("KFLITE_TOOL_PYTHON").is_none(), "KFLITE_TOOL_PYTHON={} lacks the kubernetes package", python.display());
-        return testkit::skip(TEST, "the Python `kubernetes` package is not installed (cargo xtask test installs it)");
+        assert!(
+            std::env::var_os("KFLITE_TOOL_PYTHON").is_none(),
+            "KFLITE_TOOL_PYTHON={} lacks the kubernetes package",
+            python.display()
+        );
+        return testkit::skip(
+            TEST,
+            "the Python `kubernetes` package is not installed (cargo xtask test installs it)",
+        );
     }
     let tc = TestCluster::start().expect("start");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -98,20 +110,40 @@ fn python_client_lists_watches_and_patches_custom_objects() {
     }
     let out = cmd.output().expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "python failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let got: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("script prints JSON");
+    assert!(
+        out.status.success(),
+        "python failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("script prints JSON");
 
     assert_eq!(got["listed"], serde_json::json!(["w1"]), "label selector on list");
     assert_eq!(
         got["events"],
-        serde_json::json!([["MODIFIED", "w1", 2], ["MODIFIED", "w1", 3], ["ADDED", "w2", 7], ["MODIFIED", "w1", 3], ["DELETED", "w2", 7]]),
+        serde_json::json!([
+            ["MODIFIED", "w1", 2],
+            ["MODIFIED", "w1", 3],
+            ["ADDED", "w2", 7],
+            ["MODIFIED", "w1", 3],
+            ["DELETED", "w2", 7]
+        ]),
         "watch from the list's resourceVersion, selector applied"
     );
-    assert_eq!(got["w1"]["spec"]["size"], 3, "the status subresource ignores spec");
+    assert_eq!(
+        got["w1"]["spec"]["size"], 3,
+        "the status subresource ignores spec"
+    );
     assert_eq!(got["status_patch_spec"]["size"], 3);
     assert_eq!(got["w1"]["status"]["ready"], true);
-    assert_eq!(got["w1"]["metadata"]["generation"], 3, "spec changes bump generation, status changes do not");
+    assert_eq!(
+        got["w1"]["metadata"]["generation"], 3,
+        "spec changes bump generation, status changes do not"
+    );
     assert_eq!(got["missing"]["status"], 404);
     assert_eq!(got["missing"]["body"]["reason"], "NotFound");
-    assert_eq!(got["missing"]["body"]["message"], "widgets.example.kflite.io \"nope\" not found");
+    assert_eq!(
+        got["missing"]["body"]["message"],
+        "widgets.example.kflite.io \"nope\" not found"
+    );
 }

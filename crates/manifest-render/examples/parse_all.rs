@@ -4,8 +4,10 @@
 
 fn main() {
     let files: Vec<String> = std::env::args().skip(1).collect();
-    let texts: Vec<(String, String)> =
-        files.iter().map(|f| (f.clone(), std::fs::read_to_string(f).unwrap_or_default())).collect();
+    let texts: Vec<(String, String)> = files
+        .iter()
+        .map(|f| (f.clone(), std::fs::read_to_string(f).unwrap_or_default()))
+        .collect();
     let start = std::time::Instant::now();
     let mut docs = Vec::new();
     for (name, text) in &texts {
@@ -18,12 +20,19 @@ fn main() {
     let out = manifest_render::yaml::emit_documents(&docs);
     let printed = start.elapsed() - parsed;
     let bytes: usize = texts.iter().map(|(_, t)| t.len()).sum();
-    let fast: usize = texts.iter().filter(|(_, t)| manifest_render::yaml::fast_path_accepts(t)).map(|(_, t)| t.len()).sum();
+    let fast: usize = texts
+        .iter()
+        .filter(|(_, t)| manifest_render::yaml::fast_path_accepts(t))
+        .map(|(_, t)| t.len())
+        .sum();
     eprintln!("fast path takes {fast} of {bytes} bytes");
     for (name, t) in &texts {
         if std::env::var_os("SHOW_SLOW").is_some() && !manifest_render::yaml::fast_path_accepts(t) {
             eprintln!("slow: {name} ({} bytes)", t.len());
         }
     }
-    eprintln!("parsed {bytes} bytes in {parsed:?}, printed {} bytes in {printed:?}", out.len());
+    eprintln!(
+        "parsed {bytes} bytes in {parsed:?}, printed {} bytes in {printed:?}",
+        out.len()
+    );
 }

@@ -15,7 +15,11 @@ pub struct FieldSpec {
 impl FieldSpec {
     pub fn from_fs(fs: &Fs) -> Self {
         FieldSpec {
-            gvk: Gvk { group: fs.0.into(), version: fs.1.into(), kind: fs.2.into() },
+            gvk: Gvk {
+                group: fs.0.into(),
+                version: fs.1.into(),
+                kind: fs.2.into(),
+            },
             path: fs.3.into(),
             create: fs.4,
         }
@@ -29,7 +33,15 @@ impl FieldSpec {
             None | Some(Value::Null | Value::NullText) => false,
             Some(other) => return Err(format!("field spec 'create' must be a boolean, got {other:?}")),
         };
-        Ok(FieldSpec { gvk: Gvk { group: s("group"), version: s("version"), kind: s("kind") }, path: s("path"), create })
+        Ok(FieldSpec {
+            gvk: Gvk {
+                group: s("group"),
+                version: s("version"),
+                kind: s("kind"),
+            },
+            path: s("path"),
+            create,
+        })
     }
     pub fn matches(&self, gvk: &Gvk) -> bool {
         gvk.is_selected_by(&self.gvk)
@@ -55,11 +67,15 @@ pub fn merge_one(list: &mut Vec<FieldSpec>, fs: FieldSpec) -> Result<(), String>
 pub fn merge_all(list: &mut Vec<FieldSpec>, other: &[FieldSpec]) -> Result<(), String> {
     // Index by (gvk, path), borrowing: configurations merge hundreds of specs, often.
     let mut added = Vec::new();
-    let mut index: std::collections::HashMap<(&Gvk, &str), bool> =
-        list.iter().map(|f| ((&f.gvk, f.path.as_str()), f.create)).collect();
+    let mut index: std::collections::HashMap<(&Gvk, &str), bool> = list
+        .iter()
+        .map(|f| ((&f.gvk, f.path.as_str()), f.create))
+        .collect();
     for fs in other {
         match index.get(&(&fs.gvk, fs.path.as_str())) {
-            Some(&create) if create != fs.create => return Err(format!("conflicting fieldspecs for path {}", fs.path)),
+            Some(&create) if create != fs.create => {
+                return Err(format!("conflicting fieldspecs for path {}", fs.path));
+            }
             Some(_) => {}
             None => {
                 index.insert((&fs.gvk, fs.path.as_str()), fs.create);
@@ -106,7 +122,9 @@ impl TransformerConfig {
     /// The built-in configuration, built once: every kustomization starts from it.
     pub fn shared_builtin() -> std::sync::Arc<Self> {
         static BUILTIN: std::sync::OnceLock<std::sync::Arc<TransformerConfig>> = std::sync::OnceLock::new();
-        BUILTIN.get_or_init(|| std::sync::Arc::new(TransformerConfig::builtin())).clone()
+        BUILTIN
+            .get_or_init(|| std::sync::Arc::new(TransformerConfig::builtin()))
+            .clone()
     }
 
     pub fn builtin() -> Self {
@@ -125,7 +143,11 @@ impl TransformerConfig {
             name_reference: builtin_data::NAME_REFERENCE
                 .iter()
                 .map(|(g, v, k, refs)| NameBackRef {
-                    gvk: Gvk { group: (*g).into(), version: (*v).into(), kind: (*k).into() },
+                    gvk: Gvk {
+                        group: (*g).into(),
+                        version: (*v).into(),
+                        kind: (*k).into(),
+                    },
                     referrers: from_table(refs),
                 })
                 .collect(),
@@ -161,7 +183,10 @@ impl TransformerConfig {
 
     /// Reads a `configurations:` file.
     pub fn from_value(v: &Value) -> Result<Self, String> {
-        let mut t = TransformerConfig { custom: true, ..TransformerConfig::default() };
+        let mut t = TransformerConfig {
+            custom: true,
+            ..TransformerConfig::default()
+        };
         let Some(m) = v.as_map() else { return Ok(t) };
         let list = |key: &str| -> Result<Vec<FieldSpec>, String> {
             match m.get(key) {
@@ -196,7 +221,11 @@ impl TransformerConfig {
                     _ => Vec::new(),
                 };
                 t.name_reference.push(NameBackRef {
-                    gvk: Gvk { group: s("group"), version: s("version"), kind: s("kind") },
+                    gvk: Gvk {
+                        group: s("group"),
+                        version: s("version"),
+                        kind: s("kind"),
+                    },
                     referrers,
                 });
             }
@@ -236,7 +265,13 @@ pub fn split_path(path: &str) -> Vec<String> {
 
 /// Applies `set` to every field `fs` names in `obj` (whose gvk is `gvk`),
 /// creating missing fields when the spec says so.
-pub fn apply<F>(obj: &mut Value, gvk: &Gvk, fs: &FieldSpec, create: CreateKind, set: &mut F) -> Result<(), String>
+pub fn apply<F>(
+    obj: &mut Value,
+    gvk: &Gvk,
+    fs: &FieldSpec,
+    create: CreateKind,
+    set: &mut F,
+) -> Result<(), String>
 where
     F: FnMut(&mut Value) -> Result<(), String>,
 {
@@ -248,7 +283,13 @@ where
         .map_err(|e| format!("considering field '{}' of object {}: {e}", fs.path, gvk))
 }
 
-fn walk<F>(node: &mut Value, path: &[String], create_ok: bool, create: CreateKind, set: &mut F) -> Result<(), String>
+fn walk<F>(
+    node: &mut Value,
+    path: &[String],
+    create_ok: bool,
+    create: CreateKind,
+    set: &mut F,
+) -> Result<(), String>
 where
     F: FnMut(&mut Value) -> Result<(), String>,
 {
@@ -281,7 +322,13 @@ where
     }
 }
 
-fn lookup<'a>(m: &'a mut Map, name: &str, creating: bool, last: bool, create: CreateKind) -> Option<&'a mut Value> {
+fn lookup<'a>(
+    m: &'a mut Map,
+    name: &str,
+    creating: bool,
+    last: bool,
+    create: CreateKind,
+) -> Option<&'a mut Value> {
     if !creating {
         return m.get_mut(name);
     }

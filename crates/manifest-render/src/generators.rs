@@ -65,17 +65,25 @@ fn upsert(list: &mut Vec<(String, String)>, k: &str, v: &str) {
 
 fn remove_quotes(s: &str) -> &str {
     let b = s.as_bytes();
-    if b.len() >= 2 && b[0] == b[b.len() - 1] && (b[0] == b'"' || b[0] == b'\'') { &s[1..s.len() - 1] } else { s }
+    if b.len() >= 2 && b[0] == b[b.len() - 1] && (b[0] == b'"' || b[0] == b'\'') {
+        &s[1..s.len() - 1]
+    } else {
+        s
+    }
 }
 
 fn is_env_var_name(k: &str) -> bool {
     !k.is_empty()
         && !k.as_bytes()[0].is_ascii_digit()
-        && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.')
+        && k.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.')
 }
 
 fn is_config_map_key(k: &str) -> bool {
-    !k.is_empty() && k.len() <= 253 && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
+    !k.is_empty()
+        && k.len() <= 253
+        && k.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
 }
 
 /// Key/value pairs from envs, literals, then files (kustomize's order).
@@ -83,17 +91,27 @@ fn load_pairs(t: &Target, g: &GeneratorArgs) -> std::result::Result<Vec<(String,
     let err = |m: String| Error::invalid(&t.file, m);
     let mut out = Vec::new();
     for env in &g.envs {
-        let (file, text) = t.root.load(env).map_err(|e| e.context(&t.file, format!("env source '{env}'")))?;
+        let (file, text) = t
+            .root
+            .load(env)
+            .map_err(|e| e.context(&t.file, format!("env source '{env}'")))?;
         for (i, line) in text.split('\n').enumerate() {
             let line = line.strip_suffix('\r').unwrap_or(line);
-            let line = if i == 0 { line.trim_start_matches('\u{feff}') } else { line };
+            let line = if i == 0 {
+                line.trim_start_matches('\u{feff}')
+            } else {
+                line
+            };
             let line = line.trim_start();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let (k, v) = line.split_once('=').unwrap_or((line, ""));
             if !is_env_var_name(k) {
-                return Err(Error::invalid(&file, format!("line {}: invalid environment variable name '{k}'", i + 1)));
+                return Err(Error::invalid(
+                    &file,
+                    format!("line {}: invalid environment variable name '{k}'", i + 1),
+                ));
             }
             out.push((k.to_string(), v.as_bytes().to_vec()));
         }
@@ -107,8 +125,12 @@ fn load_pairs(t: &Target, g: &GeneratorArgs) -> std::result::Result<Vec<(String,
     for src in &g.files {
         let (key, path) = match src.matches('=').count() {
             0 => (src.rsplit('/').next().unwrap_or(src).to_string(), src.as_str()),
-            1 if src.starts_with('=') => return Err(err(format!("missing key name for file path in source {src:?}"))),
-            1 if src.ends_with('=') => return Err(err(format!("missing file path for key name in source {src:?}"))),
+            1 if src.starts_with('=') => {
+                return Err(err(format!("missing key name for file path in source {src:?}")));
+            }
+            1 if src.ends_with('=') => {
+                return Err(err(format!("missing file path for key name in source {src:?}")));
+            }
             1 => {
                 let (k, p) = src.split_once('=').expect("one separator");
                 (k.to_string(), p)
@@ -121,10 +143,16 @@ fn load_pairs(t: &Target, g: &GeneratorArgs) -> std::result::Result<Vec<(String,
     let mut seen = std::collections::HashSet::new();
     for (k, _) in &out {
         if !is_config_map_key(k) {
-            return Err(err(format!("{:?} is not a valid key name for a ConfigMap or Secret", k)));
+            return Err(err(format!(
+                "{:?} is not a valid key name for a ConfigMap or Secret",
+                k
+            )));
         }
         if !seen.insert(k.clone()) {
-            return Err(err(format!("configmap {} illegally repeats the key `{k}`", g.name)));
+            return Err(err(format!(
+                "configmap {} illegally repeats the key `{k}`",
+                g.name
+            )));
         }
     }
     Ok(out)
@@ -150,7 +178,10 @@ fn make(t: &Target, g: &GeneratorArgs, secret: bool, global: Option<&GeneratorOp
     let pairs = load_pairs(t, g)?;
     let mut obj = Map::new();
     obj.insert("apiVersion", Value::Str("v1".into()));
-    obj.insert("kind", Value::Str(if secret { "Secret" } else { "ConfigMap" }.into()));
+    obj.insert(
+        "kind",
+        Value::Str(if secret { "Secret" } else { "ConfigMap" }.into()),
+    );
     let mut meta = Map::new();
     meta.insert("name", Value::Str(g.name.clone()));
     if !g.namespace.is_empty() {
@@ -160,9 +191,16 @@ fn make(t: &Target, g: &GeneratorArgs, secret: bool, global: Option<&GeneratorOp
     let mut sorted = pairs;
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     if secret {
-        let t = if g.kind_type.is_empty() { "Opaque" } else { &g.kind_type };
+        let t = if g.kind_type.is_empty() {
+            "Opaque"
+        } else {
+            &g.kind_type
+        };
         obj.insert("type", Value::Str(t.to_string()));
-        let data: Map = sorted.into_iter().map(|(k, v)| (k, Value::Str(encode_base64(&v)))).collect();
+        let data: Map = sorted
+            .into_iter()
+            .map(|(k, v)| (k, Value::Str(encode_base64(&v))))
+            .collect();
         obj.insert("data", Value::Map(data));
     } else {
         let mut data = Map::new();
@@ -212,7 +250,10 @@ fn make(t: &Target, g: &GeneratorArgs, secret: bool, global: Option<&GeneratorOp
 /// Runs the generators of a kustomization and absorbs their output.
 pub fn run(t: &Target, ra: &mut Accumulator) -> Result<()> {
     let global = t.kust.generator_options.as_ref();
-    for (list, secret) in [(&t.kust.config_map_generator, false), (&t.kust.secret_generator, true)] {
+    for (list, secret) in [
+        (&t.kust.config_map_generator, false),
+        (&t.kust.secret_generator, true),
+    ] {
         for g in list {
             let r = make(t, g, secret, global)?;
             absorb(ra, r).map_err(|m| Error::invalid(&t.file, m))?;
@@ -223,7 +264,10 @@ pub fn run(t: &Target, ra: &mut Accumulator) -> Result<()> {
 
 fn data_map(r: &Resource, field: &str) -> Vec<(String, String)> {
     match r.obj.get(field).and_then(Value::as_map) {
-        Some(m) => m.iter().map(|(k, v)| (k.clone(), v.scalar_text().unwrap_or_default())).collect(),
+        Some(m) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.scalar_text().unwrap_or_default()))
+            .collect(),
         None => Vec::new(),
     }
 }
@@ -233,7 +277,10 @@ fn set_data_map(r: &mut Resource, field: &str, mut pairs: Vec<(String, String)>)
     if let Some(m) = r.obj.as_map_mut() {
         m.remove(field);
         if !pairs.is_empty() {
-            m.insert(field, Value::Map(pairs.into_iter().map(|(k, v)| (k, Value::Str(v))).collect()));
+            m.insert(
+                field,
+                Value::Map(pairs.into_iter().map(|(k, v)| (k, Value::Str(v))).collect()),
+            );
         }
     }
 }
@@ -249,17 +296,28 @@ fn overlay(base: Vec<(String, String)>, top: Vec<(String, String)>) -> Vec<(Stri
 /// `resWrangler.appendReplaceOrMerge`.
 fn absorb(ra: &mut Accumulator, mut r: Resource) -> std::result::Result<(), String> {
     let id = r.cur_id();
-    let hits: Vec<usize> =
-        ra.resources.iter().enumerate().filter(|(_, x)| x.any_id(|i| i.equals(&id))).map(|(i, _)| i).collect();
+    let hits: Vec<usize> = ra
+        .resources
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.any_id(|i| i.equals(&id)))
+        .map(|(i, _)| i)
+        .collect();
     match hits.len() {
         0 => match r.behavior {
-            Behavior::Merge | Behavior::Replace => Err(format!("id {} does not exist; cannot merge or replace", display_id(&id))),
+            Behavior::Merge | Behavior::Replace => Err(format!(
+                "id {} does not exist; cannot merge or replace",
+                display_id(&id)
+            )),
             Behavior::Create => ra.append(r),
         },
         1 => {
             let old = &ra.resources[hits[0]];
             if r.behavior == Behavior::Create {
-                return Err(format!("id {} exists; behavior must be merge or replace", display_id(&id)));
+                return Err(format!(
+                    "id {} exists; behavior must be merge or replace",
+                    display_id(&id)
+                ));
             }
             if r.behavior == Behavior::Merge {
                 let data = overlay(data_map(old, "data"), data_map(&r, "data"));
@@ -291,7 +349,10 @@ fn absorb(ra: &mut Accumulator, mut r: Resource) -> std::result::Result<(), Stri
             ra.resources[hits[0]] = r;
             Ok(())
         }
-        _ => Err(format!("found multiple objects that could accept merge of {}", display_id(&id))),
+        _ => Err(format!(
+            "found multiple objects that could accept merge of {}",
+            display_id(&id)
+        )),
     }
 }
 
@@ -430,6 +491,9 @@ mod tests {
     fn base64_lines_like_kustomize() {
         assert_eq!(encode_base64(b"hello"), "aGVsbG8=");
         let long = encode_base64(&[b'a'; 60]);
-        assert!(long.ends_with('\n') && long.lines().all(|l| l.len() <= 70), "{long}");
+        assert!(
+            long.ends_with('\n') && long.lines().all(|l| l.len() <= 70),
+            "{long}"
+        );
     }
 }

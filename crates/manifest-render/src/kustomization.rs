@@ -7,14 +7,35 @@ pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "K
 
 /// Fields kustomize refuses to run in this renderer, and why.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("helmCharts", "Helm chart inflation needs the helm binary; render the chart and list its output as a resource"),
+    (
+        "helmCharts",
+        "Helm chart inflation needs the helm binary; render the chart and list its output as a resource",
+    ),
     ("helmGlobals", "Helm chart inflation needs the helm binary"),
-    ("helmChartInflationGenerator", "Helm chart inflation needs the helm binary"),
-    ("generators", "generator plugins (KRM functions, exec and Go plugins) are not run"),
-    ("transformers", "transformer plugins (KRM functions, exec and Go plugins) are not run"),
-    ("validators", "validator plugins (KRM functions, exec and Go plugins) are not run"),
-    ("openapi", "custom OpenAPI schemas are not supported; the built-in Kubernetes v1.21.2 schema is used"),
-    ("crds", "CRD-derived field specs are not supported; use configurations instead"),
+    (
+        "helmChartInflationGenerator",
+        "Helm chart inflation needs the helm binary",
+    ),
+    (
+        "generators",
+        "generator plugins (KRM functions, exec and Go plugins) are not run",
+    ),
+    (
+        "transformers",
+        "transformer plugins (KRM functions, exec and Go plugins) are not run",
+    ),
+    (
+        "validators",
+        "validator plugins (KRM functions, exec and Go plugins) are not run",
+    ),
+    (
+        "openapi",
+        "custom OpenAPI schemas are not supported; the built-in Kubernetes v1.21.2 schema is used",
+    ),
+    (
+        "crds",
+        "CRD-derived field specs are not supported; use configurations instead",
+    ),
 ];
 
 const KNOWN: &[&str] = &[
@@ -134,7 +155,10 @@ fn str_list(m: &Map, key: &str) -> Result<Vec<String>, String> {
             .iter()
             .map(|v| match v {
                 Value::Str(s) => Ok(s.clone()),
-                other => Err(format!("entries of '{key}' must be strings, got {}", kind_name(other))),
+                other => Err(format!(
+                    "entries of '{key}' must be strings, got {}",
+                    kind_name(other)
+                )),
             })
             .collect(),
         Some(v) => Err(format!("field '{key}' must be a list, got {}", kind_name(v))),
@@ -159,7 +183,10 @@ pub fn string_map(m: &Map, key: &str) -> Result<Vec<(String, String)>, String> {
             .map(|(k, v)| match v {
                 Value::Str(s) => Ok((k.clone(), s.clone())),
                 Value::Null | Value::NullText => Ok((k.clone(), String::new())),
-                other => Err(format!("value of '{key}.{k}' must be a string, got {}", kind_name(other))),
+                other => Err(format!(
+                    "value of '{key}.{k}' must be a string, got {}",
+                    kind_name(other)
+                )),
             })
             .collect(),
         Some(v) => Err(format!("field '{key}' must be a mapping, got {}", kind_name(v))),
@@ -175,7 +202,9 @@ fn bool_opt(m: &Map, key: &str) -> Result<Option<bool>, String> {
 }
 
 fn options(v: Option<&Value>) -> Result<GeneratorOptions, String> {
-    let Some(Value::Map(m)) = v else { return Ok(GeneratorOptions::default()) };
+    let Some(Value::Map(m)) = v else {
+        return Ok(GeneratorOptions::default());
+    };
     Ok(GeneratorOptions {
         labels: string_map(m, "labels")?,
         annotations: string_map(m, "annotations")?,
@@ -187,7 +216,9 @@ fn options(v: Option<&Value>) -> Result<GeneratorOptions, String> {
 fn generators(m: &Map, key: &str) -> Result<Vec<GeneratorArgs>, String> {
     let mut out = Vec::new();
     for g in value_list(m, key)? {
-        let gm = g.as_map().ok_or_else(|| format!("entries of '{key}' must be mappings"))?;
+        let gm = g
+            .as_map()
+            .ok_or_else(|| format!("entries of '{key}' must be mappings"))?;
         let mut envs = str_list(gm, "envs")?;
         let env = str_field(gm, "env")?;
         if !env.is_empty() {
@@ -213,7 +244,12 @@ impl Kustomization {
         let m = match v {
             Value::Map(m) => m.clone(),
             Value::Null | Value::NullText => Map::new(),
-            other => return Err(format!("a kustomization must be a mapping, got {}", kind_name(other))),
+            other => {
+                return Err(format!(
+                    "a kustomization must be a mapping, got {}",
+                    kind_name(other)
+                ));
+            }
         };
         for key in m.keys() {
             // Go's JSON decoding matches field names case-insensitively.
@@ -225,7 +261,10 @@ impl Kustomization {
         let m: Map = m
             .into_iter()
             .map(|(k, v)| {
-                let canon = KNOWN.iter().find(|c| c.eq_ignore_ascii_case(&k)).map_or(k, |c| (*c).to_string());
+                let canon = KNOWN
+                    .iter()
+                    .find(|c| c.eq_ignore_ascii_case(&k))
+                    .map_or(k, |c| (*c).to_string());
                 (canon, v)
             })
             .collect();
@@ -240,7 +279,11 @@ impl Kustomization {
         if !kind.is_empty() && kind != "Kustomization" && !component {
             return Err("kind should be Kustomization or Component".into());
         }
-        let required = if component { "kustomize.config.k8s.io/v1alpha1" } else { "kustomize.config.k8s.io/v1beta1" };
+        let required = if component {
+            "kustomize.config.k8s.io/v1alpha1"
+        } else {
+            "kustomize.config.k8s.io/v1beta1"
+        };
         if !api_version.is_empty() && api_version != required {
             return Err(format!("apiVersion for {kind} should be {required}"));
         }
@@ -259,7 +302,11 @@ impl Kustomization {
         let mut images = value_list(&m, "images")?;
         images.extend(value_list(&m, "imageTags")?);
         let k = Kustomization {
-            kind: if kind.is_empty() { "Kustomization".into() } else { kind },
+            kind: if kind.is_empty() {
+                "Kustomization".into()
+            } else {
+                kind
+            },
             resources,
             components: str_list(&m, "components")?,
             configurations: str_list(&m, "configurations")?,
@@ -274,7 +321,10 @@ impl Kustomization {
                 .into_iter()
                 .map(|v| match v {
                     Value::Str(s) => Ok(s),
-                    other => Err(format!("entries of 'patchesStrategicMerge' must be strings, got {}", kind_name(&other))),
+                    other => Err(format!(
+                        "entries of 'patchesStrategicMerge' must be strings, got {}",
+                        kind_name(&other)
+                    )),
                 })
                 .collect::<Result<_, _>>()?,
             patches_json6902: value_list(&m, "patchesJson6902")?,
@@ -291,7 +341,9 @@ impl Kustomization {
             sort_options: m.get("sortOptions").filter(|v| !v.is_null()).cloned(),
             build_metadata: str_list(&m, "buildMetadata")?,
         };
-        let only_meta = m.keys().all(|k| matches!(k.as_str(), "apiVersion" | "kind" | "metadata"));
+        let only_meta = m
+            .keys()
+            .all(|k| matches!(k.as_str(), "apiVersion" | "kind" | "metadata"));
         if only_meta {
             return Err("kustomization.yaml is empty".into());
         }

@@ -18,9 +18,9 @@ mod patch;
 mod pattern;
 pub mod remote;
 mod replacements;
-mod smp;
 pub mod resource;
 mod schema;
+mod smp;
 mod sort;
 pub mod target;
 mod transformers;
@@ -35,7 +35,12 @@ pub enum Error {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}:{column}: malformed YAML: {message}")]
-    Yaml { path: PathBuf, line: u64, column: u64, message: String },
+    Yaml {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -44,17 +49,31 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
     pub(crate) fn invalid(path: &Path, message: impl Into<String>) -> Self {
-        Error::Invalid { path: path.to_path_buf(), message: message.into() }
+        Error::Invalid {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
     }
     pub(crate) fn yaml(path: &Path, e: yaml::ParseError) -> Self {
-        Error::Yaml { path: path.to_path_buf(), line: e.line, column: e.column, message: e.message }
+        Error::Yaml {
+            path: path.to_path_buf(),
+            line: e.line,
+            column: e.column,
+            message: e.message,
+        }
     }
     /// Adds where the failing item was named (`file: what: error`).
     pub(crate) fn context(self, file: &Path, what: String) -> Self {
-        Error::Invalid { path: file.to_path_buf(), message: format!("{what}: {self}") }
+        Error::Invalid {
+            path: file.to_path_buf(),
+            message: format!("{what}: {self}"),
+        }
     }
 }
 
@@ -109,7 +128,11 @@ impl Built {
     }
 
     pub fn into_rendered(self) -> Rendered {
-        let Built { mut parts, objects, warnings } = self;
+        let Built {
+            mut parts,
+            objects,
+            warnings,
+        } = self;
         let total = parts.iter().map(String::len).sum::<usize>() + parts.len() * 4;
         let rest = parts.split_off(parts.len().min(1));
         let mut yaml = parts.pop().unwrap_or_default();
@@ -120,7 +143,11 @@ impl Built {
             }
             yaml.push_str(&p);
         }
-        Rendered { yaml, objects, warnings }
+        Rendered {
+            yaml,
+            objects,
+            warnings,
+        }
     }
 }
 
@@ -130,7 +157,11 @@ pub fn build(dir: &Path, options: &Options) -> Result<Built> {
 }
 
 /// [`build`], and [`lint::lint`] over the same objects while they print.
-pub fn build_linted(dir: &Path, options: &Options, config: &lint::Config) -> Result<(Built, Vec<lint::Finding>)> {
+pub fn build_linted(
+    dir: &Path,
+    options: &Options,
+    config: &lint::Config,
+) -> Result<(Built, Vec<lint::Finding>)> {
     build_inner(dir, options, Some(config))
 }
 
@@ -161,7 +192,14 @@ fn build_inner(
         s.spawn(move || drop(rest));
         drop(resources);
     });
-    Ok((Built { parts, objects, warnings }, findings))
+    Ok((
+        Built {
+            parts,
+            objects,
+            warnings,
+        },
+        findings,
+    ))
 }
 
 /// Builds the kustomization in `dir` into its final objects (what [`render`]

@@ -42,26 +42,49 @@ impl Remote {
     /// knows scheme-less hosts only for github.com.
     pub fn parse(s: &str) -> Option<Remote> {
         let lower = s.to_ascii_lowercase();
-        let (s, git_forced) = if lower.starts_with("git::") { (&s[5..], true) } else { (s, false) };
+        let (s, git_forced) = if lower.starts_with("git::") {
+            (&s[5..], true)
+        } else {
+            (s, false)
+        };
         let (body, query) = s.split_once('?').unwrap_or((s, ""));
-        let q = |key: &str| query.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')).filter(|v| !v.is_empty());
+        let q = |key: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                .filter(|v| !v.is_empty())
+        };
         let git_ref = q("ref").or_else(|| q("version")).unwrap_or_default().to_string();
         let timeout = q("timeout")
-            .and_then(|t| t.parse::<u64>().ok().filter(|n| *n > 0).map(std::time::Duration::from_secs).or_else(|| go_duration(t)))
+            .and_then(|t| {
+                t.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(std::time::Duration::from_secs)
+                    .or_else(|| go_duration(t))
+            })
             .unwrap_or(DEFAULT_TIMEOUT);
-        let submodules = !matches!(q("submodules"), Some("false" | "0" | "f" | "F" | "FALSE" | "False"));
+        let submodules = !matches!(
+            q("submodules"),
+            Some("false" | "0" | "f" | "F" | "FALSE" | "False")
+        );
         let lower = body.to_ascii_lowercase();
-        let scheme = ["ssh://", "https://", "http://", "file://"].into_iter().find(|p| lower.starts_with(p)).unwrap_or("");
+        let scheme = ["ssh://", "https://", "http://", "file://"]
+            .into_iter()
+            .find(|p| lower.starts_with(p))
+            .unwrap_or("");
         let rest = &body[scheme.len()..];
         let user_len = rest
             .find('@')
             .filter(|&i| {
                 let u = &rest[..i];
-                u.starts_with(|c: char| c.is_ascii_alphabetic()) && u.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                u.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && u.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             })
             .map_or(0, |i| i + 1);
         let (user, rest) = rest.split_at(user_len);
-        let github = rest.to_ascii_lowercase().starts_with("github.com/") || rest.to_ascii_lowercase().starts_with("github.com:");
+        let github = rest.to_ascii_lowercase().starts_with("github.com/")
+            || rest.to_ascii_lowercase().starts_with("github.com:");
         let scp = scheme.is_empty() && (!user.is_empty() || github);
         if scheme.is_empty() && !scp {
             return None;
@@ -69,7 +92,15 @@ impl Remote {
         if scheme == "file://" {
             let all = format!("{user}{rest}");
             let (repo_path, inner) = split_repo_path(&all, None)?;
-            return Remote::git("file", &repo_path, git_ref, inner, format!("file://{repo_path}"), submodules, timeout);
+            return Remote::git(
+                "file",
+                &repo_path,
+                git_ref,
+                inner,
+                format!("file://{repo_path}"),
+                submodules,
+                timeout,
+            );
         }
         let sep = match (rest.find('/'), rest.find(':')) {
             (Some(s), Some(c)) if scp && c > 0 && c < s => c,
@@ -82,12 +113,22 @@ impl Remote {
             return None;
         }
         let is_http = scheme.starts_with("http");
-        let marked = after.contains("//") || after.contains("_git/") || after.split('/').any(|seg| seg.ends_with(".git"));
+        let marked = after.contains("//")
+            || after.contains("_git/")
+            || after.split('/').any(|seg| seg.ends_with(".git"));
         if is_http && !git_forced && git_ref.is_empty() && !marked {
-            return Some(Remote::Http { host: host_name.to_string(), path: after.to_string(), url: s.to_string() });
+            return Some(Remote::Http {
+                host: host_name.to_string(),
+                path: after.to_string(),
+                url: s.to_string(),
+            });
         }
         let clone_host = if github {
-            if scheme == "ssh://" || !user.is_empty() { format!("{user}github.com:") } else { "https://github.com/".to_string() }
+            if scheme == "ssh://" || !user.is_empty() {
+                format!("{user}github.com:")
+            } else {
+                "https://github.com/".to_string()
+            }
         } else {
             format!("{scheme}{user}{}", &rest[..=sep])
         };
@@ -137,8 +178,15 @@ impl Remote {
         let (host, path) = match self {
             Remote::Git { host, path, .. } | Remote::Http { host, path, .. } => (host, path),
         };
-        if host.contains('/') || [host.as_str(), path.as_str()].iter().any(|p| p.split('/').any(|s| s == ".." || s == ".")) {
-            return Err(format!("'{}' has '.' or '..' segments; it cannot name a mirror directory", self.source_url()));
+        if host.contains('/')
+            || [host.as_str(), path.as_str()]
+                .iter()
+                .any(|p| p.split('/').any(|s| s == ".." || s == "."))
+        {
+            return Err(format!(
+                "'{}' has '.' or '..' segments; it cannot name a mirror directory",
+                self.source_url()
+            ));
         }
         match self {
             Remote::Git { path, .. } => {
@@ -158,9 +206,18 @@ impl Remote {
     /// The repository's tree at its ref in a mirror (git remotes only).
     pub fn mirror_root(&self, mirror: &Path) -> Result<PathBuf, String> {
         match self {
-            Remote::Git { host, org, repo, git_ref, .. } => {
+            Remote::Git {
+                host,
+                org,
+                repo,
+                git_ref,
+                ..
+            } => {
                 if host.contains('/') || git_ref.split('/').any(|s| s == ".." || s == ".") {
-                    return Err(format!("'{}' at '{git_ref}' cannot name a mirror directory", self.source_url()));
+                    return Err(format!(
+                        "'{}' at '{git_ref}' cannot name a mirror directory",
+                        self.source_url()
+                    ));
                 }
                 if git_ref.is_empty() {
                     return Err("a remote base needs ?ref= to be found in the mirror".into());
@@ -217,10 +274,14 @@ fn go_duration(s: &str) -> Option<std::time::Duration> {
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let num: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..u] {
             "h" => 3600.0,
             "m" => 60.0,
@@ -260,26 +321,38 @@ fn canonical_file(path: &Path) -> std::io::Result<PathBuf> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return path.canonicalize();
     };
-    if matches!(Path::new(name).components().next(), Some(Component::ParentDir | Component::CurDir)) {
+    if matches!(
+        Path::new(name).components().next(),
+        Some(Component::ParentDir | Component::CurDir)
+    ) {
         return path.canonicalize();
     }
-    let cached = DIRS.lock().ok().and_then(|d| d.as_ref().and_then(|d| d.get(parent).cloned()));
+    let cached = DIRS
+        .lock()
+        .ok()
+        .and_then(|d| d.as_ref().and_then(|d| d.get(parent).cloned()));
     let dir = match cached {
         Some(d) => d,
         None => {
             let d = parent.canonicalize()?;
             if let Ok(mut dirs) = DIRS.lock() {
-                dirs.get_or_insert_with(std::collections::HashMap::new).insert(parent.to_path_buf(), d.clone());
+                dirs.get_or_insert_with(std::collections::HashMap::new)
+                    .insert(parent.to_path_buf(), d.clone());
             }
             d
         }
     };
     let file = dir.join(name);
     // The file itself may be a link out of the root: resolve it fully then.
-    if std::fs::symlink_metadata(&file)?.file_type().is_symlink() { file.canonicalize() } else { Ok(file) }
+    if std::fs::symlink_metadata(&file)?.file_type().is_symlink() {
+        file.canonicalize()
+    } else {
+        Ok(file)
+    }
 }
 
-static DIRS: std::sync::Mutex<Option<std::collections::HashMap<PathBuf, PathBuf>>> = std::sync::Mutex::new(None);
+static DIRS: std::sync::Mutex<Option<std::collections::HashMap<PathBuf, PathBuf>>> =
+    std::sync::Mutex::new(None);
 
 /// Forgets directories resolved by earlier renders (links may have moved).
 pub(crate) fn forget_resolved_dirs() {
@@ -306,14 +379,26 @@ impl Root {
     pub fn new(dir: &Path, mirror: Option<PathBuf>) -> Result<Root, Error> {
         let dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
         if !dir.is_dir() {
-            return Err(Error::invalid(&dir, "must be a directory holding a kustomization file"));
+            return Err(Error::invalid(
+                &dir,
+                "must be a directory holding a kustomization file",
+            ));
         }
-        Ok(Root { dir, parents: Vec::new(), mirror, session: None, origin: None })
+        Ok(Root {
+            dir,
+            parents: Vec::new(),
+            mirror,
+            session: None,
+            origin: None,
+        })
     }
 
     /// The top root of a build with `options` (remote session included).
     pub fn for_build(dir: &Path, options: &crate::Options) -> Result<Root, Error> {
-        Ok(Root { session: options.session.clone(), ..Root::new(dir, options.mirror.clone())? })
+        Ok(Root {
+            session: options.session.clone(),
+            ..Root::new(dir, options.mirror.clone())?
+        })
     }
 
     /// Tells the session a file was read from this root's remote.
@@ -328,7 +413,10 @@ impl Root {
     fn resolve(&self, remote: &Remote) -> Result<Option<Arc<Source>>, Error> {
         match &self.session {
             // Callers name the remote and the kustomization file in context.
-            Some(s) => s.resolve(remote).map(Some).map_err(|m| Error::invalid(&self.dir, m)),
+            Some(s) => s
+                .resolve(remote)
+                .map(Some)
+                .map_err(|m| Error::invalid(&self.dir, m)),
             None => Ok(None),
         }
     }
@@ -339,17 +427,32 @@ impl Root {
     pub fn load(&self, name: &str) -> Result<(PathBuf, String), Error> {
         if let Some(remote) = Remote::parse(name) {
             let Remote::Http { .. } = remote else {
-                return Err(Error::invalid(&self.dir, format!("'{name}' names a git repository, not a file")));
+                return Err(Error::invalid(
+                    &self.dir,
+                    format!("'{name}' names a git repository, not a file"),
+                ));
             };
             let (path, source) = match self.resolve(&remote)? {
                 Some(src) => (src.root.clone(), Some(src)),
                 None => {
                     let mirror = self.mirror_dir(name)?;
-                    (remote.mirror_path(&mirror).map_err(|m| Error::invalid(&self.dir, m))?, None)
+                    (
+                        remote
+                            .mirror_path(&mirror)
+                            .map_err(|m| Error::invalid(&self.dir, m))?,
+                        None,
+                    )
                 }
             };
-            let bytes = std::fs::read(&path)
-                .map_err(|e| Error::invalid(&self.dir, format!("remote file '{name}' is not in the mirror ({}): {e}", path.display())))?;
+            let bytes = std::fs::read(&path).map_err(|e| {
+                Error::invalid(
+                    &self.dir,
+                    format!(
+                        "remote file '{name}' is not in the mirror ({}): {e}",
+                        path.display()
+                    ),
+                )
+            })?;
             if let (Some(session), Some(src)) = (&self.session, &source) {
                 session.record(src, &path, &bytes);
             }
@@ -361,7 +464,11 @@ impl Root {
         if !real.starts_with(&self.dir) {
             return Err(Error::invalid(
                 &joined,
-                format!("security; file '{}' is not in or below '{}' (root-only load restrictor)", real.display(), self.dir.display()),
+                format!(
+                    "security; file '{}' is not in or below '{}' (root-only load restrictor)",
+                    real.display(),
+                    self.dir.display()
+                ),
             ));
         }
         if real.is_dir() {
@@ -389,7 +496,10 @@ impl Root {
         let mut origin = self.origin.clone();
         let dir = if let Some(remote) = Remote::parse(name) {
             let Remote::Git { path, .. } = &remote else {
-                return Err(Error::invalid(&self.dir, format!("'{name}' names a file, not a kustomization directory")));
+                return Err(Error::invalid(
+                    &self.dir,
+                    format!("'{name}' names a file, not a kustomization directory"),
+                ));
             };
             match self.resolve(&remote)? {
                 Some(src) => {
@@ -399,7 +509,9 @@ impl Root {
                 }
                 None => {
                     let mirror = self.mirror_dir(name)?;
-                    remote.mirror_path(&mirror).map_err(|m| Error::invalid(&self.dir, format!("{name}: {m}")))?
+                    remote
+                        .mirror_path(&mirror)
+                        .map_err(|m| Error::invalid(&self.dir, format!("{name}: {m}")))?
                 }
             }
         } else {
@@ -414,28 +526,47 @@ impl Root {
         if let Some(o) = origin.as_ref().filter(|o| !real.starts_with(&o.root)) {
             return Err(Error::invalid(
                 &self.dir,
-                format!("'{name}' leaves the remote repository {} it is named in", crate::remote::redact(o.remote.source_url())),
+                format!(
+                    "'{name}' leaves the remote repository {} it is named in",
+                    crate::remote::redact(o.remote.source_url())
+                ),
             ));
         }
         if real == self.dir || self.parents.contains(&real) {
-            return Err(Error::invalid(&real, "cycle detected: this kustomization includes itself"));
+            return Err(Error::invalid(
+                &real,
+                "cycle detected: this kustomization includes itself",
+            ));
         }
         // kustomize refuses a base that contains the current root.
         if self.dir.starts_with(&real) {
             return Err(Error::invalid(
                 &real,
-                format!("cycle detected: candidate root '{}' contains visited root '{}'", real.display(), self.dir.display()),
+                format!(
+                    "cycle detected: candidate root '{}' contains visited root '{}'",
+                    real.display(),
+                    self.dir.display()
+                ),
             ));
         }
         let mut parents = self.parents.clone();
         parents.push(self.dir.clone());
-        Ok(Root { dir: real, parents, mirror: self.mirror.clone(), session: self.session.clone(), origin })
+        Ok(Root {
+            dir: real,
+            parents,
+            mirror: self.mirror.clone(),
+            session: self.session.clone(),
+            origin,
+        })
     }
 
     /// The kustomization file of this root and its text.
     pub fn kustomization_file(&self) -> Result<(PathBuf, String), Error> {
-        let found: Vec<PathBuf> =
-            crate::kustomization::FILE_NAMES.iter().map(|n| self.dir.join(n)).filter(|p| p.is_file()).collect();
+        let found: Vec<PathBuf> = crate::kustomization::FILE_NAMES
+            .iter()
+            .map(|n| self.dir.join(n))
+            .filter(|p| p.is_file())
+            .collect();
         match found.len() {
             0 => Err(Error::invalid(
                 &self.dir,
@@ -462,7 +593,15 @@ mod tests {
 
     fn git(s: &str) -> (String, String, String, String, String, String) {
         match Remote::parse(s) {
-            Some(Remote::Git { host, org, repo, git_ref, path, url, .. }) => (host, org, repo, git_ref, path, url),
+            Some(Remote::Git {
+                host,
+                org,
+                repo,
+                git_ref,
+                path,
+                url,
+                ..
+            }) => (host, org, repo, git_ref, path, url),
             other => panic!("{s}: {other:?}"),
         }
     }
@@ -480,46 +619,106 @@ mod tests {
             "github.com/kubeflow/manifests/common/x?version=v0&ref=v1.11.0",
         ] {
             let (h, o, r, rf, p, url) = git(s);
-            assert_eq!((h.as_str(), o.as_str(), r.as_str(), rf.as_str(), p.as_str()), want, "{s}");
-            assert!(url.starts_with("https://github.com/kubeflow/manifests"), "{s}: {url}");
+            assert_eq!(
+                (h.as_str(), o.as_str(), r.as_str(), rf.as_str(), p.as_str()),
+                want,
+                "{s}"
+            );
+            assert!(
+                url.starts_with("https://github.com/kubeflow/manifests"),
+                "{s}: {url}"
+            );
         }
         // scp and ssh spellings clone over ssh, as kustomize builds them.
-        assert_eq!(git("git@github.com:kubeflow/manifests//common/x?ref=v1").5, "git@github.com:kubeflow/manifests");
-        assert_eq!(git("ssh://git@github.com/kubeflow/manifests/common/x").5, "git@github.com:kubeflow/manifests");
+        assert_eq!(
+            git("git@github.com:kubeflow/manifests//common/x?ref=v1").5,
+            "git@github.com:kubeflow/manifests"
+        );
+        assert_eq!(
+            git("ssh://git@github.com/kubeflow/manifests/common/x").5,
+            "git@github.com:kubeflow/manifests"
+        );
         let g = git("ssh://git@example.com:2222/team/repo.git//deploy?ref=main");
-        assert_eq!((g.0.as_str(), g.1.as_str(), g.2.as_str(), g.4.as_str(), g.5.as_str()), ("example.com:2222", "team", "repo", "deploy", "ssh://git@example.com:2222/team/repo.git"));
+        assert_eq!(
+            (
+                g.0.as_str(),
+                g.1.as_str(),
+                g.2.as_str(),
+                g.4.as_str(),
+                g.5.as_str()
+            ),
+            (
+                "example.com:2222",
+                "team",
+                "repo",
+                "deploy",
+                "ssh://git@example.com:2222/team/repo.git"
+            )
+        );
         let g = git("user@gitlab.example:group/sub/repo.git//app?ref=v2");
-        assert_eq!((g.1.as_str(), g.2.as_str(), g.5.as_str()), ("group/sub", "repo", "user@gitlab.example:group/sub/repo.git"));
+        assert_eq!(
+            (g.1.as_str(), g.2.as_str(), g.5.as_str()),
+            ("group/sub", "repo", "user@gitlab.example:group/sub/repo.git")
+        );
         // Azure's `_git/` marks the repository.
         let g = git("https://dev.azure.com/org/project/_git/repo/path/to/base?ref=main");
-        assert_eq!((g.1.as_str(), g.2.as_str(), g.4.as_str()), ("org/project/_git", "repo", "path/to/base"));
+        assert_eq!(
+            (g.1.as_str(), g.2.as_str(), g.4.as_str()),
+            ("org/project/_git", "repo", "path/to/base")
+        );
         // file:// takes every segment unless `//` splits them.
         let g = git("file:///tmp/repos/r//sub/dir?ref=v1");
-        assert_eq!((g.0.as_str(), g.2.as_str(), g.4.as_str(), g.5.as_str()), ("file", "r", "sub/dir", "file:///tmp/repos/r"));
+        assert_eq!(
+            (g.0.as_str(), g.2.as_str(), g.4.as_str(), g.5.as_str()),
+            ("file", "r", "sub/dir", "file:///tmp/repos/r")
+        );
         assert_eq!(git("file:///tmp/repos/r?ref=v1").4, "");
         match Remote::parse("github.com/o/r/p?ref=x&timeout=90&submodules=false") {
-            Some(Remote::Git { timeout, submodules, .. }) => assert_eq!((timeout.as_secs(), submodules), (90, false)),
+            Some(Remote::Git {
+                timeout, submodules, ..
+            }) => assert_eq!((timeout.as_secs(), submodules), (90, false)),
             other => panic!("{other:?}"),
         }
         match Remote::parse("github.com/o/r/p?timeout=1m30s") {
-            Some(Remote::Git { timeout, submodules, .. }) => assert_eq!((timeout.as_secs(), submodules), (90, true)),
+            Some(Remote::Git {
+                timeout, submodules, ..
+            }) => assert_eq!((timeout.as_secs(), submodules), (90, true)),
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            Remote::parse("https://github.com/kubernetes-sigs/jobset/releases/download/v0.10.1/manifests.yaml"),
+            Remote::parse(
+                "https://github.com/kubernetes-sigs/jobset/releases/download/v0.10.1/manifests.yaml"
+            ),
             Some(Remote::Http {
                 host: "github.com".into(),
                 path: "kubernetes-sigs/jobset/releases/download/v0.10.1/manifests.yaml".into(),
-                url: "https://github.com/kubernetes-sigs/jobset/releases/download/v0.10.1/manifests.yaml".into(),
+                url: "https://github.com/kubernetes-sigs/jobset/releases/download/v0.10.1/manifests.yaml"
+                    .into(),
             })
         );
         let m = Path::new("/m");
-        for bad in ["https://h/a/../../../etc/passwd", "https://../x.yaml", "github.com/o/r//p?ref=../../x"] {
+        for bad in [
+            "https://h/a/../../../etc/passwd",
+            "https://../x.yaml",
+            "github.com/o/r//p?ref=../../x",
+        ] {
             let r = Remote::parse(bad).unwrap_or_else(|| panic!("{bad} parses"));
             assert!(r.mirror_path(m).is_err(), "{bad}: {:?}", r.mirror_path(m));
         }
-        assert_eq!(Remote::parse("https://h//etc/passwd").unwrap().mirror_path(m).unwrap(), Path::new("/m/http/h/etc/passwd"));
-        for local in ["../base", "gitlab.com/o/r", "overlays/x", "github.com/o/r//../../etc?ref=x", "/abs/path"] {
+        assert_eq!(
+            Remote::parse("https://h//etc/passwd")
+                .unwrap()
+                .mirror_path(m)
+                .unwrap(),
+            Path::new("/m/http/h/etc/passwd")
+        );
+        for local in [
+            "../base",
+            "gitlab.com/o/r",
+            "overlays/x",
+            "github.com/o/r//../../etc?ref=x",
+            "/abs/path",
+        ] {
             assert_eq!(Remote::parse(local), None, "{local}");
         }
     }

@@ -10,7 +10,11 @@ use manifest_render::lint;
 use manifest_render::remote::Session;
 
 #[derive(Parser)]
-#[command(name = "manifest-render", version, about = "A kustomize v5.8.1-compatible manifest renderer")]
+#[command(
+    name = "manifest-render",
+    version,
+    about = "A kustomize v5.8.1-compatible manifest renderer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -76,10 +80,28 @@ struct RemoteArgs {
 impl RemoteArgs {
     fn options(self, dir: &std::path::Path) -> anyhow::Result<(manifest_render::Options, Arc<Session>)> {
         use manifest_render::remote::{LockMode, RemoteOptions};
-        let lock = if self.locked { LockMode::Locked } else if self.update_lock { LockMode::Update } else { LockMode::Use };
-        let opts = RemoteOptions { cache_dir: self.cache_dir, offline: self.offline, lock, lockfile: self.lockfile, progress: true };
+        let lock = if self.locked {
+            LockMode::Locked
+        } else if self.update_lock {
+            LockMode::Update
+        } else {
+            LockMode::Use
+        };
+        let opts = RemoteOptions {
+            cache_dir: self.cache_dir,
+            offline: self.offline,
+            lock,
+            lockfile: self.lockfile,
+            progress: true,
+        };
         let session = Session::new(dir, self.mirror.clone(), opts)?;
-        Ok((manifest_render::Options { mirror: self.mirror, session: Some(session.clone()) }, session))
+        Ok((
+            manifest_render::Options {
+                mirror: self.mirror,
+                session: Some(session.clone()),
+            },
+            session,
+        ))
     }
 }
 
@@ -106,7 +128,8 @@ impl LintArgs {
             None => lint::Config::default(),
         };
         for k in &self.cluster_provided {
-            c.cluster_provided.push(lint::KindPattern::parse(k).map_err(|e| anyhow::anyhow!("--cluster-provided: {e}"))?);
+            c.cluster_provided
+                .push(lint::KindPattern::parse(k).map_err(|e| anyhow::anyhow!("--cluster-provided: {e}"))?);
         }
         Ok(c)
     }
@@ -116,20 +139,30 @@ impl LintArgs {
         let failing = |f: &lint::Finding| self.strict || (!build && f.severity == lint::Severity::Error);
         for f in findings {
             let mut f = f.clone();
-            f.severity = if failing(&f) { lint::Severity::Error } else { lint::Severity::Warning };
+            f.severity = if failing(&f) {
+                lint::Severity::Error
+            } else {
+                lint::Severity::Warning
+            };
             eprintln!("{f}");
         }
         match findings.iter().filter(|f| failing(f)).count() {
             0 => Ok(()),
-            n => anyhow::bail!("lint: {n} finding(s){}", if self.strict { " (--strict)" } else { "" }),
+            n => anyhow::bail!(
+                "lint: {n} finding(s){}",
+                if self.strict { " (--strict)" } else { "" }
+            ),
         }
     }
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-    ).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -142,7 +175,12 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let (dir, remote, output, lint, vendor) = match Cli::parse().command {
-        Command::Build { dir, output, remote, lint } => (dir, remote, output, Some(lint), None),
+        Command::Build {
+            dir,
+            output,
+            remote,
+            lint,
+        } => (dir, remote, output, Some(lint), None),
         Command::Vendor { out, dir, remote } => {
             let out = out.unwrap_or_else(|| dir.join("upstream"));
             (dir, remote, None, None, Some(out))

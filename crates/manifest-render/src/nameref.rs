@@ -36,7 +36,10 @@ impl Meta {
     fn of(r: &Resource) -> Meta {
         let gvk = r.gvk();
         let role_ref = r.obj.get("roleRef").and_then(|rr| {
-            Some((rr.get("apiGroup").and_then(Value::scalar_text)?, rr.get("kind").and_then(Value::scalar_text)?))
+            Some((
+                rr.get("apiGroup").and_then(Value::scalar_text)?,
+                rr.get("kind").and_then(Value::scalar_text)?,
+            ))
         });
         Meta {
             cluster_scoped: gvk.is_cluster_scoped(),
@@ -76,7 +79,9 @@ fn rolebinding_namespaces(r: &Resource) -> Vec<String> {
     if r.kind() != "RoleBinding" {
         return Vec::new();
     }
-    let Some(Value::Seq(subjects)) = r.obj.get("subjects") else { return Vec::new() };
+    let Some(Value::Seq(subjects)) = r.obj.get("subjects") else {
+        return Vec::new();
+    };
     subjects
         .iter()
         .filter(|s| s.get("kind").and_then(Value::as_str) == Some("ServiceAccount"))
@@ -93,7 +98,9 @@ fn candidates_for(all: &[Meta], referrer: &Meta) -> Vec<usize> {
     all.iter()
         .enumerate()
         .filter(|(_, t)| {
-            t.cluster_scoped || t.effective_namespace() == referrer.effective_namespace() || rb.contains(&t.namespace)
+            t.cluster_scoped
+                || t.effective_namespace() == referrer.effective_namespace()
+                || rb.contains(&t.namespace)
         })
         .map(|(i, _)| i)
         .collect()
@@ -107,7 +114,12 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn select(&self, old_name: &str, cands: &[usize], by_namespace_too: bool) -> Result<Option<usize>, String> {
+    fn select(
+        &self,
+        old_name: &str,
+        cands: &[usize],
+        by_namespace_too: bool,
+    ) -> Result<Option<usize>, String> {
         let all = self.all;
         // Only renamed objects (those with previous ids) can be referrals.
         let t = self.target;
@@ -120,14 +132,20 @@ impl Ctx<'_> {
         if self.path.ends_with("roleRef/name")
             && let Some((g, k)) = &self.referrer.role_ref
         {
-            let gvk = Gvk { group: g.clone(), version: String::new(), kind: k.clone() };
+            let gvk = Gvk {
+                group: g.clone(),
+                version: String::new(),
+                kind: k.clone(),
+            };
             c.retain(|&i| prev_selected(&all[i], &gvk));
         }
         let rf = self.referrer;
         if !rf.cluster_scoped {
             c.retain(|&i| {
                 let m = &all[i];
-                m.cluster_scoped || m.gvk.kind == "ServiceAccount" || m.effective_namespace() == rf.effective_namespace()
+                m.cluster_scoped
+                    || m.gvk.kind == "ServiceAccount"
+                    || m.effective_namespace() == rf.effective_namespace()
             });
         }
         if c.len() == 1 {
@@ -152,7 +170,11 @@ impl Ctx<'_> {
                         .iter()
                         .map(|&i| {
                             let m = &all[i];
-                            crate::target::display_id(&ResId { gvk: m.gvk.clone(), name: m.name.clone(), namespace: m.namespace.clone() })
+                            crate::target::display_id(&ResId {
+                                gvk: m.gvk.clone(),
+                                name: m.name.clone(),
+                                namespace: m.namespace.clone(),
+                            })
                         })
                         .collect();
                     Err(format!("found multiple possible referrals: {}", ids.join(", ")))
@@ -179,7 +201,9 @@ impl Ctx<'_> {
     }
 
     fn set_scalar(&self, node: &mut Value, cands: &[usize]) -> Result<(), String> {
-        let Some(old) = node.scalar_text() else { return Ok(()) };
+        let Some(old) = node.scalar_text() else {
+            return Ok(());
+        };
         if let Some(i) = self.select(&old, cands, false)? {
             let new = &self.all[i].name;
             if *new != old {
@@ -190,22 +214,34 @@ impl Ctx<'_> {
     }
 
     fn set_mapping(&self, node: &mut Value, cands: &[usize]) -> Result<(), String> {
-        let Value::Map(m) = node else { return Err("expect a mapping node".into()) };
+        let Value::Map(m) = node else {
+            return Err("expect a mapping node".into());
+        };
         let Some(old) = m.get("name").and_then(Value::scalar_text) else {
             return Err("path config error; no 'name' field in node".into());
         };
         let cands: Vec<usize> = match m.get("namespace").and_then(Value::scalar_text) {
             None => cands.to_vec(),
             Some(ns) => {
-                let by_org: Vec<usize> = cands.iter().copied().filter(|&i| org_namespace(&self.all[i]) == ns).collect();
+                let by_org: Vec<usize> = cands
+                    .iter()
+                    .copied()
+                    .filter(|&i| org_namespace(&self.all[i]) == ns)
+                    .collect();
                 if !by_org.is_empty() {
                     by_org
                 } else {
-                    cands.iter().copied().filter(|&i| self.all[i].namespace == ns).collect()
+                    cands
+                        .iter()
+                        .copied()
+                        .filter(|&i| self.all[i].namespace == ns)
+                        .collect()
                 }
             }
         };
-        let Some(i) = self.select(&old, &cands, true)? else { return Ok(()) };
+        let Some(i) = self.select(&old, &cands, true)? else {
+            return Ok(());
+        };
         let referral = &self.all[i];
         if referral.name == old && referral.namespace.is_empty() {
             return Ok(());
@@ -231,7 +267,9 @@ fn org_namespace(r: &Meta) -> &str {
 fn prev_selected(m: &Meta, sel: &Gvk) -> bool {
     (sel.group.is_empty() || sel.group == m.gvk.group)
         && (sel.version.is_empty() || sel.version == m.gvk.version)
-        && m.prev.iter().any(|(_, _, kind)| sel.kind.is_empty() || *kind == sel.kind)
+        && m.prev
+            .iter()
+            .any(|(_, _, kind)| sel.kind.is_empty() || *kind == sel.kind)
 }
 
 pub fn fix_back_references(ra: &mut Accumulator) -> Result<(), String> {
@@ -261,9 +299,21 @@ pub fn fix_back_references(ra: &mut Accumulator) -> Result<(), String> {
         let gvk = referrer.gvk.clone();
         let mut obj = std::mem::replace(&mut ra.resources[i].obj, Value::Null);
         for (spec, target) in &plan {
-            let ctx = Ctx { all: &metas, referrer, target, path: &spec.path };
-            let fs = FieldSpec { gvk: gvk.clone(), path: spec.path.clone(), create: spec.create };
-            fieldspec::apply(&mut obj, &gvk, &fs, CreateKind::None, &mut |node| ctx.set(node, &cands)).map_err(|e| {
+            let ctx = Ctx {
+                all: &metas,
+                referrer,
+                target,
+                path: &spec.path,
+            };
+            let fs = FieldSpec {
+                gvk: gvk.clone(),
+                path: spec.path.clone(),
+                create: spec.create,
+            };
+            fieldspec::apply(&mut obj, &gvk, &fs, CreateKind::None, &mut |node| {
+                ctx.set(node, &cands)
+            })
+            .map_err(|e| {
                 format!(
                     "updating name reference in '{}' field of '{}': {e}",
                     spec.path,

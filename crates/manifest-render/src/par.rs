@@ -8,7 +8,11 @@ static BUSY: AtomicUsize = AtomicUsize::new(0);
 
 fn limit() -> usize {
     static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *LIMIT.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1))
+    *LIMIT.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .saturating_sub(1)
+    })
 }
 
 fn try_acquire() -> bool {

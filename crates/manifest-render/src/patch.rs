@@ -1,10 +1,10 @@
 //! `patchesStrategicMerge`, `patches` and `patchesJson6902`.
 
+use crate::pattern::Anchored;
 use crate::resource::{Gvk, Resource};
 use crate::target::{Accumulator, Target, display_id, resources_from_text};
 use crate::yaml::{Map, Value, parse_documents};
 use crate::{Error, Result, smp};
-use crate::pattern::Anchored;
 
 /// A patch target (kustomize's `types.Selector`); strings are regexes.
 #[derive(Debug, Clone, Default)]
@@ -29,7 +29,11 @@ impl Selector {
             }
         }
         Ok(Selector {
-            gvk: Gvk { group: s("group"), version: s("version"), kind: s("kind") },
+            gvk: Gvk {
+                group: s("group"),
+                version: s("version"),
+                kind: s("kind"),
+            },
             name: s("name"),
             namespace: s("namespace"),
             label_selector: s("labelSelector"),
@@ -38,10 +42,13 @@ impl Selector {
     }
 }
 
-
 /// `resWrangler.Select`: indexes of resources the selector picks.
 pub(crate) fn select(resources: &[Resource], s: &Selector) -> std::result::Result<Vec<usize>, String> {
-    let (g, v, k) = (Anchored::new(&s.gvk.group)?, Anchored::new(&s.gvk.version)?, Anchored::new(&s.gvk.kind)?);
+    let (g, v, k) = (
+        Anchored::new(&s.gvk.group)?,
+        Anchored::new(&s.gvk.version)?,
+        Anchored::new(&s.gvk.kind)?,
+    );
     let (name, ns) = (Anchored::new(&s.name)?, Anchored::new(&s.namespace)?);
     let labels = LabelSelector::parse(&s.label_selector)?;
     let annos = LabelSelector::parse(&s.annotation_selector)?;
@@ -100,8 +107,16 @@ impl LabelSelector {
             }
             let words: Vec<&str> = req.split_whitespace().collect();
             if words.len() >= 2 && (words[1] == "in" || words[1] == "notin") {
-                let set = req.split_once('(').and_then(|(_, r)| r.rsplit_once(')')).map(|(i, _)| i).ok_or(format!("invalid selector '{s}'"))?;
-                let vals = set.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+                let set = req
+                    .split_once('(')
+                    .and_then(|(_, r)| r.rsplit_once(')'))
+                    .map(|(i, _)| i)
+                    .ok_or(format!("invalid selector '{s}'"))?;
+                let vals = set
+                    .split(',')
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .collect();
                 reqs.push((words[0].to_string(), words[1].to_string(), vals));
             } else if let Some((k, v)) = req.split_once("!=") {
                 reqs.push((k.trim().into(), "!=".into(), vec![v.trim().into()]));
@@ -135,7 +150,11 @@ impl LabelSelector {
 /// `Resource.ApplySmPatch` does (name, namespace and kind are kept).
 fn apply_sm(ra: &mut Accumulator, idx: usize, patch: &Resource) -> std::result::Result<(), String> {
     let r = &mut ra.resources[idx];
-    let (name, ns, kind) = (r.name().to_string(), r.namespace().to_string(), r.kind().to_string());
+    let (name, ns, kind) = (
+        r.name().to_string(),
+        r.namespace().to_string(),
+        r.kind().to_string(),
+    );
     if patch.allow_name_change || patch.allow_kind_change {
         r.store_previous_id();
     }
@@ -182,7 +201,11 @@ fn find_by_id(ra: &Accumulator, patch: &Resource) -> std::result::Result<usize, 
             display_id(&id),
             display_id(&id)
         )),
-        _ => Err(format!("multiple matches for Id {}; failed to find unique target for patch {}", display_id(&id), display_id(&id))),
+        _ => Err(format!(
+            "multiple matches for Id {}; failed to find unique target for patch {}",
+            display_id(&id),
+            display_id(&id)
+        )),
     }
 }
 
@@ -208,7 +231,10 @@ pub fn patches_strategic_merge(t: &Target, ra: &mut Accumulator) -> Result<()> {
         if inline {
             loaded.extend(sm_patches(entry, &t.file)?);
         } else {
-            let (file, text) = t.root.load(entry).map_err(|e| e.context(&t.file, format!("patchesStrategicMerge '{entry}'")))?;
+            let (file, text) = t
+                .root
+                .load(entry)
+                .map_err(|e| e.context(&t.file, format!("patchesStrategicMerge '{entry}'")))?;
             loaded.extend(sm_patches(&text, &file)?);
         }
     }
@@ -234,12 +260,16 @@ fn load_patch(text: &str, file: &std::path::Path, source: &str) -> Result<Loaded
     let sm = sm_patches(text, file);
     let json = json_ops(text);
     match (sm, json) {
-        (Ok(s), Ok(j)) if !s.is_empty() && !j.is_empty() => {
-            Err(Error::invalid(file, format!("illegally qualifies as both an SM and JSON patch: {source}")))
-        }
+        (Ok(s), Ok(j)) if !s.is_empty() && !j.is_empty() => Err(Error::invalid(
+            file,
+            format!("illegally qualifies as both an SM and JSON patch: {source}"),
+        )),
         (Ok(s), _) => Ok(Loaded::Sm(s)),
         (Err(_), Ok(j)) => Ok(Loaded::Json(j)),
-        (Err(e), Err(_)) => Err(Error::invalid(file, format!("unable to parse SM or JSON patch from {source}: {e}"))),
+        (Err(e), Err(_)) => Err(Error::invalid(
+            file,
+            format!("unable to parse SM or JSON patch from {source}: {e}"),
+        )),
     }
 }
 
@@ -265,20 +295,43 @@ fn json_ops(text: &str) -> std::result::Result<Vec<Value>, String> {
 
 pub fn patches(t: &Target, ra: &mut Accumulator) -> Result<()> {
     for entry in &t.kust.patches {
-        let m = entry.as_map().ok_or_else(|| Error::invalid(&t.file, "entries of 'patches' must be mappings"))?;
+        let m = entry
+            .as_map()
+            .ok_or_else(|| Error::invalid(&t.file, "entries of 'patches' must be mappings"))?;
         for key in m.keys() {
             if !matches!(key.as_str(), "path" | "patch" | "target" | "options") {
-                return Err(Error::invalid(&t.file, format!("unknown field \"{key}\" in patches entry")));
+                return Err(Error::invalid(
+                    &t.file,
+                    format!("unknown field \"{key}\" in patches entry"),
+                ));
             }
         }
-        let patch = m.get("patch").and_then(Value::as_str).unwrap_or("").trim().to_string();
+        let patch = m
+            .get("patch")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim()
+            .to_string();
         let path = m.get("path").and_then(Value::as_str).unwrap_or("");
         let (text, file, source) = match (patch.is_empty(), path.is_empty()) {
-            (true, true) => return Err(Error::invalid(&t.file, "a patches entry must specify one of patch and path")),
-            (false, false) => return Err(Error::invalid(&t.file, "a patches entry can't set both patch and path")),
+            (true, true) => {
+                return Err(Error::invalid(
+                    &t.file,
+                    "a patches entry must specify one of patch and path",
+                ));
+            }
+            (false, false) => {
+                return Err(Error::invalid(
+                    &t.file,
+                    "a patches entry can't set both patch and path",
+                ));
+            }
             (false, true) => (patch.clone(), t.file.clone(), format!("[patch: {patch:?}]")),
             (true, false) => {
-                let (file, text) = t.root.load(path).map_err(|e| e.context(&t.file, format!("patch '{path}'")))?;
+                let (file, text) = t
+                    .root
+                    .load(path)
+                    .map_err(|e| e.context(&t.file, format!("patch '{path}'")))?;
                 (text, file, format!("[path: {path:?}]"))
             }
         };
@@ -286,7 +339,11 @@ pub fn patches(t: &Target, ra: &mut Accumulator) -> Result<()> {
             None | Some(Value::Null | Value::NullText) => None,
             Some(v) => Some(Selector::from_value(v).map_err(|e| Error::invalid(&t.file, e))?),
         };
-        let opts = m.get("options").and_then(Value::as_map).cloned().unwrap_or_default();
+        let opts = m
+            .get("options")
+            .and_then(Value::as_map)
+            .cloned()
+            .unwrap_or_default();
         let flag = |k: &str| matches!(opts.get(k), Some(Value::Bool(true)));
         match load_patch(&text, &file, &source)? {
             Loaded::Sm(mut ps) => {
@@ -298,7 +355,10 @@ pub fn patches(t: &Target, ra: &mut Accumulator) -> Result<()> {
             }
             Loaded::Json(ops) => {
                 let Some(target) = target else {
-                    return Err(Error::invalid(&t.file, format!("must specify a target for JSON patch {source}")));
+                    return Err(Error::invalid(
+                        &t.file,
+                        format!("must specify a target for JSON patch {source}"),
+                    ));
                 };
                 apply_json(t, ra, &ops, &target)?;
             }
@@ -307,7 +367,13 @@ pub fn patches(t: &Target, ra: &mut Accumulator) -> Result<()> {
     Ok(())
 }
 
-fn apply_sm_patches(t: &Target, ra: &mut Accumulator, ps: Vec<Resource>, target: Option<&Selector>, source: &str) -> Result<()> {
+fn apply_sm_patches(
+    t: &Target,
+    ra: &mut Accumulator,
+    ps: Vec<Resource>,
+    target: Option<&Selector>,
+    source: &str,
+) -> Result<()> {
     let err = |m: String| Error::invalid(&t.file, m);
     match target {
         Some(sel) => {
@@ -316,7 +382,9 @@ fn apply_sm_patches(t: &Target, ra: &mut Accumulator, ps: Vec<Resource>, target:
                     "Multiple Strategic-Merge Patches in one `patches` entry is not allowed to set `patches.target` field: {source}"
                 )));
             }
-            let Some(p) = ps.into_iter().next() else { return Ok(()) };
+            let Some(p) = ps.into_iter().next() else {
+                return Ok(());
+            };
             let hits = select(&ra.resources, sel).map_err(err)?;
             for idx in hits {
                 let mut pc = p.clone();
@@ -345,7 +413,12 @@ fn apply_json(t: &Target, ra: &mut Accumulator, ops: &[Value], target: &Selector
         r.store_previous_id();
         let id = r.cur_id();
         for op in ops {
-            json_patch::apply(&mut r.obj, op).map_err(|m| Error::invalid(&t.file, format!("applying JSON patch to {}: {m}", display_id(&id))))?;
+            json_patch::apply(&mut r.obj, op).map_err(|m| {
+                Error::invalid(
+                    &t.file,
+                    format!("applying JSON patch to {}: {m}", display_id(&id)),
+                )
+            })?;
         }
     }
     Ok(())
@@ -353,10 +426,17 @@ fn apply_json(t: &Target, ra: &mut Accumulator, ops: &[Value], target: &Selector
 
 pub fn patches_json6902(t: &Target, ra: &mut Accumulator) -> Result<()> {
     for entry in &t.kust.patches_json6902 {
-        let m = entry.as_map().ok_or_else(|| Error::invalid(&t.file, "entries of 'patchesJson6902' must be mappings"))?;
+        let m = entry
+            .as_map()
+            .ok_or_else(|| Error::invalid(&t.file, "entries of 'patchesJson6902' must be mappings"))?;
         let target = match m.get("target") {
             Some(v) if !v.is_null() => Selector::from_value(v).map_err(|e| Error::invalid(&t.file, e))?,
-            _ => return Err(Error::invalid(&t.file, "a patchesJson6902 entry must specify a target")),
+            _ => {
+                return Err(Error::invalid(
+                    &t.file,
+                    "a patchesJson6902 entry must specify a target",
+                ));
+            }
         };
         if target.name.is_empty() {
             return Err(Error::invalid(&t.file, "must specify the target name"));
@@ -365,8 +445,18 @@ pub fn patches_json6902(t: &Target, ra: &mut Accumulator) -> Result<()> {
         let inline = m.get("patch").and_then(Value::as_str).unwrap_or("");
         let text = match (path.is_empty(), inline.is_empty()) {
             (true, true) => return Err(Error::invalid(&t.file, "empty file path and empty jsonOp")),
-            (false, false) => return Err(Error::invalid(&t.file, "must specify a file path or jsonOp, not both")),
-            (false, true) => t.root.load(path).map_err(|e| e.context(&t.file, format!("patch '{path}'")))?.1,
+            (false, false) => {
+                return Err(Error::invalid(
+                    &t.file,
+                    "must specify a file path or jsonOp, not both",
+                ));
+            }
+            (false, true) => {
+                t.root
+                    .load(path)
+                    .map_err(|e| e.context(&t.file, format!("patch '{path}'")))?
+                    .1
+            }
             (true, false) => inline.to_string(),
         };
         let ops = json_ops(&text).map_err(|m| Error::invalid(&t.file, format!("decoding patch: {m}")))?;
@@ -390,7 +480,9 @@ pub(crate) mod json_patch {
         if path.is_empty() {
             return Ok(Vec::new());
         }
-        let rest = path.strip_prefix('/').ok_or_else(|| format!("JSON pointer must start with '/': {path}"))?;
+        let rest = path
+            .strip_prefix('/')
+            .ok_or_else(|| format!("JSON pointer must start with '/': {path}"))?;
         Ok(rest.split('/').map(unescape).collect())
     }
 
@@ -409,7 +501,9 @@ pub(crate) mod json_patch {
         let mut cur = doc;
         for p in path {
             cur = match cur {
-                Value::Map(m) => m.get(p).ok_or_else(|| format!("doc is missing path: /{}", path.join("/")))?,
+                Value::Map(m) => m
+                    .get(p)
+                    .ok_or_else(|| format!("doc is missing path: /{}", path.join("/")))?,
                 Value::Seq(s) => {
                     let i = index(p, s.len(), false)?;
                     &s[i]
@@ -424,7 +518,9 @@ pub(crate) mod json_patch {
         let mut cur = doc;
         for p in &path[..path.len() - 1] {
             cur = match cur {
-                Value::Map(m) => m.get_mut(p).ok_or_else(|| format!("doc is missing path: /{}", path.join("/")))?,
+                Value::Map(m) => m
+                    .get_mut(p)
+                    .ok_or_else(|| format!("doc is missing path: /{}", path.join("/")))?,
                 Value::Seq(s) => {
                     let i = index(p, s.len(), false)?;
                     &mut s[i]
@@ -451,27 +547,48 @@ pub(crate) mod json_patch {
                 s.insert(i, v);
                 Ok(())
             }
-            _ => Err(format!("add operation does not apply: doc is missing path: /{}", path.join("/"))),
+            _ => Err(format!(
+                "add operation does not apply: doc is missing path: /{}",
+                path.join("/")
+            )),
         }
     }
 
     fn remove(doc: &mut Value, path: &[String]) -> Result<Value, String> {
-        let Some(last) = path.last() else { return Err("cannot remove the whole document".into()) };
+        let Some(last) = path.last() else {
+            return Err("cannot remove the whole document".into());
+        };
         match parent(doc, path)? {
-            Value::Map(m) => m.remove(last).ok_or_else(|| format!("remove operation does not apply: doc is missing key: /{}", path.join("/"))),
+            Value::Map(m) => m.remove(last).ok_or_else(|| {
+                format!(
+                    "remove operation does not apply: doc is missing key: /{}",
+                    path.join("/")
+                )
+            }),
             Value::Seq(s) => {
                 let i = index(last, s.len(), false)?;
                 Ok(s.remove(i))
             }
-            _ => Err(format!("remove operation does not apply: doc is missing path: /{}", path.join("/"))),
+            _ => Err(format!(
+                "remove operation does not apply: doc is missing path: /{}",
+                path.join("/")
+            )),
         }
     }
 
     pub fn apply(doc: &mut Value, op: &Value) -> Result<(), String> {
         let m: &Map = op.as_map().ok_or("a JSON patch operation must be an object")?;
         let kind = m.get("op").and_then(Value::as_str).unwrap_or("");
-        let path = pointer(m.get("path").and_then(Value::as_str).ok_or("operation is missing 'path'")?)?;
-        let value = || m.get("value").cloned().ok_or_else(|| format!("{kind} operation is missing 'value'"));
+        let path = pointer(
+            m.get("path")
+                .and_then(Value::as_str)
+                .ok_or("operation is missing 'path'")?,
+        )?;
+        let value = || {
+            m.get("value")
+                .cloned()
+                .ok_or_else(|| format!("{kind} operation is missing 'value'"))
+        };
         match kind {
             "add" => add(doc, &path, value()?),
             "remove" => remove(doc, &path).map(|_| ()),
@@ -494,22 +611,37 @@ pub(crate) mod json_patch {
                         s[i] = v;
                         Ok(())
                     }
-                    _ => Err(format!("replace operation does not apply: doc is missing path: /{}", path.join("/"))),
+                    _ => Err(format!(
+                        "replace operation does not apply: doc is missing path: /{}",
+                        path.join("/")
+                    )),
                 }
             }
             "move" => {
-                let from = pointer(m.get("from").and_then(Value::as_str).ok_or("move operation is missing 'from'")?)?;
+                let from = pointer(
+                    m.get("from")
+                        .and_then(Value::as_str)
+                        .ok_or("move operation is missing 'from'")?,
+                )?;
                 let v = remove(doc, &from)?;
                 add(doc, &path, v)
             }
             "copy" => {
-                let from = pointer(m.get("from").and_then(Value::as_str).ok_or("copy operation is missing 'from'")?)?;
+                let from = pointer(
+                    m.get("from")
+                        .and_then(Value::as_str)
+                        .ok_or("copy operation is missing 'from'")?,
+                )?;
                 let v = get(doc, &from)?.clone();
                 add(doc, &path, v)
             }
             "test" => {
                 let v = value()?;
-                if get(doc, &path)? == &v { Ok(()) } else { Err(format!("testing value /{} failed", path.join("/"))) }
+                if get(doc, &path)? == &v {
+                    Ok(())
+                } else {
+                    Err(format!("testing value /{} failed", path.join("/")))
+                }
             }
             other => Err(format!("unexpected JSON patch operation '{other}'")),
         }

@@ -2,19 +2,27 @@
 //! fields of others, as kustomize's replacement filter does.
 
 use crate::patch::LabelSelector;
+use crate::pattern::Anchored;
 use crate::resource::{Gvk, ResId, Resource};
 use crate::target::{Accumulator, Target, display_id};
 use crate::yaml::{Map, Value, parse_documents};
 use crate::{Error, Result};
-use crate::pattern::Anchored;
 
 fn s(m: &Map, k: &str) -> String {
     m.get(k).and_then(Value::scalar_text).unwrap_or_default()
 }
 
 fn res_id(m: &Map) -> ResId {
-    let gvk = Gvk { group: s(m, "group"), version: s(m, "version"), kind: s(m, "kind") };
-    ResId { gvk, name: s(m, "name"), namespace: s(m, "namespace") }
+    let gvk = Gvk {
+        group: s(m, "group"),
+        version: s(m, "version"),
+        kind: s(m, "kind"),
+    };
+    ResId {
+        gvk,
+        name: s(m, "name"),
+        namespace: s(m, "namespace"),
+    }
 }
 
 /// All ids of a node: current, then previous ones.
@@ -23,7 +31,6 @@ fn ids(r: &Resource) -> Vec<ResId> {
     v.extend(r.prev_ids());
     v
 }
-
 
 struct SelRe {
     g: Option<Anchored>,
@@ -59,7 +66,8 @@ impl SelRe {
             && m(&self.ns, &id.namespace)
     }
     fn labels_match(&self, r: &Resource) -> std::result::Result<bool, String> {
-        Ok(LabelSelector::parse(&self.annotations)?.matches(&r.annotations()) && LabelSelector::parse(&self.labels)?.matches(&r.labels()))
+        Ok(LabelSelector::parse(&self.annotations)?.matches(&r.annotations())
+            && LabelSelector::parse(&self.labels)?.matches(&r.labels()))
     }
 }
 
@@ -80,7 +88,11 @@ pub(crate) fn split(path: &str) -> Vec<String> {
                 }
             }
             let j = parts.join(".");
-            out.push(if j.contains('=') { j } else { j.trim_matches(|c| c == '[' || c == ']').to_string() });
+            out.push(if j.contains('=') {
+                j
+            } else {
+                j.trim_matches(|c| c == '[' || c == ']').to_string()
+            });
         } else {
             out.push(e.to_string());
         }
@@ -101,7 +113,9 @@ pub(crate) fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
                     if k.is_empty() {
                         items.iter().find(|e| e.scalar_text().as_deref() == Some(want))?
                     } else {
-                        items.iter().find(|e| e.get(k).and_then(Value::scalar_text).as_deref() == Some(want))?
+                        items
+                            .iter()
+                            .find(|e| e.get(k).and_then(Value::scalar_text).as_deref() == Some(want))?
                     }
                 } else {
                     items.get(p.parse::<usize>().ok()?)?
@@ -138,19 +152,28 @@ fn fresh(c: Create) -> Value {
 }
 
 /// kyaml's `PathMatcher`: applies `f` to every node the path matches.
-fn path_match(node: &mut Value, path: &[String], create: Create, f: &mut dyn FnMut(&mut Value) -> std::result::Result<(), String>) -> std::result::Result<usize, String> {
+fn path_match(
+    node: &mut Value,
+    path: &[String],
+    create: Create,
+    f: &mut dyn FnMut(&mut Value) -> std::result::Result<(), String>,
+) -> std::result::Result<usize, String> {
     let Some(first) = path.first() else {
         f(node)?;
         return Ok(1);
     };
     let rest = &path[1..];
     if let Ok(idx) = first.parse::<usize>() {
-        let Value::Seq(items) = node else { return Err(format!("expected a list at '{first}'")) };
+        let Value::Seq(items) = node else {
+            return Err(format!("expected a list at '{first}'"));
+        };
         if items.len() == idx && create != Create::No {
             items.push(fresh(part_kind(rest.first(), create)));
         }
         let len = items.len();
-        let el = items.get_mut(idx).ok_or_else(|| format!("index {idx} specified but only {len} elements found"))?;
+        let el = items
+            .get_mut(idx)
+            .ok_or_else(|| format!("index {idx} specified but only {len} elements found"))?;
         return path_match(el, rest, create, f);
     }
     if first == "*" {
@@ -162,12 +185,18 @@ fn path_match(node: &mut Value, path: &[String], create: Create, f: &mut dyn FnM
         return Ok(n);
     }
     if let Some(sel) = first.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
-        let (field, pat) = sel.split_once('=').ok_or("list path element must contain fieldName=fieldValue for element to match")?;
+        let (field, pat) = sel
+            .split_once('=')
+            .ok_or("list path element must contain fieldName=fieldValue for element to match")?;
         let re = regex::Regex::new(pat).map_err(|e| e.to_string())?;
         let Value::Seq(items) = node else { return Ok(0) };
         let mut n = 0;
         for it in items.iter_mut() {
-            let text = if field.is_empty() { it.scalar_text() } else { it.get(field).and_then(Value::scalar_text) };
+            let text = if field.is_empty() {
+                it.scalar_text()
+            } else {
+                it.get(field).and_then(Value::scalar_text)
+            };
             if text.is_some_and(|t| re.is_match(t.trim())) {
                 n += path_match(it, rest, create, f)?;
             }
@@ -207,7 +236,9 @@ fn set_value(target: &mut Value, value: &Value, opts: &Map) -> std::result::Resu
     let mut value = value.clone();
     let delim = s(opts, "delimiter");
     if !delim.is_empty() {
-        let Some(tv) = target.scalar_text() else { return Err("delimiter option can only be used with scalar nodes".into()) };
+        let Some(tv) = target.scalar_text() else {
+            return Err("delimiter option can only be used with scalar nodes".into());
+        };
         let mut parts: Vec<String> = tv.split(delim.as_str()).map(String::from).collect();
         let v = value.scalar_text().unwrap_or_default();
         let index = match opts.get("index") {
@@ -241,7 +272,9 @@ fn retype(target: &Value, text: &str) -> std::result::Result<Value, String> {
     if matches!(target, Value::Str(_)) {
         return Ok(Value::Str(text.to_string()));
     }
-    let parsed = parse_documents(&format!("{text}\n")).ok().and_then(|d| d.into_iter().next());
+    let parsed = parse_documents(&format!("{text}\n"))
+        .ok()
+        .and_then(|d| d.into_iter().next());
     let ok = match (target, &parsed) {
         (Value::Int(_) | Value::Uint(_), Some(Value::Int(_) | Value::Uint(_))) => true,
         (Value::Float(_), Some(Value::Float(_))) => true,
@@ -253,22 +286,32 @@ fn retype(target: &Value, text: &str) -> std::result::Result<Value, String> {
     if ok {
         return Ok(parsed.unwrap_or(Value::Null));
     }
-    Err(format!("cannot decode `{text}` as the type of the replacement target"))
+    Err(format!(
+        "cannot decode `{text}` as the type of the replacement target"
+    ))
 }
 
 fn load_list(t: &Target) -> Result<Vec<Map>> {
     let mut out = Vec::new();
     for r in &t.kust.replacements {
-        let m = r.as_map().ok_or_else(|| Error::invalid(&t.file, "entries of 'replacements' must be mappings"))?;
+        let m = r
+            .as_map()
+            .ok_or_else(|| Error::invalid(&t.file, "entries of 'replacements' must be mappings"))?;
         let path = s(m, "path");
         if path.is_empty() {
             out.push(m.clone());
             continue;
         }
         if m.contains_key("source") || m.contains_key("targets") {
-            return Err(Error::invalid(&t.file, "cannot specify both path and inline replacement"));
+            return Err(Error::invalid(
+                &t.file,
+                "cannot specify both path and inline replacement",
+            ));
         }
-        let (file, text) = t.root.load(&path).map_err(|e| e.context(&t.file, format!("replacement '{path}'")))?;
+        let (file, text) = t
+            .root
+            .load(&path)
+            .map_err(|e| e.context(&t.file, format!("replacement '{path}'")))?;
         let docs = parse_documents(&text).map_err(|e| Error::yaml(&file, e))?;
         match docs.into_iter().next() {
             Some(Value::Seq(items)) => {
@@ -280,7 +323,12 @@ fn load_list(t: &Target) -> Result<Vec<Map>> {
                 }
             }
             Some(Value::Map(m)) => out.push(m),
-            _ => return Err(Error::invalid(&file, "unsupported replacement type encountered within replacement path")),
+            _ => {
+                return Err(Error::invalid(
+                    &file,
+                    "unsupported replacement type encountered within replacement path",
+                ));
+            }
         }
     }
     Ok(out)
@@ -309,17 +357,28 @@ fn apply(ra: &mut Accumulator, rep: &Map) -> std::result::Result<(), String> {
     };
     for t in &targets {
         let tm = t.as_map().ok_or("a replacement target must be a mapping")?;
-        let select = tm.get("select").and_then(Value::as_map).ok_or("target must specify resources to select")?;
+        let select = tm
+            .get("select")
+            .and_then(Value::as_map)
+            .ok_or("target must specify resources to select")?;
         let sel = SelRe::new(select)?;
         let rejects: Vec<SelRe> = match tm.get("reject") {
-            Some(Value::Seq(r)) => r.iter().filter_map(Value::as_map).map(SelRe::new).collect::<std::result::Result<_, _>>()?,
+            Some(Value::Seq(r)) => r
+                .iter()
+                .filter_map(Value::as_map)
+                .map(SelRe::new)
+                .collect::<std::result::Result<_, _>>()?,
             _ => Vec::new(),
         };
         let paths: Vec<String> = match tm.get("fieldPaths") {
             Some(Value::Seq(p)) if !p.is_empty() => p.iter().filter_map(Value::scalar_text).collect(),
             _ => vec!["metadata.name".into()],
         };
-        let opts = tm.get("options").and_then(Value::as_map).cloned().unwrap_or_default();
+        let opts = tm
+            .get("options")
+            .and_then(Value::as_map)
+            .cloned()
+            .unwrap_or_default();
         let create = matches!(opts.get("create"), Some(Value::Bool(true)));
         for r in &mut ra.resources {
             if !sel.labels_match(r)? {
@@ -332,7 +391,11 @@ fn apply(ra: &mut Accumulator, rep: &Map) -> std::result::Result<(), String> {
                 }
             }
             let rids = ids(r);
-            if rejected || rejects.iter().any(|rj| !rj.empty_id && rids.iter().any(|id| rj.selects(id))) {
+            if rejected
+                || rejects
+                    .iter()
+                    .any(|rj| !rj.empty_id && rids.iter().any(|id| rj.selects(id)))
+            {
                 continue;
             }
             if !rids.iter().any(|id| sel.selects(id)) {
@@ -348,10 +411,19 @@ fn apply(ra: &mut Accumulator, rep: &Map) -> std::result::Result<(), String> {
                         _ => Create::Scalar,
                     }
                 };
-                let n = path_match(&mut r.obj, &split(fp), ck, &mut |node| set_value(node, &value, &opts))?;
+                let n = path_match(&mut r.obj, &split(fp), ck, &mut |node| {
+                    set_value(node, &value, &opts)
+                })?;
                 if n == 0 {
-                    let what = if create { "unable to find or create field" } else { "unable to find field" };
-                    return Err(format!("{what} {fp:?} in replacement target {}", display_id(&r.cur_id())));
+                    let what = if create {
+                        "unable to find or create field"
+                    } else {
+                        "unable to find field"
+                    };
+                    return Err(format!(
+                        "{what} {fp:?} in replacement target {}",
+                        display_id(&r.cur_id())
+                    ));
                 }
             }
         }
@@ -382,13 +454,24 @@ fn source_value(ra: &Accumulator, src: &Map) -> std::result::Result<Value, Strin
     }
     let v = lookup(&r.obj, &split(&fp))
         .filter(|v| !matches!(v, Value::Null | Value::NullText) && !v.as_map().is_some_and(Map::is_empty))
-        .ok_or_else(|| format!("fieldPath `{fp}` is missing for replacement source {}", display_id(&want)))?;
-    let opts = src.get("options").and_then(Value::as_map).cloned().unwrap_or_default();
+        .ok_or_else(|| {
+            format!(
+                "fieldPath `{fp}` is missing for replacement source {}",
+                display_id(&want)
+            )
+        })?;
+    let opts = src
+        .get("options")
+        .and_then(Value::as_map)
+        .cloned()
+        .unwrap_or_default();
     let delim = s(&opts, "delimiter");
     if delim.is_empty() {
         return Ok(v.clone());
     }
-    let text = v.scalar_text().ok_or("delimiter option can only be used with scalar nodes")?;
+    let text = v
+        .scalar_text()
+        .ok_or("delimiter option can only be used with scalar nodes")?;
     let parts: Vec<&str> = text.split(delim.as_str()).collect();
     let index = match opts.get("index") {
         Some(Value::Int(i)) => *i,
@@ -399,6 +482,7 @@ fn source_value(ra: &Accumulator, src: &Map) -> std::result::Result<Value, Strin
     }
     Ok(match v {
         Value::Str(_) => Value::Str(parts[index as usize].to_string()),
-        other => retype(other, parts[index as usize]).unwrap_or_else(|_| Value::Str(parts[index as usize].to_string())),
+        other => retype(other, parts[index as usize])
+            .unwrap_or_else(|_| Value::Str(parts[index as usize].to_string())),
     })
 }

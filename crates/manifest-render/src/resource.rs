@@ -17,10 +17,18 @@ impl Gvk {
             Some((g, v)) => (g.to_string(), v.to_string()),
             None => (String::new(), api_version.to_string()),
         };
-        Gvk { group, version, kind: kind.to_string() }
+        Gvk {
+            group,
+            version,
+            kind: kind.to_string(),
+        }
     }
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
     pub fn is_cluster_scoped(&self) -> bool {
         schema::is_cluster_scoped(&self.group, &self.version, &self.kind)
@@ -35,8 +43,20 @@ impl Gvk {
 
 impl std::fmt::Display for Gvk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let or = |s: &str, d: &'static str| if s.is_empty() { d.to_string() } else { s.to_string() };
-        write!(f, "{}.{}.{}", or(&self.kind, "[noKind]"), or(&self.version, "[noVer]"), or(&self.group, "[noGrp]"))
+        let or = |s: &str, d: &'static str| {
+            if s.is_empty() {
+                d.to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        write!(
+            f,
+            "{}.{}.{}",
+            or(&self.kind, "[noKind]"),
+            or(&self.version, "[noVer]"),
+            or(&self.group, "[noGrp]")
+        )
     }
 }
 
@@ -70,7 +90,11 @@ impl ResId {
 
 impl std::fmt::Display for ResId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ns = if self.namespace.is_empty() { "~X" } else { &self.namespace };
+        let ns = if self.namespace.is_empty() {
+            "~X"
+        } else {
+            &self.namespace
+        };
         let name = if self.name.is_empty() { "~N" } else { &self.name };
         write!(f, "{}|{}|{}", self.gvk, ns, name)
     }
@@ -107,7 +131,10 @@ pub struct Resource {
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
-    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or("")
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 impl Resource {
@@ -146,21 +173,31 @@ impl Resource {
         Gvk::from_api_version(self.api_version(), self.kind())
     }
     pub fn cur_id(&self) -> ResId {
-        ResId { gvk: self.gvk(), name: self.name().to_string(), namespace: self.namespace().to_string() }
+        ResId {
+            gvk: self.gvk(),
+            name: self.name().to_string(),
+            namespace: self.namespace().to_string(),
+        }
     }
     pub fn prev_ids(&self) -> Vec<ResId> {
         let gvk = self.gvk();
         self.prev
             .iter()
             .map(|(ns, name, kind)| ResId {
-                gvk: Gvk { kind: kind.clone(), ..gvk.clone() },
+                gvk: Gvk {
+                    kind: kind.clone(),
+                    ..gvk.clone()
+                },
                 name: name.clone(),
                 namespace: ns.clone(),
             })
             .collect()
     }
     pub fn org_id(&self) -> ResId {
-        self.prev_ids().into_iter().next().unwrap_or_else(|| self.cur_id())
+        self.prev_ids()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| self.cur_id())
     }
     /// Whether any of the object's ids (previous or current) satisfies `f`.
     pub fn any_id(&self, f: impl Fn(&ResId) -> bool) -> bool {
@@ -175,7 +212,9 @@ impl Resource {
         if !matches!(self.obj, Value::Map(_)) {
             self.obj = Value::Map(Map::new());
         }
-        let Value::Map(m) = &mut self.obj else { unreachable!("just made a map") };
+        let Value::Map(m) = &mut self.obj else {
+            unreachable!("just made a map")
+        };
         let meta = m.entry_or_insert_with("metadata", || Value::Map(Map::new()));
         if !matches!(meta, Value::Map(_)) {
             *meta = Value::Map(Map::new());
@@ -186,7 +225,8 @@ impl Resource {
         self.metadata_mut().insert("name", Value::Str(name.to_string()));
     }
     pub fn set_namespace(&mut self, ns: &str) {
-        self.metadata_mut().insert("namespace", Value::Str(ns.to_string()));
+        self.metadata_mut()
+            .insert("namespace", Value::Str(ns.to_string()));
     }
     pub fn set_kind(&mut self, kind: &str) {
         if let Some(m) = self.obj.as_map_mut() {
@@ -200,8 +240,16 @@ impl Resource {
     }
     /// `metadata.<field>` as a string map (scalars as text), like kyaml's getters.
     pub fn string_map(&self, field: &str) -> Vec<(String, String)> {
-        match self.obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_map) {
-            Some(m) => m.iter().map(|(k, v)| (k.clone(), v.scalar_text().unwrap_or_default())).collect(),
+        match self
+            .obj
+            .get("metadata")
+            .and_then(|m| m.get(field))
+            .and_then(Value::as_map)
+        {
+            Some(m) => m
+                .iter()
+                .map(|(k, v)| (k.clone(), v.scalar_text().unwrap_or_default()))
+                .collect(),
             None => Vec::new(),
         }
     }
@@ -221,7 +269,10 @@ impl Resource {
         }
         let mut sorted = m;
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        meta.insert(field, Value::Map(sorted.into_iter().map(|(k, v)| (k, Value::Str(v))).collect()));
+        meta.insert(
+            field,
+            Value::Map(sorted.into_iter().map(|(k, v)| (k, Value::Str(v))).collect()),
+        );
     }
     pub fn is_empty(&self) -> bool {
         match &self.obj {

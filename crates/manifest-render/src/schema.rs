@@ -13,7 +13,11 @@ impl Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for b in bytes {
             h ^= u64::from(*b);
             h = h.wrapping_mul(0x0100_0000_01b3);
@@ -49,20 +53,34 @@ fn tables() -> &'static Tables {
                 let fields = fields
                     .iter()
                     .map(|(f, def, strategy, keys)| {
-                        (*f, FieldSchema { def: (!def.is_empty()).then_some(*def), strategy, keys })
+                        (
+                            *f,
+                            FieldSchema {
+                                def: (!def.is_empty()).then_some(*def),
+                                strategy,
+                                keys,
+                            },
+                        )
                     })
                     .collect();
                 (*name, fields)
             })
             .collect();
-        let kinds = SCHEMA_KINDS.iter().map(|(g, v, k, def, scope)| ((*g, *v, *k), (*def, *scope))).collect();
+        let kinds = SCHEMA_KINDS
+            .iter()
+            .map(|(g, v, k, def, scope)| ((*g, *v, *k), (*def, *scope)))
+            .collect();
         Tables { defs, kinds }
     })
 }
 
 /// The definition for a top-level kind, when the schema knows it.
 pub(crate) fn def_for_kind(group: &str, version: &str, kind: &str) -> Option<&'static str> {
-    tables().kinds.get(&(group, version, kind)).map(|(d, _)| *d).filter(|d| !d.is_empty())
+    tables()
+        .kinds
+        .get(&(group, version, kind))
+        .map(|(d, _)| *d)
+        .filter(|d| !d.is_empty())
 }
 
 /// A field of a definition (`*` stands for map values).
@@ -73,7 +91,10 @@ pub(crate) fn field(def: &str, name: &str) -> Option<FieldSchema> {
 
 /// Whether the schema says the kind is cluster-scoped (unknown kinds are not).
 pub(crate) fn is_cluster_scoped(group: &str, version: &str, kind: &str) -> bool {
-    tables().kinds.get(&(group, version, kind)).is_some_and(|(_, s)| *s == 2)
+    tables()
+        .kinds
+        .get(&(group, version, kind))
+        .is_some_and(|(_, s)| *s == 2)
 }
 
 /// Whether the schema knows the kind's scope, and it is namespaced.

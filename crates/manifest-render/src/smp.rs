@@ -22,18 +22,34 @@ pub(crate) struct Sch {
 impl Sch {
     fn from_field(f: Option<FieldSchema>, parent_known: bool) -> Sch {
         match f {
-            Some(f) => Sch { def: f.def, strategy: f.strategy, keys: f.keys, known: true },
-            None => Sch { known: parent_known, ..Sch::default() },
+            Some(f) => Sch {
+                def: f.def,
+                strategy: f.strategy,
+                keys: f.keys,
+                known: true,
+            },
+            None => Sch {
+                known: parent_known,
+                ..Sch::default()
+            },
         }
     }
     fn field(&self, key: &str) -> Sch {
         match self.def {
             Some(d) => Sch::from_field(schema::field(d, key), true),
-            None => Sch { known: self.known, ..Sch::default() },
+            None => Sch {
+                known: self.known,
+                ..Sch::default()
+            },
         }
     }
     fn elements(&self) -> Sch {
-        Sch { def: self.def, strategy: "", keys: "", known: self.known }
+        Sch {
+            def: self.def,
+            strategy: "",
+            keys: "",
+            known: self.known,
+        }
     }
     fn is_merge_list(&self) -> bool {
         self.strategy.split(',').any(|s| s == "merge")
@@ -49,8 +65,15 @@ pub(crate) fn schema_for(obj: &Value) -> Sch {
     }
     let gvk = crate::resource::Gvk::from_api_version(av, kind);
     match schema::def_for_kind(&gvk.group, &gvk.version, &gvk.kind) {
-        Some(def) => Sch { def: Some(def), known: true, ..Sch::default() },
-        None => Sch { known: schema::namespace_scope(&gvk.group, &gvk.version, &gvk.kind).is_some(), ..Sch::default() },
+        Some(def) => Sch {
+            def: Some(def),
+            known: true,
+            ..Sch::default()
+        },
+        None => Sch {
+            known: schema::namespace_scope(&gvk.group, &gvk.version, &gvk.kind).is_some(),
+            ..Sch::default()
+        },
     }
 }
 
@@ -147,7 +170,9 @@ enum Directive {
 }
 
 fn map_directive(m: &mut Map) -> Result<Directive, String> {
-    let Some(v) = m.get("$patch") else { return Ok(Directive::Merge) };
+    let Some(v) = m.get("$patch") else {
+        return Ok(Directive::Merge);
+    };
     let d = match v.scalar_text().as_deref() {
         Some("delete") => Directive::Delete,
         Some("replace") => Directive::Replace,
@@ -159,7 +184,10 @@ fn map_directive(m: &mut Map) -> Result<Directive, String> {
 }
 
 fn seq_directive(s: &mut Vec<Value>) -> Result<Directive, String> {
-    let Some(pos) = s.iter().position(|e| e.as_map().is_some_and(|m| m.contains_key("$patch"))) else {
+    let Some(pos) = s
+        .iter()
+        .position(|e| e.as_map().is_some_and(|m| m.contains_key("$patch")))
+    else {
         return Ok(Directive::Merge);
     };
     let el = s[pos].as_map().expect("checked map");
@@ -173,7 +201,13 @@ fn seq_directive(s: &mut Vec<Value>) -> Result<Directive, String> {
         "merge" => Directive::Merge,
         other => return Err(format!("unknown patch strategy '{other}'")),
     };
-    s.retain(|e| e.as_map().and_then(|m| m.get("$patch")).and_then(Value::scalar_text).as_deref() != Some(text.as_str()));
+    s.retain(|e| {
+        e.as_map()
+            .and_then(|m| m.get("$patch"))
+            .and_then(Value::scalar_text)
+            .as_deref()
+            != Some(text.as_str())
+    });
     Ok(d)
 }
 
@@ -194,7 +228,9 @@ fn walk_map(dest: Option<Value>, origin: Option<Value>, sch: Sch) -> Result<Opti
             Some(_) => return Ok(None),
         }
     } else {
-        let Some(Value::Map(dm)) = dest else { return Err("expected a mapping".into()) };
+        let Some(Value::Map(dm)) = dest else {
+            return Err("expected a mapping".into());
+        };
         match origin {
             Some(Value::Null | Value::NullText) => return Ok(None),
             Some(Value::Map(mut om)) => match map_directive(&mut om)? {
@@ -246,7 +282,8 @@ fn key_text(elem: &Value, key: &str) -> String {
 fn matches(elem: &Value, keys: &[String], values: &[String]) -> bool {
     keys.iter().zip(values).all(|(k, v)| {
         if k.is_empty() {
-            return elem.scalar_text().as_deref() == Some(v.as_str()) && !matches!(elem, Value::Map(_) | Value::Seq(_));
+            return elem.scalar_text().as_deref() == Some(v.as_str())
+                && !matches!(elem, Value::Map(_) | Value::Seq(_));
         }
         elem.get(k).and_then(Value::scalar_text).as_deref() == Some(v.as_str())
     })
@@ -294,7 +331,11 @@ fn element_setter(list: &mut Vec<Value>, element: Option<Value>, keys: &[String]
     }
 }
 
-fn validate_keys(values_list: &[Vec<String>], values: &[String], keys: &[String]) -> (Vec<String>, Vec<String>) {
+fn validate_keys(
+    values_list: &[Vec<String>],
+    values: &[String],
+    keys: &[String],
+) -> (Vec<String>, Vec<String>) {
     let mut valid: Vec<&String> = Vec::new();
     for vals in values_list {
         for (i, v) in vals.iter().enumerate() {
@@ -307,8 +348,12 @@ fn validate_keys(values_list: &[Vec<String>], values: &[String], keys: &[String]
         return (keys.to_vec(), values.to_vec());
     }
     let vk: Vec<String> = keys.iter().filter(|k| valid.contains(k)).cloned().collect();
-    let vv: Vec<String> =
-        values.iter().enumerate().filter(|(i, v)| !v.is_empty() || valid.contains(&&keys[*i])).map(|(_, v)| v.clone()).collect();
+    let vv: Vec<String> = values
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| !v.is_empty() || valid.contains(&&keys[*i]))
+        .map(|(_, v)| v.clone())
+        .collect();
     (vk, vv)
 }
 
@@ -358,23 +403,44 @@ fn walk_assoc(dest: Option<Value>, origin: Option<Value>, sch: Sch) -> Result<Op
             Some(Value::Seq(os)) => match seq_directive(os)? {
                 Directive::Delete => return Ok(None),
                 Directive::Replace => os.clone(),
-                Directive::Merge => dest.and_then(|d| if let Value::Seq(s) = d { Some(s) } else { None }).unwrap_or_default(),
+                Directive::Merge => dest
+                    .and_then(|d| if let Value::Seq(s) = d { Some(s) } else { None })
+                    .unwrap_or_default(),
             },
-            _ => dest.and_then(|d| if let Value::Seq(s) = d { Some(s) } else { None }).unwrap_or_default(),
+            _ => dest
+                .and_then(|d| if let Value::Seq(s) = d { Some(s) } else { None })
+                .unwrap_or_default(),
         }
     };
     let origin_list: Vec<Value> = match origin {
         Some(Value::Seq(s)) => s,
         _ => Vec::new(),
     };
-    let keys: Vec<String> = if sch.keys.is_empty() { Vec::new() } else { sch.keys.split(',').map(String::from).collect() };
+    let keys: Vec<String> = if sch.keys.is_empty() {
+        Vec::new()
+    } else {
+        sch.keys.split(',').map(String::from).collect()
+    };
     let elem_sch = sch.elements();
     // Element key values, patch first (kustomize's prepend direction).
     let mut values_list: Vec<Vec<String>> = Vec::new();
-    let (keys, primitive) = if keys.is_empty() { (vec![String::new()], true) } else { (keys, false) };
+    let (keys, primitive) = if keys.is_empty() {
+        (vec![String::new()], true)
+    } else {
+        (keys, false)
+    };
     for src in [&origin_list, &d] {
         for e in src {
-            let row: Vec<String> = keys.iter().map(|k| if primitive { e.scalar_text().unwrap_or_default() } else { key_text(e, k) }).collect();
+            let row: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    if primitive {
+                        e.scalar_text().unwrap_or_default()
+                    } else {
+                        key_text(e, k)
+                    }
+                })
+                .collect();
             if primitive && matches!(e, Value::Map(_) | Value::Seq(_)) {
                 continue;
             }
@@ -429,8 +495,16 @@ fn walk_assoc(dest: Option<Value>, origin: Option<Value>, sch: Sch) -> Result<Op
                 items.push(e);
                 continue;
             }
-            let vals: Vec<String> =
-                last_keys.iter().map(|k| if primitive { e.scalar_text().unwrap_or_default() } else { key_text(&e, k) }).collect();
+            let vals: Vec<String> = last_keys
+                .iter()
+                .map(|k| {
+                    if primitive {
+                        e.scalar_text().unwrap_or_default()
+                    } else {
+                        key_text(&e, k)
+                    }
+                })
+                .collect();
             if !items.iter().any(|x| matches(x, &last_keys, &vals)) {
                 element_setter(&mut items, Some(e), &last_keys, &vals);
             } else {

@@ -31,25 +31,55 @@ const DEFAULT_FIRST: &[&str] = &[
 const DEFAULT_LAST: &[&str] = &["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
 
 fn gvk_sort_string(g: &Gvk) -> String {
-    let or = |s: &str, d: &str| if s.is_empty() { d.to_string() } else { s.to_string() };
-    format!("{}_{}_{}", or(&g.group, "~G"), or(&g.version, "~V"), or(&g.kind, "~K"))
+    let or = |s: &str, d: &str| {
+        if s.is_empty() {
+            d.to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    format!(
+        "{}_{}_{}",
+        or(&g.group, "~G"),
+        or(&g.version, "~V"),
+        or(&g.kind, "~K")
+    )
 }
 
 fn id_sort_string(id: &ResId) -> String {
-    let ns = if id.namespace.is_empty() { "~X" } else { &id.namespace };
+    let ns = if id.namespace.is_empty() {
+        "~X"
+    } else {
+        &id.namespace
+    };
     let name = if id.name.is_empty() { "~N" } else { &id.name };
-    let or = |s: &str, d: &str| if s.is_empty() { d.to_string() } else { s.to_string() };
-    let gvk = format!("{}.{}.{}", or(&id.gvk.kind, "[noKind]"), or(&id.gvk.version, "[noVer]"), or(&id.gvk.group, "[noGrp]"));
+    let or = |s: &str, d: &str| {
+        if s.is_empty() {
+            d.to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let gvk = format!(
+        "{}.{}.{}",
+        or(&id.gvk.kind, "[noKind]"),
+        or(&id.gvk.version, "[noVer]"),
+        or(&id.gvk.group, "[noGrp]")
+    );
     format!("{gvk}|{ns}|{name}")
 }
 
 fn str_list(v: Option<&Value>) -> Option<Vec<String>> {
-    v?.as_seq().map(|s| s.iter().filter_map(Value::scalar_text).collect())
+    v?.as_seq()
+        .map(|s| s.iter().filter_map(Value::scalar_text).collect())
 }
 
 pub fn apply(t: &Target, ra: &mut Accumulator) -> Result<(), String> {
     let (first, last) = match &t.kust.sort_options {
-        None => (DEFAULT_FIRST.iter().map(|s| s.to_string()).collect(), DEFAULT_LAST.iter().map(|s| s.to_string()).collect()),
+        None => (
+            DEFAULT_FIRST.iter().map(|s| s.to_string()).collect(),
+            DEFAULT_LAST.iter().map(|s| s.to_string()).collect(),
+        ),
         Some(opts) => {
             let order = opts.get("order").and_then(Value::as_str).unwrap_or("");
             let legacy = opts.get("legacySortOptions").filter(|v| !v.is_null());
@@ -61,8 +91,14 @@ pub fn apply(t: &Target, ra: &mut Accumulator) -> Result<(), String> {
                     return Ok(());
                 }
                 "legacy" => match legacy {
-                    None => (DEFAULT_FIRST.iter().map(|s| s.to_string()).collect(), DEFAULT_LAST.iter().map(|s| s.to_string()).collect()),
-                    Some(l) => (str_list(l.get("orderFirst")).unwrap_or_default(), str_list(l.get("orderLast")).unwrap_or_default()),
+                    None => (
+                        DEFAULT_FIRST.iter().map(|s| s.to_string()).collect(),
+                        DEFAULT_LAST.iter().map(|s| s.to_string()).collect(),
+                    ),
+                    Some(l) => (
+                        str_list(l.get("orderFirst")).unwrap_or_default(),
+                        str_list(l.get("orderLast")).unwrap_or_default(),
+                    ),
                 },
                 _ => return Err("the field 'sortOptions.order' must be one of [fifo, legacy]".into()),
             }
@@ -77,13 +113,20 @@ pub fn apply(t: &Target, ra: &mut Accumulator) -> Result<(), String> {
         }
         0
     };
-    let mut keyed: Vec<(i64, String, String, bool, crate::resource::Resource)> = std::mem::take(&mut ra.resources)
-        .into_iter()
-        .map(|r| {
-            let id = r.cur_id();
-            (rank(&id.gvk.kind), gvk_sort_string(&id.gvk), id_sort_string(&id), id.gvk.kind == "Namespace" && id.gvk.group.is_empty(), r)
-        })
-        .collect();
+    let mut keyed: Vec<(i64, String, String, bool, crate::resource::Resource)> =
+        std::mem::take(&mut ra.resources)
+            .into_iter()
+            .map(|r| {
+                let id = r.cur_id();
+                (
+                    rank(&id.gvk.kind),
+                    gvk_sort_string(&id.gvk),
+                    id_sort_string(&id),
+                    id.gvk.kind == "Namespace" && id.gvk.group.is_empty(),
+                    r,
+                )
+            })
+            .collect();
     keyed.sort_by(|a, b| {
         if a.1 != b.1 || a.0 != b.0 {
             if a.0 != b.0 {

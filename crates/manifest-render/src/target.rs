@@ -22,14 +22,20 @@ pub struct Accumulator {
 
 impl Accumulator {
     fn new() -> Self {
-        Accumulator { config: TransformerConfig::shared_builtin(), ..Default::default() }
+        Accumulator {
+            config: TransformerConfig::shared_builtin(),
+            ..Default::default()
+        }
     }
 
     /// `resWrangler.Append`: ids must be unique.
     pub fn append(&mut self, r: Resource) -> Result<(), String> {
         let id = r.cur_id();
         if self.resources.iter().any(|x| x.cur_id().equals(&id)) {
-            return Err(format!("may not add resource with an already registered id: {}", display_id(&id)));
+            return Err(format!(
+                "may not add resource with an already registered id: {}",
+                display_id(&id)
+            ));
         }
         self.resources.push(r);
         Ok(())
@@ -37,12 +43,22 @@ impl Accumulator {
 
     /// Appends many objects; ids are indexed once so this stays linear.
     pub fn append_all(&mut self, rs: Vec<Resource>) -> Result<(), String> {
-        let key = |id: &ResId| (id.gvk.clone(), id.name.clone(), id.effective_namespace().to_string());
-        let mut seen: std::collections::HashSet<_> = self.resources.iter().map(|r| key(&r.cur_id())).collect();
+        let key = |id: &ResId| {
+            (
+                id.gvk.clone(),
+                id.name.clone(),
+                id.effective_namespace().to_string(),
+            )
+        };
+        let mut seen: std::collections::HashSet<_> =
+            self.resources.iter().map(|r| key(&r.cur_id())).collect();
         for r in rs {
             let id = r.cur_id();
             if !seen.insert(key(&id)) {
-                return Err(format!("may not add resource with an already registered id: {}", display_id(&id)));
+                return Err(format!(
+                    "may not add resource with an already registered id: {}",
+                    display_id(&id)
+                ));
             }
             self.resources.push(r);
         }
@@ -62,7 +78,11 @@ impl Accumulator {
 
 /// kustomize's textual form of an id: `Kind.version.group/name.namespace`.
 pub fn display_id(id: &ResId) -> String {
-    let ns = if id.namespace.is_empty() { "[noNs]" } else { &id.namespace };
+    let ns = if id.namespace.is_empty() {
+        "[noNs]"
+    } else {
+        &id.namespace
+    };
     let name = if id.name.is_empty() { "[noName]" } else { &id.name };
     format!("{}/{}.{}", id.gvk, name, ns)
 }
@@ -80,7 +100,12 @@ pub fn resources_from_text(text: &str, file: &Path) -> Result<Vec<Resource>, Err
             Value::Null | Value::NullText => continue,
             Value::Map(m) if m.is_empty() => continue,
             Value::Map(_) => {}
-            _ => return Err(Error::invalid(file, "a document must be a mapping (a Kubernetes object)")),
+            _ => {
+                return Err(Error::invalid(
+                    file,
+                    "a document must be a mapping (a Kubernetes object)",
+                ));
+            }
         }
         let kind = doc.get("kind").and_then(Value::scalar_text).unwrap_or_default();
         if kind.is_empty() {
@@ -97,9 +122,15 @@ pub fn resources_from_text(text: &str, file: &Path) -> Result<Vec<Resource>, Err
                 Some(_) => return Err(Error::invalid(file, format!("expected array in {kind}/items"))),
             }
         } else {
-            let name = doc.get_path(&["metadata", "name"]).and_then(Value::scalar_text).unwrap_or_default();
+            let name = doc
+                .get_path(&["metadata", "name"])
+                .and_then(Value::scalar_text)
+                .unwrap_or_default();
             if name.is_empty() {
-                return Err(Error::invalid(file, format!("missing metadata.name in object of kind {kind}")));
+                return Err(Error::invalid(
+                    file,
+                    format!("missing metadata.name in object of kind {kind}"),
+                ));
             }
         }
         if has_nil_in_list(&doc) {
@@ -158,12 +189,18 @@ impl Target {
             let docs = parse_documents(&text).map_err(|e| Error::yaml(&file, e))?;
             for d in &docs {
                 let cfg = TransformerConfig::from_value(d).map_err(|m| Error::invalid(&file, m))?;
-                std::sync::Arc::make_mut(&mut ra.config).merge(&cfg).map_err(|m| Error::invalid(&file, m))?;
+                std::sync::Arc::make_mut(&mut ra.config)
+                    .merge(&cfg)
+                    .map_err(|m| Error::invalid(&file, m))?;
             }
         }
         generators::run(self, &mut ra)?;
         for c in &self.kust.components {
-            let sub = Target::load(self.root.sub(c).map_err(|e| e.context(&self.file, format!("component '{c}'")))?)?;
+            let sub = Target::load(
+                self.root
+                    .sub(c)
+                    .map_err(|e| e.context(&self.file, format!("component '{c}'")))?,
+            )?;
             if sub.kust.kind != "Component" {
                 return Err(self.err(format!(
                     "expected kind 'Component' for path '{}' but got '{}'",
@@ -177,7 +214,8 @@ impl Target {
         let new_vars = vars::parse_vars(&self.kust.vars).map_err(|m| self.err(m))?;
         vars::merge_vars(&mut ra, new_vars).map_err(|m| self.err(m))?;
         if !self.kust.vars.is_empty() {
-            ra.warnings.push("# Warning: 'vars' is deprecated. Please use 'replacements' instead.".into());
+            ra.warnings
+                .push("# Warning: 'vars' is deprecated. Please use 'replacements' instead.".into());
         }
         Ok(ra)
     }
@@ -191,17 +229,28 @@ impl Target {
             None => as_file.is_file(),
         };
         if is_file {
-            let (file, text) = self.root.load(path).map_err(|e| e.context(&self.file, format!("resource '{path}'")))?;
+            let (file, text) = self
+                .root
+                .load(path)
+                .map_err(|e| e.context(&self.file, format!("resource '{path}'")))?;
             let rs = resources_from_text(&text, &file)?;
             return Ok(Loaded::Objects(file, rs));
         }
         if remote.is_none() && !as_file.exists() {
-            return Err(self.err(format!("accumulating resources: '{path}' does not exist (neither a file nor a directory)")));
+            return Err(self.err(format!(
+                "accumulating resources: '{path}' does not exist (neither a file nor a directory)"
+            )));
         }
-        let sub_root = self.root.sub(path).map_err(|e| e.context(&self.file, format!("resource '{path}'")))?;
+        let sub_root = self
+            .root
+            .sub(path)
+            .map_err(|e| e.context(&self.file, format!("resource '{path}'")))?;
         let sub = Target::load(sub_root)?;
         if sub.kust.kind == "Component" {
-            return Err(self.err(format!("expected kind != 'Component' for path '{}'", sub.root.dir.display())));
+            return Err(self.err(format!(
+                "expected kind != 'Component' for path '{}'",
+                sub.root.dir.display()
+            )));
         }
         Ok(Loaded::Base(Box::new(sub.accumulate(Accumulator::new())?)))
     }
@@ -231,7 +280,9 @@ pub fn build(dir: &Path, options: &crate::Options) -> Result<(Vec<Resource>, Vec
     vars::resolve(&mut ra).map_err(|m| top.err(m))?;
     // Objects annotated as local configuration never leave kustomize.
     ra.resources.retain(|r| {
-        !r.annotations().iter().any(|(k, v)| k == "config.kubernetes.io/local-config" && v != "false")
+        !r.annotations()
+            .iter()
+            .any(|(k, v)| k == "config.kubernetes.io/local-config" && v != "false")
     });
     sort::apply(&top, &mut ra).map_err(|m| top.err(m))?;
     for r in &mut ra.resources {
@@ -255,7 +306,9 @@ fn finish(r: &mut Resource) {
     let kept: Vec<(String, String)> = r
         .annotations()
         .into_iter()
-        .filter(|(k, _)| !k.starts_with("internal.config.kubernetes.io/") && !BUILD_ANNOTATIONS.contains(&k.as_str()))
+        .filter(|(k, _)| {
+            !k.starts_with("internal.config.kubernetes.io/") && !BUILD_ANNOTATIONS.contains(&k.as_str())
+        })
         .collect();
     r.set_string_map("annotations", kept);
 }

@@ -8,7 +8,12 @@ use crate::yaml::Value;
 use crate::{Error, Result};
 
 /// Runs `set` on every field `specs` select in `r`.
-pub(crate) fn apply_specs<F>(r: &mut Resource, specs: &[FieldSpec], create: CreateKind, set: &mut F) -> std::result::Result<(), String>
+pub(crate) fn apply_specs<F>(
+    r: &mut Resource,
+    specs: &[FieldSpec],
+    create: CreateKind,
+    set: &mut F,
+) -> std::result::Result<(), String>
 where
     F: FnMut(&mut Value) -> std::result::Result<(), String>,
 {
@@ -50,7 +55,10 @@ fn set_entry(v: &mut Value, key: &str, value: &str) -> std::result::Result<(), S
             *v = Value::Map(m);
             Ok(())
         }
-        other => Err(format!("wrong node kind: expected mapping, got {}", kind_of(other))),
+        other => Err(format!(
+            "wrong node kind: expected mapping, got {}",
+            kind_of(other)
+        )),
     }
 }
 
@@ -62,7 +70,13 @@ pub fn namespace(t: &Target, ra: &mut Accumulator) -> Result<()> {
     let cfg = std::sync::Arc::clone(&ra.config);
     let specs = &cfg.namespace;
     // Live count of current ids, to report a conflict the moment it appears.
-    let key = |id: &crate::resource::ResId| (id.gvk.clone(), id.name.clone(), id.effective_namespace().to_string());
+    let key = |id: &crate::resource::ResId| {
+        (
+            id.gvk.clone(),
+            id.name.clone(),
+            id.effective_namespace().to_string(),
+        )
+    };
     let mut counts: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
     for r in &ra.resources {
         *counts.entry(key(&r.cur_id())).or_default() += 1;
@@ -77,8 +91,15 @@ pub fn namespace(t: &Target, ra: &mut Accumulator) -> Result<()> {
         let gvk = r.gvk();
         let wrap = |m: String| Error::invalid(&t.file, format!("namespace transformation failed: {m}"));
         if !gvk.is_cluster_scoped() {
-            let meta_ns = FieldSpec { gvk: Gvk::default(), path: "metadata/namespace".into(), create: true };
-            fieldspec::apply(&mut r.obj, &gvk, &meta_ns, CreateKind::Scalar, &mut |v| set_scalar(v, ns)).map_err(wrap)?;
+            let meta_ns = FieldSpec {
+                gvk: Gvk::default(),
+                path: "metadata/namespace".into(),
+                create: true,
+            };
+            fieldspec::apply(&mut r.obj, &gvk, &meta_ns, CreateKind::Scalar, &mut |v| {
+                set_scalar(v, ns)
+            })
+            .map_err(wrap)?;
         }
         let api_version = r.api_version().to_string();
         let is_binding = gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding";
@@ -86,7 +107,11 @@ pub fn namespace(t: &Target, ra: &mut Accumulator) -> Result<()> {
             .iter()
             .filter(|fs| fs.path != "metadata/namespace")
             .filter(|fs| api_version == "v1" || fs.path != "metadata/name")
-            .filter(|fs| !(is_binding && (fs.gvk.kind == "RoleBinding" || fs.gvk.kind == "ClusterRoleBinding") && fs.path == "subjects/namespace"))
+            .filter(|fs| {
+                !(is_binding
+                    && (fs.gvk.kind == "RoleBinding" || fs.gvk.kind == "ClusterRoleBinding")
+                    && fs.path == "subjects/namespace")
+            })
             .cloned()
             .collect();
         if is_binding {
@@ -112,13 +137,23 @@ pub fn namespace(t: &Target, ra: &mut Accumulator) -> Result<()> {
             *c
         };
         if n != 1 {
-            return Err(Error::invalid(&t.file, format!("namespace transformation produces ID conflict: {}", display_id(&id))));
+            return Err(Error::invalid(
+                &t.file,
+                format!(
+                    "namespace transformation produces ID conflict: {}",
+                    display_id(&id)
+                ),
+            ));
         }
     }
     Ok(())
 }
 
-const PREFIX_SKIP: &[(&str, &str)] = &[("", "CustomResourceDefinition"), ("apiregistration.k8s.io", "APIService"), ("", "Namespace")];
+const PREFIX_SKIP: &[(&str, &str)] = &[
+    ("", "CustomResourceDefinition"),
+    ("apiregistration.k8s.io", "APIService"),
+    ("", "Namespace"),
+];
 
 pub fn prefix_suffix(t: &Target, ra: &mut Accumulator) -> Result<()> {
     for (affix, is_prefix) in [(&t.kust.name_prefix, true), (&t.kust.name_suffix, false)] {
@@ -126,10 +161,17 @@ pub fn prefix_suffix(t: &Target, ra: &mut Accumulator) -> Result<()> {
             continue;
         }
         let cfg = std::sync::Arc::clone(&ra.config);
-        let specs = if is_prefix { &cfg.name_prefix } else { &cfg.name_suffix };
+        let specs = if is_prefix {
+            &cfg.name_prefix
+        } else {
+            &cfg.name_suffix
+        };
         for r in &mut ra.resources {
             let id = r.org_id();
-            if PREFIX_SKIP.iter().any(|(g, k)| (g.is_empty() || *g == id.gvk.group) && *k == id.gvk.kind) {
+            if PREFIX_SKIP
+                .iter()
+                .any(|(g, k)| (g.is_empty() || *g == id.gvk.group) && *k == id.gvk.kind)
+            {
                 continue;
             }
             for fs in specs {
@@ -147,7 +189,11 @@ pub fn prefix_suffix(t: &Target, ra: &mut Accumulator) -> Result<()> {
                 let gvk = r.gvk();
                 fieldspec::apply(&mut r.obj, &gvk, fs, CreateKind::Scalar, &mut |v| {
                     let cur = v.scalar_text().unwrap_or_default();
-                    let new = if is_prefix { format!("{affix}{cur}") } else { format!("{cur}{affix}") };
+                    let new = if is_prefix {
+                        format!("{affix}{cur}")
+                    } else {
+                        format!("{cur}{affix}")
+                    };
                     set_scalar(v, &new)
                 })
                 .map_err(|m| Error::invalid(&t.file, m))?;
@@ -157,7 +203,12 @@ pub fn prefix_suffix(t: &Target, ra: &mut Accumulator) -> Result<()> {
     Ok(())
 }
 
-fn apply_map_entries(ra: &mut Accumulator, pairs: &[(String, String)], specs: &[FieldSpec], file: &std::path::Path) -> Result<()> {
+fn apply_map_entries(
+    ra: &mut Accumulator,
+    pairs: &[(String, String)],
+    specs: &[FieldSpec],
+    file: &std::path::Path,
+) -> Result<()> {
     if pairs.is_empty() {
         return Ok(());
     }
@@ -165,7 +216,8 @@ fn apply_map_entries(ra: &mut Accumulator, pairs: &[(String, String)], specs: &[
     sorted.sort();
     for r in &mut ra.resources {
         for (k, v) in &sorted {
-            apply_specs(r, specs, CreateKind::Map, &mut |node| set_entry(node, k, v)).map_err(|m| Error::invalid(file, m))?;
+            apply_specs(r, specs, CreateKind::Map, &mut |node| set_entry(node, k, v))
+                .map_err(|m| Error::invalid(file, m))?;
         }
     }
     Ok(())
@@ -177,8 +229,12 @@ pub fn labels(t: &Target, ra: &mut Accumulator) -> Result<()> {
         return Ok(());
     }
     for l in &k.labels {
-        let mut fss: Vec<FieldSpec> =
-            l.field_specs.iter().map(FieldSpec::from_value).collect::<std::result::Result<_, _>>().map_err(|m| t_err(t, m))?;
+        let mut fss: Vec<FieldSpec> = l
+            .field_specs
+            .iter()
+            .map(FieldSpec::from_value)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|m| t_err(t, m))?;
         let merge = |fss: &mut Vec<FieldSpec>, other: &[FieldSpec]| {
             fieldspec::merge_all(fss, other).map_err(|m| t_err(t, format!("failed to merge labels: {m}")))
         };
@@ -189,8 +245,15 @@ pub fn labels(t: &Target, ra: &mut Accumulator) -> Result<()> {
             if l.include_templates {
                 merge(&mut fss, &ra.config.template_labels)?;
             }
-            fieldspec::merge_one(&mut fss, FieldSpec { gvk: Gvk::default(), path: "metadata/labels".into(), create: true })
-                .map_err(|m| t_err(t, m))?;
+            fieldspec::merge_one(
+                &mut fss,
+                FieldSpec {
+                    gvk: Gvk::default(),
+                    path: "metadata/labels".into(),
+                    create: true,
+                },
+            )
+            .map_err(|m| t_err(t, m))?;
         }
         apply_map_entries(ra, &l.pairs, &fss, &t.file)?;
     }
@@ -211,15 +274,22 @@ pub fn annotations(t: &Target, ra: &mut Accumulator) -> Result<()> {
 
 pub fn replicas(t: &Target, ra: &mut Accumulator) -> Result<()> {
     for rep in &t.kust.replicas {
-        let m = rep.as_map().ok_or_else(|| t_err(t, "entries of 'replicas' must be mappings"))?;
+        let m = rep
+            .as_map()
+            .ok_or_else(|| t_err(t, "entries of 'replicas' must be mappings"))?;
         let name = m.get("name").and_then(Value::scalar_text).unwrap_or_default();
         let count = match m.get("count") {
             Some(Value::Int(i)) => *i,
             None | Some(Value::Null | Value::NullText) => 0,
-            Some(other) => return Err(t_err(t, format!("replicas '{name}': count must be an integer, got {other:?}"))),
+            Some(other) => {
+                return Err(t_err(
+                    t,
+                    format!("replicas '{name}': count must be an integer, got {other:?}"),
+                ));
+            }
         };
         let cfg = std::sync::Arc::clone(&ra.config);
-    let specs = &cfg.replicas;
+        let specs = &cfg.replicas;
         let mut found = false;
         for fs in specs {
             for r in &mut ra.resources {
@@ -239,7 +309,10 @@ pub fn replicas(t: &Target, ra: &mut Accumulator) -> Result<()> {
             let gvks: Vec<String> = specs.iter().map(|f| f.gvk.to_string()).collect();
             return Err(t_err(
                 t,
-                format!("resource with name {name} does not match a config with the following GVK [{}]", gvks.join(" ")),
+                format!(
+                    "resource with name {name} does not match a config with the following GVK [{}]",
+                    gvks.join(" ")
+                ),
             ));
         }
     }
@@ -278,19 +351,35 @@ fn split_image(image: &str) -> (String, String, String) {
         (None, None) => (image.to_string(), String::new(), String::new()),
         (None, Some(id)) => {
             let id = id + offset;
-            (image[..id].to_string(), String::new(), image[id + 1..].to_string())
+            (
+                image[..id].to_string(),
+                String::new(),
+                image[id + 1..].to_string(),
+            )
         }
         (Some(ic), Some(id)) if id < ic => {
             let id = id + offset;
-            (image[..id].to_string(), String::new(), image[id + 1..].to_string())
+            (
+                image[..id].to_string(),
+                String::new(),
+                image[id + 1..].to_string(),
+            )
         }
         (Some(ic), Some(id)) => {
             let (ic, id) = (ic + offset, id + offset);
-            (image[..ic].to_string(), image[ic + 1..id].to_string(), image[id + 1..].to_string())
+            (
+                image[..ic].to_string(),
+                image[ic + 1..id].to_string(),
+                image[id + 1..].to_string(),
+            )
         }
         (Some(ic), None) => {
             let ic = ic + offset;
-            (image[..ic].to_string(), image[ic + 1..].to_string(), String::new())
+            (
+                image[..ic].to_string(),
+                image[ic + 1..].to_string(),
+                String::new(),
+            )
         }
     }
 }
@@ -354,7 +443,9 @@ fn legacy_images(v: &mut Value, a: &ImageArgs) -> std::result::Result<(), String
 
 pub fn images(t: &Target, ra: &mut Accumulator) -> Result<()> {
     for img in &t.kust.images {
-        let m = img.as_map().ok_or_else(|| t_err(t, "entries of 'images' must be mappings"))?;
+        let m = img
+            .as_map()
+            .ok_or_else(|| t_err(t, "entries of 'images' must be mappings"))?;
         let s = |k: &str| m.get(k).and_then(Value::scalar_text).unwrap_or_default();
         let a = ImageArgs {
             pattern: image_pattern(&s("name")),
@@ -364,7 +455,7 @@ pub fn images(t: &Target, ra: &mut Accumulator) -> Result<()> {
             tag_suffix: s("tagSuffix"),
         };
         let cfg = std::sync::Arc::clone(&ra.config);
-    let specs = &cfg.images;
+        let specs = &cfg.images;
         for r in &mut ra.resources {
             if r.kind() == "CustomResourceDefinition" {
                 continue;
@@ -385,9 +476,18 @@ mod tests {
         let s = |x: &str| split_image(x);
         assert_eq!(s("nginx"), ("nginx".into(), "".into(), "".into()));
         assert_eq!(s("nginx:1.2"), ("nginx".into(), "1.2".into(), "".into()));
-        assert_eq!(s("reg:5000/nginx:1.2"), ("reg:5000/nginx".into(), "1.2".into(), "".into()));
-        assert_eq!(s("nginx@sha256:ab"), ("nginx".into(), "".into(), "sha256:ab".into()));
-        assert_eq!(s("nginx:1@sha256:ab"), ("nginx".into(), "1".into(), "sha256:ab".into()));
+        assert_eq!(
+            s("reg:5000/nginx:1.2"),
+            ("reg:5000/nginx".into(), "1.2".into(), "".into())
+        );
+        assert_eq!(
+            s("nginx@sha256:ab"),
+            ("nginx".into(), "".into(), "sha256:ab".into())
+        );
+        assert_eq!(
+            s("nginx:1@sha256:ab"),
+            ("nginx".into(), "1".into(), "sha256:ab".into())
+        );
         assert!(image_matches("docker.io/kubeflow/x:v1", "docker.io/kubeflow/x"));
         assert!(!image_matches("docker.io/kubeflow/xy:v1", "docker.io/kubeflow/x"));
     }

@@ -18,12 +18,20 @@ pub fn parse_vars(vals: &[Value]) -> Result<Vec<Var>, String> {
     for v in vals {
         let m = v.as_map().ok_or("entries of 'vars' must be mappings")?;
         let name = m.get_ci("name").and_then(Value::scalar_text).unwrap_or_default();
-        let o = m.get_ci("objref").and_then(Value::as_map).cloned().unwrap_or_default();
+        let o = m
+            .get_ci("objref")
+            .and_then(Value::as_map)
+            .cloned()
+            .unwrap_or_default();
         let s = |k: &str| o.get_ci(k).and_then(Value::scalar_text).unwrap_or_default();
         let gvk = if !s("apiVersion").is_empty() {
             Gvk::from_api_version(&s("apiVersion"), &s("kind"))
         } else {
-            Gvk { group: s("group"), version: s("version"), kind: s("kind") }
+            Gvk {
+                group: s("group"),
+                version: s("version"),
+                kind: s("kind"),
+            }
         };
         let field_path = m
             .get_ci("fieldref")
@@ -32,7 +40,15 @@ pub fn parse_vars(vals: &[Value]) -> Result<Vec<Var>, String> {
             .and_then(Value::scalar_text)
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "metadata.name".into());
-        out.push(Var { name, objref: ResId { gvk, name: s("name"), namespace: s("namespace") }, field_path });
+        out.push(Var {
+            name,
+            objref: ResId {
+                gvk,
+                name: s("name"),
+                namespace: s("namespace"),
+            },
+            field_path,
+        });
     }
     Ok(out)
 }
@@ -57,11 +73,24 @@ pub fn merge_vars(ra: &mut Accumulator, incoming: Vec<Var>) -> Result<(), String
             .resources
             .iter()
             .enumerate()
-            .filter(|(_, r)| !r.is_empty() && r.any_id(|id| if strict { target.equals(id) } else { target.gvkn_equals(id) }))
+            .filter(|(_, r)| {
+                !r.is_empty()
+                    && r.any_id(|id| {
+                        if strict {
+                            target.equals(id)
+                        } else {
+                            target.gvkn_equals(id)
+                        }
+                    })
+            })
             .map(|(i, _)| i)
             .collect();
         if hits.len() > 1 {
-            return Err(format!("found {} resId matches for var {} (unable to disambiguate)", hits.len(), v.name));
+            return Err(format!(
+                "found {} resId matches for var {} (unable to disambiguate)",
+                hits.len(),
+                v.name
+            ));
         }
         if let Some(&i) = hits.first() {
             ra.resources[i].ref_var_names.push(v.name.clone());
@@ -133,7 +162,12 @@ fn do_replacements(input: &str, vars: &[(String, Value)], counts: &mut [usize]) 
             };
             if is_var {
                 let mapped = match vars.iter().position(|(n, _)| *n == read) {
-                    Some(i) if !matches!(vars[i].1, Value::Map(_) | Value::Seq(_) | Value::Null | Value::NullText) => {
+                    Some(i)
+                        if !matches!(
+                            vars[i].1,
+                            Value::Map(_) | Value::Seq(_) | Value::Null | Value::NullText
+                        ) =>
+                    {
                         counts[i] += 1;
                         vars[i].1.clone()
                     }
@@ -197,11 +231,22 @@ pub fn resolve(ra: &mut Accumulator) -> Result<(), String> {
     vars.sort_by(|a, b| a.name.cmp(&b.name));
     let mut values = Vec::new();
     for v in &vars {
-        let holder = ra.resources.iter().find(|r| r.ref_var_names.contains(&v.name)).ok_or_else(|| {
-            format!("var '{}' cannot be mapped to a field in the set of known resources", v.name)
+        let holder = ra
+            .resources
+            .iter()
+            .find(|r| r.ref_var_names.contains(&v.name))
+            .ok_or_else(|| {
+                format!(
+                    "var '{}' cannot be mapped to a field in the set of known resources",
+                    v.name
+                )
+            })?;
+        let val = lookup(&holder.obj, &v.field_path).ok_or_else(|| {
+            format!(
+                "field specified in var '{}' not found in corresponding resource",
+                v.name
+            )
         })?;
-        let val = lookup(&holder.obj, &v.field_path)
-            .ok_or_else(|| format!("field specified in var '{}' not found in corresponding resource", v.name))?;
         values.push((v.name.clone(), val.clone()));
     }
     let mut counts = vec![0usize; values.len()];
@@ -210,12 +255,22 @@ pub fn resolve(ra: &mut Accumulator) -> Result<(), String> {
     for r in &mut ra.resources {
         let gvk = r.gvk();
         for fs in specs {
-            fieldspec::apply(&mut r.obj, &gvk, fs, CreateKind::None, &mut |node| replace_in(node, &values, &mut counts))?;
+            fieldspec::apply(&mut r.obj, &gvk, fs, CreateKind::None, &mut |node| {
+                replace_in(node, &values, &mut counts)
+            })?;
         }
     }
-    let unused: Vec<String> = values.iter().zip(&counts).filter(|(_, c)| **c == 0).map(|((n, _), _)| n.clone()).collect();
+    let unused: Vec<String> = values
+        .iter()
+        .zip(&counts)
+        .filter(|(_, c)| **c == 0)
+        .map(|((n, _), _)| n.clone())
+        .collect();
     if !unused.is_empty() {
-        ra.warnings.push(format!("well-defined vars that were never replaced: {}", unused.join(",")));
+        ra.warnings.push(format!(
+            "well-defined vars that were never replaced: {}",
+            unused.join(",")
+        ));
     }
     Ok(())
 }

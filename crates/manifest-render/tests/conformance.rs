@@ -11,7 +11,10 @@ use std::path::Path;
 const KNOWN_FAILING: &[&str] = &[];
 
 fn compare(dir: &Path, mirror: &Path, expected: &Path) -> Result<(), String> {
-    let opts = manifest_render::Options { mirror: Some(mirror.to_path_buf()), ..Default::default() };
+    let opts = manifest_render::Options {
+        mirror: Some(mirror.to_path_buf()),
+        ..Default::default()
+    };
     let got = manifest_render::render(dir, &opts);
     if expected.extension().is_some_and(|e| e == "err") {
         return match got {
@@ -20,12 +23,17 @@ fn compare(dir: &Path, mirror: &Path, expected: &Path) -> Result<(), String> {
             Ok(_) => Err("kustomize refuses this case; we rendered it".into()),
         };
     }
-    let want = std::fs::read_to_string(expected).map_err(|e| format!("reading {}: {e}", expected.display()))?;
+    let want =
+        std::fs::read_to_string(expected).map_err(|e| format!("reading {}: {e}", expected.display()))?;
     let got = got.map_err(|e| format!("error: {e}"))?.yaml;
     if got == want {
         return Ok(());
     }
-    let line = got.lines().zip(want.lines()).position(|(a, b)| a != b).unwrap_or(got.lines().count().min(want.lines().count()));
+    let line = got
+        .lines()
+        .zip(want.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.lines().count().min(want.lines().count()));
     Err(format!(
         "line {}: expected {:?}, got {:?}",
         line + 1,
@@ -36,7 +44,9 @@ fn compare(dir: &Path, mirror: &Path, expected: &Path) -> Result<(), String> {
 
 #[test]
 fn corpus_and_homelab_match_kustomize() {
-    let Some(shared) = testkit::require_shared("corpus_and_homelab_match_kustomize") else { return };
+    let Some(shared) = testkit::require_shared("corpus_and_homelab_match_kustomize") else {
+        return;
+    };
     let mirror = shared.join("upstream");
     let reference = shared.join("reference");
     let list = std::fs::read_to_string(reference.join("corpus.list")).expect("corpus.list");
@@ -46,11 +56,19 @@ fn corpus_and_homelab_match_kustomize() {
         .map(|case| {
             let stem = case.replace('/', "__");
             let err = reference.join("corpus").join(format!("{stem}.err"));
-            let expected = if err.is_file() { err } else { reference.join("corpus").join(format!("{stem}.yaml")) };
+            let expected = if err.is_file() {
+                err
+            } else {
+                reference.join("corpus").join(format!("{stem}.yaml"))
+            };
             (case.to_string(), mirror.join("git").join(case), expected)
         })
         .collect();
-    cases.push(("homelab".into(), reference.join("homelab"), reference.join("homelab.yaml")));
+    cases.push((
+        "homelab".into(),
+        reference.join("homelab"),
+        reference.join("homelab.yaml"),
+    ));
     assert_eq!(cases.len(), 267, "266 corpus cases plus the owner's overlay");
     let mut unexpected = Vec::new();
     let mut fixed = Vec::new();
@@ -62,6 +80,14 @@ fn corpus_and_homelab_match_kustomize() {
             _ => {}
         }
     }
-    assert!(fixed.is_empty(), "now conforming, remove from KNOWN_FAILING: {fixed:?}");
-    assert!(unexpected.is_empty(), "{} case(s) differ from kustomize:\n{}", unexpected.len(), unexpected.join("\n"));
+    assert!(
+        fixed.is_empty(),
+        "now conforming, remove from KNOWN_FAILING: {fixed:?}"
+    );
+    assert!(
+        unexpected.is_empty(),
+        "{} case(s) differ from kustomize:\n{}",
+        unexpected.len(),
+        unexpected.join("\n")
+    );
 }

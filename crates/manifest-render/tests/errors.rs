@@ -25,8 +25,17 @@ fn fails(files: &[(&str, &str)]) -> String {
         .env_remove("KFLITE_UPSTREAM_MIRROR")
         .output()
         .expect("run manifest-render");
-    assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stdout.is_empty(), "partial output: {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "partial output: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!err.contains("panicked"), "{err}");
     err
@@ -36,35 +45,62 @@ const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n";
 
 #[test]
 fn malformed_yaml_names_file_and_line() {
-    let e = fails(&[("build/kustomization.yaml", "resources: [cm.yaml]\n"), ("build/cm.yaml", "apiVersion: v1\nkind: [ConfigMap\nmetadata: {}\n")]);
+    let e = fails(&[
+        ("build/kustomization.yaml", "resources: [cm.yaml]\n"),
+        (
+            "build/cm.yaml",
+            "apiVersion: v1\nkind: [ConfigMap\nmetadata: {}\n",
+        ),
+    ]);
     assert!(e.contains("cm.yaml:3:") && e.contains("malformed YAML"), "{e}");
 }
 
 #[test]
 fn unknown_kustomization_field_is_named() {
-    let e = fails(&[("build/kustomization.yaml", "resources: [cm.yaml]\nresourcez: [x]\n"), ("build/cm.yaml", CM)]);
-    assert!(e.contains("kustomization.yaml") && e.contains("unknown field \"resourcez\""), "{e}");
+    let e = fails(&[
+        (
+            "build/kustomization.yaml",
+            "resources: [cm.yaml]\nresourcez: [x]\n",
+        ),
+        ("build/cm.yaml", CM),
+    ]);
+    assert!(
+        e.contains("kustomization.yaml") && e.contains("unknown field \"resourcez\""),
+        "{e}"
+    );
 }
 
 #[test]
 fn missing_file_is_named() {
-    let e = fails(&[("build/kustomization.yaml", "resources: [cm.yaml, gone.yaml]\n"), ("build/cm.yaml", CM)]);
+    let e = fails(&[
+        ("build/kustomization.yaml", "resources: [cm.yaml, gone.yaml]\n"),
+        ("build/cm.yaml", CM),
+    ]);
     assert!(e.contains("gone.yaml") && e.contains("kustomization.yaml"), "{e}");
 }
 
 #[test]
 fn file_outside_the_root_is_refused() {
-    let e = fails(&[("build/kustomization.yaml", "resources: [../outside.yaml]\n"), ("outside.yaml", CM)]);
+    let e = fails(&[
+        ("build/kustomization.yaml", "resources: [../outside.yaml]\n"),
+        ("outside.yaml", CM),
+    ]);
     assert!(e.contains("outside.yaml") && e.contains("root-only"), "{e}");
 }
 
 #[test]
 fn json_patch_without_target_is_refused() {
     let e = fails(&[
-        ("build/kustomization.yaml", "resources: [cm.yaml]\npatches:\n- patch: '[{\"op\": \"add\", \"path\": \"/data\", \"value\": {}}]'\n"),
+        (
+            "build/kustomization.yaml",
+            "resources: [cm.yaml]\npatches:\n- patch: '[{\"op\": \"add\", \"path\": \"/data\", \"value\": {}}]'\n",
+        ),
         ("build/cm.yaml", CM),
     ]);
-    assert!(e.contains("kustomization.yaml") && e.contains("must specify a target"), "{e}");
+    assert!(
+        e.contains("kustomization.yaml") && e.contains("must specify a target"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -78,9 +114,21 @@ fn cycles_are_refused() {
 
 #[test]
 fn plugins_and_helm_are_refused_by_name() {
-    let e = fails(&[("build/kustomization.yaml", "helmCharts:\n- name: x\n  repo: https://example.com\n")]);
-    assert!(e.contains("kustomization.yaml") && e.contains("'helmCharts' is not supported"), "{e}");
-    let e = fails(&[("build/kustomization.yaml", "resources: [cm.yaml]\ntransformers: [plugin.yaml]\n"), ("build/cm.yaml", CM)]);
+    let e = fails(&[(
+        "build/kustomization.yaml",
+        "helmCharts:\n- name: x\n  repo: https://example.com\n",
+    )]);
+    assert!(
+        e.contains("kustomization.yaml") && e.contains("'helmCharts' is not supported"),
+        "{e}"
+    );
+    let e = fails(&[
+        (
+            "build/kustomization.yaml",
+            "resources: [cm.yaml]\ntransformers: [plugin.yaml]\n",
+        ),
+        ("build/cm.yaml", CM),
+    ]);
     assert!(e.contains("'transformers' is not supported"), "{e}");
 }
 
@@ -88,6 +136,9 @@ fn plugins_and_helm_are_refused_by_name() {
 fn missing_kustomization_and_remote_without_mirror() {
     let e = fails(&[("build/readme.txt", "no kustomization here")]);
     assert!(e.contains("unable to find one of 'kustomization.yaml'"), "{e}");
-    let e = fails(&[("build/kustomization.yaml", "resources:\n- github.com/kubeflow/manifests//common/x?ref=v1.11.0\n")]);
+    let e = fails(&[(
+        "build/kustomization.yaml",
+        "resources:\n- github.com/kubeflow/manifests//common/x?ref=v1.11.0\n",
+    )]);
     assert!(e.contains("--mirror") && e.contains("kustomization.yaml"), "{e}");
 }

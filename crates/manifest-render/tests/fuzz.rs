@@ -20,11 +20,18 @@ fn fuzz<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value) -> Result<
 where
     S::Value: std::fmt::Debug,
 {
-    let secs: u64 = std::env::var("MANIFEST_RENDER_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let secs: u64 = std::env::var("MANIFEST_RENDER_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut batches = 0u64;
     loop {
-        let mut runner = TestRunner::new(Config { cases: 256, failure_persistence: None, ..Config::default() });
+        let mut runner = TestRunner::new(Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Config::default()
+        });
         if let Err(e) = runner.run(&strategy, &test) {
             panic!("{name}: {e}");
         }
@@ -79,7 +86,8 @@ fn yaml_parse_and_print_never_panic_and_print_is_a_fixed_point() {
             if printed.contains("<<") {
                 return Ok(());
             }
-            let again = parse_documents(&printed).map_err(|e| TestCaseError::fail(format!("reparse of {printed:?}: {e}")))?;
+            let again = parse_documents(&printed)
+                .map_err(|e| TestCaseError::fail(format!("reparse of {printed:?}: {e}")))?;
             let reprinted = emit_documents(again.iter().filter(|d| d.as_map().is_some()));
             prop_assert_eq!(printed, reprinted);
         }
@@ -117,15 +125,22 @@ fn kustomization() -> impl Strategy<Value = String> {
 #[test]
 fn kustomization_loader_never_panics() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v}\n")
-        .expect("write");
+    std::fs::write(
+        dir.path().join("cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v}\n",
+    )
+    .expect("write");
     let opts = manifest_render::Options::default();
     fuzz("kustomization", kustomization(), |text| {
-        std::fs::write(dir.path().join("kustomization.yaml"), &text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        std::fs::write(dir.path().join("kustomization.yaml"), &text)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         match manifest_render::render(dir.path(), &opts) {
             Ok(r) => {
                 // What we print must read back.
-                prop_assert!(parse_documents(&r.yaml).is_ok(), "unparseable output for {text:?}");
+                prop_assert!(
+                    parse_documents(&r.yaml).is_ok(),
+                    "unparseable output for {text:?}"
+                );
             }
             Err(e) => prop_assert!(!e.to_string().is_empty()),
         }

@@ -369,19 +369,30 @@ fn write_case(dir: &Path, case: &Case) {
 #[test]
 fn synthetic_cases_match_kubectl_kustomize() {
     let test = "synthetic_cases_match_kubectl_kustomize";
-    let Some(kubectl) = testkit::require_tool(test, "kubectl") else { return };
+    let Some(kubectl) = testkit::require_tool(test, "kubectl") else {
+        return;
+    };
     let mut failures = Vec::new();
     for case in CASES {
         let tmp = tempfile::tempdir().expect("tempdir");
         write_case(tmp.path(), case);
         let build = tmp.path().join("build");
-        let want = Command::new(&kubectl).arg("kustomize").arg(&build).output().expect("run kubectl");
+        let want = Command::new(&kubectl)
+            .arg("kustomize")
+            .arg(&build)
+            .output()
+            .expect("run kubectl");
         let got = manifest_render::render(&build, &manifest_render::Options::default());
         match (want.status.success(), got) {
             (true, Ok(r)) => {
                 let want = String::from_utf8_lossy(&want.stdout).to_string();
                 if r.yaml != want {
-                    let line = r.yaml.lines().zip(want.lines()).position(|(a, b)| a != b).unwrap_or(0);
+                    let line = r
+                        .yaml
+                        .lines()
+                        .zip(want.lines())
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(0);
                     failures.push(format!(
                         "{}: line {}: expected {:?}, got {:?}",
                         case.name,
@@ -391,7 +402,9 @@ fn synthetic_cases_match_kubectl_kustomize() {
                     ));
                 }
             }
-            (true, Err(e)) => failures.push(format!("{}: we failed where kustomize succeeded: {e}", case.name)),
+            (true, Err(e)) => {
+                failures.push(format!("{}: we failed where kustomize succeeded: {e}", case.name))
+            }
             (false, Ok(_)) => failures.push(format!(
                 "{}: kustomize refused ({}) but we rendered",
                 case.name,
@@ -405,5 +418,11 @@ fn synthetic_cases_match_kubectl_kustomize() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), CASES.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
 }

@@ -279,7 +279,11 @@ fn file_url_remote_matches_mirror() {
         .output()
         .unwrap();
     assert!(got.status.success(), "{}", stderr(&got));
-    assert!(!stderr(&got).contains("fetching"), "quiet in a pipe: {}", stderr(&got));
+    assert!(
+        !stderr(&got).contains("fetching"),
+        "quiet in a pipe: {}",
+        stderr(&got)
+    );
     let mirror = shared.join("upstream");
     let want = run(
         &fx,

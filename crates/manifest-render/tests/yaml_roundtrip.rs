@@ -44,5 +44,11 @@ fn reference_outputs_roundtrip_byte_for_byte() {
         }
     }
     assert!(files.len() > 250, "only {} reference files", files.len());
-    assert!(failures.is_empty(), "{} of {} differ:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} differ:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }

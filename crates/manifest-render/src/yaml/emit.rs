@@ -147,7 +147,8 @@ fn analyze(value: &[u8]) -> Analysis {
         };
     }
     let (mut block_ind, mut flow_ind, mut line_breaks, mut special) = (false, false, false, false);
-    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) = (false, false, false, false);
+    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
+        (false, false, false, false);
     let (mut break_space, mut space_break, mut prev_space, mut prev_break) = (false, false, false, false);
     if value.starts_with(b"---") || value.starts_with(b"...") {
         block_ind = true;
@@ -161,8 +162,8 @@ fn analyze(value: &[u8]) -> Analysis {
         let c = value[i];
         if i == 0 {
             match c {
-                b'#' | b',' | b'[' | b']' | b'{' | b'}' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\'' | b'"' | b'%'
-                | b'@' | b'`' => {
+                b'#' | b',' | b'[' | b']' | b'{' | b'}' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\'' | b'"'
+                | b'%' | b'@' | b'`' => {
                     flow_ind = true;
                     block_ind = true;
                 }
@@ -435,7 +436,9 @@ impl Emitter {
             style = Style::Double;
         }
         if style == Style::Plain {
-            if (self.flow_level > 0 && !a.flow_plain_allowed) || (self.flow_level == 0 && !a.block_plain_allowed) {
+            if (self.flow_level > 0 && !a.flow_plain_allowed)
+                || (self.flow_level == 0 && !a.block_plain_allowed)
+            {
                 style = Style::Single;
             }
             if value.is_empty() && (self.flow_level > 0 || self.simple_key_context) {
@@ -465,7 +468,11 @@ impl Emitter {
         }
         // Without breaks, and with no space past the width, nothing folds:
         // copy the value at once.
-        let chars = if v.is_ascii() { v.len() } else { std::str::from_utf8(v).map_or(usize::MAX, |s| s.chars().count()) };
+        let chars = if v.is_ascii() {
+            v.len()
+        } else {
+            std::str::from_utf8(v).map_or(usize::MAX, |s| s.chars().count())
+        };
         if chars != usize::MAX
             && !has_break(v)
             && (!allow_breaks || self.column + chars as i64 <= BEST_WIDTH + 1 || !v.contains(&b' '))
@@ -537,7 +544,10 @@ impl Emitter {
         while i < v.len() {
             if !is_printable(v, i) || bom || is_break(v, i) || v[i] == b'"' || v[i] == b'\\' {
                 let w = width(v[i]).min(v.len() - i);
-                let ch = std::str::from_utf8(&v[i..i + w]).ok().and_then(|s| s.chars().next()).unwrap_or('\u{FFFD}');
+                let ch = std::str::from_utf8(&v[i..i + w])
+                    .ok()
+                    .and_then(|s| s.chars().next())
+                    .unwrap_or('\u{FFFD}');
                 i += w;
                 self.put(b'\\');
                 let code = ch as u32;
@@ -648,7 +658,11 @@ impl Emitter {
                 let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
                 let run = &rest[..end];
                 self.out.extend_from_slice(run);
-                self.column += if run.is_ascii() { run.len() } else { std::str::from_utf8(run).map_or(run.len(), |s| s.chars().count()) } as i64;
+                self.column += if run.is_ascii() {
+                    run.len()
+                } else {
+                    std::str::from_utf8(run).map_or(run.len(), |s| s.chars().count())
+                } as i64;
                 self.indention = false;
                 breaks = false;
                 rest = &rest[end..];
@@ -685,7 +699,13 @@ fn sorted_entries(m: &Map) -> Vec<(&String, &Value)> {
 fn key_less(a: &str, b: &str) -> bool {
     // Most keys are ASCII: compare bytes without collecting chars.
     if a.is_ascii() && b.is_ascii() {
-        return natural_less(a.as_bytes(), b.as_bytes(), |c| c.is_ascii_alphabetic(), |c| c.is_ascii_digit(), u32::from);
+        return natural_less(
+            a.as_bytes(),
+            b.as_bytes(),
+            |c| c.is_ascii_alphabetic(),
+            |c| c.is_ascii_digit(),
+            u32::from,
+        );
     }
     let ar: Vec<char> = a.chars().collect();
     let br: Vec<char> = b.chars().collect();
@@ -732,12 +752,16 @@ fn natural_less<T: Copy + PartialEq + PartialOrd>(
         }
         let mut ai = i;
         while ai < ar.len() && digit(ar[ai]) {
-            an = an.wrapping_mul(10).wrapping_add(i64::from(code(ar[ai])).wrapping_sub(i64::from(zero)));
+            an = an
+                .wrapping_mul(10)
+                .wrapping_add(i64::from(code(ar[ai])).wrapping_sub(i64::from(zero)));
             ai += 1;
         }
         let mut bi = i;
         while bi < br.len() && digit(br[bi]) {
-            bn = bn.wrapping_mul(10).wrapping_add(i64::from(code(br[bi])).wrapping_sub(i64::from(zero)));
+            bn = bn
+                .wrapping_mul(10)
+                .wrapping_add(i64::from(code(br[bi])).wrapping_sub(i64::from(zero)));
             bi += 1;
         }
         if an != bn {
@@ -773,7 +797,11 @@ fn shortest_digits(f: f64) -> (String, i32) {
 fn go_format_e(f: f64) -> String {
     let (digits, exp) = shortest_digits(f);
     let sign = if f.is_sign_negative() { "-" } else { "" };
-    let mant = if digits.len() > 1 { format!("{}.{}", &digits[..1], &digits[1..]) } else { digits };
+    let mant = if digits.len() > 1 {
+        format!("{}.{}", &digits[..1], &digits[1..])
+    } else {
+        digits
+    };
     let esign = if exp < 0 { '-' } else { '+' };
     format!("{sign}{mant}e{esign}{:02}", exp.abs())
 }
@@ -806,11 +834,19 @@ fn go_format_g(f: f64) -> String {
         return if f > 0.0 { ".inf".into() } else { "-.inf".into() };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let (_, exp) = shortest_digits(f);
     // For the shortest form Go decides with a fixed precision of 6.
-    if !(-4..6).contains(&exp) { go_format_e(f) } else { go_format_f(f) }
+    if !(-4..6).contains(&exp) {
+        go_format_e(f)
+    } else {
+        go_format_f(f)
+    }
 }
 
 /// How Go's `encoding/json` prints a float64.
@@ -850,13 +886,18 @@ mod tests {
 
     #[test]
     fn key_order_is_natural() {
-        assert_eq!(roundtrip("b10: 1\nb9: 1\na: 1\nB: 1\n_x: 1\n"), "_x: 1\nB: 1\na: 1\nb9: 1\nb10: 1\n");
+        assert_eq!(
+            roundtrip("b10: 1\nb9: 1\na: 1\nB: 1\n_x: 1\n"),
+            "_x: 1\nB: 1\na: 1\nb9: 1\nb10: 1\n"
+        );
     }
 
     #[test]
     fn styles() {
         assert_eq!(
-            roundtrip("a: 'yes'\nb: ''\nc: '1'\nd: \"x\\ny\"\ne: '- x'\nf: []\ng: {}\nh:\n- a: 1\n  b: [1]\n"),
+            roundtrip(
+                "a: 'yes'\nb: ''\nc: '1'\nd: \"x\\ny\"\ne: '- x'\nf: []\ng: {}\nh:\n- a: 1\n  b: [1]\n"
+            ),
             "a: \"yes\"\nb: \"\"\nc: \"1\"\nd: |-\n  x\n  y\ne: '- x'\nf: []\ng: {}\nh:\n- a: 1\n  b:\n  - 1\n"
         );
     }

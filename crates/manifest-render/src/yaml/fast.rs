@@ -40,7 +40,11 @@ pub(crate) fn parse(text: &str) -> Option<Vec<Value>> {
         .lines()
         .map(|raw| {
             let indent = raw.len() - raw.trim_start_matches(' ').len();
-            Line { indent, text: raw[indent..].trim_end_matches(' '), raw }
+            Line {
+                indent,
+                text: raw[indent..].trim_end_matches(' '),
+                raw,
+            }
         })
         .collect();
     let mut p = P { lines, i: 0, end: 0 };
@@ -129,7 +133,8 @@ fn plain_start_ok(s: &str) -> bool {
         None => false,
         Some(b'-' | b'?' | b':') => b.get(1).is_some_and(|c| *c != b' '),
         Some(
-            b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\'' | b'"' | b'%' | b'@' | b'`',
+            b',' | b'[' | b']' | b'{' | b'}' | b'#' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\'' | b'"' | b'%'
+            | b'@' | b'`',
         ) => false,
         Some(_) => true,
     }
@@ -521,7 +526,11 @@ impl<'a> P<'a> {
             }
             j += 1;
         }
-        let ci = if j < self.end && self.lines[j].indent > parent { self.lines[j].indent } else { return None };
+        let ci = if j < self.end && self.lines[j].indent > parent {
+            self.lines[j].indent
+        } else {
+            return None;
+        };
         let mut body = String::new();
         let mut trailing = 0usize;
         let mut k = self.i;
@@ -595,12 +604,18 @@ mod tests {
                 assert_eq!(Ok(fast), slow(text).map_err(|e| e.to_string()), "{text:?}");
             }
         }
-        assert!(parse("a: 1\nb: {x: 1}\n").is_none(), "flow mappings are left to libyaml");
+        assert!(
+            parse("a: 1\nb: {x: 1}\n").is_none(),
+            "flow mappings are left to libyaml"
+        );
     }
 
     #[test]
     fn agrees_with_libyaml_on_the_upstream_tree() {
-        let Some(shared) = testkit::require_shared("fast_parser_agrees_with_libyaml_on_the_upstream_tree") else { return };
+        let Some(shared) = testkit::require_shared("fast_parser_agrees_with_libyaml_on_the_upstream_tree")
+        else {
+            return;
+        };
         let mut stack = vec![shared.join("upstream")];
         let (mut total, mut fast_ok) = (0, 0);
         let mut bad = Vec::new();
@@ -614,14 +629,19 @@ mod tests {
                 if !p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
                     continue;
                 }
-                let Ok(text) = std::fs::read_to_string(&p) else { continue };
+                let Ok(text) = std::fs::read_to_string(&p) else {
+                    continue;
+                };
                 total += 1;
                 if let Some(fast) = parse(&text) {
                     fast_ok += 1;
                     match slow(&text) {
                         Ok(s) if s == fast => {}
                         Ok(_) => bad.push(format!("{}: values differ", p.display())),
-                        Err(e) => bad.push(format!("{}: libyaml refuses ({e}) but the fast path accepted", p.display())),
+                        Err(e) => bad.push(format!(
+                            "{}: libyaml refuses ({e}) but the fast path accepted",
+                            p.display()
+                        )),
                     }
                 }
             }

@@ -60,7 +60,12 @@ impl Map {
     }
     /// Case-insensitive lookup (Go's JSON decoding matches struct fields so).
     pub fn get_ci(&self, key: &str) -> Option<&Value> {
-        self.get(key).or_else(|| self.entries.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+        self.get(key).or_else(|| {
+            self.entries
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+        })
     }
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         self.entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)

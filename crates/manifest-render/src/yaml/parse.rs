@@ -34,7 +34,10 @@ pub(crate) fn parse_slow(text: &str) -> Result<Vec<Value>, ParseError> {
     // libyaml-safer takes any leading 0xEF byte for a byte order mark; a
     // text that starts with another character encoded so gets a blank line.
     if text.as_bytes().first() == Some(&0xEF) && !text.starts_with('\u{feff}') {
-        return parse_slow(&format!("\n{text}")).map_err(|e| ParseError { line: e.line.saturating_sub(1), ..e });
+        return parse_slow(&format!("\n{text}")).map_err(|e| ParseError {
+            line: e.line.saturating_sub(1),
+            ..e
+        });
     }
     // libyaml-safer panics on a block scalar that ends the input without a
     // line break; parse with one added and undo its effect on that scalar.
@@ -47,7 +50,11 @@ pub(crate) fn parse_slow(text: &str) -> Result<Vec<Value>, ParseError> {
     };
     // The parser is a dependency; a panic in it must not take the caller down.
     std::panic::catch_unwind(|| parse_inner(input_text, eof_fix)).unwrap_or_else(|_| {
-        Err(ParseError { line: 0, column: 0, message: "the YAML parser failed on this input".into() })
+        Err(ParseError {
+            line: 0,
+            column: 0,
+            message: "the YAML parser failed on this input".into(),
+        })
     })
 }
 
@@ -55,7 +62,12 @@ fn parse_inner(text: &str, eof_fix: Option<u64>) -> Result<Vec<Value>, ParseErro
     let mut parser = Parser::new();
     let mut input = text.as_bytes();
     parser.set_input(&mut input);
-    let mut b = Builder { parser, anchors: HashMap::new(), text, eof_fix };
+    let mut b = Builder {
+        parser,
+        anchors: HashMap::new(),
+        text,
+        eof_fix,
+    };
     let mut docs = Vec::new();
     loop {
         let ev = b.next()?;
@@ -68,7 +80,10 @@ fn parse_inner(text: &str, eof_fix: Option<u64>) -> Result<Vec<Value>, ParseErro
                 docs.push(b.node(ev)?);
             }
             _ => {
-                let m = EvMarks { start_mark: ev.start_mark, end_mark: ev.end_mark };
+                let m = EvMarks {
+                    start_mark: ev.start_mark,
+                    end_mark: ev.end_mark,
+                };
                 return Err(err_at(&m, "unexpected event at document level"));
             }
         }
@@ -91,7 +106,11 @@ struct EvMarks {
 }
 
 fn err_at(ev: &EvMarks, message: &str) -> ParseError {
-    ParseError { line: ev.start_mark.line + 1, column: ev.start_mark.column + 1, message: message.to_string() }
+    ParseError {
+        line: ev.start_mark.line + 1,
+        column: ev.start_mark.column + 1,
+        message: message.to_string(),
+    }
 }
 
 impl<R: std::io::BufRead> Builder<'_, R> {
@@ -102,19 +121,33 @@ impl<R: std::io::BufRead> Builder<'_, R> {
             if let Some(ctx) = e.context() {
                 message = format!("{message} {ctx}");
             }
-            ParseError { line: mark.line + 1, column: mark.column + 1, message }
+            ParseError {
+                line: mark.line + 1,
+                column: mark.column + 1,
+                message,
+            }
         })
     }
 
     /// Whether the block scalar starting at `index` has the `-` chomping indicator.
     fn strips(&self, index: u64) -> bool {
         let rest = self.text.get(index as usize..).unwrap_or("");
-        let Some(pos) = rest.find(['|', '>']) else { return false };
-        rest[pos + 1..].chars().take_while(|c| matches!(c, '-' | '+' | '0'..='9')).any(|c| c == '-')
+        let Some(pos) = rest.find(['|', '>']) else {
+            return false;
+        };
+        rest[pos + 1..]
+            .chars()
+            .take_while(|c| matches!(c, '-' | '+' | '0'..='9'))
+            .any(|c| c == '-')
     }
 
     fn node(&mut self, ev: Event) -> Result<Value, ParseError> {
-        let Event { data, start_mark, end_mark, .. } = ev;
+        let Event {
+            data,
+            start_mark,
+            end_mark,
+            ..
+        } = ev;
         let ev = EvMarks { start_mark, end_mark };
         match data {
             EventData::Alias { anchor } => self
@@ -122,7 +155,13 @@ impl<R: std::io::BufRead> Builder<'_, R> {
                 .get(&anchor)
                 .cloned()
                 .ok_or_else(|| err_at(&ev, &format!("unknown anchor '{anchor}' referenced"))),
-            EventData::Scalar { anchor, tag, value, style, .. } => {
+            EventData::Scalar {
+                anchor,
+                tag,
+                value,
+                style,
+                ..
+            } => {
                 let mut value = value;
                 if let Some(len) = self.eof_fix
                     && matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
@@ -133,7 +172,11 @@ impl<R: std::io::BufRead> Builder<'_, R> {
                     value.pop();
                 }
                 let (line, column) = (ev.start_mark.line + 1, ev.start_mark.column + 1);
-                let v = scalar(value, tag.as_deref(), style).map_err(|message| ParseError { line, column, message })?;
+                let v = scalar(value, tag.as_deref(), style).map_err(|message| ParseError {
+                    line,
+                    column,
+                    message,
+                })?;
                 if let Some(a) = anchor {
                     self.anchors.insert(a, v.clone());
                 }
@@ -223,7 +266,10 @@ impl<R: std::io::BufRead> Builder<'_, R> {
 }
 
 fn scalar(value: String, tag: Option<&str>, style: ScalarStyle) -> Result<Value, String> {
-    let short = tag.map(|t| t.strip_prefix(TAG_PREFIX).map_or(t.to_string(), |s| format!("!!{s}")));
+    let short = tag.map(|t| {
+        t.strip_prefix(TAG_PREFIX)
+            .map_or(t.to_string(), |s| format!("!!{s}"))
+    });
     match short.as_deref() {
         None => {
             if style != ScalarStyle::Plain {
@@ -272,7 +318,10 @@ fn decode_base64(s: &str) -> Result<String, String> {
     let mut out = Vec::new();
     let (mut acc, mut bits) = (0u32, 0u32);
     for c in s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
-        let d = ALPHABET.iter().position(|&a| a == c).ok_or("!!binary value contains invalid base64 data")?;
+        let d = ALPHABET
+            .iter()
+            .position(|&a| a == c)
+            .ok_or("!!binary value contains invalid base64 data")?;
         acc = (acc << 6) | d as u32;
         bits += 6;
         if bits >= 8 {
@@ -296,7 +345,10 @@ mod tests {
         assert_eq!(m.get("b"), Some(&Value::Str("1".into())));
         assert_eq!(m.get("c"), Some(&Value::Str("yes".into())));
         assert_eq!(m.get("d"), Some(&Value::NullText));
-        assert_eq!(m.get("e"), Some(&Value::Seq(vec![Value::Str("x".into()), Value::Float(2.5)])));
+        assert_eq!(
+            m.get("e"),
+            Some(&Value::Seq(vec![Value::Str("x".into()), Value::Float(2.5)]))
+        );
         assert_eq!(m.get("f"), Some(&Value::Str("x\n".into())));
     }
 
@@ -308,7 +360,10 @@ mod tests {
         assert_eq!(d.get("y"), Some(&Value::Int(3)));
         let e = parse_documents("a: 1\na: 2\n").unwrap_err();
         assert_eq!(e.line, 2);
-        assert_eq!(parse_slow("\u{fb13}: 1\n").unwrap()[0].get("\u{fb13}"), Some(&Value::Int(1)));
+        assert_eq!(
+            parse_slow("\u{fb13}: 1\n").unwrap()[0].get("\u{fb13}"),
+            Some(&Value::Int(1))
+        );
         let docs = parse_documents("a: |\n  x\nb: |-\n  y\nc: |\n  z").unwrap();
         assert_eq!(docs[0].get("a"), Some(&Value::Str("x\n".into())));
         assert_eq!(docs[0].get("b"), Some(&Value::Str("y".into())));

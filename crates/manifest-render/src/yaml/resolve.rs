@@ -191,7 +191,10 @@ fn go_parse_float(s: &str) -> Option<f64> {
     let b = s.as_bytes();
     // Rust accepts "inf"/"nan" words that Go spells differently; the callers
     // only pass digit/dot-led text, so reject anything else outright.
-    if !b.iter().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-')) {
+    if !b
+        .iter()
+        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
         return None;
     }
     s.parse::<f64>().ok()
@@ -273,7 +276,11 @@ pub(crate) fn parse_timestamp(s: &str) -> Option<String> {
                 let z = &s[i..];
                 i = b.len();
                 let (h, m): (u32, u32) = (z[1..3].parse().ok()?, z[4..6].parse().ok()?);
-                if h == 0 && m == 0 { "Z".to_string() } else { z.to_string() }
+                if h == 0 && m == 0 {
+                    "Z".to_string()
+                } else {
+                    z.to_string()
+                }
             }
             _ => return None,
         }
@@ -354,7 +361,10 @@ mod tests {
         assert_eq!(resolve("0o17", Version::V3), Resolved::Int(15));
         assert_eq!(resolve("0o17", Version::V2), Resolved::Int(15));
         assert_eq!(resolve("1e3", Version::V3), Resolved::Float(1000.0));
-        assert_eq!(resolve("18446744073709551615", Version::V3), Resolved::Uint(u64::MAX));
+        assert_eq!(
+            resolve("18446744073709551615", Version::V3),
+            Resolved::Uint(u64::MAX)
+        );
         assert_eq!(resolve("1.2.3", Version::V3), Resolved::Str);
         assert_eq!(resolve("yes", Version::V3), Resolved::Str);
         assert_eq!(resolve("yes", Version::V2), Resolved::Bool(true));
@@ -364,7 +374,10 @@ mod tests {
 
     #[test]
     fn timestamps_and_base60() {
-        assert_eq!(parse_timestamp("2001-12-14").as_deref(), Some("2001-12-14T00:00:00Z"));
+        assert_eq!(
+            parse_timestamp("2001-12-14").as_deref(),
+            Some("2001-12-14T00:00:00Z")
+        );
         assert_eq!(
             parse_timestamp("2001-12-14t21:59:43.10-05:00").as_deref(),
             Some("2001-12-14T21:59:43.1-05:00")
