@@ -67,8 +67,10 @@ pub struct NotebookStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Vec<crate::preserve::RawObject>>")]
     pub conditions: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::preserve::RawObject>")]
     pub container_state: Option<Value>,
     #[serde(flatten)]
     #[schemars(skip)]

@@ -24,12 +24,16 @@ pub struct PodDefaultSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desc: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Vec<crate::preserve::RawObject>>")]
     pub env: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Vec<crate::preserve::RawObject>>")]
     pub volumes: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Vec<crate::preserve::RawObject>>")]
     pub volume_mounts: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Vec<crate::preserve::RawObject>>")]
     pub tolerations: Option<Vec<Value>>,
     #[serde(flatten)]
     #[schemars(skip)]

@@ -23,6 +23,7 @@ pub struct ProfileSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<ProfileOwner>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Vec<crate::preserve::RawObject>>")]
     pub plugins: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_quota_spec: Option<RawObject>,
@@ -63,6 +64,7 @@ impl ProfileOwner {
 #[serde(rename_all = "camelCase")]
 pub struct ProfileStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Vec<crate::preserve::RawObject>>")]
     pub conditions: Option<Vec<Value>>,
     #[serde(flatten)]
     #[schemars(skip)]

@@ -42,6 +42,7 @@ pub struct PVCViewerNetworking {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>")]
     pub target_port: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
@@ -58,6 +59,7 @@ pub struct PVCViewerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Vec<crate::preserve::RawObject>>")]
     pub conditions: Option<Vec<Value>>,
     #[serde(flatten)]
     #[schemars(skip)]

@@ -33,6 +33,7 @@ pub struct TensorboardStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Vec<crate::preserve::RawObject>>")]
     pub conditions: Option<Vec<Value>>,
     #[serde(flatten)]
     #[schemars(skip)]

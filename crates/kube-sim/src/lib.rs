@@ -12,6 +12,7 @@
 
 mod faults;
 mod http;
+mod identity;
 mod patch;
 mod registry;
 mod schema;
@@ -23,8 +24,11 @@ mod table;
 mod testcluster;
 
 pub use faults::{FailRule, LatencyRule};
+pub use identity::{Identity, rbac_objects};
 pub use status::ApiError;
-pub use testcluster::{TestCluster, TestClusterError, write_list};
+pub use testcluster::{
+    BACKEND_ENV, Backend, REAL_CLUSTER_ENV, TestCluster, TestClusterError, run_on, write_list,
+};
 
 use faults::Faults;
 use hyper_util::rt::TokioIo;

@@ -1,7 +1,12 @@
-//! The cluster e2e tests run against: kube-sim by default, a real cluster
-//! when `KFLITE_E2E_KUBECONFIG` names a kubeconfig. The same test code runs
-//! on both; on a real cluster it works in namespaces it creates (unique
-//! names) and deletes them when the `TestCluster` drops.
+//! The cluster e2e tests run against, on one of two backends:
+//! - [`Backend::KubeSim`]: kube-sim, in process (fault injection), or the real
+//!   cluster `KFLITE_E2E_KUBECONFIG` names;
+//! - [`Backend::ApiServer`]: a real kube-apiserver + etcd +
+//!   kube-controller-manager (`testsvc::ControlPlane`), shared with other
+//!   tests when `cargo xtask test` started one, else private to this test.
+//!
+//! The same test code runs on every backend ([`crate::on_each_backend!`]); it
+//! works in namespaces it creates (unique names).
 
 use crate::{Config, Handle, Server, StartError};
 use std::path::{Path, PathBuf};
@@ -10,6 +15,8 @@ use std::sync::Mutex;
 
 /// The variable that points e2e tests at a real cluster.
 pub const REAL_CLUSTER_ENV: &str = "KFLITE_E2E_KUBECONFIG";
+/// `kube-sim`, `apiserver` or `both` (the default): which backends e2e tests run on.
+pub const BACKEND_ENV: &str = "KFLITE_E2E_BACKEND";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TestClusterError {
@@ -22,10 +29,47 @@ pub enum TestClusterError {
     },
     #[error("connecting to the cluster: {0}")]
     Client(#[from] kube::Error),
+    #[error("the real control plane: {0}")]
+    ControlPlane(#[from] testsvc::ControlPlaneError),
+    #[error("{path}: {message}")]
+    Manifest { path: PathBuf, message: String },
+    #[error("writing {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// Where an e2e test runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    KubeSim,
+    ApiServer,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::KubeSim => "kube-sim",
+            Backend::ApiServer => "apiserver",
+        }
+    }
+
+    /// Whether [`BACKEND_ENV`] selects this backend.
+    pub fn selected(self) -> bool {
+        match std::env::var(BACKEND_ENV).as_deref() {
+            Ok("kube-sim") => self == Backend::KubeSim,
+            Ok("apiserver") => self == Backend::ApiServer,
+            _ => true,
+        }
+    }
+}
+
+enum Inner {
+    Sim(Handle),
+    External,
+    ApiServer(testsvc::ControlPlane),
 }
 
 pub struct TestCluster {
-    sim: Option<Handle>,
+    inner: Inner,
     kubeconfig: PathBuf,
     cache: tempfile::TempDir,
     created: Mutex<Vec<String>>,
@@ -35,6 +79,7 @@ impl std::fmt::Debug for TestCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestCluster")
             .field("kubeconfig", &self.kubeconfig)
+            .field("backend", &self.backend())
             .field("real", &self.is_real())
             .finish()
     }
@@ -49,33 +94,120 @@ impl TestCluster {
     /// Like [`TestCluster::start`], with a kube-sim configuration (ignored on a real cluster).
     pub fn start_with(config: Config) -> Result<Self, TestClusterError> {
         let cache = tempfile::tempdir().map_err(StartError::Runtime)?;
-        match std::env::var_os(REAL_CLUSTER_ENV).filter(|v| !v.is_empty()) {
-            Some(path) => Ok(TestCluster {
-                sim: None,
-                kubeconfig: PathBuf::from(path),
-                cache,
-                created: Mutex::new(Vec::new()),
-            }),
+        let (inner, kubeconfig) = match std::env::var_os(REAL_CLUSTER_ENV).filter(|v| !v.is_empty()) {
+            Some(path) => (Inner::External, PathBuf::from(path)),
             None => {
                 let sim = Server::start(config)?;
                 let kubeconfig = sim.kubeconfig_path().to_path_buf();
-                Ok(TestCluster {
-                    sim: Some(sim),
-                    kubeconfig,
-                    cache,
-                    created: Mutex::new(Vec::new()),
-                })
+                (Inner::Sim(sim), kubeconfig)
+            }
+        };
+        Ok(TestCluster {
+            inner,
+            kubeconfig,
+            cache,
+            created: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A cluster on `backend`: the real control plane `cargo xtask test`
+    /// shares (`KFLITE_CONTROL_PLANE_DIR`), else one of this test's own.
+    pub fn start_on(backend: Backend) -> Result<Self, TestClusterError> {
+        match backend {
+            Backend::KubeSim => Self::start(),
+            Backend::ApiServer => match testsvc::ControlPlane::shared() {
+                Some(shared) => Self::with_control_plane(shared?),
+                None => Self::start_private(backend),
+            },
+        }
+    }
+
+    /// A cluster on `backend` that no other test uses: for tests that change
+    /// cluster-wide things (CRDs, the API's own behaviour).
+    pub fn start_private(backend: Backend) -> Result<Self, TestClusterError> {
+        match backend {
+            Backend::KubeSim => Self::start(),
+            Backend::ApiServer => {
+                let binaries = testsvc::Binaries::locate()?;
+                Self::with_control_plane(testsvc::ControlPlane::start(&binaries)?)
             }
         }
     }
 
-    pub fn is_real(&self) -> bool {
-        self.sim.is_none()
+    fn with_control_plane(cp: testsvc::ControlPlane) -> Result<Self, TestClusterError> {
+        let cache = tempfile::tempdir().map_err(StartError::Runtime)?;
+        Ok(TestCluster {
+            kubeconfig: cp.info().admin_kubeconfig.clone(),
+            inner: Inner::ApiServer(cp),
+            cache,
+            created: Mutex::new(Vec::new()),
+        })
     }
 
-    /// The kube-sim handle (fault injection); None on a real cluster.
+    /// [`TestCluster::start_on`] for `test`, or `None` after a loud skip when
+    /// the backend is not selected or its binaries are not built. Under
+    /// `cargo xtask test` (which builds them) a missing binary fails the test.
+    pub fn for_test(test: &str, backend: Backend, private: bool) -> Option<Self> {
+        if !backend.selected() {
+            let chosen = std::env::var(BACKEND_ENV).unwrap_or_default();
+            testkit::skip(
+                test,
+                &format!("{BACKEND_ENV}={chosen} leaves out {}", backend.name()),
+            );
+            return None;
+        }
+        let started = if private {
+            Self::start_private(backend)
+        } else {
+            Self::start_on(backend)
+        };
+        match started {
+            Ok(tc) => Some(tc),
+            Err(TestClusterError::ControlPlane(e @ testsvc::ControlPlaneError::MissingBinary { .. })) => {
+                if std::env::var("KFLITE_REQUIRE").as_deref() == Ok("1")
+                    && std::env::var_os("KFLITE_TOOL_KUBE_APISERVER").is_some()
+                {
+                    panic!("{test}: cargo xtask test built the control plane, yet: {e}");
+                }
+                testkit::skip(test, &e.to_string());
+                None
+            }
+            Err(e) => panic!("{test}: cannot start the {} test cluster: {e}", backend.name()),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            Inner::Sim(_) | Inner::External => Backend::KubeSim,
+            Inner::ApiServer(_) => Backend::ApiServer,
+        }
+    }
+
+    /// The real control plane, on [`Backend::ApiServer`] (its audit log, CA, logs).
+    pub fn control_plane(&self) -> Option<&testsvc::ControlPlane> {
+        match &self.inner {
+            Inner::ApiServer(cp) => Some(cp),
+            _ => None,
+        }
+    }
+
+    /// A cluster someone else runs (`KFLITE_E2E_KUBECONFIG`): its CRDs are
+    /// installed already, and tests must not change cluster-wide objects.
+    pub fn is_real(&self) -> bool {
+        matches!(self.inner, Inner::External)
+    }
+
+    /// The kube-sim handle (fault injection); None on any real API server.
     pub fn sim(&self) -> Option<&Handle> {
-        self.sim.as_ref()
+        match &self.inner {
+            Inner::Sim(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// A private directory that lives as long as this handle (kubectl's cache, token kubeconfigs).
+    pub fn cache_path(&self) -> &Path {
+        self.cache.path()
     }
 
     pub fn kubeconfig_path(&self) -> &Path {
@@ -84,9 +216,9 @@ impl TestCluster {
 
     /// A kube-rs config for the cluster.
     pub async fn kube_config(&self) -> Result<kube::Config, TestClusterError> {
-        match &self.sim {
-            Some(h) => Ok(h.kube_config()),
-            None => {
+        match &self.inner {
+            Inner::Sim(h) => Ok(h.kube_config()),
+            _ => {
                 let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|source| {
                     TestClusterError::Kubeconfig {
                         path: self.kubeconfig.clone(),
@@ -190,7 +322,9 @@ fn namespace_resource() -> kube::api::ApiResource {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         let names = std::mem::take(&mut *self.created.lock().unwrap_or_else(|e| e.into_inner()));
-        if self.sim.is_some() || names.is_empty() {
+        // kube-sim and a private control plane vanish with this handle.
+        let private = self.control_plane().is_some_and(|cp| cp.owns_processes());
+        if self.sim().is_some() || private || names.is_empty() {
             return;
         }
         // Clean up on the real cluster from a thread of our own: Drop may run inside a runtime.
@@ -228,4 +362,153 @@ impl Drop for TestCluster {
 pub fn write_list<T: serde::Serialize>(path: &Path, items: &[T]) -> std::io::Result<()> {
     let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items });
     std::fs::write(path, serde_json::to_vec(&list).map_err(std::io::Error::other)?)
+}
+
+/// Runs the async e2e `body` on `backend` (a loud skip where the backend is
+/// not available); used by [`crate::on_each_backend!`].
+pub fn run_on<F, Fut>(test: &str, backend: Backend, private: bool, body: F)
+where
+    F: FnOnce(TestCluster) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some(tc) = TestCluster::for_test(test, backend, private) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{test}: tokio runtime: {e}"));
+    rt.block_on(body(tc));
+}
+
+/// One `#[test]` per backend for each named `async fn(TestCluster)`: module
+/// `on_kube_sim` (kube-sim, or `KFLITE_E2E_KUBECONFIG`'s cluster) and module
+/// `on_apiserver` (the real control plane). `private:` before the names gives
+/// each test a control plane of its own (tests that change cluster-wide objects).
+///
+/// ```ignore
+/// kube_sim::on_each_backend!(routes_follow_notebooks, grants_follow_profiles);
+/// async fn routes_follow_notebooks(tc: kube_sim::TestCluster) { /* ... */ }
+/// ```
+#[macro_export]
+macro_rules! on_each_backend {
+    (private: $($name:ident),+ $(,)?) => {
+        $crate::on_each_backend!(@emit true, $($name),+);
+    };
+    ($($name:ident),+ $(,)?) => {
+        $crate::on_each_backend!(@emit false, $($name),+);
+    };
+    (@emit $private:expr, $($name:ident),+) => {
+        mod on_kube_sim {
+            $(
+                #[test]
+                fn $name() {
+                    $crate::run_on(stringify!($name), $crate::Backend::KubeSim, $private, super::$name);
+                }
+            )+
+        }
+        mod on_apiserver {
+            $(
+                #[test]
+                fn $name() {
+                    $crate::run_on(stringify!($name), $crate::Backend::ApiServer, $private, super::$name);
+                }
+            )+
+        }
+    };
+}
+
+/// Gateway API v1.2.1's experimental channel, as the owner's cluster installs it, in `../shared`.
+pub fn gateway_api_release(shared: &Path) -> PathBuf {
+    shared.join("upstream/http/github.com/kubernetes-sigs/gateway-api/releases/download/v1.2.1/experimental-install.yaml")
+}
+
+impl TestCluster {
+    /// Applies CRDs (server-side, forced: tests sharing a server apply the
+    /// same ones) and waits until each is Established.
+    pub async fn install_crds(&self, crds: &[serde_json::Value]) -> Result<(), TestClusterError> {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        use kube::api::{Api, Patch, PatchParams};
+        let api: Api<CustomResourceDefinition> = Api::all(self.client().await?);
+        let mut names = Vec::new();
+        for crd in crds {
+            let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            api.patch(
+                &name,
+                &PatchParams::apply("kflite-test").force(),
+                &Patch::Apply(crd),
+            )
+            .await?;
+            names.push(name);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        for name in names {
+            loop {
+                let crd = api.get(&name).await?;
+                let established = crd
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                if established {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err(TestClusterError::Manifest {
+                        path: PathBuf::from(format!("CustomResourceDefinition/{name}")),
+                        message: "not Established within 30 s".into(),
+                    });
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// kflite's Kubeflow CRDs and the Gateway API's: on a real API server the
+    /// upstream v1.2.1 experimental release (schemas and CEL rules) when
+    /// `../shared` is there, else (and on kube-sim) `kfmodel`'s definitions.
+    /// Nothing on a cluster someone else runs: it has its own.
+    pub async fn install_platform_crds(&self) -> Result<(), TestClusterError> {
+        if self.is_real() {
+            return Ok(());
+        }
+        let mut crds: Vec<serde_json::Value> = kfmodel::crd::all()
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map_err(|e| TestClusterError::Client(kube::Error::SerdeError(e)))?;
+        let upstream = testkit::shared_dir()
+            .map(|s| gateway_api_release(&s))
+            .filter(|p| p.is_file() && self.sim().is_none());
+        match upstream {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| TestClusterError::Manifest {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+                for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+                    let v: serde_json::Value =
+                        serde::Deserialize::deserialize(doc).map_err(|e| TestClusterError::Manifest {
+                            path: path.clone(),
+                            message: e.to_string(),
+                        })?;
+                    if v["kind"] == "CustomResourceDefinition" {
+                        crds.push(v);
+                    }
+                }
+            }
+            None => {
+                for crd in kfmodel::gateway::cluster_provided_crds() {
+                    crds.push(
+                        serde_json::to_value(crd)
+                            .map_err(|e| TestClusterError::Client(kube::Error::SerdeError(e)))?,
+                    );
+                }
+            }
+        }
+        self.install_crds(&crds).await
+    }
 }

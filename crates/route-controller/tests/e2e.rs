@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kfmodel::gateway::{HttpRoute, ReferenceGrant};
 use kfmodel::{
     Notebook, NotebookSpec, PVCViewer, PVCViewerSpec, Profile, ProfileSpec, Tensorboard, TensorboardSpec,
@@ -22,50 +21,54 @@ use tokio::sync::oneshot;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+kube_sim::on_each_backend!(
+    each_kind_gets_its_route_and_grant_and_loses_them_on_delete,
+    restart_prunes_orphans_and_hand_changes_are_undone,
+    colliding_namespace_name_pairs_get_distinct_routes,
+    exactly_one_of_two_replicas_reconciles_and_the_other_takes_over,
+);
+
+/// Fault injection exists on kube-sim only.
+#[test]
+fn converges_through_faults_on_kube_sim() {
+    kube_sim::run_on(
+        "converges_through_faults_on_kube_sim",
+        kube_sim::Backend::KubeSim,
+        false,
+        converges_through_conflicts_errors_and_cut_watches,
+    );
+}
+
 struct Env {
     cluster: TestCluster,
+    /// The test's own (admin) client.
     client: Client,
+    /// The controller's: its ServiceAccount under manifests/route-controller's RBAC.
+    controller: Client,
     route_ns: String,
 }
 
-async fn env(test: &str) -> Option<Env> {
+async fn env(cluster: TestCluster) -> Env {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_test_writer()
         .try_init();
-    let cluster = match TestCluster::start() {
-        Ok(c) => c,
-        Err(e) => panic!("{test}: cannot start the test cluster: {e}"),
-    };
     let client = cluster.client().await.expect("client");
-    if !cluster.is_real() {
-        // A real cluster has these already; kube-sim starts empty.
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let mut all = kfmodel::crd::all();
-        all.extend(kfmodel::gateway::cluster_provided_crds());
-        for crd in all {
-            crds.patch(
-                &crd.name_any(),
-                &PatchParams::apply("e2e").force(),
-                &Patch::Apply(&crd),
-            )
-            .await
-            .expect("CRD");
-        }
-        wait_for("CRDs served", || {
-            let api: Api<HttpRoute> = Api::all(client.clone());
-            async move { api.list(&ListParams::default()).await.is_ok() }
-        })
-        .await;
-    }
+    cluster.install_platform_crds().await.expect("CRDs");
     let route_ns = cluster.namespace("routes").await.expect("route namespace");
-    Some(Env {
+    let identity = cluster
+        .controller_identity("route-controller", &route_ns)
+        .await
+        .expect("controller identity");
+    let controller = identity.client().await.expect("controller client");
+    Env {
         cluster,
         client,
+        controller,
         route_ns,
-    })
+    }
 }
 
 fn config(route_ns: &str) -> Config {
@@ -182,20 +185,18 @@ fn rn(kind: &str, ns: &str, name: &str) -> String {
     kfmodel::naming::route_name(kind, ns, name)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_kind_gets_its_route_and_grant_and_loses_them_on_delete() {
-    let Some(Env {
+async fn each_kind_gets_its_route_and_grant_and_loses_them_on_delete(cluster: TestCluster) {
+    let Env {
         cluster: _cluster,
         client,
         route_ns,
-    }) = env("each_kind").await
-    else {
-        return;
-    };
+        controller,
+        ..
+    } = env(cluster).await;
     let ns = _cluster.namespace("team").await.unwrap();
     let mut cfg = config(&route_ns);
     cfg.user_id_source = UserIdSource::ProfileOwner;
-    let running = start(&client, cfg, "solo", None);
+    let running = start(&controller, cfg, "solo", None);
 
     create_notebook(&client, &ns, "nb").await;
     let tb = Tensorboard::new(
@@ -324,19 +325,17 @@ async fn each_kind_gets_its_route_and_grant_and_loses_them_on_delete() {
     running.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_prunes_orphans_and_hand_changes_are_undone() {
-    let Some(Env {
+async fn restart_prunes_orphans_and_hand_changes_are_undone(cluster: TestCluster) {
+    let Env {
         cluster,
         client,
         route_ns,
-    }) = env("restart").await
-    else {
-        return;
-    };
+        controller,
+        ..
+    } = env(cluster).await;
     let kept = cluster.namespace("kept").await.unwrap();
     let emptied = cluster.namespace("emptied").await.unwrap();
-    let running = start(&client, config(&route_ns), "first", None);
+    let running = start(&controller, config(&route_ns), "first", None);
     create_notebook(&client, &kept, "stay").await;
     create_notebook(&client, &kept, "go").await;
     create_notebook(&client, &emptied, "gone").await;
@@ -358,7 +357,7 @@ async fn restart_prunes_orphans_and_hand_changes_are_undone() {
         "nothing pruned while down"
     );
 
-    let running = start(&client, config(&route_ns), "second", None);
+    let running = start(&controller, config(&route_ns), "second", None);
     wait_for("orphans pruned after restart", || {
         let (c, r, k, e) = (client.clone(), route_ns.clone(), kept.clone(), emptied.clone());
         async move {
@@ -398,16 +397,14 @@ async fn restart_prunes_orphans_and_hand_changes_are_undone() {
     running.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn colliding_namespace_name_pairs_get_distinct_routes() {
-    let Some(Env {
+async fn colliding_namespace_name_pairs_get_distinct_routes(cluster: TestCluster) {
+    let Env {
         cluster,
         client,
         route_ns,
-    }) = env("collide").await
-    else {
-        return;
-    };
+        controller,
+        ..
+    } = env(cluster).await;
     // ns "<p>" + name "b-c" and ns "<p>-b" + name "c": both "notebook-<p>-b-c" to the Python controller.
     let a = cluster.namespace("coll").await.unwrap();
     let b = format!("{a}-b");
@@ -418,7 +415,7 @@ async fn colliding_namespace_name_pairs_get_distinct_routes() {
     )
     .await
     .unwrap();
-    let running = start(&client, config(&route_ns), "solo", None);
+    let running = start(&controller, config(&route_ns), "solo", None);
     create_notebook(&client, &a, "b-c").await;
     create_notebook(&client, &b, "c").await;
     wait_for("both routes", || {
@@ -438,16 +435,14 @@ async fn colliding_namespace_name_pairs_get_distinct_routes() {
     nss.delete(&b, &DeleteParams::default()).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn converges_through_conflicts_errors_and_cut_watches() {
-    let Some(Env {
+async fn converges_through_conflicts_errors_and_cut_watches(cluster: TestCluster) {
+    let Env {
         cluster,
         client,
         route_ns,
-    }) = env("faults").await
-    else {
-        return;
-    };
+        controller,
+        ..
+    } = env(cluster).await;
     let Some(sim) = cluster.sim() else {
         testkit::skip(
             "route-controller::converges_through_faults",
@@ -456,7 +451,7 @@ async fn converges_through_conflicts_errors_and_cut_watches() {
         return;
     };
     let ns = cluster.namespace("faulty").await.unwrap();
-    let running = start(&client, config(&route_ns), "solo", None);
+    let running = start(&controller, config(&route_ns), "solo", None);
     sim.fail_next(Some("patch"), Some("httproutes"), 409, 3);
     sim.fail_next(Some("patch"), Some("httproutes"), 500, 3);
     sim.fail_next(Some("patch"), Some("referencegrants"), 500, 2);
@@ -492,16 +487,14 @@ async fn converges_through_conflicts_errors_and_cut_watches() {
     running.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exactly_one_of_two_replicas_reconciles_and_the_other_takes_over() {
-    let Some(Env {
+async fn exactly_one_of_two_replicas_reconciles_and_the_other_takes_over(cluster: TestCluster) {
+    let Env {
         cluster,
         client,
         route_ns,
-    }) = env("leader").await
-    else {
-        return;
-    };
+        controller,
+        ..
+    } = env(cluster).await;
     let ns = cluster.namespace("ha").await.unwrap();
     let lease = |id: &str| LeaderConfig {
         namespace: route_ns.clone(),
@@ -510,13 +503,13 @@ async fn exactly_one_of_two_replicas_reconciles_and_the_other_takes_over() {
         lease_duration: Duration::from_secs(2),
         renew_every: Duration::from_millis(300),
     };
-    let one = start(&client, config(&route_ns), "one", Some(lease("one")));
+    let one = start(&controller, config(&route_ns), "one", Some(lease("one")));
     wait_for("a leader", || {
         let m = one.metrics.clone();
         async move { m.is_leader.get() == 1 }
     })
     .await;
-    let two = start(&client, config(&route_ns), "two", Some(lease("two")));
+    let two = start(&controller, config(&route_ns), "two", Some(lease("two")));
     create_notebook(&client, &ns, "first").await;
     wait_for("route from the leader", || {
         let (c, r, n) = (client.clone(), route_ns.clone(), ns.clone());

@@ -1,0 +1,234 @@
+//! Controllers under test act as they do in a cluster: as their own
+//! ServiceAccount, bound by the RBAC objects in `manifests/<component>/`.
+
+use std::path::{Path, PathBuf};
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use serde_json::Value;
+
+use crate::testcluster::{TestCluster, TestClusterError};
+
+/// A ServiceAccount identity and a kubeconfig that authenticates as it.
+#[derive(Clone)]
+pub struct Identity {
+    /// `system:serviceaccount:<namespace>:<name>`, as the audit log names it.
+    pub user: String,
+    pub namespace: String,
+    pub service_account: String,
+    /// Names of the ClusterRoles, Roles and bindings applied for it.
+    pub rbac: Vec<(String, String)>,
+    /// Holds a token: readable by the owner only, inside the cluster's private cache.
+    pub kubeconfig: PathBuf,
+}
+
+impl std::fmt::Debug for Identity {
+    // The kubeconfig holds a token; print only who this is.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity").field("user", &self.user).finish()
+    }
+}
+
+impl Identity {
+    pub async fn kube_config(&self) -> Result<kube::Config, TestClusterError> {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|source| {
+            TestClusterError::Kubeconfig {
+                path: self.kubeconfig.clone(),
+                source,
+            }
+        })?;
+        kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .map_err(|source| TestClusterError::Kubeconfig {
+                path: self.kubeconfig.clone(),
+                source,
+            })
+    }
+
+    pub async fn client(&self) -> Result<kube::Client, TestClusterError> {
+        Ok(kube::Client::try_from(self.kube_config().await?)?)
+    }
+}
+
+/// `manifests/<component>/rbac.yaml`'s objects, moved to `namespace`: the
+/// ServiceAccount, Roles and RoleBindings live there (as kustomize's
+/// `namespace:` would put them), and cluster-scoped names get `-<namespace>`
+/// so tests sharing one API server never rebind each other's accounts.
+pub fn rbac_objects(component: &str, namespace: &str) -> Result<Vec<Value>, TestClusterError> {
+    let path = testkit::workspace_root()
+        .join("manifests")
+        .join(component)
+        .join("rbac.yaml");
+    let text = std::fs::read_to_string(&path).map_err(|e| TestClusterError::Manifest {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let suffix = |name: &str| format!("{name}-{namespace}");
+    let mut out = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let mut obj: Value =
+            serde::Deserialize::deserialize(doc).map_err(|e| TestClusterError::Manifest {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        if obj.is_null() {
+            continue;
+        }
+        let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+        match kind.as_str() {
+            "ServiceAccount" | "Role" | "RoleBinding" => obj["metadata"]["namespace"] = namespace.into(),
+            "ClusterRole" | "ClusterRoleBinding" => {
+                let name = suffix(obj["metadata"]["name"].as_str().unwrap_or_default());
+                obj["metadata"]["name"] = name.into();
+            }
+            other => {
+                return Err(TestClusterError::Manifest {
+                    path,
+                    message: format!("{other} is not an RBAC kind"),
+                });
+            }
+        }
+        if kind.ends_with("Binding") {
+            if obj["roleRef"]["kind"] == "ClusterRole" {
+                let name = suffix(obj["roleRef"]["name"].as_str().unwrap_or_default());
+                obj["roleRef"]["name"] = name.into();
+            }
+            if let Some(subjects) = obj["subjects"].as_array_mut() {
+                for s in subjects.iter_mut().filter(|s| s["kind"] == "ServiceAccount") {
+                    s["namespace"] = namespace.into();
+                }
+            }
+        }
+        out.push(obj);
+    }
+    Ok(out)
+}
+
+fn api_resource(obj: &Value) -> ApiResource {
+    let api_version = obj["apiVersion"].as_str().unwrap_or_default();
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural: match kind {
+            "ServiceAccount" => "serviceaccounts".into(),
+            k => format!("{}s", k.to_ascii_lowercase()),
+        },
+    }
+}
+
+impl TestCluster {
+    /// Applies `manifests/<component>/rbac.yaml` into `namespace` (see
+    /// [`rbac_objects`]) and returns a kubeconfig authenticating as its
+    /// ServiceAccount (a TokenRequest token). On kube-sim, which authorizes
+    /// nothing, the objects are applied all the same and the kubeconfig is the
+    /// admin's.
+    pub async fn controller_identity(
+        &self,
+        component: &str,
+        namespace: &str,
+    ) -> Result<Identity, TestClusterError> {
+        let admin = self.client().await?;
+        let objects = rbac_objects(component, namespace)?;
+        let mut service_account = None;
+        let mut rbac = Vec::new();
+        for obj in &objects {
+            let ar = api_resource(obj);
+            let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let api: Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
+                Some(ns) => Api::namespaced_with(admin.clone(), ns, &ar),
+                None => Api::all_with(admin.clone(), &ar),
+            };
+            api.patch(
+                &name,
+                &PatchParams::apply("kflite-test").force(),
+                &Patch::Apply(obj),
+            )
+            .await?;
+            if ar.kind == "ServiceAccount" {
+                service_account = Some(name);
+            } else {
+                rbac.push((ar.kind.clone(), name));
+            }
+        }
+        let service_account = service_account.ok_or_else(|| TestClusterError::Manifest {
+            path: PathBuf::from(format!("manifests/{component}/rbac.yaml")),
+            message: "no ServiceAccount".into(),
+        })?;
+        let user = format!("system:serviceaccount:{namespace}:{service_account}");
+        let kubeconfig = self
+            .cache_path()
+            .join(format!("{namespace}-{service_account}.kubeconfig"));
+        if self.sim().is_some() {
+            std::fs::copy(self.kubeconfig_path(), &kubeconfig).map_err(|source| TestClusterError::Write {
+                path: kubeconfig.clone(),
+                source,
+            })?;
+        } else {
+            let token = request_token(&admin, namespace, &service_account).await?;
+            write_token_kubeconfig(self.kubeconfig_path(), &kubeconfig, &user, &token)?;
+        }
+        Ok(Identity {
+            user,
+            namespace: namespace.into(),
+            service_account,
+            rbac,
+            kubeconfig,
+        })
+    }
+}
+
+async fn request_token(client: &kube::Client, ns: &str, sa: &str) -> Result<String, TestClusterError> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let req = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let got = api.create_token_request(sa, &Default::default(), &req).await?;
+    Ok(got.status.and_then(|s| s.token).unwrap_or_default())
+}
+
+/// The admin kubeconfig with its user's credentials replaced by `token`.
+fn write_token_kubeconfig(admin: &Path, out: &Path, user: &str, token: &str) -> Result<(), TestClusterError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut kc =
+        kube::config::Kubeconfig::read_from(admin).map_err(|source| TestClusterError::Kubeconfig {
+            path: admin.to_path_buf(),
+            source,
+        })?;
+    for named in &mut kc.auth_infos {
+        named.name = user.into();
+        named.auth_info = Some(kube::config::AuthInfo {
+            token: Some(token.to_string().into()),
+            ..Default::default()
+        });
+    }
+    for ctx in kc.contexts.iter_mut().filter_map(|c| c.context.as_mut()) {
+        ctx.user = Some(user.into());
+    }
+    let text = serde_yaml_ng::to_string(&kc).map_err(|e| TestClusterError::Manifest {
+        path: out.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let write_err = |source| TestClusterError::Write {
+        path: out.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(write_err)?;
+    f.write_all(text.as_bytes()).map_err(write_err)
+}

@@ -1,0 +1,6 @@
+//! Test-only services for kflite's tests. Production crates depend on this
+//! crate only as a dev-dependency.
+
+pub mod control_plane;
+
+pub use control_plane::{Binaries, ControlPlane, ControlPlaneError};
