@@ -11,6 +11,7 @@ mod bench_render;
 mod bench_routes;
 mod buildinfo;
 mod conformance;
+mod control_plane;
 mod generate;
 mod gpu_check;
 mod images;

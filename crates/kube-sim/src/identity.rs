@@ -232,3 +232,155 @@ fn write_token_kubeconfig(admin: &Path, out: &Path, user: &str, token: &str) -> 
         .map_err(write_err)?;
     f.write_all(text.as_bytes()).map_err(write_err)
 }
+
+/// One grant of a controller's RBAC: a verb on a resource, from one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// `ClusterRole/<name>` or `Role/<name>`, as in the manifest.
+    pub role: String,
+    pub rule: usize,
+    pub group: String,
+    pub resource: String,
+    pub verb: String,
+    pub resource_names: Vec<String>,
+    /// Requests of the suite this grant allowed.
+    pub used: usize,
+}
+
+/// Every (rule, group, resource, verb) the component's manifests grant, with
+/// how many of `requests` (by its ServiceAccount, in any test namespace) it
+/// allowed. A Role's grants count only requests in the account's namespace.
+pub fn rbac_usage(
+    component: &str,
+    requests: &[testsvc::control_plane::audit::Request],
+) -> Result<Vec<Grant>, TestClusterError> {
+    // Namespace "ns" is a placeholder: names are matched without it.
+    let objects = rbac_objects(component, "ns")?;
+    let sa = objects
+        .iter()
+        .find(|o| o["kind"] == "ServiceAccount")
+        .and_then(|o| o["metadata"]["name"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let ours: Vec<_> = requests
+        .iter()
+        .filter(|r| {
+            r.user
+                .strip_prefix("system:serviceaccount:")
+                .and_then(|rest| rest.split_once(':'))
+                .is_some_and(|(_, name)| name == sa)
+        })
+        .collect();
+    let mut grants = Vec::new();
+    for obj in objects
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role")
+    {
+        let kind = obj["kind"].as_str().unwrap_or_default();
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        let name = name.strip_suffix("-ns").unwrap_or(name);
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                .unwrap_or_default()
+        };
+        for (i, rule) in obj["rules"].as_array().into_iter().flatten().enumerate() {
+            let names = strings(&rule["resourceNames"]);
+            for group in strings(&rule["apiGroups"]) {
+                for resource in strings(&rule["resources"]) {
+                    for verb in strings(&rule["verbs"]) {
+                        let used = ours
+                            .iter()
+                            .filter(|r| {
+                                (group == "*" || r.group == group)
+                                    && (resource == "*" || r.resource == resource)
+                                    && (verb == "*" || r.verb == verb)
+                                    && (names.is_empty()
+                                        || r.name.as_ref().is_some_and(|n| names.contains(n)))
+                                    // A Role binds in the account's own namespace only.
+                                    && (kind == "ClusterRole"
+                                        || r.namespace.as_deref()
+                                            == r.user.split(':').nth(2))
+                                    && r.code != 403
+                            })
+                            .count();
+                        grants.push(Grant {
+                            role: format!("{kind}/{name}"),
+                            rule: i,
+                            group: group.clone(),
+                            resource: resource.clone(),
+                            verb,
+                            resource_names: names.clone(),
+                            used,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(grants)
+}
+
+/// The report `after_suite_*rbac*` tests print: one line per grant.
+pub fn rbac_report(grants: &[Grant]) -> String {
+    let mut out = String::new();
+    for g in grants {
+        let group = if g.group.is_empty() { "core" } else { &g.group };
+        let names = if g.resource_names.is_empty() {
+            String::new()
+        } else {
+            format!(" names={}", g.resource_names.join(","))
+        };
+        out.push_str(&format!(
+            "{:>6}  {} rule {}: {} {}/{}{}{}\n",
+            g.used,
+            g.role,
+            g.rule,
+            g.verb,
+            group,
+            g.resource,
+            names,
+            if g.used == 0 { "   <- UNUSED" } else { "" }
+        ));
+    }
+    out
+}
+
+/// Fails unless every grant of `component`'s RBAC allowed at least one
+/// request of the suite recorded in the shared control plane's audit log;
+/// prints each grant with its count. Skips loudly without a shared control plane.
+pub fn assert_rbac_minimal(test: &str, component: &str) {
+    let cp = match testsvc::ControlPlane::shared() {
+        Some(Ok(cp)) => cp,
+        Some(Err(e)) => panic!("{test}: {e}"),
+        None => {
+            return testkit::skip(
+                test,
+                "no shared control plane (KFLITE_CONTROL_PLANE_DIR): run by cargo xtask test after the suite",
+            );
+        }
+    };
+    let log = &cp.info().audit_log;
+    let requests =
+        testsvc::control_plane::audit::read(log).unwrap_or_else(|e| panic!("{test}: {}: {e}", log.display()));
+    let grants = rbac_usage(component, &requests).unwrap_or_else(|e| panic!("{test}: {e}"));
+    let report = rbac_report(&grants);
+    eprintln!(
+        "{component}: requests each grant of manifests/{component}/rbac.yaml allowed in the suite:\n{report}"
+    );
+    let unused: Vec<String> = grants
+        .iter()
+        .filter(|g| g.used == 0)
+        .map(|g| {
+            format!(
+                "{} rule {}: {} {}/{}",
+                g.role, g.rule, g.verb, g.group, g.resource
+            )
+        })
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "{component}'s RBAC grants what the suite never used (narrow it, or test the path that needs it):\n{}",
+        unused.join("\n")
+    );
+}

@@ -24,7 +24,7 @@ mod table;
 mod testcluster;
 
 pub use faults::{FailRule, LatencyRule};
-pub use identity::{Identity, rbac_objects};
+pub use identity::{Grant, Identity, assert_rbac_minimal, rbac_objects, rbac_report, rbac_usage};
 pub use status::ApiError;
 pub use testcluster::{
     BACKEND_ENV, Backend, REAL_CLUSTER_ENV, TestCluster, TestClusterError, run_on, write_list,
