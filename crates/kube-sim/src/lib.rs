@@ -27,7 +27,8 @@ pub use faults::{FailRule, LatencyRule};
 pub use identity::{Grant, Identity, assert_rbac_minimal, rbac_objects, rbac_report, rbac_usage};
 pub use status::ApiError;
 pub use testcluster::{
-    BACKEND_ENV, Backend, REAL_CLUSTER_ENV, TestCluster, TestClusterError, run_on, write_list,
+    BACKEND_ENV, Backend, REAL_CLUSTER_ENV, TestCluster, TestClusterError, gateway_api_release, run_on,
+    write_list,
 };
 
 use faults::Faults;

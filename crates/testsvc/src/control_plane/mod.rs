@@ -246,6 +246,10 @@ impl ControlPlane {
                 .args(["--audit-log-maxsize", "0", "--audit-log-maxbackup", "0"])
                 // Loopback cannot back the `kubernetes` Service's endpoints; nothing here needs them.
                 .args(["--endpoint-reconciler-type", "none"])
+                // Reach webhooks and aggregated APIs through their Endpoints, never
+                // by resolving `<svc>.<ns>.svc` in the host's DNS: with no pods there
+                // are no endpoints, so a call fails here instead of leaving the machine.
+                .args(["--enable-aggregator-routing=true"])
                 .args(["--allow-privileged=true", "--v=1"]),
         )?;
         let admin = cp.info.admin_kubeconfig.clone();
