@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kflite_runtime::Health;
+use kflite_runtime::leader::LeaderConfig;
 use kfmodel::gateway::{HttpRoute, ReferenceGrant};
 use kfmodel::{
     Notebook, NotebookSpec, PVCViewer, PVCViewerSpec, Profile, ProfileSpec, Tensorboard, TensorboardSpec,
@@ -14,9 +16,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use kube_sim::TestCluster;
 use route_controller::desired::{MANAGED_BY, MANAGED_BY_LABEL, SOURCE_NAMESPACE_LABEL};
-use route_controller::leader::LeaderConfig;
 use route_controller::metrics::Metrics;
-use route_controller::{Config, RunOptions, UserIdSource, http::Health};
+use route_controller::{Config, RunOptions, UserIdSource};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -103,9 +104,9 @@ fn start(client: &Client, config: Config, identity: &str, leader: Option<LeaderC
         leader,
     };
     let task = tokio::spawn(async move {
-        let shutdown = async {
+        let shutdown = kflite_runtime::shutdown::on(async {
             let _ = rx.await;
-        };
+        });
         if let Err(e) = route_controller::run(client, config, options, m, Health::default(), shutdown).await {
             panic!("controller failed: {e}");
         }
