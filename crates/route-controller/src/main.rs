@@ -16,9 +16,7 @@ async fn main() -> anyhow::Result<()> {
         .context("connecting to Kubernetes (kubeconfig or in-cluster)")?;
     let (metrics, health) = (Metrics::new(), Health::default());
     let addr = cli.config.metrics_addr;
-    let (_, server) = http::serve(addr, http::router(health.clone(), metrics.registry()))
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    let (_, server) = http::serve(addr, http::router(health.clone(), metrics.registry())).await?;
     let options = cli.run_options();
     route_controller::run(client, cli.config, options, metrics, health, shutdown::signals()).await?;
     server.abort();
