@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use common::*;
 use kfctl::notebook::{self, NotebookRequest};
 use kfctl::profile;
+use kflite_runtime::Health;
 use kfmodel::Profile;
 use kfmodel::gateway::HttpRoute;
 use kube::api::Api;
 use route_controller::metrics::Metrics;
-use route_controller::{Config, RunOptions, UserIdSource, http::Health};
+use route_controller::{Config, RunOptions, UserIdSource};
 use serde_json::{Value, json};
 
 async fn wait_route(client: &kube::Client, name: &str) -> HttpRoute {
@@ -62,9 +63,9 @@ async fn created_gpu_notebook_is_routed_and_passes_the_gpu_lint() {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let client = c.client.clone();
     let controller = tokio::spawn(async move {
-        let shutdown = async {
+        let shutdown = kflite_runtime::shutdown::on(async {
             let _ = stop_rx.await;
-        };
+        });
         let options = RunOptions {
             identity: "kfctl-test".into(),
             leader: None,

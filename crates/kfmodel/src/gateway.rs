@@ -37,9 +37,18 @@ pub struct ReferenceGrantSpec {
 pub fn cluster_provided_crds() -> Vec<CustomResourceDefinition> {
     let mut grant = gateway_api::referencegrants::ReferenceGrant::crd();
     grant = crate::crd::with_served_versions(grant, &["v1beta1"]);
-    vec![
+    let mut crds = vec![
         gateway_api::httproutes::HttpRoute::crd(),
         gateway_api::gateways::Gateway::crd(),
         grant,
-    ]
+    ];
+    // `*.k8s.io` groups are protected: the API server refuses a CRD in one
+    // without this annotation (the upstream release carries it too).
+    for crd in &mut crds {
+        crd.metadata.annotations.get_or_insert_default().insert(
+            "api-approved.kubernetes.io".into(),
+            "https://github.com/kubernetes-sigs/gateway-api/pull/3328".into(),
+        );
+    }
+    crds
 }

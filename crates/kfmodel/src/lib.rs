@@ -15,6 +15,7 @@ pub mod poddefault;
 pub mod preserve;
 pub mod profile;
 pub mod pvcviewer;
+pub mod routes;
 pub mod tensorboard;
 
 pub use notebook::{Notebook, NotebookSpec, NotebookStatus};

@@ -7,6 +7,7 @@
 //! webhook for the migration. [`gc`] deletes the artifacts of deleted runs.
 
 pub mod admin;
+pub mod cli;
 pub mod controller;
 pub mod desired;
 pub mod gc;

@@ -6,7 +6,6 @@ mod common;
 
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::cluster::{Env, wait_for};
 use k8s_openapi::api::core::v1::Secret;
@@ -15,6 +14,21 @@ use pipeline_artifacts::desired::secret_object;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::http_get as get;
+
+/// Send `signal` (TERM, INT) and wait for the exit code (None: killed by a signal).
+async fn stop_with(child: &mut std::process::Child, signal: &str) -> Option<i32> {
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success(), "kill -{signal}");
+    let status = wait_for(&format!("exit after SIG{signal}"), 30, || {
+        let exited = child.try_wait().expect("try_wait");
+        async move { exited }
+    })
+    .await;
+    status.code()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
@@ -105,9 +119,12 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
         "a CredentialsIssued event for bin-a"
     );
 
-    let _ = child.kill();
-    let _ = child.wait();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Kubernetes stops pods with SIGTERM: the controller ends gracefully.
+    assert_eq!(
+        stop_with(&mut child, "TERM").await,
+        Some(0),
+        "exit code after SIGTERM"
+    );
     let mut text = String::new();
     std::fs::File::open(&log_path)
         .unwrap()
@@ -189,8 +206,11 @@ async fn hook_binary_serves_sync_with_the_upstream_environment() {
         vec![creds.access_key_id.clone()]
     );
     assert_eq!(response["attachments"].as_array().map(Vec::len), Some(4));
-    let _ = child.kill();
-    let _ = child.wait();
+    assert_eq!(
+        stop_with(&mut child, "INT").await,
+        Some(0),
+        "exit code after SIGINT"
+    );
     let text = std::fs::read_to_string(&log_path).unwrap();
     for secret in [
         sw.admin.secret_access_key.expose(),

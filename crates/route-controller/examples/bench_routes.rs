@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
+use kfmodel::Notebook;
 use kfmodel::gateway::HttpRoute;
-use kfmodel::{Notebook, NotebookSpec, PVCViewer, PVCViewerSpec, Tensorboard, TensorboardSpec};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -75,77 +75,27 @@ impl Drop for Guard {
     }
 }
 
+#[path = "../tests/common/scale.rs"]
+mod scale;
+
+const SCALE: scale::Scale = scale::Scale {
+    notebooks: NOTEBOOKS,
+    tensorboards: TENSORBOARDS,
+    pvcviewers: PVCVIEWERS,
+};
+
 async fn populate(client: &Client) -> Result<()> {
-    let ssa = PatchParams::apply("bench").force();
-    let crds: Api<
-        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    > = Api::all(client.clone());
-    let mut all = kfmodel::crd::all();
-    all.extend(kfmodel::gateway::cluster_provided_crds());
-    for crd in all {
-        crds.patch(&crd.name_any(), &ssa, &Patch::Apply(&crd)).await?;
-    }
+    scale::install_crds(client, &[]).await?;
     let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    for ns in ["kubeflow".to_string()]
-        .into_iter()
-        .chain((0..NAMESPACES).map(|i| format!("team-{i}")))
-    {
+    let names: Vec<String> = (0..NAMESPACES).map(|i| format!("team-{i}")).collect();
+    for ns in std::iter::once("kubeflow").chain(names.iter().map(String::as_str)) {
         nss.create(
             &PostParams::default(),
             &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
         )
         .await?;
     }
-    let spec: NotebookSpec = serde_json::from_value(
-        json!({"template": {"spec": {"containers": [{"name": "nb", "image": "jupyter"}]}}}),
-    )?;
-    let pp = PostParams::default();
-    let jobs = (0..NOTEBOOKS)
-        .map(|i| (0u8, i))
-        .chain((0..TENSORBOARDS).map(|i| (1u8, i)))
-        .chain((0..PVCVIEWERS).map(|i| (2u8, i)));
-    futures::stream::iter(jobs)
-        .map(|(kind, i)| {
-            let (client, spec, pp) = (client.clone(), spec.clone(), pp.clone());
-            async move {
-                let ns = format!("team-{}", i % NAMESPACES);
-                match kind {
-                    0 => Api::<Notebook>::namespaced(client, &ns)
-                        .create(&pp, &Notebook::new(&format!("nb-{i}"), spec))
-                        .await
-                        .map(|_| ()),
-                    1 => Api::<Tensorboard>::namespaced(client, &ns)
-                        .create(
-                            &pp,
-                            &Tensorboard::new(
-                                &format!("tb-{i}"),
-                                TensorboardSpec {
-                                    logspath: "pvc://l/".into(),
-                                    ..Default::default()
-                                },
-                            ),
-                        )
-                        .await
-                        .map(|_| ()),
-                    _ => Api::<PVCViewer>::namespaced(client, &ns)
-                        .create(
-                            &pp,
-                            &PVCViewer::new(
-                                &format!("pv-{i}"),
-                                PVCViewerSpec {
-                                    pvc: "data".into(),
-                                    ..Default::default()
-                                },
-                            ),
-                        )
-                        .await
-                        .map(|_| ()),
-                }
-            }
-        })
-        .buffer_unordered(32)
-        .try_collect::<Vec<()>>()
-        .await?;
+    scale::populate(client, &names, SCALE).await?;
     Ok(())
 }
 
@@ -161,7 +111,7 @@ async fn main() -> Result<()> {
     populate(&client).await?;
     eprintln!(
         "populated {} objects in {NAMESPACES} namespaces in {:.1?}",
-        NOTEBOOKS + TENSORBOARDS + PVCVIEWERS,
+        SCALE.total(),
         t.elapsed()
     );
 
@@ -207,7 +157,7 @@ async fn main() -> Result<()> {
         .with_context(|| format!("starting {}", args.controller))?;
     let controller = Guard(child);
     let pid = controller.0.id();
-    let total = NOTEBOOKS + TENSORBOARDS + PVCVIEWERS;
+    let total = SCALE.total();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if seen.lock().unwrap().len() >= total {
@@ -225,9 +175,7 @@ async fn main() -> Result<()> {
     let listed = routes.list(&ListParams::default()).await?.items.len();
 
     // Steady changes: new notebooks at `rate`/s; latency = create acknowledged → route seen.
-    let spec: NotebookSpec = serde_json::from_value(
-        json!({"template": {"spec": {"containers": [{"name": "nb", "image": "jupyter"}]}}}),
-    )?;
+    let spec = scale::notebook_spec();
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     let mut sent: Vec<(String, Instant)> = Vec::with_capacity(args.changes);
     let mut tick = tokio::time::interval(interval);

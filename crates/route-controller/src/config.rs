@@ -94,6 +94,18 @@ impl Config {
         }
     }
 
+    /// The settings every route shares.
+    pub fn target(&self) -> kfmodel::routes::RouteTarget {
+        kfmodel::routes::RouteTarget {
+            route_namespace: self.route_namespace.clone(),
+            gateway_name: self.gateway_name.clone(),
+            gateway_namespace: self.gateway_namespace.clone(),
+            gateway_section_name: self.gateway_section_name.clone(),
+            hostnames: self.hostnames.clone(),
+            user_id_header: self.user_id_header.clone(),
+        }
+    }
+
     /// Check everything a typo could break, so the controller fails at start, not per route.
     pub fn validate(&self) -> Result<(), ConfigError> {
         naming::validate_label("--route-namespace", &self.route_namespace)?;

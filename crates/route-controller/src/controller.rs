@@ -8,9 +8,10 @@
 //! owner are all "the namespace changed", so no finalizer is needed on users'
 //! objects and nothing blocks their deletion when the controller is gone.
 //! Routes of namespaces that no longer exist are removed by the sweep.
+//! Each kind is watched on its own (see [`crate::watches`]): one absent CRD
+//! leaves the other kinds routed.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt, future, stream};
@@ -28,8 +29,8 @@ use serde::de::DeserializeOwned;
 
 use crate::config::Config;
 use crate::desired::{self, MANAGED_BY, MANAGED_BY_LABEL, SOURCE_NAMESPACE_LABEL, Source, SourceKind};
-use crate::http::Health;
 use crate::metrics::Metrics;
+use crate::watches::{QuickBackoff, Watched, Watches};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -59,20 +60,8 @@ pub struct Stores {
 }
 
 impl Stores {
-    async fn wait_until_ready(&self) -> Result<(), Error> {
-        let closed = |_| Error::CacheClosed;
-        self.notebooks.wait_until_ready().await.map_err(closed)?;
-        self.tensorboards.wait_until_ready().await.map_err(closed)?;
-        self.pvcviewers.wait_until_ready().await.map_err(closed)?;
-        self.profiles.wait_until_ready().await.map_err(closed)?;
-        self.routes.wait_until_ready().await.map_err(closed)?;
-        self.grants.wait_until_ready().await.map_err(closed)
-        // Not `namespaces`: the controller's runner already waits on that
-        // store, and a second waiter could steal its wake-up (see `Context`).
-    }
-
-    /// Routed objects in `namespace`, skipping those being deleted.
-    pub fn sources_in(&self, namespace: &str) -> Vec<Source> {
+    /// Routed objects in `namespace` of the kinds `watched` accepts, skipping those being deleted.
+    pub fn sources_in(&self, namespace: &str, watched: impl Fn(SourceKind) -> bool) -> Vec<Source> {
         fn collect<K: Resource<DynamicType = ()> + Clone>(
             store: &Store<K>,
             kind: SourceKind,
@@ -92,9 +81,13 @@ impl Stores {
             }
         }
         let mut out = Vec::new();
-        collect(&self.notebooks, SourceKind::Notebook, namespace, &mut out);
-        collect(&self.tensorboards, SourceKind::Tensorboard, namespace, &mut out);
-        collect(&self.pvcviewers, SourceKind::PVCViewer, namespace, &mut out);
+        for kind in SourceKind::ALL.into_iter().filter(|k| watched(*k)) {
+            match kind {
+                SourceKind::Notebook => collect(&self.notebooks, kind, namespace, &mut out),
+                SourceKind::Tensorboard => collect(&self.tensorboards, kind, namespace, &mut out),
+                SourceKind::PVCViewer => collect(&self.pvcviewers, kind, namespace, &mut out),
+            }
+        }
         out
     }
 
@@ -122,26 +115,10 @@ pub struct Context {
     pub config: Config,
     pub stores: Stores,
     pub metrics: Metrics,
-    pub health: Health,
+    pub watches: Watches,
     recorder: Recorder,
-    synced: tokio::sync::watch::Receiver<bool>,
     /// Set by the first reconcile: the runner only starts once the namespace cache is filled.
     namespaces_synced: tokio::sync::watch::Sender<bool>,
-}
-
-impl Context {
-    /// Wait until every cache has been filled once.
-    ///
-    /// One task waits on the stores and flips a watch channel that any number
-    /// of reconciles can wait on: `Store::wait_until_ready` keeps only the
-    /// last waiter's waker, so concurrent waiters on it can hang.
-    async fn wait_until_synced(&self) -> Result<(), Error> {
-        let mut rx = self.synced.clone();
-        rx.wait_for(|synced| *synced)
-            .await
-            .map_err(|_| Error::CacheClosed)?;
-        Ok(())
-    }
 }
 
 fn route_source_namespace(route: &HttpRoute) -> Option<String> {
@@ -156,36 +133,38 @@ fn managed_selector() -> String {
 /// After a (re)list, every known namespace is triggered: objects deleted while
 /// the watch was down vanish from the cache without a delete event.
 fn namespace_triggers<K, S>(
+    watched: Watched,
     events: S,
     writer: reflector::store::Writer<K>,
     namespace_of: fn(&K) -> Option<String>,
-    namespaces: Store<Namespace>,
-) -> impl Stream<Item = ObjectRef<Namespace>> + Send + 'static
+    (namespaces, watches): (Store<Namespace>, Watches),
+) -> futures::stream::BoxStream<'static, ObjectRef<Namespace>>
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 {
-    events.reflect(writer).flat_map(move |event| {
-        let refs: Vec<ObjectRef<Namespace>> = match event {
-            Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o)) => {
-                namespace_of(&o)
-                    .map(|ns| ObjectRef::new(&ns))
-                    .into_iter()
-                    .collect()
-            }
-            Ok(watcher::Event::InitDone) => namespaces
-                .state()
-                .iter()
-                .map(|n| ObjectRef::from_obj(n.as_ref()))
-                .collect(),
-            Ok(watcher::Event::Init) => Vec::new(),
-            Err(err) => {
-                tracing::warn!(kind = %K::kind(&()), %err, "watch failed; retrying with backoff");
-                Vec::new()
-            }
-        };
-        stream::iter(refs)
-    })
+    events
+        .reflect(writer)
+        .flat_map(move |event| {
+            // After `reflect`, so a kind is marked synced only once its store is filled.
+            watches.observe(watched, &event);
+            let refs: Vec<ObjectRef<Namespace>> = match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o)) => {
+                    namespace_of(&o)
+                        .map(|ns| ObjectRef::new(&ns))
+                        .into_iter()
+                        .collect()
+                }
+                Ok(watcher::Event::InitDone) => namespaces
+                    .state()
+                    .iter()
+                    .map(|n| ObjectRef::from_obj(n.as_ref()))
+                    .collect(),
+                Ok(watcher::Event::Init) | Err(_) => Vec::new(),
+            };
+            stream::iter(refs)
+        })
+        .boxed()
 }
 
 /// What the caches keep of an object: no managedFields and no
@@ -199,7 +178,8 @@ fn slim<K: Resource>(obj: &mut K) {
     }
 }
 
-/// Full objects, slimmed before they are cached.
+/// Full objects, slimmed before they are cached (the kinds we write: a
+/// failing watch is an API server problem, retried gently).
 fn full<K>(
     api: Api<K>,
     wc: watcher::Config,
@@ -210,6 +190,17 @@ where
     watcher(api, wc).default_backoff().modify(slim::<K>)
 }
 
+/// An optional kind: retried quickly, so an absent CRD installed later is
+/// picked up within seconds (see `watches`).
+fn optional<K>(api: Api<K>) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher(api, watcher::Config::default())
+        .backoff(QuickBackoff::default())
+        .modify(slim::<K>)
+}
+
 /// Metadata only (PartialObjectMetadata requests): a routed object's name and
 /// namespace are all reconcile reads, so pod specs never reach memory.
 fn meta_only<K>(
@@ -218,10 +209,7 @@ fn meta_only<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    full(
-        Api::<PartialObjectMeta<K>>::all(client),
-        watcher::Config::default(),
-    )
+    optional(Api::<PartialObjectMeta<K>>::all(client))
 }
 
 /// Run the controller until `shutdown` resolves.
@@ -229,7 +217,7 @@ pub async fn run(
     client: Client,
     config: Config,
     metrics: Metrics,
-    health: Health,
+    watches: Watches,
     identity: String,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
@@ -254,52 +242,53 @@ pub async fn run(
 
     let managed = watcher::Config::default().labels(&managed_selector());
     let ns_of = |o: &_| -> Option<String> { ResourceExt::namespace(o) };
+    let shared = || (namespaces.clone(), watches.clone());
     let triggers = stream::select_all(vec![
         namespace_triggers(
+            Watched::Source(SourceKind::Notebook),
             meta_only::<Notebook>(client.clone()),
             nb_w,
             |o| o.namespace(),
-            namespaces.clone(),
-        )
-        .boxed(),
+            shared(),
+        ),
         namespace_triggers(
+            Watched::Source(SourceKind::Tensorboard),
             meta_only::<Tensorboard>(client.clone()),
             tb_w,
             |o| o.namespace(),
-            namespaces.clone(),
-        )
-        .boxed(),
+            shared(),
+        ),
         namespace_triggers(
+            Watched::Source(SourceKind::PVCViewer),
             meta_only::<PVCViewer>(client.clone()),
             pv_w,
             |o| o.namespace(),
-            namespaces.clone(),
-        )
-        .boxed(),
+            shared(),
+        ),
         namespace_triggers(
-            full(Api::<Profile>::all(client.clone()), watcher::Config::default()),
+            Watched::Profile,
+            optional(Api::<Profile>::all(client.clone())),
             pr_w,
             |p| Some(p.name_any()),
-            namespaces.clone(),
-        )
-        .boxed(),
+            shared(),
+        ),
         namespace_triggers(
+            Watched::Routes,
             full(
                 Api::<HttpRoute>::namespaced(client.clone(), &config.route_namespace),
                 managed.clone(),
             ),
             rt_w,
             route_source_namespace,
-            namespaces.clone(),
-        )
-        .boxed(),
+            shared(),
+        ),
         namespace_triggers(
+            Watched::Grants,
             full(Api::<ReferenceGrant>::all(client.clone()), managed),
             gr_w,
             ns_of,
-            namespaces.clone(),
-        )
-        .boxed(),
+            shared(),
+        ),
     ]);
 
     let recorder = Recorder::new(
@@ -309,26 +298,14 @@ pub async fn run(
             instance: Some(identity),
         },
     );
-    let (synced_tx, synced) = tokio::sync::watch::channel(false);
-    let waiter = {
-        let stores = stores.clone();
-        tokio::spawn(async move {
-            if stores.wait_until_ready().await.is_ok() {
-                let _ = synced_tx.send(true);
-            }
-            // Keep the sender alive so waiters see `true`, not a closed channel.
-            std::future::pending::<()>().await;
-        })
-    };
     let namespaces_synced = tokio::sync::watch::Sender::new(false);
     let ctx = Arc::new(Context {
         client,
         config,
         stores,
         metrics,
-        health,
+        watches,
         recorder,
-        synced,
         namespaces_synced,
     });
 
@@ -349,14 +326,12 @@ pub async fn run(
         })
         .await;
     sweeper.abort();
-    waiter.abort();
     Ok(())
 }
 
 async fn reconcile(namespace: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.wait_until_synced().await?;
+    ctx.watches.wait_ready().await.map_err(|()| Error::CacheClosed)?;
     ctx.namespaces_synced.send_replace(true);
-    ctx.health.synced.store(true, Ordering::Relaxed);
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
     let ns = namespace.name_any();
@@ -369,33 +344,39 @@ async fn reconcile(namespace: Arc<Namespace>, ctx: Arc<Context>) -> Result<Actio
 
 async fn reconcile_namespace(ns: &str, terminating: bool, ctx: &Context) -> Result<(), Error> {
     let config = &ctx.config;
+    let watched = |kind: SourceKind| ctx.watches.is_synced(Watched::Source(kind));
     // A terminating namespace keeps no routes: its objects are on their way out.
     let sources = if terminating {
         Vec::new()
     } else {
-        ctx.stores.sources_in(ns)
+        ctx.stores.sources_in(ns, watched)
     };
     let profile = ctx.stores.profiles.get(&ObjectRef::new(ns));
-    let observed: Vec<Arc<HttpRoute>> = ctx
+    let observed_routes: Vec<Arc<HttpRoute>> = ctx
         .stores
         .routes
         .state()
         .into_iter()
         .filter(|r| route_source_namespace(r).as_deref() == Some(ns))
         .collect();
-    let observed_refs: Vec<&HttpRoute> = observed.iter().map(Arc::as_ref).collect();
-    let grant = ctx
+    let observed_grants: Vec<Arc<ReferenceGrant>> = ctx
         .stores
         .grants
-        .get(&ObjectRef::new(&config.reference_grant_name).within(ns));
-    let plan = desired::plan(
-        ns,
-        &sources,
-        profile.as_deref(),
-        &observed_refs,
-        grant.as_deref(),
-        config,
-    );
+        .state()
+        .into_iter()
+        .filter(|g| g.metadata.namespace.as_deref() == Some(ns))
+        .collect();
+    let route_refs: Vec<&HttpRoute> = observed_routes.iter().map(Arc::as_ref).collect();
+    let grant_refs: Vec<&ReferenceGrant> = observed_grants.iter().map(Arc::as_ref).collect();
+    let observed = desired::Observed {
+        namespace: ns,
+        sources: &sources,
+        profile: profile.as_deref(),
+        routes: &route_refs,
+        grants: &grant_refs,
+    };
+    // In a terminating namespace every kind counts as known: nothing is kept.
+    let plan = desired::plan(&observed, |k| terminating || watched(k), config);
     if plan.is_empty() {
         return Ok(());
     }
@@ -403,8 +384,8 @@ async fn reconcile_namespace(ns: &str, terminating: bool, ctx: &Context) -> Resu
         namespace = ns,
         apply = plan.apply.len(),
         delete = plan.delete.len(),
-        grant = plan.apply_grant.is_some(),
-        delete_grant = plan.delete_grant,
+        apply_grants = plan.apply_grants.len(),
+        delete_grants = plan.delete_grants.len(),
         "reconciling"
     );
 
@@ -412,19 +393,14 @@ async fn reconcile_namespace(ns: &str, terminating: bool, ctx: &Context) -> Resu
     let routes: Api<HttpRoute> = Api::namespaced(ctx.client.clone(), &config.route_namespace);
     let grants: Api<ReferenceGrant> = Api::namespaced(ctx.client.clone(), ns);
     let mut failures: Vec<String> = Vec::new();
-    let total =
-        plan.apply.len() + plan.delete.len() + usize::from(plan.apply_grant.is_some() || plan.delete_grant);
+    let total = plan.apply.len() + plan.delete.len() + plan.apply_grants.len() + plan.delete_grants.len();
 
-    // The grant first: a route without it is rejected by the gateway.
-    if let Some(grant) = &plan.apply_grant
-        && let Err(err) = grants
-            .patch(&config.reference_grant_name, &ssa, &Patch::Apply(grant))
-            .await
-    {
-        failures.push(format!(
-            "ReferenceGrant {ns}/{}: {err}",
-            config.reference_grant_name
-        ));
+    // Grants first: a route without one is rejected by the gateway.
+    for grant in &plan.apply_grants {
+        let name = grant.metadata.name.as_deref().unwrap_or_default();
+        if let Err(err) = grants.patch(name, &ssa, &Patch::Apply(grant)).await {
+            failures.push(format!("ReferenceGrant {ns}/{name}: {err}"));
+        }
     }
     // Routes are independent: apply and delete them a few at a time.
     let applied: Vec<Option<String>> = stream::iter(plan.apply)
@@ -456,17 +432,12 @@ async fn reconcile_namespace(ns: &str, terminating: bool, ctx: &Context) -> Resu
         .collect()
         .await;
     failures.extend(applied.into_iter().chain(deleted).flatten());
-    if plan.delete_grant {
-        match grants
-            .delete(&config.reference_grant_name, &DeleteParams::default())
-            .await
-        {
+    // Stale grants last: routes that needed them are gone or moved to another grant.
+    for name in &plan.delete_grants {
+        match grants.delete(name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(err) => failures.push(format!(
-                "delete ReferenceGrant {ns}/{}: {err}",
-                config.reference_grant_name
-            )),
+            Err(err) => failures.push(format!("delete ReferenceGrant {ns}/{name}: {err}")),
         }
     }
     match failures.first() {
@@ -519,13 +490,7 @@ async fn apply_route(
 }
 
 fn source_of(route: &HttpRoute, ns: &str) -> Option<Source> {
-    let kind = SourceKind::parse(route.labels().get(desired::SOURCE_KIND_LABEL)?)?;
-    let name = route.annotations().get(desired::SOURCE_NAME_ANNOTATION)?.clone();
-    Some(Source {
-        kind,
-        namespace: ns.into(),
-        name,
-    })
+    Source::of_route(route).filter(|s| s.namespace == ns)
 }
 
 fn error_policy(namespace: Arc<Namespace>, err: &Error, ctx: Arc<Context>) -> Action {
@@ -539,7 +504,7 @@ fn error_policy(namespace: Arc<Namespace>, err: &Error, ctx: Arc<Context>) -> Ac
 async fn sweep_forever(ctx: Arc<Context>) {
     // Never sweep against an empty namespace cache: that would delete every route.
     let mut namespaces = ctx.namespaces_synced.subscribe();
-    if ctx.wait_until_synced().await.is_err() || namespaces.wait_for(|s| *s).await.is_err() {
+    if ctx.watches.wait_ready().await.is_err() || namespaces.wait_for(|s| *s).await.is_err() {
         return;
     }
     loop {

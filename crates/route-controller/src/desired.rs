@@ -1,88 +1,17 @@
 //! The desired state: a pure function from observed objects to the HTTPRoutes
 //! and ReferenceGrant a namespace should have. No I/O here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kfmodel::Profile;
 use kfmodel::gateway::{HttpRoute, ReferenceGrant};
-use kfmodel::naming::route_name;
-use serde_json::{Value, json};
+pub use kfmodel::routes::{
+    MANAGED_BY, MANAGED_BY_LABEL, SOURCE_KIND_LABEL, SOURCE_NAME_ANNOTATION, SOURCE_NAMESPACE_LABEL, Source,
+    SourceKind,
+};
+use serde_json::Value;
 
 use crate::config::{Config, UserIdSource};
-
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-pub const MANAGED_BY: &str = "kflite-route-controller";
-/// Kind of the routed object (`Notebook`, `Tensorboard`, `PVCViewer`).
-pub const SOURCE_KIND_LABEL: &str = "routes.kflite.dev/source-kind";
-/// Namespace of the routed object (a label: namespaces fit in 63 characters).
-pub const SOURCE_NAMESPACE_LABEL: &str = "routes.kflite.dev/source-namespace";
-/// Name of the routed object (an annotation: names may exceed a label's 63 characters).
-pub const SOURCE_NAME_ANNOTATION: &str = "routes.kflite.dev/source-name";
-
-/// The kinds that get a route, with the route shape each needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SourceKind {
-    Notebook,
-    Tensorboard,
-    PVCViewer,
-}
-
-impl SourceKind {
-    pub const ALL: [SourceKind; 3] = [
-        SourceKind::Notebook,
-        SourceKind::Tensorboard,
-        SourceKind::PVCViewer,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Notebook => "Notebook",
-            SourceKind::Tensorboard => "Tensorboard",
-            SourceKind::PVCViewer => "PVCViewer",
-        }
-    }
-
-    pub fn parse(kind: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == kind)
-    }
-
-    /// URL prefix the gateway serves the object under.
-    pub fn path_prefix(self, namespace: &str, name: &str) -> String {
-        let base = match self {
-            SourceKind::Notebook => "notebook",
-            SourceKind::Tensorboard => "tensorboard",
-            SourceKind::PVCViewer => "pvcviewers",
-        };
-        format!("/{base}/{namespace}/{name}/")
-    }
-
-    /// Jupyter serves at its own base_url; TensorBoard and the PVC viewer at `/`.
-    pub fn rewrites_to_root(self) -> bool {
-        !matches!(self, SourceKind::Notebook)
-    }
-
-    /// The Service the upstream controller makes for the object.
-    pub fn service_name(self, name: &str) -> String {
-        match self {
-            SourceKind::PVCViewer => format!("pvcviewer-{name}"),
-            _ => name.to_string(),
-        }
-    }
-}
-
-/// A routed object as the controller observed it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Source {
-    pub kind: SourceKind,
-    pub namespace: String,
-    pub name: String,
-}
-
-impl Source {
-    pub fn route_name(&self) -> String {
-        route_name(self.kind.as_str(), &self.namespace, &self.name)
-    }
-}
 
 /// The user identity the routes of `namespace` send to Kubeflow's apps.
 pub fn user_id(profile: Option<&Profile>, config: &Config) -> String {
@@ -97,82 +26,9 @@ pub fn user_id(profile: Option<&Profile>, config: &Config) -> String {
     }
 }
 
-/// The HTTPRoute for `source`. Fields the API server would default (group,
-/// kind, weight) are written out, so what we apply equals what we read back.
+/// The HTTPRoute for `source` (see [`kfmodel::routes::http_route`]).
 pub fn route(source: &Source, user_id: &str, config: &Config) -> HttpRoute {
-    let mut parent = json!({
-        "group": "gateway.networking.k8s.io",
-        "kind": "Gateway",
-        "name": config.gateway_name,
-        "namespace": config.gateway_namespace,
-    });
-    if let Some(section) = &config.gateway_section_name {
-        parent["sectionName"] = json!(section);
-    }
-    let mut filters = vec![json!({
-        "type": "RequestHeaderModifier",
-        "requestHeaderModifier": {"set": [{"name": config.user_id_header, "value": user_id}]},
-    })];
-    if source.kind.rewrites_to_root() {
-        filters.push(json!({
-            "type": "URLRewrite",
-            "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
-        }));
-    }
-    let value = json!({
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {
-            "name": source.route_name(),
-            "namespace": config.route_namespace,
-            "labels": {
-                MANAGED_BY_LABEL: MANAGED_BY,
-                SOURCE_KIND_LABEL: source.kind.as_str(),
-                SOURCE_NAMESPACE_LABEL: source.namespace,
-            },
-            "annotations": {SOURCE_NAME_ANNOTATION: source.name},
-        },
-        "spec": {
-            "parentRefs": [parent],
-            "hostnames": config.hostnames,
-            "rules": [{
-                "matches": [{"path": {
-                    "type": "PathPrefix",
-                    "value": source.kind.path_prefix(&source.namespace, &source.name),
-                }}],
-                "filters": filters,
-                "backendRefs": [{
-                    "group": "",
-                    "kind": "Service",
-                    "name": source.kind.service_name(&source.name),
-                    "namespace": source.namespace,
-                    "port": 80,
-                    "weight": 1,
-                }],
-            }],
-        },
-    });
-    // The JSON above is the whole route; its shape is checked against the
-    // Gateway API types by `route_is_a_valid_httproute` in the tests.
-    serde_json::from_value(value).expect("route JSON matches the HTTPRoute type")
-}
-
-/// The ReferenceGrant that lets routes in the route namespace reach Services in `namespace`.
-pub fn reference_grant(namespace: &str, config: &Config) -> ReferenceGrant {
-    let value = json!({
-        "apiVersion": "gateway.networking.k8s.io/v1beta1",
-        "kind": "ReferenceGrant",
-        "metadata": {
-            "name": config.reference_grant_name,
-            "namespace": namespace,
-            "labels": {MANAGED_BY_LABEL: MANAGED_BY},
-        },
-        "spec": {
-            "from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": config.route_namespace}],
-            "to": [{"group": "", "kind": "Service"}],
-        },
-    });
-    serde_json::from_value(value).expect("grant JSON matches the ReferenceGrant type")
+    kfmodel::routes::http_route(source, user_id, &config.target())
 }
 
 /// What one namespace needs done.
@@ -182,66 +38,98 @@ pub struct Plan {
     pub apply: Vec<HttpRoute>,
     /// Names of our routes (in the route namespace) whose source is gone.
     pub delete: Vec<String>,
-    /// The grant to apply, when it is missing or differs.
-    pub apply_grant: Option<ReferenceGrant>,
-    /// Delete our grant: nothing routed is left in the namespace.
-    pub delete_grant: bool,
+    /// Grants to apply, when missing or differing; applied before the routes.
+    pub apply_grants: Vec<ReferenceGrant>,
+    /// Names of our grants in the namespace that are no longer needed.
+    pub delete_grants: Vec<String>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.apply.is_empty() && self.delete.is_empty() && self.apply_grant.is_none() && !self.delete_grant
+        self.apply.is_empty()
+            && self.delete.is_empty()
+            && self.apply_grants.is_empty()
+            && self.delete_grants.is_empty()
     }
+}
+
+/// What reconcile observed in one namespace.
+#[derive(Debug)]
+pub struct Observed<'a> {
+    pub namespace: &'a str,
+    /// Routed objects of the kinds being watched.
+    pub sources: &'a [Source],
+    pub profile: Option<&'a Profile>,
+    /// Our routes whose source namespace is `namespace`.
+    pub routes: &'a [&'a HttpRoute],
+    /// Our grants in `namespace`.
+    pub grants: &'a [&'a ReferenceGrant],
 }
 
 /// Compare desired with observed for one namespace.
 ///
-/// `observed_routes` are our routes whose source namespace is `namespace`;
-/// `observed_grant` is the grant of that name in `namespace`, if any.
-pub fn plan(
-    namespace: &str,
-    sources: &[Source],
-    profile: Option<&Profile>,
-    observed_routes: &[&HttpRoute],
-    observed_grant: Option<&ReferenceGrant>,
-    config: &Config,
-) -> Plan {
-    let user = user_id(profile, config);
-    let observed: BTreeMap<&str, &HttpRoute> = observed_routes
+/// `watched(kind)` says whether `kind`'s objects are known (its watch has
+/// listed them). Routes of a kind that is not watched — its CRD is absent or
+/// not yet listed — are kept as they are, and their Services stay granted:
+/// an unknown is never taken for "deleted".
+pub fn plan(observed: &Observed<'_>, watched: impl Fn(SourceKind) -> bool, config: &Config) -> Plan {
+    let namespace = observed.namespace;
+    let user = user_id(observed.profile, config);
+    let target = config.target();
+    let routes: BTreeMap<&str, &HttpRoute> = observed
+        .routes
         .iter()
         .filter_map(|r| Some((r.metadata.name.as_deref()?, *r)))
         .collect();
     let mut plan = Plan::default();
-    let mut wanted = std::collections::BTreeSet::new();
-    for source in sources.iter().filter(|s| s.namespace == namespace) {
-        let desired = route(source, &user, config);
+    let mut wanted = BTreeSet::new();
+    let mut services = BTreeSet::new();
+    for source in observed
+        .sources
+        .iter()
+        .filter(|s| s.namespace == namespace && watched(s.kind))
+    {
+        let desired = kfmodel::routes::http_route(source, &user, &target);
         let name = desired.metadata.name.clone().unwrap_or_default();
-        if observed.get(name.as_str()).is_none_or(|o| !covers(*o, &desired)) {
+        if routes.get(name.as_str()).is_none_or(|o| !covers(*o, &desired)) {
             plan.apply.push(desired);
         }
         wanted.insert(name);
+        services.insert(source.service_name());
     }
-    plan.delete = observed
-        .keys()
-        .filter(|n| !wanted.contains(**n))
-        .map(|n| n.to_string())
-        .collect();
-    let ours = |g: &ReferenceGrant| {
-        g.metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(MANAGED_BY_LABEL))
-            .map(String::as_str)
-            == Some(MANAGED_BY)
-    };
-    if wanted.is_empty() {
-        plan.delete_grant = observed_grant.is_some_and(ours);
-    } else {
-        let desired = reference_grant(namespace, config);
-        if observed_grant.is_none_or(|o| !covers(o, &desired)) {
-            plan.apply_grant = Some(desired);
+    for (name, route) in &routes {
+        match Source::of_route(route) {
+            Some(kept) if !watched(kept.kind) => {
+                services.insert(kept.service_name());
+            }
+            _ if !wanted.contains(*name) => plan.delete.push(name.to_string()),
+            _ => {}
         }
     }
+    let services: Vec<String> = services.into_iter().collect();
+    let desired = kfmodel::routes::reference_grants(
+        &config.reference_grant_name,
+        namespace,
+        &config.route_namespace,
+        &services,
+    );
+    let ours: BTreeMap<&str, &ReferenceGrant> = observed
+        .grants
+        .iter()
+        .filter(|g| kfmodel::routes::is_ours(&g.metadata))
+        .filter_map(|g| Some((g.metadata.name.as_deref()?, *g)))
+        .collect();
+    for grant in &desired {
+        let name = grant.metadata.name.as_deref().unwrap_or_default();
+        if ours.get(name).is_none_or(|o| !covers(*o, grant)) {
+            plan.apply_grants.push(grant.clone());
+        }
+    }
+    plan.delete_grants = ours
+        .keys()
+        .filter(|n| !desired.iter().any(|d| d.metadata.name.as_deref() == Some(**n)))
+        .map(|n| n.to_string())
+        .collect();
     plan
 }
 
@@ -272,7 +160,27 @@ fn contains(observed: &Value, desired: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    fn run_plan(
+        ns: &str,
+        sources: &[Source],
+        profile: Option<&Profile>,
+        routes: &[&HttpRoute],
+        grants: &[&ReferenceGrant],
+        config: &Config,
+    ) -> Plan {
+        let observed = Observed {
+            namespace: ns,
+            sources,
+            profile,
+            routes,
+            grants,
+        };
+        plan(&observed, |_| true, config)
+    }
 
     fn source(kind: SourceKind, ns: &str, name: &str) -> Source {
         Source {
@@ -379,10 +287,10 @@ mod tests {
             source(SourceKind::Notebook, "ns", "a"),
             source(SourceKind::Tensorboard, "ns", "b"),
         ];
-        let first = plan("ns", &sources, None, &[], None, &config);
+        let first = run_plan("ns", &sources, None, &[], &[], &config);
         assert_eq!(first.apply.len(), 2);
-        assert!(first.apply_grant.is_some());
-        assert!(first.delete.is_empty() && !first.delete_grant);
+        assert_eq!(first.apply_grants.len(), 1);
+        assert!(first.delete.is_empty() && first.delete_grants.is_empty());
 
         // Observed == desired (as the API server returns it, with defaults added): nothing to do.
         let mut observed: Vec<HttpRoute> = first.apply.clone();
@@ -394,9 +302,9 @@ mod tests {
                 .unwrap()
                 .insert("extra".into(), "by-someone-else".into());
         }
-        let grant = first.apply_grant.clone().unwrap();
+        let grant = first.apply_grants[0].clone();
         let refs: Vec<&HttpRoute> = observed.iter().collect();
-        assert!(plan("ns", &sources, None, &refs, Some(&grant), &config).is_empty());
+        assert!(run_plan("ns", &sources, None, &refs, &[&grant], &config).is_empty());
 
         // A hand edit (backend port) is put back.
         let mut edited = observed.clone();
@@ -406,27 +314,37 @@ mod tests {
             .unwrap()[0]
             .port = Some(8080);
         let refs: Vec<&HttpRoute> = edited.iter().collect();
-        let p = plan("ns", &sources, None, &refs, Some(&grant), &config);
+        let p = run_plan("ns", &sources, None, &refs, &[&grant], &config);
         assert_eq!(p.apply.len(), 1);
 
         // Source b deleted: its route goes; a stays; grant stays.
         let refs: Vec<&HttpRoute> = observed.iter().collect();
-        let p = plan("ns", &sources[..1], None, &refs, Some(&grant), &config);
+        let p = run_plan("ns", &sources[..1], None, &refs, &[&grant], &config);
         assert_eq!(p.delete, vec![sources[1].route_name()]);
-        assert!(p.apply.is_empty() && !p.delete_grant);
+        assert!(p.apply.is_empty());
+        // The grant now names only a's Service.
+        assert_eq!(p.apply_grants.len(), 1);
+        assert_eq!(p.apply_grants[0].spec.to.len(), 1);
+        assert!(p.delete_grants.is_empty());
 
         // Everything deleted: routes and our grant go.
-        let p = plan("ns", &[], None, &refs, Some(&grant), &config);
+        let p = run_plan("ns", &[], None, &refs, &[&grant], &config);
         assert_eq!(p.delete.len(), 2);
-        assert!(p.delete_grant);
+        assert_eq!(p.delete_grants, vec![config.reference_grant_name.clone()]);
     }
 
     #[test]
     fn a_grant_we_did_not_make_is_never_deleted() {
         let config = Config::example();
-        let mut foreign = reference_grant("ns", &config);
+        let mut foreign =
+            kfmodel::routes::reference_grants(&config.reference_grant_name, "ns", "kubeflow", &["s".into()])
+                .remove(0);
         foreign.metadata.labels = None;
-        assert!(!plan("ns", &[], None, &[], Some(&foreign), &config).delete_grant);
+        assert!(
+            run_plan("ns", &[], None, &[], &[&foreign], &config)
+                .delete_grants
+                .is_empty()
+        );
     }
 
     #[test]
@@ -434,7 +352,7 @@ mod tests {
         let mut config = Config::example();
         config.user_id_source = UserIdSource::ProfileOwner;
         let sources = vec![source(SourceKind::Notebook, "ns", "a")];
-        let first = plan("ns", &sources, None, &[], None, &config);
+        let first = run_plan("ns", &sources, None, &[], &[], &config);
         let refs: Vec<&HttpRoute> = first.apply.iter().collect();
         let profile = Profile::new(
             "ns",
@@ -443,14 +361,8 @@ mod tests {
                 ..Default::default()
             },
         );
-        let p = plan(
-            "ns",
-            &sources,
-            Some(&profile),
-            &refs,
-            first.apply_grant.as_ref(),
-            &config,
-        );
+        let grants: Vec<&ReferenceGrant> = first.apply_grants.iter().collect();
+        let p = run_plan("ns", &sources, Some(&profile), &refs, &grants, &config);
         assert_eq!(p.apply.len(), 1);
         assert_eq!(
             rule(&p.apply[0])["filters"][0]["requestHeaderModifier"]["set"][0]["value"],
@@ -464,5 +376,43 @@ mod tests {
         let a = route(&source(SourceKind::Notebook, "a-b", "c"), "u", &config);
         let b = route(&source(SourceKind::Notebook, "a", "b-c"), "u", &config);
         assert_ne!(a.metadata.name, b.metadata.name);
+    }
+
+    #[test]
+    fn the_grant_names_exactly_the_routed_services() {
+        let config = Config::example();
+        let sources = vec![
+            source(SourceKind::Notebook, "ns", "a"),
+            source(SourceKind::PVCViewer, "ns", "v"),
+        ];
+        let p = run_plan("ns", &sources, None, &[], &[], &config);
+        let to = serde_json::to_value(&p.apply_grants[0].spec.to).unwrap();
+        assert_eq!(
+            to,
+            json!([
+                {"group": "", "kind": "Service", "name": "a"},
+                {"group": "", "kind": "Service", "name": "pvcviewer-v"},
+            ])
+        );
+    }
+
+    #[test]
+    fn routes_of_an_unwatched_kind_are_kept_and_stay_granted() {
+        let config = Config::example();
+        let nb = source(SourceKind::Notebook, "ns", "a");
+        let pv = source(SourceKind::PVCViewer, "ns", "v");
+        let all = run_plan("ns", &[nb.clone(), pv], None, &[], &[], &config);
+        let refs: Vec<&HttpRoute> = all.apply.iter().collect();
+        let grants: Vec<&ReferenceGrant> = all.apply_grants.iter().collect();
+        // PVCViewer's CRD went away: its objects are unknown, not deleted.
+        let observed = Observed {
+            namespace: "ns",
+            sources: &[nb],
+            profile: None,
+            routes: &refs,
+            grants: &grants,
+        };
+        let p = plan(&observed, |k| k != SourceKind::PVCViewer, &config);
+        assert!(p.is_empty(), "{p:?}");
     }
 }

@@ -1,74 +1,59 @@
 //! route-controller: Gateway API HTTPRoutes and ReferenceGrants for Kubeflow
 //! Notebooks, Tensorboards and PVCViewers, with no orphans.
 //!
-//! - [`desired`]: the pure function from observed objects to routes and grants.
+//! - [`desired`]: the pure function from observed objects to routes and grants
+//!   (the route shapes themselves are `kfmodel::routes`).
 //! - [`controller`]: watches, caches and server-side apply.
-//! - [`leader`]: Lease-based leader election (one active replica).
-//! - [`http`], [`metrics`]: /healthz, /readyz, /metrics.
+//! - [`watches`]: each kind watched on its own; an absent CRD degrades, never stops.
+//! - [`metrics`]: Prometheus metrics; the process wiring (logs, signals,
+//!   probes, leader election) is `kflite_runtime`.
 
+pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod desired;
-pub mod http;
-pub mod leader;
 pub mod metrics;
-
-use std::sync::atomic::Ordering;
+pub mod watches;
 
 pub use config::{Config, ConfigError, UserIdSource};
+use kflite_runtime::leader::{self, LeaderConfig};
+use kflite_runtime::{Health, Shutdown, Status};
 
 /// How one replica runs: with leader election (in a cluster), or alone (tests, local runs).
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub identity: String,
-    pub leader: Option<leader::LeaderConfig>,
+    pub leader: Option<LeaderConfig>,
 }
 
 /// Run one replica until `shutdown` resolves or it loses leadership.
-/// With leader election, a standby waits for the lease before it touches anything.
+/// With leader election, a standby waits for the Lease before it touches
+/// anything, and the leader releases the Lease once it has stopped.
 pub async fn run(
     client: kube::Client,
     config: Config,
     options: RunOptions,
     metrics: metrics::Metrics,
-    health: http::Health,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    health: Health,
+    shutdown: Shutdown,
 ) -> Result<(), controller::Error> {
-    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let identity = options.identity;
+    let work = {
+        let (client, metrics, health) = (client.clone(), metrics.clone(), health.clone());
+        move |stop: Shutdown| {
+            let watches = watches::Watches::new(health, metrics.clone());
+            controller::run(client, config, metrics, watches, identity, stop)
+        }
+    };
     let Some(leader_config) = options.leader else {
-        return controller::run(client, config, metrics, health, options.identity, shutdown).await;
+        return work(shutdown).await;
     };
-    let mut elector = leader::LeaderElector::new(client.clone(), leader_config);
-    health.standby.store(true, Ordering::Relaxed);
-    tokio::select! {
-        acquired = elector.acquire() => acquired?,
-        () = shutdown.clone() => return Ok(()),
-    }
-    tracing::info!(identity = %options.identity, "became leader");
-    health.standby.store(false, Ordering::Relaxed);
-    metrics.is_leader.set(1);
-    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = {
-        let shutdown = shutdown.clone();
-        async move {
-            tokio::select! {
-                () = shutdown => {}
-                _ = lost_rx => {}
-            }
-        }
+    // A standby is ready: it can take over.
+    health.set(watches::CACHES_CHECK, Status::Ok, "standby");
+    let on_change = |leading: bool| {
+        metrics.is_leader.set(i64::from(leading));
     };
-    let work = controller::run(client, config, metrics.clone(), health, options.identity, stop);
-    let hold = async {
-        elector.hold().await;
-        let _ = lost_tx.send(());
-    };
-    let (result, ()) = tokio::join!(work, async {
-        tokio::select! {
-            () = hold => {}
-            () = shutdown.clone() => {}
-        }
-    });
-    metrics.is_leader.set(0);
-    elector.release().await;
-    result
+    leader::lead(client, leader_config, shutdown, on_change, work)
+        .await?
+        .unwrap_or(Ok(()))
 }

@@ -2,24 +2,24 @@
 //! (or the real cluster `KFLITE_E2E_KUBECONFIG` names), over HTTP.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
+use kflite_runtime::Health;
+use kflite_runtime::leader::LeaderConfig;
 use kfmodel::gateway::{HttpRoute, ReferenceGrant};
-use kfmodel::{
-    Notebook, NotebookSpec, PVCViewer, PVCViewerSpec, Profile, ProfileSpec, Tensorboard, TensorboardSpec,
-};
+use kfmodel::{Notebook, PVCViewer, PVCViewerSpec, Profile, ProfileSpec, Tensorboard, TensorboardSpec};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use kube_sim::TestCluster;
-use route_controller::desired::{MANAGED_BY, MANAGED_BY_LABEL, SOURCE_NAMESPACE_LABEL};
-use route_controller::leader::LeaderConfig;
 use route_controller::metrics::Metrics;
-use route_controller::{Config, RunOptions, UserIdSource, http::Health};
+use route_controller::{Config, RunOptions, UserIdSource};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-const WAIT: Duration = Duration::from_secs(20);
+mod common;
+
+use common::{create_notebook, route_names, wait_for};
 
 kube_sim::on_each_backend!(
     each_kind_gets_its_route_and_grant_and_loses_them_on_delete,
@@ -49,12 +49,7 @@ struct Env {
 }
 
 async fn env(cluster: TestCluster) -> Env {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    common::init_tracing();
     let client = cluster.client().await.expect("client");
     cluster.install_platform_crds().await.expect("CRDs");
     let route_ns = cluster.namespace("routes").await.expect("route namespace");
@@ -106,9 +101,9 @@ fn start(client: &Client, config: Config, identity: &str, leader: Option<LeaderC
         leader,
     };
     let task = tokio::spawn(async move {
-        let shutdown = async {
+        let shutdown = kflite_runtime::shutdown::on(async {
             let _ = rx.await;
-        };
+        });
         if let Err(e) = route_controller::run(client, config, options, m, Health::default(), shutdown).await {
             panic!("controller failed: {e}");
         }
@@ -120,54 +115,21 @@ fn start(client: &Client, config: Config, identity: &str, leader: Option<LeaderC
     }
 }
 
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-async fn route_names(client: &Client, route_ns: &str, source_ns: &str) -> BTreeSet<String> {
-    let api: Api<HttpRoute> = Api::namespaced(client.clone(), route_ns);
-    let lp = ListParams::default().labels(&format!(
-        "{MANAGED_BY_LABEL}={MANAGED_BY},{SOURCE_NAMESPACE_LABEL}={source_ns}"
-    ));
-    api.list(&lp)
-        .await
-        .map(|l| l.items.iter().map(|r| r.name_any()).collect())
-        .unwrap_or_default()
-}
-
 async fn grant_exists(client: &Client, ns: &str) -> bool {
+    granted_services(client, ns).await.is_some()
+}
+
+/// The Services our grant in `ns` lets routes reach (None: no grant).
+async fn granted_services(client: &Client, ns: &str) -> Option<BTreeSet<String>> {
     let api: Api<ReferenceGrant> = Api::namespaced(client.clone(), ns);
-    api.get_opt("allow-kubeflow-gateway")
-        .await
-        .ok()
-        .flatten()
-        .is_some()
-}
-
-fn notebook(name: &str) -> Notebook {
-    let spec: NotebookSpec = serde_json::from_value(json!({
-        "template": {"spec": {"containers": [{"name": name, "image": "jupyter"}]}}
-    }))
-    .unwrap();
-    Notebook::new(name, spec)
-}
-
-async fn create_notebook(client: &Client, ns: &str, name: &str) {
-    let api: Api<Notebook> = Api::namespaced(client.clone(), ns);
-    api.create(&PostParams::default(), &notebook(name))
-        .await
-        .expect("create notebook");
+    let grant = api.get_opt("allow-kubeflow-gateway").await.ok()??;
+    let to = &grant.spec.to;
+    assert!(
+        to.iter()
+            .all(|t| t.group.is_empty() && t.kind == "Service" && t.name.is_some()),
+        "every grant target is one named Service: {to:?}"
+    );
+    Some(to.iter().filter_map(|t| t.name.clone()).collect())
 }
 
 async fn delete<K>(client: &Client, ns: &str, name: &str)
@@ -233,7 +195,9 @@ async fn each_kind_gets_its_route_and_grant_and_loses_them_on_delete(cluster: Te
         async move { route_names(&c, &r, &n).await == e }
     })
     .await;
-    assert!(grant_exists(&client, &ns).await, "grant in {ns}");
+    // The grant allows exactly the three Services, not every Service of the namespace.
+    let services: BTreeSet<String> = ["nb", "tb", "pvcviewer-pv"].map(String::from).into();
+    assert_eq!(granted_services(&client, &ns).await, Some(services));
 
     // Exactly the table of the issue, as stored by the API server.
     let routes: Api<HttpRoute> = Api::namespaced(client.clone(), &route_ns);
@@ -310,10 +274,11 @@ async fn each_kind_gets_its_route_and_grant_and_loses_them_on_delete(cluster: Te
         async move { route_names(&c, &r, &n).await.len() == 1 }
     })
     .await;
-    assert!(
-        grant_exists(&client, &ns).await,
-        "grant stays while a PVCViewer is routed"
-    );
+    wait_for("grant narrowed to the PVCViewer's Service", || {
+        let (c, n) = (client.clone(), ns.clone());
+        async move { granted_services(&c, &n).await == Some(["pvcviewer-pv".to_string()].into()) }
+    })
+    .await;
     delete::<PVCViewer>(&client, &ns, "pv").await;
     wait_for("grant removed", || {
         let (c, n) = (client.clone(), ns.clone());

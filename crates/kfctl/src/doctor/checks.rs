@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use gpu_probe::Status as LintStatus;
-use route_controller::desired::{MANAGED_BY, MANAGED_BY_LABEL, Source, SourceKind};
+use kfmodel::routes::{MANAGED_BY, MANAGED_BY_LABEL, Source, SourceKind};
 use serde_json::Value;
 
 use super::snapshot::{ARTIFACT_SECRET, KFP_CONFIGMAPS, PIPELINES_ENABLED_LABEL, Snapshot};

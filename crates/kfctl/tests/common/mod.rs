@@ -147,8 +147,10 @@ impl Cluster {
         let mut route = serde_json::to_value(desired::route(&source, &user, &config)).unwrap();
         route["status"] = accepted();
         self.apply(route).await;
-        self.apply(serde_json::to_value(desired::reference_grant(ns, &config)).unwrap())
-            .await;
+        let services = [source.service_name()];
+        for grant in kfmodel::routes::reference_grants(&config.reference_grant_name, ns, KF, &services) {
+            self.apply(serde_json::to_value(grant).unwrap()).await;
+        }
     }
 }
 

@@ -2,15 +2,20 @@
 //! a replica takes the lease when it is free or its holder has not renewed it
 //! for `lease_duration` (measured on the local clock, so clock skew between
 //! nodes does not matter), renews it every `renew_every`, and gives it up on
-//! shutdown so the standby takes over at once.
+//! shutdown so the standby takes over at once. A standby watches the Lease
+//! between attempts, so a released Lease is taken within a round trip, not a
+//! renew period.
 
 use std::time::{Duration, Instant};
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::PostParams;
+use kube::api::{PostParams, WatchEvent, WatchParams};
 use kube::{Api, Client};
+
+use crate::shutdown::Shutdown;
 
 #[derive(Clone, Debug)]
 pub struct LeaderConfig {
@@ -44,6 +49,8 @@ pub struct LeaderElector {
     api: Api<Lease>,
     config: LeaderConfig,
     observed: Option<Observed>,
+    /// resourceVersion of the Lease as last read, to watch for its next change.
+    seen_version: Option<String>,
 }
 
 impl LeaderElector {
@@ -52,6 +59,7 @@ impl LeaderElector {
             api: Api::namespaced(client, &config.namespace),
             config,
             observed: None,
+            seen_version: None,
         }
     }
 
@@ -63,8 +71,29 @@ impl LeaderElector {
                 Ok(false) => {}
                 Err(err) => tracing::warn!(%err, "leader election: lease update failed"),
             }
-            tokio::time::sleep(self.config.renew_every).await;
+            tokio::select! {
+                () = tokio::time::sleep(self.config.renew_every) => {}
+                () = self.lease_changed() => {}
+            }
         }
+    }
+
+    /// Resolves when the Lease changes after the version last read (a
+    /// release, a renewal); never, when it cannot be watched (the caller's
+    /// timer then paces the retries).
+    async fn lease_changed(&self) {
+        if let Some(version) = &self.seen_version {
+            let wp = WatchParams::default().fields(&format!("metadata.name={}", self.config.lease_name));
+            if let Ok(stream) = self.api.watch(&wp, version).await {
+                let mut stream = stream.boxed();
+                if let Ok(Some(WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Deleted(_))) =
+                    stream.try_next().await
+                {
+                    return;
+                }
+            }
+        }
+        std::future::pending::<()>().await;
     }
 
     /// Renew until a renewal has failed for a whole lease duration (then
@@ -113,7 +142,9 @@ impl LeaderElector {
         let now = MicroTime(Timestamp::now());
         let me = self.config.identity.clone();
         let secs = i32::try_from(self.config.lease_duration.as_secs()).unwrap_or(i32::MAX);
-        let Some(mut lease) = self.api.get_opt(&self.config.lease_name).await? else {
+        let current = self.api.get_opt(&self.config.lease_name).await?;
+        self.seen_version = current.as_ref().and_then(|l| l.metadata.resource_version.clone());
+        let Some(mut lease) = current else {
             let lease = Lease {
                 metadata: ObjectMeta {
                     name: Some(self.config.lease_name.clone()),
@@ -181,4 +212,58 @@ impl LeaderElector {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Run `work` only while this replica leads.
+///
+/// Waits for the Lease (or `shutdown`), calls `on_change(true)`, runs `work`
+/// with a stop signal that fires on `shutdown` or when the Lease is lost, and
+/// once `work` has returned calls `on_change(false)` and releases the Lease,
+/// so the standby takes over without waiting for it to expire.
+/// `Ok(None)`: shut down before becoming leader.
+pub async fn lead<T, Fut>(
+    client: Client,
+    config: LeaderConfig,
+    shutdown: Shutdown,
+    on_change: impl Fn(bool),
+    work: impl FnOnce(Shutdown) -> Fut,
+) -> Result<Option<T>, kube::Error>
+where
+    Fut: Future<Output = T>,
+{
+    let identity = config.identity.clone();
+    let mut elector = LeaderElector::new(client, config);
+    tokio::select! {
+        acquired = elector.acquire() => acquired?,
+        () = shutdown.clone() => return Ok(None),
+    }
+    tracing::info!(%identity, "became leader");
+    on_change(true);
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = {
+        let shutdown = shutdown.clone();
+        crate::shutdown::on(async move {
+            tokio::select! {
+                () = shutdown => {}
+                _ = lost_rx => {}
+            }
+        })
+    };
+    let hold = async {
+        tokio::select! {
+            () = elector.hold() => { let _ = lost_tx.send(()); }
+            () = shutdown.clone() => {}
+        }
+    };
+    let work = work(stop);
+    tokio::pin!(work);
+    // Work that ends on its own (an error) stops the renewals too.
+    let result = tokio::select! {
+        result = &mut work => result,
+        () = hold => work.await,
+    };
+    on_change(false);
+    elector.release().await;
+    tracing::info!(%identity, "released the leader lease");
+    Ok(Some(result))
 }
