@@ -225,6 +225,8 @@ impl Common {
             argo_s3_endpoint: self.argo_s3_endpoint.clone(),
             metadata_grpc_host: self.metadata_grpc_host.clone(),
             metadata_grpc_port: self.metadata_grpc_port.clone(),
+            // ROTATION_GRACE_SECONDS, PROTECTED_NAMESPACES, ADMIN_USER: defaults until wired.
+            ..Settings::default()
         })
     }
 }

@@ -35,7 +35,7 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline-artifacts"))
         .arg("run")
         .env_clear()
-        .env("KUBECONFIG", env.sim.kubeconfig_path())
+        .env("KUBECONFIG", env.tc.kubeconfig_path())
         .env("AWS_ENDPOINT_URL", &env.sw.endpoints.iam)
         .env("S3_ENDPOINT_URL", &env.sw.endpoints.s3)
         .env("ADMIN_SECRET", "kubeflow/mlpipeline-minio-artifact")
@@ -66,15 +66,9 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
         serde_json::json!({"metadata": {"labels": {"pipelines.kubeflow.org/enabled": "true"}}}),
     )
     .await;
-    wait_for("kubeflow reported not ready", 30, || async {
-        let ns = env.namespace("kubeflow").await?;
-        (ns.metadata
-            .annotations?
-            .get(pipeline_artifacts::settings::STATUS_ANNOTATION)?
-            == "False")
-            .then_some(())
-    })
-    .await;
+    // `kubeflow` is protected by default: refused with an Event, never provisioned.
+    env.event("kubeflow", "NamespaceRefused").await;
+    assert!(env.finalizers("kubeflow").await.is_empty());
     assert_eq!(
         env.secret_creds("kubeflow").await.as_ref(),
         Some(&env.sw.admin),
@@ -93,17 +87,8 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
         rules.first().and_then(|r| r.expiration()).and_then(|e| e.days()),
         Some(3)
     );
-    // An Event records the issue.
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(env.client.clone(), "default");
-    let issued = events.list(&Default::default()).await.unwrap();
-    assert!(
-        issued
-            .items
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("CredentialsIssued")
-                && e.involved_object.name.as_deref() == Some("bin-a")),
-        "a CredentialsIssued event for bin-a"
-    );
+    // An Event in the namespace records the issue.
+    env.event("bin-a", "CredentialsIssued").await;
 
     let _ = child.kill();
     let _ = child.wait();
