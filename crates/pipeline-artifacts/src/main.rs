@@ -49,6 +49,12 @@ struct GcArgs {
     /// Plan and report only; delete nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Delete even when run_details is empty or the plan exceeds --max-delete-share.
+    #[arg(long)]
+    force: bool,
+    /// Largest share (0..1) of the listed objects one cycle may delete without --force.
+    #[arg(long, env = "GC_MAX_DELETE_SHARE", default_value_t = gc::safety::DEFAULT_MAX_DELETE_SHARE)]
+    max_delete_share: f64,
     /// Grace period: keep runs with objects modified (or, archived, finished) more recently.
     #[arg(long, env = "GC_OLDER_THAN", default_value = "7d", value_parser = parse_duration)]
     older_than: Duration,
@@ -98,6 +104,8 @@ async fn gc_main(args: GcArgs) -> anyhow::Result<()> {
         include_archived: args.include_archived,
         dry_run: args.dry_run,
         delete_delay: Duration::from_millis(args.delete_delay_ms),
+        force: args.force,
+        max_delete_share: args.max_delete_share,
     };
     if let Some(every) = args.every {
         anyhow::ensure!(!every.is_zero(), "--every must be longer than 0s");
