@@ -341,6 +341,7 @@ async fn main() -> anyhow::Result<()> {
                 settings,
                 store,
                 metrics: metrics.clone(),
+                client: kube::Client::try_default().await?,
             };
             // The bucket and rule first, as the controller does; the hook then only reports.
             let prep = state.clone();

@@ -127,11 +127,15 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
 async fn hook_binary_serves_sync_with_the_upstream_environment() {
     let test = "hook_binary_serves_sync_with_the_upstream_environment";
     let Some(sw) = common::seaweed(test) else { return };
+    let mut request: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/metacontroller-sync-first.json")).unwrap();
+    let (tc, _client) = common::hook_cluster(&mut request).await;
     let port = pipeline_artifacts::testsupport::free_tcp_port().unwrap();
     let log_path = sw.data_dir().join("hook.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline-artifacts"))
         .arg("hook")
         .env_clear()
+        .env("KUBECONFIG", tc.kubeconfig_path())
         .env("AWS_ENDPOINT_URL", &sw.endpoints.iam)
         .env("S3_ENDPOINT_URL", &sw.endpoints.s3)
         .env("AWS_REGION", "us-east-1")
@@ -151,8 +155,6 @@ async fn hook_binary_serves_sync_with_the_upstream_environment() {
         get(port, "/readyz").await.filter(|(c, _)| *c == 200)
     })
     .await;
-    let request: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/metacontroller-sync-first.json")).unwrap();
     let body = request.to_string();
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let head = format!(
