@@ -380,14 +380,7 @@ async fn iam_outage_still_writes_configmaps_and_reports_not_ready() {
         return;
     };
     // IAM on a port nothing listens on; S3 (bucket, lifecycle) works.
-    let mut broken = env.sw.endpoints.clone();
-    broken.iam = format!(
-        "http://127.0.0.1:{}",
-        pipeline_artifacts::testsupport::free_tcp_port().unwrap()
-    );
-    let mut ctx = env.context(Settings::default(), None);
-    ctx.store = pipeline_artifacts::store::SeaweedStore::new(&broken, &env.sw.admin, &env.sw.bucket);
-    env.run(ctx);
+    env.run(env.context_without_iam(Settings::default()));
     env.create_namespace("o1", true).await;
     wait_for("ConfigMaps without IAM", 30, || async {
         (env.cm_count("o1").await == 3).then_some(())

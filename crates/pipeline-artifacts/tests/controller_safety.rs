@@ -288,14 +288,7 @@ async fn deletion_while_seaweedfs_is_down_retries_visibly_then_completes() {
     env.create_namespace("t1", true).await;
     env.converged("t1").await;
     env.stop().await;
-    let mut broken = env.sw.endpoints.clone();
-    broken.iam = format!(
-        "http://127.0.0.1:{}",
-        pipeline_artifacts::testsupport::free_tcp_port().unwrap()
-    );
-    let mut ctx = env.context(Settings::default(), None);
-    ctx.store = pipeline_artifacts::store::SeaweedStore::new(&broken, &env.sw.admin, &env.sw.bucket);
-    env.run(ctx);
+    env.run(env.context_without_iam(Settings::default()));
     Api::<Namespace>::all(env.client.clone())
         .delete("t1", &DeleteParams::default())
         .await

@@ -74,6 +74,18 @@ impl Env {
         }
     }
 
+    /// A reconcile context whose IAM endpoint is a port nothing listens on (S3 works).
+    pub fn context_without_iam(&self, settings: Settings) -> Context {
+        let mut broken = self.sw.endpoints.clone();
+        broken.iam = format!(
+            "http://127.0.0.1:{}",
+            pipeline_artifacts::testsupport::free_tcp_port().expect("a free port")
+        );
+        let mut ctx = self.context(settings, None);
+        ctx.store = SeaweedStore::new(&broken, &self.sw.admin, &self.sw.bucket);
+        ctx
+    }
+
     /// Runs the controller with `ctx` until [`Env::stop`].
     pub fn run(&mut self, ctx: Context) {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
