@@ -611,3 +611,58 @@ async fn create_event(
     let obj = serde_json::from_value::<DynamicObject>(event).map_err(kube::Error::SerdeError)?;
     api.create(&PostParams::default(), &obj).await.map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kube(code: u16) -> ReconcileError {
+        let status = serde_json::from_value(json!({"code": code})).expect("a Status");
+        ReconcileError::Kube {
+            namespace: "n".into(),
+            action: "patch".into(),
+            source: Box::new(kube::Error::Api(Box::new(status))),
+        }
+    }
+
+    fn store(source: StoreError) -> ReconcileError {
+        ReconcileError::Store {
+            namespace: "n".into(),
+            source: Box::new(source),
+        }
+    }
+
+    #[test]
+    fn only_failures_a_retry_cannot_fix_are_permanent() {
+        for code in [400, 403, 422] {
+            assert!(kube(code).is_permanent(), "{code}");
+        }
+        for code in [404, 408, 409, 429, 500, 503] {
+            assert!(!kube(code).is_permanent(), "{code}");
+        }
+        assert!(store(StoreError::AdminUser("kubeflow-admin".into())).is_permanent());
+        let down = StoreError::Call {
+            api: "IAM",
+            op: "ListAccessKeys",
+            subject: "n".into(),
+            message: "connection refused".into(),
+            code: None,
+        };
+        assert!(!store(down).is_permanent());
+    }
+
+    #[test]
+    fn retiring_keys_read_back_and_skip_garbage() {
+        let at = Timestamp::from_second(1_800_000_000).unwrap();
+        let raw = json!({"OLD": at.to_string(), "BAD": "not a time"}).to_string();
+        let secret: Secret =
+            serde_json::from_value(json!({"metadata": {"annotations": {RETIRING_ANNOTATION: raw}}})).unwrap();
+        let keys = retiring_keys(Some(&secret));
+        assert_eq!(keys.into_iter().collect::<Vec<_>>(), [("OLD".to_owned(), at)]);
+        let broken: Secret =
+            serde_json::from_value(json!({"metadata": {"annotations": {RETIRING_ANNOTATION: "{"}}})).unwrap();
+        assert!(retiring_keys(Some(&broken)).is_empty());
+        assert_eq!(after(at, Duration::from_secs(60)).as_second(), 1_800_000_060);
+        assert_eq!(after(at, Duration::MAX), Timestamp::MAX);
+    }
+}
