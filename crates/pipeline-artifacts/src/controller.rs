@@ -68,7 +68,7 @@ async fn reconcile_one(ns: Arc<Namespace>, run: Arc<Running>) -> Result<Action, 
         Ok(out) => {
             ctx.metrics.reconciles_ok.inc();
             run.backoff.reset(&name);
-            if !out.cleaned_up {
+            if ns.metadata.deletion_timestamp.is_none() {
                 record_error(ctx, &ns, None).await;
             }
             if *out != Default::default() {
@@ -79,7 +79,10 @@ async fn reconcile_one(ns: Arc<Namespace>, run: Arc<Running>) -> Result<Action, 
             ctx.metrics.reconciles_failed.inc();
             // Visible on the namespace (kfctl doctor), Terminating ones included.
             let n = run.backoff.fail(&name);
-            record_error(ctx, &ns, Some((n, &e.to_string()))).await;
+            // A conflict only means the cache was stale; the retry sees fresh data.
+            if !e.is_conflict() {
+                record_error(ctx, &ns, Some((n, &e.to_string()))).await;
+            }
         }
     }
     result.map(|out| Action::requeue(out.requeue_after.map_or(RESYNC, |d| d.min(RESYNC))))

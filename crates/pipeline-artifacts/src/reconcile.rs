@@ -96,6 +96,11 @@ impl ReconcileError {
             ReconcileError::AdminSecret { .. } | ReconcileError::Object { .. } => true,
         }
     }
+
+    /// A 409 from the API server: written against a stale resourceVersion.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, ReconcileError::Kube { source, .. } if matches!(source.as_ref(), kube::Error::Api(e) if e.code == 409))
+    }
 }
 
 /// What a reconcile did.
@@ -640,6 +645,7 @@ mod tests {
         for code in [404, 408, 409, 429, 500, 503] {
             assert!(!kube(code).is_permanent(), "{code}");
         }
+        assert!(kube(409).is_conflict() && !kube(500).is_conflict());
         assert!(store(StoreError::AdminUser("kubeflow-admin".into())).is_permanent());
         let down = StoreError::Call {
             api: "IAM",
