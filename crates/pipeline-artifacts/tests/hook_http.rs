@@ -211,10 +211,18 @@ async fn hook_checks_every_request_against_the_cluster() {
     assert!(err.to_string().contains("protected"), "{err}");
     assert!(store.list_keys("kubeflow").await.unwrap().is_empty());
 
-    // The real namespace gets its key; metacontroller stores it.
-    let answer = sync(real.clone()).await.expect("first sync");
+    // The real namespace gets its key. A retry before metacontroller stored it
+    // (its Secret write failed) replaces it: one key per user.
+    let unstored = sync(real.clone()).await.expect("first sync");
+    let unstored = secret_credentials(&unstored["attachments"][0]).unwrap();
+    let answer = sync(real.clone()).await.expect("retried sync");
     let secret = answer["attachments"][0].clone();
     let creds = secret_credentials(&secret).unwrap();
+    assert_ne!(creds.access_key_id, unstored.access_key_id);
+    assert_eq!(
+        store.list_keys(&ns).await.unwrap(),
+        std::slice::from_ref(&creds.access_key_id)
+    );
     common::store_secret(&client, &secret).await;
 
     // A forged request without the Secret: no second key.
