@@ -84,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
         include_archived: false,
         dry_run: true,
         delete_delay: Duration::ZERO,
+        ..GcOptions::default()
     };
     let t = Instant::now();
     let plan = gc::run_once(&gc_db, &store, &opts, None).await?;

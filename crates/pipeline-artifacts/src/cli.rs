@@ -9,7 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use kflite_runtime::logging::LogFormat;
 
 use crate::secret::SecretString;
-use crate::settings::{Settings, parse_flag, parse_retention_days};
+use crate::settings::{
+    Settings, parse_flag, parse_grace_seconds, parse_namespace_list, parse_retention_days,
+};
 use crate::store::{Endpoints, SeaweedStore};
 use crate::{admin, gc};
 
@@ -70,6 +72,12 @@ pub struct GcArgs {
     /// Address for /healthz, /readyz and /metrics with --every.
     #[arg(long, env = "LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+    /// Delete even when run_details is empty or the plan exceeds --max-delete-share.
+    #[arg(long)]
+    pub force: bool,
+    /// Largest share (0..1) of the listed objects one cycle may delete without --force.
+    #[arg(long, env = "GC_MAX_DELETE_SHARE", default_value_t = gc::safety::DEFAULT_MAX_DELETE_SHARE)]
+    pub max_delete_share: f64,
     /// Test aid: pause this long before each delete, so a test can kill gc midway.
     #[arg(long, hide = true, env = "KFLITE_GC_DELETE_DELAY_MS", default_value = "0")]
     pub delete_delay_ms: u64,
@@ -161,6 +169,19 @@ pub struct Common {
     /// Address for /sync (hook), /healthz, /readyz and /metrics.
     #[arg(long, env = "LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+    /// Seconds a rotated-out access key keeps working.
+    #[arg(long, env = "ROTATION_GRACE_SECONDS", default_value = "86400")]
+    pub rotation_grace_seconds: String,
+    /// Namespaces never provisioned or cleaned up (comma-separated), besides
+    /// this pod's own and ADMIN_SECRET's.
+    #[arg(long, env = "PROTECTED_NAMESPACES", default_value = "kubeflow")]
+    pub protected_namespaces: String,
+    /// SeaweedFS IAM user of the admin identity; a namespace of that name is refused.
+    #[arg(long, env = "ADMIN_USER", default_value = "kubeflow-admin")]
+    pub admin_user: String,
+    /// The namespace this pod runs in (downward API); always protected.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub pod_namespace: Option<String>,
 }
 
 impl Common {
@@ -170,7 +191,7 @@ impl Common {
             .clone()
             .or_else(|| self.kfp_version.clone())
             .context("set FRONTEND_TAG or KFP_VERSION (the artifact proxy image tag)")?;
-        Ok(Settings {
+        let mut settings = Settings {
             enabled_label: self.enabled_label.clone(),
             bucket: self.conn.bucket.clone(),
             frontend_image: self.frontend_image.clone(),
@@ -182,7 +203,17 @@ impl Common {
             argo_s3_endpoint: self.argo_s3_endpoint.clone(),
             metadata_grpc_host: self.metadata_grpc_host.clone(),
             metadata_grpc_port: self.metadata_grpc_port.clone(),
-        })
+            rotation_grace: parse_grace_seconds(&self.rotation_grace_seconds).map_err(anyhow::Error::msg)?,
+            protected_namespaces: parse_namespace_list(&self.protected_namespaces),
+            admin_user: self.admin_user.clone(),
+        };
+        if let Some(ns) = &self.pod_namespace {
+            settings.protect(ns);
+        }
+        if let Some((ns, _)) = self.conn.admin_secret.as_deref().and_then(|r| r.split_once('/')) {
+            settings.protect(ns);
+        }
+        Ok(settings)
     }
 }
 
@@ -217,6 +248,8 @@ impl GcArgs {
             include_archived: self.include_archived,
             dry_run: self.dry_run,
             delete_delay: Duration::from_millis(self.delete_delay_ms),
+            force: self.force,
+            max_delete_share: self.max_delete_share,
         }
     }
 

@@ -2,11 +2,13 @@
 //! (POST /sync) with the upstream hook's request and response shape, so it can
 //! replace the Python container before metacontroller is removed.
 //!
-//! Unlike `sync.py`, a retry does not leak keys: once metacontroller shows the
-//! namespace's Secret, every other key of that user is deleted. Keys are never
-//! deleted while no Secret is observed, because metacontroller's cache may
-//! simply not have seen the Secret yet (and with `OnDelete` it would never
-//! rewrite it).
+//! The request body is not trusted: the namespace and its Secret are read from
+//! the API server, and a request whose parent or observed Secret disagrees
+//! with the cluster (a forged request, or metacontroller's cache lagging) is
+//! refused, so it is retried with fresh data. Only then are keys issued
+//! (after deleting any key an earlier, unstored answer issued: one key per
+//! user) or, once the Secret exists, every other key of the user deleted.
+//! Protected and admin-named namespaces are refused.
 
 use std::sync::Arc;
 
@@ -14,6 +16,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::Api;
 use serde_json::{Map, Value, json};
 
 use crate::desired::{config_objects, ready_status, secret_credentials, secret_object};
@@ -92,14 +96,91 @@ pub enum HookError {
     NoCredentials,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("namespace {0} does not exist")]
+    UnknownNamespace(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("namespace {namespace}: the request disagrees with the cluster ({what}); retry with fresh data")]
+    Stale { namespace: String, what: &'static str },
+    #[error("namespace {namespace}: reading {what} from the API server failed: {source}")]
+    Kube {
+        namespace: String,
+        what: &'static str,
+        source: Box<kube::Error>,
+    },
 }
 
 /// What the webhook needs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HookState {
     pub settings: Settings,
     pub store: SeaweedStore,
     pub metrics: Arc<Metrics>,
+    /// The API server every request is checked against.
+    pub client: kube::Client,
+}
+
+impl std::fmt::Debug for HookState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookState")
+            .field("settings", &self.settings)
+            .field("bucket", &self.store.bucket)
+            .finish()
+    }
+}
+
+/// The namespace and its Secret's credentials as the cluster has them,
+/// checked against what the request claims.
+async fn verify(
+    state: &HookState,
+    ns: &str,
+    parent: &Value,
+    attachments: &Value,
+) -> Result<Option<Credentials>, HookError> {
+    let kube_err = |what| {
+        move |e| HookError::Kube {
+            namespace: ns.to_owned(),
+            what,
+            source: Box::new(e),
+        }
+    };
+    let stale = |what| HookError::Stale {
+        namespace: ns.to_owned(),
+        what,
+    };
+    let live = Api::<Namespace>::all(state.client.clone())
+        .get_opt(ns)
+        .await
+        .map_err(kube_err("the Namespace"))?
+        .ok_or_else(|| HookError::UnknownNamespace(ns.to_owned()))?;
+    let live = serde_json::to_value(&live).unwrap_or_default();
+    if !is_enabled(&live, &state.settings.enabled_label)
+        || live.pointer("/metadata/deletionTimestamp").is_some()
+    {
+        return Err(stale("the namespace is not enabled"));
+    }
+    if live.pointer("/metadata/uid") != parent.pointer("/metadata/uid")
+        && parent.pointer("/metadata/uid").is_some()
+    {
+        return Err(stale("the namespace's uid"));
+    }
+    let secret = Api::<Secret>::namespaced(state.client.clone(), ns)
+        .get_opt(SECRET_NAME)
+        .await
+        .map_err(kube_err("the Secret"))?;
+    let stored = secret
+        .and_then(|s| serde_json::to_value(s).ok())
+        .and_then(|v| secret_credentials(&v));
+    let claimed = observed_secret(ns, attachments).and_then(secret_credentials);
+    let same = match (&stored, &claimed) {
+        (None, None) => observed_secret(ns, attachments).is_none(),
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    };
+    if !same {
+        return Err(stale("the Secret"));
+    }
+    Ok(stored)
 }
 
 /// Bucket and lifecycle rule, retried until SeaweedFS answers.
@@ -107,8 +188,8 @@ pub async fn prepare(state: &HookState) {
     state.store.prepare(state.settings.artifact_retention_days).await;
 }
 
-/// Handles one sync request: issues credentials when no Secret is observed,
-/// cleans up unstored keys when one is.
+/// Handles one sync request: checks it against the cluster, issues
+/// credentials when the namespace has no Secret, cleans up unstored keys when it has.
 pub async fn sync(state: &HookState, request: &Value) -> Result<Value, HookError> {
     let parent = request.get("object").ok_or(HookError::NoObject)?;
     let empty = json!({});
@@ -117,20 +198,23 @@ pub async fn sync(state: &HookState, request: &Value) -> Result<Value, HookError
         return respond(parent, attachments, &state.settings, None);
     }
     let ns = namespace_of(parent).ok_or(HookError::NoName)?;
+    if let Some(why) = state.settings.refusal(ns) {
+        return Err(HookError::Refused(why));
+    }
     let store = &state.store;
-    let observed = observed_secret(ns, attachments).and_then(secret_credentials);
-    let issued = match observed {
+    let issued = match verify(state, ns, parent, attachments).await? {
         Some(stored) => {
             // Best effort: sync.py never calls IAM here, so neither may an IAM outage fail the sync.
-            if let Err(e) = delete_unstored_keys(state, ns, &stored.access_key_id).await {
+            if let Err(e) = delete_unstored_keys(state, ns, Some(&stored.access_key_id)).await {
                 tracing::warn!(namespace = ns, error = %e, "could not clean up unstored keys; will retry next sync");
             }
             None
         }
-        None if observed_secret(ns, attachments).is_some() => None,
         None => {
-            // Listing first also refuses a namespace named like the admin user.
-            store.list_keys(ns).await?;
+            // No Secret in the cluster: a key an earlier answer issued was never
+            // stored. Delete it before issuing another (this also refuses a
+            // namespace whose IAM user holds the admin key).
+            delete_unstored_keys(state, ns, None).await?;
             let creds = store.create_key(ns).await?;
             state.metrics.keys_created.inc();
             tracing::info!(namespace = ns, access_key_id = %creds.access_key_id, "issued a new access key");
@@ -145,9 +229,13 @@ pub async fn sync(state: &HookState, request: &Value) -> Result<Value, HookError
 }
 
 /// Deletes keys of `ns` other than `stored_id` (made by attempts whose Secret never got stored).
-async fn delete_unstored_keys(state: &HookState, ns: &str, stored_id: &str) -> Result<(), StoreError> {
+async fn delete_unstored_keys(
+    state: &HookState,
+    ns: &str,
+    stored_id: Option<&str>,
+) -> Result<(), StoreError> {
     for id in state.store.list_keys(ns).await? {
-        if id != stored_id {
+        if Some(id.as_str()) != stored_id {
             tracing::info!(namespace = ns, access_key_id = %id, "deleting a key no Secret holds");
             state.store.delete_key(ns, &id).await?;
             state.metrics.keys_deleted.inc();

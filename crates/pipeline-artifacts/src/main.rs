@@ -21,10 +21,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Hook(common) => {
             let (settings, store) = (common.settings()?, common.conn.store(None).await?);
             let metrics = Arc::new(Metrics::default());
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to the Kubernetes API")?;
             let state = hook::HookState {
                 settings,
                 store,
                 metrics,
+                client,
             };
             // The bucket and rule first, as the controller does; the hook then only reports.
             let prep = state.clone();

@@ -49,7 +49,7 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline-artifacts"))
         .arg("run")
         .env_clear()
-        .env("KUBECONFIG", env.sim.kubeconfig_path())
+        .env("KUBECONFIG", env.tc.kubeconfig_path())
         .env("AWS_ENDPOINT_URL", &env.sw.endpoints.iam)
         .env("S3_ENDPOINT_URL", &env.sw.endpoints.s3)
         .env("ADMIN_SECRET", "kubeflow/mlpipeline-minio-artifact")
@@ -80,15 +80,9 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
         serde_json::json!({"metadata": {"labels": {"pipelines.kubeflow.org/enabled": "true"}}}),
     )
     .await;
-    wait_for("kubeflow reported not ready", 30, || async {
-        let ns = env.namespace("kubeflow").await?;
-        (ns.metadata
-            .annotations?
-            .get(pipeline_artifacts::settings::STATUS_ANNOTATION)?
-            == "False")
-            .then_some(())
-    })
-    .await;
+    // `kubeflow` is protected by default: refused with an Event, never provisioned.
+    env.event("kubeflow", "NamespaceRefused").await;
+    assert!(env.finalizers("kubeflow").await.is_empty());
     assert_eq!(
         env.secret_creds("kubeflow").await.as_ref(),
         Some(&env.sw.admin),
@@ -107,17 +101,8 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
         rules.first().and_then(|r| r.expiration()).and_then(|e| e.days()),
         Some(3)
     );
-    // An Event records the issue.
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(env.client.clone(), "default");
-    let issued = events.list(&Default::default()).await.unwrap();
-    assert!(
-        issued
-            .items
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("CredentialsIssued")
-                && e.involved_object.name.as_deref() == Some("bin-a")),
-        "a CredentialsIssued event for bin-a"
-    );
+    // An Event in the namespace records the issue.
+    env.event("bin-a", "CredentialsIssued").await;
 
     // Kubernetes stops pods with SIGTERM: the controller ends gracefully.
     assert_eq!(
@@ -159,11 +144,15 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
 async fn hook_binary_serves_sync_with_the_upstream_environment() {
     let test = "hook_binary_serves_sync_with_the_upstream_environment";
     let Some(sw) = common::seaweed(test) else { return };
+    let mut request: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/metacontroller-sync-first.json")).unwrap();
+    let (tc, _client) = common::hook_cluster(&mut request).await;
     let port = pipeline_artifacts::testsupport::free_tcp_port().unwrap();
     let log_path = sw.data_dir().join("hook.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline-artifacts"))
         .arg("hook")
         .env_clear()
+        .env("KUBECONFIG", tc.kubeconfig_path())
         .env("AWS_ENDPOINT_URL", &sw.endpoints.iam)
         .env("S3_ENDPOINT_URL", &sw.endpoints.s3)
         .env("AWS_REGION", "us-east-1")
@@ -183,8 +172,6 @@ async fn hook_binary_serves_sync_with_the_upstream_environment() {
         get(port, "/readyz").await.filter(|(c, _)| *c == 200)
     })
     .await;
-    let request: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/metacontroller-sync-first.json")).unwrap();
     let body = request.to_string();
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let head = format!(

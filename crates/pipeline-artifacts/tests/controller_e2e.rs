@@ -150,7 +150,10 @@ async fn api_500_on_secret_write_converges_to_one_key() {
     let Some(mut env) = Env::start("api_500_on_secret_write_converges_to_one_key").await else {
         return;
     };
-    env.sim.fail_next(Some("patch"), Some("secrets"), 500, 3);
+    let Some(sim) = env.sim("api_500_on_secret_write_converges_to_one_key") else {
+        return;
+    };
+    sim.fail_next(Some("patch"), Some("secrets"), 500, 3);
     env.run(env.context(Settings::default(), None));
     env.create_namespace("s1", true).await;
     let creds = env.converged("s1").await;
@@ -170,8 +173,10 @@ async fn controller_killed_between_key_and_secret_converges_to_one_key() {
         return;
     };
     // The Secret write hangs, so the first controller dies holding an unstored key.
-    env.sim
-        .add_latency(Some("patch"), Some("secrets"), Duration::from_secs(30));
+    let Some(sim) = env.sim("controller_killed_between_key_and_secret_converges_to_one_key") else {
+        return;
+    };
+    sim.add_latency(Some("patch"), Some("secrets"), Duration::from_secs(30));
     env.create_namespace("k1", true).await;
     env.run(env.context(Settings::default(), None));
     let orphan = wait_for("a key created before the Secret", 30, || async {
@@ -180,7 +185,9 @@ async fn controller_killed_between_key_and_secret_converges_to_one_key() {
     .await;
     assert!(env.secret("k1").await.is_none());
     env.kill().await;
-    env.sim.clear_faults();
+    if let Some(sim) = env.tc.sim() {
+        sim.clear_faults();
+    }
     env.run(env.context(Settings::default(), None));
     let creds = env.converged("k1").await;
     assert_ne!(
@@ -195,7 +202,12 @@ async fn rotation_annotation_replaces_the_key() {
     let Some(mut env) = Env::start("rotation_annotation_replaces_the_key").await else {
         return;
     };
-    env.run(env.context(Settings::default(), None));
+    // No grace period: the old key goes at the next reconcile (the grace is tested in controller_safety).
+    let settings = Settings {
+        rotation_grace: Duration::ZERO,
+        ..Settings::default()
+    };
+    env.run(env.context(settings, None));
     env.create_namespace("r1", true).await;
     let before = env.converged("r1").await;
     env.patch_namespace(
@@ -368,14 +380,7 @@ async fn iam_outage_still_writes_configmaps_and_reports_not_ready() {
         return;
     };
     // IAM on a port nothing listens on; S3 (bucket, lifecycle) works.
-    let mut broken = env.sw.endpoints.clone();
-    broken.iam = format!(
-        "http://127.0.0.1:{}",
-        pipeline_artifacts::testsupport::free_tcp_port().unwrap()
-    );
-    let mut ctx = env.context(Settings::default(), None);
-    ctx.store = pipeline_artifacts::store::SeaweedStore::new(&broken, &env.sw.admin, &env.sw.bucket);
-    env.run(ctx);
+    env.run(env.context_without_iam(Settings::default()));
     env.create_namespace("o1", true).await;
     wait_for("ConfigMaps without IAM", 30, || async {
         (env.cm_count("o1").await == 3).then_some(())
@@ -387,16 +392,8 @@ async fn iam_outage_still_writes_configmaps_and_reports_not_ready() {
     })
     .await;
     assert!(env.secret("o1").await.is_none());
-    let events: kube::Api<k8s_openapi::api::core::v1::Event> =
-        kube::Api::namespaced(env.client.clone(), "default");
-    wait_for("a ReconcileFailed event", 30, || async {
-        let list = events.list(&Default::default()).await.ok()?;
-        list.items
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("ReconcileFailed"))
-            .then_some(())
-    })
-    .await;
+    let why = env.event("o1", "ReconcileFailed").await;
+    assert!(why.contains("o1"), "{why}");
     env.stop().await;
     // IAM back: converges and reports ready.
     env.run(env.context(Settings::default(), None));

@@ -650,6 +650,7 @@ async fn a_run_created_after_the_plan_keeps_its_objects() {
         include_archived: false,
         dry_run: false,
         delete_delay: Duration::from_millis(800),
+        ..GcOptions::default()
     };
     let metrics = pipeline_artifacts::metrics::Metrics::default();
     let task = {
@@ -885,4 +886,182 @@ async fn a_schema_unlike_kfp_is_a_clear_error() {
         err.contains("names no database") && !err.contains(PASSWORD),
         "{err}"
     );
+}
+
+fn real_run() -> GcOptions {
+    GcOptions {
+        older_than: Duration::ZERO,
+        ..GcOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_run_details_is_refused_unless_forced() {
+    let test = "an_empty_run_details_is_refused_unless_forced";
+    let Some((db, _sw, fx, store)) = setup(test).await else {
+        return;
+    };
+    // A fresh or restored database, or the wrong database name: no runs at all.
+    sql(&db, "DELETE FROM run_details").await;
+    let gc_db = gc::open(&SecretString::new(db.url(PASSWORD)), None)
+        .await
+        .unwrap();
+    let err = gc::run_once(&gc_db, &store, &real_run(), None)
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("run_details is empty"), "{err}");
+    assert_eq!(bucket(&store).await, fx.all, "nothing deleted");
+    let forced = GcOptions {
+        force: true,
+        ..real_run()
+    };
+    let report = gc::run_once(&gc_db, &store, &forced, None).await.expect("forced");
+    assert!(report.totals.deleted_objects > 0, "{}", report.to_table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_deleting_more_than_the_allowed_share_is_refused() {
+    let test = "a_plan_deleting_more_than_the_allowed_share_is_refused";
+    let Some((db, _sw, fx, store)) = setup(test).await else {
+        return;
+    };
+    let gc_db = gc::open(&SecretString::new(db.url(PASSWORD)), None)
+        .await
+        .unwrap();
+    let plan = gc::run_once(
+        &gc_db,
+        &store,
+        &GcOptions {
+            dry_run: true,
+            ..real_run()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let planned = plan.totals.delete_objects as f64 / plan.totals.objects as f64;
+    // Just under the plan's share: refused; at it: allowed.
+    let strict = GcOptions {
+        max_delete_share: planned - 0.01,
+        ..real_run()
+    };
+    let err = gc::run_once(&gc_db, &store, &strict, None)
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("--max-delete-share"), "{err}");
+    assert_eq!(bucket(&store).await, fx.all, "nothing deleted");
+    let dry = gc::run_once(
+        &gc_db,
+        &store,
+        &GcOptions {
+            dry_run: true,
+            ..strict.clone()
+        },
+        None,
+    )
+    .await
+    .expect("a dry run reports");
+    assert!(dry.refused.is_some_and(|e| e.contains("--max-delete-share")));
+    let allowed = GcOptions {
+        max_delete_share: planned,
+        ..real_run()
+    };
+    let report = gc::run_once(&gc_db, &store, &allowed, None)
+        .await
+        .expect("allowed");
+    assert_eq!(
+        report
+            .deletable_keys()
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<BTreeSet<_>>(),
+        fx.deletable(false, None)
+    );
+}
+
+/// MLMD rows of a cache hit as KFP's driver publishes them: an execution in
+/// the live run's context whose outputs are the earlier run's artifacts.
+async fn cached_execution(db: &MariaDb, live_run: &str, reused_uri: &str) {
+    let mut conn = MySqlConnection::connect(&db.url_for("metadb", PASSWORD))
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO `Type` (`name`, `type_kind`) VALUES ('system.ContainerExecution', 0), ('system.Model', 1)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let artifact = sqlx::query(
+        "INSERT INTO `Artifact` (`type_id`, `uri`, `state`, `name`) \
+         SELECT id, ?, 2, 'model' FROM `Type` WHERE name = 'system.Model'",
+    )
+    .bind(reused_uri)
+    .execute(&mut conn)
+    .await
+    .unwrap()
+    .last_insert_id();
+    let execution = sqlx::query(
+        "INSERT INTO `Execution` (`type_id`, `last_known_state`, `name`) \
+         SELECT id, 5, 'train-cached' FROM `Type` WHERE name = 'system.ContainerExecution'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap()
+    .last_insert_id();
+    sqlx::query(
+        "INSERT INTO `Association` (`context_id`, `execution_id`) SELECT id, ? FROM `Context` WHERE name = ?",
+    )
+    .bind(execution)
+    .bind(live_run)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    // Event type 4: OUTPUT.
+    sqlx::query("INSERT INTO `Event` (`artifact_id`, `execution_id`, `type`) VALUES (?, ?, 4)")
+        .bind(artifact)
+        .bind(execution)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_a_live_run_reuses_from_the_cache_are_kept() {
+    let test = "outputs_a_live_run_reuses_from_the_cache_are_kept";
+    let Some((db, _sw, fx, store)) = setup(test).await else {
+        return;
+    };
+    // a1 (live) reused the `train` output of a2 (deleted) through KFP's cache.
+    let a1 = RUNS.iter().find(|r| r.uuid.starts_with("a1")).unwrap();
+    let a2 = RUNS.iter().find(|r| r.uuid.starts_with("a2")).unwrap();
+    let reused = format!(
+        "private-artifacts/team-a/v2/artifacts/{}/{}/train/a1b2/model",
+        a2.pipeline, a2.uuid
+    );
+    assert!(fx.deleted_runs.contains(&reused));
+    cached_execution(&db, a1.uuid, &format!("minio://mlpipeline/{reused}")).await;
+    let dbs = gc::DbConfig {
+        url: SecretString::new(db.url(PASSWORD)),
+        mlmd_url: Some(SecretString::new(db.url_for("metadb", PASSWORD))),
+        password: None,
+    }
+    .open()
+    .await
+    .unwrap();
+    let report = gc::run_once(&dbs, &store, &real_run(), None)
+        .await
+        .expect("gc cycle");
+    let after = bucket(&store).await;
+    assert!(after.contains(&reused), "a live run's cached input was deleted");
+    let kept = report.groups.iter().find(|g| g.keys.contains(&reused)).unwrap();
+    assert_eq!(kept.action, pipeline_artifacts::gc::plan::Action::Keep);
+    assert!(
+        kept.reason.contains(a1.uuid) && kept.reason.contains("cache"),
+        "{}",
+        kept.reason
+    );
+    // The other deleted run's artifacts still go.
+    let b2 = fx.deletable(false, Some("team-b"));
+    assert!(!b2.is_empty() && b2.is_disjoint(&after), "{}", report.to_table());
 }

@@ -59,6 +59,19 @@ pub const MLMD_COLUMNS: &[(&str, &[Column])] = &[
             ("string_value", "mediumtext", "MEDIUMTEXT"),
         ],
     ),
+    ("Artifact", &[("id", "int", "INTEGER"), ("uri", "text", "TEXT")]),
+    (
+        "Event",
+        &[("artifact_id", "int", "INT"), ("execution_id", "int", "INT")],
+    ),
+    (
+        "Association",
+        &[("context_id", "int", "INT"), ("execution_id", "int", "INT")],
+    ),
+    (
+        "Attribution",
+        &[("context_id", "int", "INT"), ("artifact_id", "int", "INT")],
+    ),
 ];
 
 /// KFP's pipeline-run contexts with their namespace and workflow
@@ -68,6 +81,23 @@ const SELECT_MLMD_RUNS: &str = "SELECT C.name, C.create_time_since_epoch, NS.str
      JOIN `Type` AS T ON T.id = C.type_id AND T.name = 'system.PipelineRun' AND T.type_kind = 2 \
      JOIN `ContextProperty` AS NS ON NS.context_id = C.id AND NS.name = 'namespace' AND NS.is_custom_property = 1 \
      JOIN `ContextProperty` AS WF ON WF.context_id = C.id AND WF.name = 'resource_name' AND WF.is_custom_property = 1";
+
+/// Artifact URIs and the runs MLMD links them to: through an execution of the
+/// run (an input, an output, or a cached execution's reused output: KFP's
+/// driver publishes a cache hit with the earlier run's artifacts as outputs)
+/// or attributed to the run's context.
+const SELECT_MLMD_LINKS: &str = "SELECT C.name, A.uri FROM `Artifact` AS A \
+     JOIN `Event` AS E ON E.artifact_id = A.id \
+     JOIN `Association` AS X ON X.execution_id = E.execution_id \
+     JOIN `Context` AS C ON C.id = X.context_id \
+     JOIN `Type` AS T ON T.id = C.type_id AND T.name = 'system.PipelineRun' AND T.type_kind = 2 \
+     WHERE A.uri IS NOT NULL \
+     UNION \
+     SELECT C.name, A.uri FROM `Artifact` AS A \
+     JOIN `Attribution` AS B ON B.artifact_id = A.id \
+     JOIN `Context` AS C ON C.id = B.context_id \
+     JOIN `Type` AS T ON T.id = C.type_id AND T.name = 'system.PipelineRun' AND T.type_kind = 2 \
+     WHERE A.uri IS NOT NULL";
 
 const SELECT: &str = "SELECT UUID, Namespace, Name, StorageState, FinishedAtInSec FROM run_details";
 
@@ -188,7 +218,7 @@ impl Db {
         })
     }
 
-    /// Checks MLMD's `Type`, `Context` and `ContextProperty` tables.
+    /// Checks the MLMD tables gc reads ([`MLMD_COLUMNS`]).
     pub async fn check_mlmd_schema(&self) -> Result<(), GcError> {
         for (table, columns) in MLMD_COLUMNS {
             let found = self.columns(table).await?;
@@ -223,6 +253,20 @@ impl Db {
         };
         rows.iter()
             .map(|r| read(r).map_err(|e| self.err("reading MLMD contexts", e)))
+            .collect()
+    }
+
+    /// (run UUID, artifact URI) for every artifact MLMD links to a run.
+    pub async fn mlmd_links(&self) -> Result<Vec<(String, String)>, GcError> {
+        let rows = sqlx::query(SELECT_MLMD_LINKS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err("reading MLMD artifact links", e))?;
+        let read = |r: &MySqlRow| -> Result<(String, String), sqlx::Error> {
+            Ok((text(r, 0)?.to_ascii_lowercase(), text(r, 1)?))
+        };
+        rows.iter()
+            .map(|r| read(r).map_err(|e| self.err("reading MLMD artifact links", e)))
             .collect()
     }
 

@@ -12,10 +12,16 @@
 //! 3. per run: re-read that run's rows, judge again with the same rules, and
 //!    only then delete the objects listed for it — never anything listed
 //!    later, never outside `private-artifacts/<ns>/`.
+//!
+//! Safety ([`safety`]): a plan is refused without `--force` when `run_details`
+//! is empty or it would delete more than `--max-delete-share` of the objects;
+//! with MLMD, objects a live run still uses (KFP's cache reuses an earlier
+//! run's outputs) are kept, checked at plan time and again before deleting.
 
 pub mod db;
 pub mod plan;
 pub mod report;
+pub mod safety;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -43,6 +49,8 @@ pub enum GcError {
     Namespace(String),
     #[error("invalid duration {0:?}: use e.g. 7d, 12h, 30m, 0s")]
     Duration(String),
+    #[error("gc refused: {0}")]
+    Refused(String),
 }
 
 /// What one gc cycle does.
@@ -58,6 +66,24 @@ pub struct GcOptions {
     pub dry_run: bool,
     /// Pause before each delete (tests use it to kill gc midway).
     pub delete_delay: Duration,
+    /// `--force`: run a plan [`safety::refusal`] would refuse.
+    pub force: bool,
+    /// `--max-delete-share` (0..=1): the largest share of listed objects one plan may delete.
+    pub max_delete_share: f64,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        Self {
+            older_than: Duration::from_secs(7 * 86_400),
+            namespace: None,
+            include_archived: false,
+            dry_run: false,
+            delete_delay: Duration::ZERO,
+            force: false,
+            max_delete_share: safety::DEFAULT_MAX_DELETE_SHARE,
+        }
+    }
 }
 
 /// Parses `7d`, `12h`, `30m`, `45s`, `1w`, combinations like `1d12h`, or `0`.
@@ -219,7 +245,20 @@ pub async fn run_once(
         let objects = list_objects(store, &format!("{ROOT}{ns}/")).await?;
         groups.extend(plan_namespace(ns, &objects, &snapshot, &rules));
     }
+    if let Some(m) = &dbs.mlmd {
+        let links = safety::Links::new(&m.mlmd_links().await?, &store.bucket, |r| snapshot.has_run(r));
+        safety::keep_reused(&mut groups, &links);
+    }
     let mut report = Report::new(opts, started, rules.cutoff, snapshot.len(), namespaces, groups);
+    if !opts.force
+        && let Some(why) = safety::refusal(report.runs_in_database, &report.totals(), opts.max_delete_share)
+    {
+        if !opts.dry_run {
+            return Err(GcError::Refused(why));
+        }
+        tracing::warn!(reason = %why, "a real run would be refused");
+        report.refused = Some(why);
+    }
     tracing::info!(
         db = db.shown(),
         runs = report.runs_in_database,
@@ -230,7 +269,7 @@ pub async fn run_once(
         "gc planned"
     );
     if !opts.dry_run {
-        execute(db, store, &mut report, &rules, opts.delete_delay, metrics).await;
+        execute(dbs, store, &mut report, &rules, opts.delete_delay, metrics).await;
         report.finish();
     }
     Ok(report)
@@ -252,13 +291,27 @@ async fn recheck_workflow(
 
 /// Re-checks and deletes each planned run in turn.
 async fn execute(
-    db: &Db,
+    dbs: &Databases,
     store: &SeaweedStore,
     report: &mut Report,
     rules: &Rules,
     delay: Duration,
     metrics: Option<&Metrics>,
 ) {
+    let db = &dbs.kfp;
+    // Read again: a run started since the plan may reuse a planned run's outputs.
+    let links = match &dbs.mlmd {
+        Some(m) => match m.mlmd_links().await {
+            Ok(pairs) => Some(pairs),
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("re-reading MLMD failed, nothing deleted: {e}"));
+                return;
+            }
+        },
+        None => None,
+    };
     for g in report.groups.iter_mut().filter(|g| g.action == Action::Delete) {
         let rows: Result<Vec<RunRow>, GcError> = match &g.owner {
             Owner::Run(uuid) => db.run_by_uuid(uuid).await,
@@ -281,6 +334,26 @@ async fn execute(
             g.reason = format!("{} (changed since the plan; nothing deleted)", verdict.reason);
             tracing::info!(namespace = %g.namespace, runs = ?g.runs, reason = %g.reason, "gc kept a planned run");
             continue;
+        }
+        if let Some(pairs) = &links {
+            match live_users(db, pairs, &store.bucket, &g.keys).await {
+                Ok(runs) if runs.is_empty() => {}
+                Ok(runs) => {
+                    let runs: Vec<&str> = runs.iter().map(String::as_str).collect();
+                    g.action = Action::Keep;
+                    g.reason = format!(
+                        "{} (changed since the plan; nothing deleted)",
+                        safety::reuse_reason(&runs)
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    g.action = Action::Failed;
+                    g.reason = format!("re-check failed, nothing deleted: {e}");
+                    report.errors.push(g.reason.clone());
+                    continue;
+                }
+            }
         }
         let own_prefix = format!("{ROOT}{}/", g.namespace);
         let mut failed = None;
@@ -327,6 +400,23 @@ async fn execute(
             }
         }
     }
+}
+
+/// The runs MLMD links to any of `keys` that exist in `run_details` now.
+async fn live_users(
+    db: &Db,
+    pairs: &[(String, String)],
+    bucket: &str,
+    keys: &[String],
+) -> Result<Vec<String>, GcError> {
+    let linked = safety::Links::new(pairs, bucket, |_| true);
+    let mut live = Vec::new();
+    for run in linked.runs_for_any(keys) {
+        if !db.run_by_uuid(run).await?.is_empty() {
+            live.push(run.to_owned());
+        }
+    }
+    Ok(live)
 }
 
 /// Connects and checks the schema: what every gc start does first.

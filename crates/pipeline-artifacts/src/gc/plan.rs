@@ -328,6 +328,11 @@ impl Snapshot {
         self.by_uuid.len()
     }
 
+    /// Whether a run with this UUID is in `run_details` (any storage state).
+    pub fn has_run(&self, uuid: &str) -> bool {
+        self.by_uuid.contains_key(&uuid.to_ascii_lowercase())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_uuid.is_empty()
     }

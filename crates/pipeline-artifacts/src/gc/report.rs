@@ -20,6 +20,8 @@ pub struct Report {
     pub groups: Vec<Group>,
     pub totals: Totals,
     pub errors: Vec<String>,
+    /// Why a real run of this plan is refused without `--force` (dry runs report it here).
+    pub refused: Option<String>,
 }
 
 /// Sums over the groups.
@@ -58,6 +60,7 @@ impl Report {
             groups,
             totals: Totals::default(),
             errors: Vec::new(),
+            refused: None,
         };
         r.totals = r.totals();
         r
@@ -169,6 +172,9 @@ impl Report {
                 "deleted {} objects ({} bytes); kept {} objects ({} bytes)\n",
                 t.deleted_objects, t.deleted_bytes, t.kept_objects, t.kept_bytes
             ));
+        }
+        if let Some(why) = &self.refused {
+            out.push_str(&format!("a real run would be refused: {why}\n"));
         }
         for e in &self.errors {
             out.push_str(&format!("error: {e}\n"));

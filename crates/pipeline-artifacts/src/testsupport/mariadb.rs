@@ -180,8 +180,9 @@ pub const KFP_RUN_DETAILS_DDL: &str = "CREATE TABLE `run_details` (
 
 /// The MLMD tables gc reads, as ml-metadata 1.14.0 (the `metadata-grpc-server`
 /// image kubeflow/manifests v1.11.0 deploys, `ml_metadata_store_server:1.14.0`)
-/// creates them on MySQL: `create_type_table`, `create_context_table` and
-/// `create_context_property_table` of `kMySQLMetadataSourceQueryConfig` in
+/// creates them on MySQL: `create_type_table`, `create_context_table`,
+/// `create_context_property_table`, and the artifact, execution, event,
+/// association and attribution tables of `kMySQLMetadataSourceQueryConfig` in
 /// google/ml-metadata `ml_metadata/util/metadata_source_query_config.cc` (tag v1.14.0).
 pub const MLMD_DDL: &str = "CREATE TABLE IF NOT EXISTS `Type` (
   `id` INT PRIMARY KEY AUTO_INCREMENT,
@@ -213,4 +214,45 @@ CREATE TABLE IF NOT EXISTS `ContextProperty` (
   `proto_value` MEDIUMBLOB,
   `bool_value` BOOLEAN,
   PRIMARY KEY (`context_id`, `name`, `is_custom_property`)
+);
+CREATE TABLE IF NOT EXISTS `Artifact` (
+  `id` INTEGER PRIMARY KEY AUTO_INCREMENT,
+  `type_id` INT NOT NULL,
+  `uri` TEXT,
+  `state` INT,
+  `name` VARCHAR(255),
+  `external_id` VARCHAR(255) UNIQUE,
+  `create_time_since_epoch` BIGINT NOT NULL DEFAULT 0,
+  `last_update_time_since_epoch` BIGINT NOT NULL DEFAULT 0,
+  UNIQUE(`type_id`, `name`)
+);
+CREATE TABLE IF NOT EXISTS `Execution` (
+  `id` INTEGER PRIMARY KEY AUTO_INCREMENT,
+  `type_id` INT NOT NULL,
+  `last_known_state` INT,
+  `name` VARCHAR(255),
+  `external_id` VARCHAR(255) UNIQUE,
+  `create_time_since_epoch` BIGINT NOT NULL DEFAULT 0,
+  `last_update_time_since_epoch` BIGINT NOT NULL DEFAULT 0,
+  UNIQUE(`type_id`, `name`)
+);
+CREATE TABLE IF NOT EXISTS `Event` (
+  `id` INTEGER PRIMARY KEY AUTO_INCREMENT,
+  `artifact_id` INT NOT NULL,
+  `execution_id` INT NOT NULL,
+  `type` INT NOT NULL,
+  `milliseconds_since_epoch` BIGINT,
+  UNIQUE(`artifact_id`, `execution_id`, `type`)
+);
+CREATE TABLE IF NOT EXISTS `Association` (
+  `id` INTEGER PRIMARY KEY AUTO_INCREMENT,
+  `context_id` INT NOT NULL,
+  `execution_id` INT NOT NULL,
+  UNIQUE(`context_id`, `execution_id`)
+);
+CREATE TABLE IF NOT EXISTS `Attribution` (
+  `id` INTEGER PRIMARY KEY AUTO_INCREMENT,
+  `context_id` INT NOT NULL,
+  `artifact_id` INT NOT NULL,
+  UNIQUE(`context_id`, `artifact_id`)
 );";

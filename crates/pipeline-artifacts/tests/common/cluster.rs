@@ -16,7 +16,8 @@ use serde_json::json;
 
 pub struct Env {
     pub sw: SeaweedFs,
-    pub sim: kube_sim::Handle,
+    /// kube-sim, or the real cluster `KFLITE_E2E_KUBECONFIG` names.
+    pub tc: kube_sim::TestCluster,
     pub client: kube::Client,
     pub metrics: Arc<Metrics>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -26,16 +27,28 @@ pub struct Env {
 impl Env {
     pub async fn start(test: &str) -> Option<Env> {
         let sw = super::seaweed(test)?;
-        let sim = kube_sim::Server::start(kube_sim::Config::default()).expect("start kube-sim");
-        let client = sim.client().expect("client");
+        let tc = kube_sim::TestCluster::start().expect("start the test cluster");
+        let client = tc.client().await.expect("client");
         Some(Env {
             sw,
-            sim,
+            tc,
             client,
             metrics: Arc::new(Metrics::default()),
             stop: None,
             task: None,
         })
+    }
+
+    /// kube-sim's fault injection; None (with a loud skip) on a real cluster.
+    pub fn sim(&self, test: &str) -> Option<&kube_sim::Handle> {
+        let sim = self.tc.sim();
+        if sim.is_none() {
+            testkit::skip(
+                test,
+                "needs kube-sim's fault injection; not available on a real cluster",
+            );
+        }
+        sim
     }
 
     /// A reconcile context; `fault` makes IAM responses fail after SeaweedFS acted.
@@ -59,6 +72,18 @@ impl Env {
             metrics: self.metrics.clone(),
             instance: "test".into(),
         }
+    }
+
+    /// A reconcile context whose IAM endpoint is a port nothing listens on (S3 works).
+    pub fn context_without_iam(&self, settings: Settings) -> Context {
+        let mut broken = self.sw.endpoints.clone();
+        broken.iam = format!(
+            "http://127.0.0.1:{}",
+            pipeline_artifacts::testsupport::free_tcp_port().expect("a free port")
+        );
+        let mut ctx = self.context(settings, None);
+        ctx.store = SeaweedStore::new(&broken, &self.sw.admin, &self.sw.bucket);
+        ctx
     }
 
     /// Runs the controller with `ctx` until [`Env::stop`].
@@ -155,6 +180,35 @@ impl Env {
             "namespace {ns} did not converge in 60s: secret key {:?}, SeaweedFS keys {:?}",
             last.0, last.1
         );
+    }
+
+    /// Events recorded in namespace `ns`.
+    pub async fn events(&self, ns: &str) -> Vec<k8s_openapi::api::core::v1::Event> {
+        Api::namespaced(self.client.clone(), ns)
+            .list(&Default::default())
+            .await
+            .expect("list events")
+            .items
+    }
+
+    /// Waits for an Event with `reason` in namespace `ns`; returns its message.
+    pub async fn event(&self, ns: &str, reason: &str) -> String {
+        wait_for(&format!("a {reason} Event in {ns}"), 30, || async {
+            self.events(ns)
+                .await
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some(reason))
+                .map(|e| e.message.unwrap_or_default())
+        })
+        .await
+    }
+
+    /// The namespace's finalizers (empty when it is gone).
+    pub async fn finalizers(&self, ns: &str) -> Vec<String> {
+        self.namespace(ns)
+            .await
+            .and_then(|n| n.metadata.finalizers)
+            .unwrap_or_default()
     }
 
     pub async fn cm_count(&self, ns: &str) -> usize {

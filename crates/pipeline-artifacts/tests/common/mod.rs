@@ -110,3 +110,32 @@ pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let (head, body) = raw.split_once("\r\n\r\n")?;
     Some((head.split_whitespace().nth(1)?.parse().ok()?, body.to_owned()))
 }
+
+/// A cluster holding the sync request's parent Namespace (its labels), with
+/// the request's uid made the cluster's: the hook checks every request against it.
+pub async fn hook_cluster(request: &mut Value) -> (kube_sim::TestCluster, kube::Client) {
+    use k8s_openapi::api::core::v1::Namespace;
+    let tc = kube_sim::TestCluster::start().expect("start the test cluster");
+    let client = tc.client().await.expect("client");
+    let meta = &request["object"]["metadata"];
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": meta["name"], "labels": meta["labels"]}}))
+            .expect("namespace");
+    let created = kube::Api::<Namespace>::all(client.clone())
+        .create(&Default::default(), &ns)
+        .await
+        .expect("create the parent namespace");
+    request["object"]["metadata"]["uid"] = json!(created.metadata.uid);
+    (tc, client)
+}
+
+/// Stores `secret` (a hook answer's Secret) in the cluster, as metacontroller would.
+pub async fn store_secret(client: &kube::Client, secret: &Value) {
+    use k8s_openapi::api::core::v1::Secret;
+    let ns = secret["metadata"]["namespace"].as_str().expect("namespaced");
+    let s: Secret = serde_json::from_value(secret.clone()).expect("a Secret");
+    kube::Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&Default::default(), &s)
+        .await
+        .expect("create the Secret");
+}
