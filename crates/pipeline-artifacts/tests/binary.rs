@@ -15,6 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::http_get as get;
 
+kube_sim::on_each_backend!(private: run_binary_provisions_serves_endpoints_and_never_logs_secrets, hook_binary_serves_sync_with_the_upstream_environment);
+
 /// Send `signal` (TERM, INT) and wait for the exit code (None: killed by a signal).
 async fn stop_with(child: &mut std::process::Child, signal: &str) -> Option<i32> {
     let sent = Command::new("kill")
@@ -30,9 +32,13 @@ async fn stop_with(child: &mut std::process::Child, signal: &str) -> Option<i32>
     status.code()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
-    let Some(env) = Env::start("run_binary_provisions_serves_endpoints_and_never_logs_secrets").await else {
+async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets(tc: kube_sim::TestCluster) {
+    let Some(env) = Env::start(
+        "run_binary_provisions_serves_endpoints_and_never_logs_secrets",
+        tc,
+    )
+    .await
+    else {
         return;
     };
     // The admin Secret, as upstream's kubeflow/mlpipeline-minio-artifact.
@@ -49,7 +55,7 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline-artifacts"))
         .arg("run")
         .env_clear()
-        .env("KUBECONFIG", env.tc.kubeconfig_path())
+        .env("KUBECONFIG", &env.identity.kubeconfig)
         .env("AWS_ENDPOINT_URL", &env.sw.endpoints.iam)
         .env("S3_ENDPOINT_URL", &env.sw.endpoints.s3)
         .env("ADMIN_SECRET", "kubeflow/mlpipeline-minio-artifact")
@@ -140,13 +146,12 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets() {
 
 /// `pipeline-artifacts hook` with the upstream hook's environment, as the
 /// migration component runs it: admin from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hook_binary_serves_sync_with_the_upstream_environment() {
+async fn hook_binary_serves_sync_with_the_upstream_environment(tc: kube_sim::TestCluster) {
     let test = "hook_binary_serves_sync_with_the_upstream_environment";
     let Some(sw) = common::seaweed(test) else { return };
     let mut request: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/metacontroller-sync-first.json")).unwrap();
-    let (tc, _client) = common::hook_cluster(&mut request).await;
+    let (tc, _client) = common::hook_cluster_on(tc, &mut request).await;
     let port = pipeline_artifacts::testsupport::free_tcp_port().unwrap();
     let log_path = sw.data_dir().join("hook.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline-artifacts"))

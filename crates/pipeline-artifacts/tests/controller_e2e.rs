@@ -14,6 +14,39 @@ use pipeline_artifacts::store::s3_client;
 use pipeline_artifacts::testsupport::FailAfterSend;
 use serde_json::json;
 
+// A control plane of its own each: these tests name namespaces and watch them all.
+kube_sim::on_each_backend!(private:
+    labelling_yields_secret_and_configmaps_with_scoped_working_keys,
+    iam_500_after_create_access_key_converges_to_one_key,
+    rotation_annotation_replaces_the_key,
+    deleted_or_edited_secret_is_repaired,
+    unlabel_and_delete_remove_user_keys_and_policy_but_keep_artifacts,
+    lifecycle_rule_follows_retention_days,
+    iam_outage_still_writes_configmaps_and_reports_not_ready,
+);
+
+/// Fault injection exists on kube-sim only.
+#[test]
+fn api_500_on_secret_write_converges_to_one_key_on_kube_sim() {
+    kube_sim::run_on(
+        "api_500_on_secret_write_converges_to_one_key",
+        kube_sim::Backend::KubeSim,
+        false,
+        api_500_on_secret_write_converges_to_one_key,
+    );
+}
+
+/// Fault injection exists on kube-sim only.
+#[test]
+fn controller_killed_between_key_and_secret_converges_to_one_key_on_kube_sim() {
+    kube_sim::run_on(
+        "controller_killed_between_key_and_secret_converges_to_one_key",
+        kube_sim::Backend::KubeSim,
+        false,
+        controller_killed_between_key_and_secret_converges_to_one_key,
+    );
+}
+
 async fn put(env: &Env, creds: &pipeline_artifacts::secret::Credentials, key: &str) -> Result<(), String> {
     let client = s3_client(&env.sw.endpoints, creds);
     let body = ByteStream::from(key.as_bytes().to_vec());
@@ -41,9 +74,12 @@ async fn put_eventually(env: &Env, creds: &pipeline_artifacts::secret::Credentia
     panic!("put {key} kept failing: {last}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn labelling_yields_secret_and_configmaps_with_scoped_working_keys() {
-    let Some(mut env) = Env::start("labelling_yields_secret_and_configmaps_with_scoped_working_keys").await
+async fn labelling_yields_secret_and_configmaps_with_scoped_working_keys(tc: kube_sim::TestCluster) {
+    let Some(mut env) = Env::start(
+        "labelling_yields_secret_and_configmaps_with_scoped_working_keys",
+        tc,
+    )
+    .await
     else {
         return;
     };
@@ -122,9 +158,8 @@ async fn labelling_yields_secret_and_configmaps_with_scoped_working_keys() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn iam_500_after_create_access_key_converges_to_one_key() {
-    let Some(mut env) = Env::start("iam_500_after_create_access_key_converges_to_one_key").await else {
+async fn iam_500_after_create_access_key_converges_to_one_key(tc: kube_sim::TestCluster) {
+    let Some(mut env) = Env::start("iam_500_after_create_access_key_converges_to_one_key", tc).await else {
         return;
     };
     // Four lost CreateAccessKey responses: the SDK's own retries create keys too.
@@ -145,9 +180,8 @@ async fn iam_500_after_create_access_key_converges_to_one_key() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_500_on_secret_write_converges_to_one_key() {
-    let Some(mut env) = Env::start("api_500_on_secret_write_converges_to_one_key").await else {
+async fn api_500_on_secret_write_converges_to_one_key(tc: kube_sim::TestCluster) {
+    let Some(mut env) = Env::start("api_500_on_secret_write_converges_to_one_key", tc).await else {
         return;
     };
     let Some(sim) = env.sim("api_500_on_secret_write_converges_to_one_key") else {
@@ -166,9 +200,12 @@ async fn api_500_on_secret_write_converges_to_one_key() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn controller_killed_between_key_and_secret_converges_to_one_key() {
-    let Some(mut env) = Env::start("controller_killed_between_key_and_secret_converges_to_one_key").await
+async fn controller_killed_between_key_and_secret_converges_to_one_key(tc: kube_sim::TestCluster) {
+    let Some(mut env) = Env::start(
+        "controller_killed_between_key_and_secret_converges_to_one_key",
+        tc,
+    )
+    .await
     else {
         return;
     };
@@ -197,9 +234,8 @@ async fn controller_killed_between_key_and_secret_converges_to_one_key() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotation_annotation_replaces_the_key() {
-    let Some(mut env) = Env::start("rotation_annotation_replaces_the_key").await else {
+async fn rotation_annotation_replaces_the_key(tc: kube_sim::TestCluster) {
+    let Some(mut env) = Env::start("rotation_annotation_replaces_the_key", tc).await else {
         return;
     };
     // No grace period: the old key goes at the next reconcile (the grace is tested in controller_safety).
@@ -233,9 +269,8 @@ async fn rotation_annotation_replaces_the_key() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleted_or_edited_secret_is_repaired() {
-    let Some(mut env) = Env::start("deleted_or_edited_secret_is_repaired").await else {
+async fn deleted_or_edited_secret_is_repaired(tc: kube_sim::TestCluster) {
+    let Some(mut env) = Env::start("deleted_or_edited_secret_is_repaired", tc).await else {
         return;
     };
     env.run(env.context(Settings::default(), None));
@@ -275,9 +310,12 @@ async fn deleted_or_edited_secret_is_repaired() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unlabel_and_delete_remove_user_keys_and_policy_but_keep_artifacts() {
-    let Some(mut env) = Env::start("unlabel_and_delete_remove_user_keys_and_policy_but_keep_artifacts").await
+async fn unlabel_and_delete_remove_user_keys_and_policy_but_keep_artifacts(tc: kube_sim::TestCluster) {
+    let Some(mut env) = Env::start(
+        "unlabel_and_delete_remove_user_keys_and_policy_but_keep_artifacts",
+        tc,
+    )
+    .await
     else {
         return;
     };
@@ -338,9 +376,8 @@ async fn unlabel_and_delete_remove_user_keys_and_policy_but_keep_artifacts() {
     assert!(env.metrics.cleanups.get() >= 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lifecycle_rule_follows_retention_days() {
-    let Some(mut env) = Env::start("lifecycle_rule_follows_retention_days").await else {
+async fn lifecycle_rule_follows_retention_days(tc: kube_sim::TestCluster) {
+    let Some(mut env) = Env::start("lifecycle_rule_follows_retention_days", tc).await else {
         return;
     };
     let store = env.sw.store();
@@ -374,9 +411,9 @@ async fn lifecycle_rule_follows_retention_days() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn iam_outage_still_writes_configmaps_and_reports_not_ready() {
-    let Some(mut env) = Env::start("iam_outage_still_writes_configmaps_and_reports_not_ready").await else {
+async fn iam_outage_still_writes_configmaps_and_reports_not_ready(tc: kube_sim::TestCluster) {
+    let Some(mut env) = Env::start("iam_outage_still_writes_configmaps_and_reports_not_ready", tc).await
+    else {
         return;
     };
     // IAM on a port nothing listens on; S3 (bucket, lifecycle) works.

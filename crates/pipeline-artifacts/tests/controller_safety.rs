@@ -20,6 +20,27 @@ use pipeline_artifacts::settings::{
 use pipeline_artifacts::store::s3_client;
 use serde_json::json;
 
+// A control plane of its own each: these tests name namespaces and watch them all.
+kube_sim::on_each_backend!(private:
+    rotation_keeps_the_old_key_working_for_the_grace_period,
+    protected_namespaces_are_never_provisioned_or_cleaned_up,
+    cleanup_deletes_only_objects_this_controller_wrote,
+    admin_named_namespace_is_refused_and_its_deletion_never_hangs,
+    deletion_while_seaweedfs_is_down_retries_visibly_then_completes,
+    events_go_to_the_namespace_and_carry_no_key_ids,
+);
+
+/// Fault injection exists on kube-sim only.
+#[test]
+fn secret_writes_failing_50_times_never_leave_more_than_one_key_on_kube_sim() {
+    kube_sim::run_on(
+        "secret_writes_failing_50_times_never_leave_more_than_one_key",
+        kube_sim::Backend::KubeSim,
+        false,
+        secret_writes_failing_50_times_never_leave_more_than_one_key,
+    );
+}
+
 async fn put(env: &Env, creds: &Credentials, key: &str) -> Result<(), String> {
     s3_client(&env.sw.endpoints, creds)
         .put_object()
@@ -73,10 +94,11 @@ async fn configmap_owner(env: &Env, ns: &str, name: &str) -> Option<String> {
     cm.data?.get("owner").cloned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secret_writes_failing_50_times_never_leave_more_than_one_key() {
+async fn secret_writes_failing_50_times_never_leave_more_than_one_key(tc: kube_sim::TestCluster) {
     const T: &str = "secret_writes_failing_50_times_never_leave_more_than_one_key";
-    let Some(env) = Env::start(T).await else { return };
+    let Some(env) = Env::start(T, tc).await else {
+        return;
+    };
     let Some(sim) = env.sim(T) else { return };
     let ctx = env.context(Settings::default(), None);
     env.create_namespace("q1", true).await;
@@ -100,10 +122,9 @@ async fn secret_writes_failing_50_times_never_leave_more_than_one_key() {
     assert_eq!(env.keys("q1").await, [creds.access_key_id]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotation_keeps_the_old_key_working_for_the_grace_period() {
+async fn rotation_keeps_the_old_key_working_for_the_grace_period(tc: kube_sim::TestCluster) {
     const T: &str = "rotation_keeps_the_old_key_working_for_the_grace_period";
-    let Some(mut env) = Env::start(T).await else {
+    let Some(mut env) = Env::start(T, tc).await else {
         return;
     };
     let settings = Settings {
@@ -156,10 +177,9 @@ async fn rotation_keeps_the_old_key_working_for_the_grace_period() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn protected_namespaces_are_never_provisioned_or_cleaned_up() {
+async fn protected_namespaces_are_never_provisioned_or_cleaned_up(tc: kube_sim::TestCluster) {
     const T: &str = "protected_namespaces_are_never_provisioned_or_cleaned_up";
-    let Some(mut env) = Env::start(T).await else {
+    let Some(mut env) = Env::start(T, tc).await else {
         return;
     };
     let settings = Settings {
@@ -197,10 +217,9 @@ async fn protected_namespaces_are_never_provisioned_or_cleaned_up() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cleanup_deletes_only_objects_this_controller_wrote() {
+async fn cleanup_deletes_only_objects_this_controller_wrote(tc: kube_sim::TestCluster) {
     const T: &str = "cleanup_deletes_only_objects_this_controller_wrote";
-    let Some(mut env) = Env::start(T).await else {
+    let Some(mut env) = Env::start(T, tc).await else {
         return;
     };
     env.run(env.context(Settings::default(), None));
@@ -237,10 +256,9 @@ async fn cleanup_deletes_only_objects_this_controller_wrote() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_named_namespace_is_refused_and_its_deletion_never_hangs() {
+async fn admin_named_namespace_is_refused_and_its_deletion_never_hangs(tc: kube_sim::TestCluster) {
     const T: &str = "admin_named_namespace_is_refused_and_its_deletion_never_hangs";
-    let Some(mut env) = Env::start(T).await else {
+    let Some(mut env) = Env::start(T, tc).await else {
         return;
     };
     // ADMIN_USER set to something else: the collision is found through IAM.
@@ -278,10 +296,9 @@ async fn admin_named_namespace_is_refused_and_its_deletion_never_hangs() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deletion_while_seaweedfs_is_down_retries_visibly_then_completes() {
+async fn deletion_while_seaweedfs_is_down_retries_visibly_then_completes(tc: kube_sim::TestCluster) {
     const T: &str = "deletion_while_seaweedfs_is_down_retries_visibly_then_completes";
-    let Some(mut env) = Env::start(T).await else {
+    let Some(mut env) = Env::start(T, tc).await else {
         return;
     };
     env.run(env.context(Settings::default(), None));
@@ -314,10 +331,9 @@ async fn deletion_while_seaweedfs_is_down_retries_visibly_then_completes() {
     env.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_go_to_the_namespace_and_carry_no_key_ids() {
+async fn events_go_to_the_namespace_and_carry_no_key_ids(tc: kube_sim::TestCluster) {
     const T: &str = "events_go_to_the_namespace_and_carry_no_key_ids";
-    let Some(mut env) = Env::start(T).await else {
+    let Some(mut env) = Env::start(T, tc).await else {
         return;
     };
     let settings = Settings {

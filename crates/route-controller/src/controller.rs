@@ -27,6 +27,8 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use kflite_runtime::http::Status;
+
 use crate::config::Config;
 use crate::desired::{self, MANAGED_BY, MANAGED_BY_LABEL, SOURCE_NAMESPACE_LABEL, Source, SourceKind};
 use crate::metrics::Metrics;
@@ -392,18 +394,18 @@ async fn reconcile_namespace(ns: &str, terminating: bool, ctx: &Context) -> Resu
     let ssa = PatchParams::apply(&config.field_manager).force();
     let routes: Api<HttpRoute> = Api::namespaced(ctx.client.clone(), &config.route_namespace);
     let grants: Api<ReferenceGrant> = Api::namespaced(ctx.client.clone(), ns);
-    let mut failures: Vec<String> = Vec::new();
+    let mut failures: Vec<Failure> = Vec::new();
     let total = plan.apply.len() + plan.delete.len() + plan.apply_grants.len() + plan.delete_grants.len();
 
     // Grants first: a route without one is rejected by the gateway.
     for grant in &plan.apply_grants {
         let name = grant.metadata.name.as_deref().unwrap_or_default();
         if let Err(err) = grants.patch(name, &ssa, &Patch::Apply(grant)).await {
-            failures.push(format!("ReferenceGrant {ns}/{name}: {err}"));
+            failures.push(Failure::of(&err, format!("ReferenceGrant {ns}/{name}: {err}")));
         }
     }
     // Routes are independent: apply and delete them a few at a time.
-    let applied: Vec<Option<String>> = stream::iter(plan.apply)
+    let applied: Vec<Option<Failure>> = stream::iter(plan.apply)
         .map(|route| {
             let (routes, ssa) = (routes.clone(), ssa.clone());
             async move { apply_route(ctx, &routes, &ssa, &route, ns).await }
@@ -411,7 +413,7 @@ async fn reconcile_namespace(ns: &str, terminating: bool, ctx: &Context) -> Resu
         .buffer_unordered(APPLY_CONCURRENCY)
         .collect()
         .await;
-    let deleted: Vec<Option<String>> = stream::iter(plan.delete)
+    let deleted: Vec<Option<Failure>> = stream::iter(plan.delete)
         .map(|name| {
             let routes = routes.clone();
             async move {
@@ -421,9 +423,9 @@ async fn reconcile_namespace(ns: &str, terminating: bool, ctx: &Context) -> Resu
                         None
                     }
                     Err(kube::Error::Api(s)) if s.code == 404 => None,
-                    Err(err) => Some(format!(
-                        "delete HTTPRoute {}/{name}: {err}",
-                        config.route_namespace
+                    Err(err) => Some(Failure::of(
+                        &err,
+                        format!("delete HTTPRoute {}/{name}: {err}", config.route_namespace),
                     )),
                 }
             }
@@ -437,17 +439,63 @@ async fn reconcile_namespace(ns: &str, terminating: bool, ctx: &Context) -> Resu
         match grants.delete(name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(err) => failures.push(format!("delete ReferenceGrant {ns}/{name}: {err}")),
+            Err(err) => failures.push(Failure::of(
+                &err,
+                format!("delete ReferenceGrant {ns}/{name}: {err}"),
+            )),
         }
     }
+    report_permissions(ctx, &failures);
     match failures.first() {
         None => Ok(()),
         Some(first) => Err(Error::Partial {
             namespace: ns.into(),
             failed: failures.len(),
             total,
-            first: first.clone(),
+            first: first.text.clone(),
         }),
+    }
+}
+
+/// Health check that turns failing while the API server forbids a write.
+pub const PERMISSIONS_CHECK: &str = "permissions";
+
+/// One failed write of a reconcile.
+struct Failure {
+    text: String,
+    forbidden: bool,
+}
+
+impl Failure {
+    fn of(err: &kube::Error, text: String) -> Self {
+        let forbidden = matches!(err, kube::Error::Api(s) if s.code == 403);
+        Failure { text, forbidden }
+    }
+}
+
+/// A 403 is a broken install (RBAC short of a verb), not a transient error:
+/// it fails /readyz, logged as an error, until a reconcile writes without one.
+fn report_permissions(ctx: &Context, failures: &[Failure]) {
+    match failures.iter().find(|f| f.forbidden) {
+        Some(f) => {
+            if ctx.watches.health().status(PERMISSIONS_CHECK) != Some(Status::Failing) {
+                tracing::error!(
+                    error = %f.text,
+                    "forbidden by the API server: route-controller's RBAC lacks a verb (see manifests/route-controller/rbac.yaml)"
+                );
+            }
+            ctx.watches.health().set(
+                PERMISSIONS_CHECK,
+                Status::Failing,
+                format!("forbidden: {}", f.text),
+            );
+        }
+        None => {
+            if ctx.watches.health().status(PERMISSIONS_CHECK) == Some(Status::Failing) {
+                tracing::info!("writes allowed again: permissions restored");
+            }
+            ctx.watches.health().set(PERMISSIONS_CHECK, Status::Ok, "");
+        }
     }
 }
 
@@ -461,7 +509,7 @@ async fn apply_route(
     ssa: &PatchParams,
     route: &HttpRoute,
     ns: &str,
-) -> Option<String> {
+) -> Option<Failure> {
     let name = route.metadata.name.clone().unwrap_or_default();
     let err = match routes.patch(&name, ssa, &Patch::Apply(route)).await {
         Ok(_) => {
@@ -486,7 +534,7 @@ async fn apply_route(
             tracing::warn!(%e, "could not publish event");
         }
     }
-    Some(format!("HTTPRoute {route_ns}/{name}: {err}"))
+    Some(Failure::of(&err, format!("HTTPRoute {route_ns}/{name}: {err}")))
 }
 
 fn source_of(route: &HttpRoute, ns: &str) -> Option<Source> {

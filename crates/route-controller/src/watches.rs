@@ -72,6 +72,11 @@ pub struct Watches {
 pub const CACHES_CHECK: &str = "caches";
 
 impl Watches {
+    /// The process's health, for checks other than the watches'.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
     pub fn new(health: Health, metrics: Metrics) -> Self {
         let states = Watched::ALL.into_iter().map(|w| (w, State::Pending)).collect();
         health.set(

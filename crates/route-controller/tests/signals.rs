@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -13,67 +11,10 @@ use kube::Client;
 use kube::api::Api;
 use kube_sim::TestCluster;
 
+use common::replica::Replica;
 use common::{create_notebook, route_names, wait_for};
 
 const LEASE: &str = "route-controller-signals";
-
-struct Replica {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Replica {
-    fn start(kubeconfig: &Path, route_ns: &str, identity: &str) -> Self {
-        let log =
-            std::env::temp_dir().join(format!("route-controller-{identity}-{}.log", std::process::id()));
-        let child = Command::new(env!("CARGO_BIN_EXE_route-controller"))
-            .args([
-                "--gateway-name",
-                "homelab-gateway",
-                "--gateway-namespace",
-                "kube-system",
-            ])
-            .args(["--hostname", "kubeflow.example", "--metrics-addr", "127.0.0.1:0"])
-            .args(["--route-namespace", route_ns, "--lease-namespace", route_ns])
-            .args(["--lease-name", LEASE, "--identity", identity])
-            .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,kube=warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start route-controller");
-        Self { child, log }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill -{name}");
-    }
-
-    /// Wait for the process to exit; its exit code.
-    async fn exit_code(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + common::WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                panic!("still running; log: {}", self.log.display());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn holder(client: &Client, ns: &str) -> Option<String> {
     let lease = Api::<Lease>::namespaced(client.clone(), ns)
@@ -98,7 +39,7 @@ async fn sigterm_releases_the_lease_and_the_standby_reconciles_within_2s(cluster
         .expect("controller identity");
     let kubeconfig = identity.kubeconfig.clone();
 
-    let mut a = Replica::start(&kubeconfig, &route_ns, "a");
+    let mut a = Replica::start(&kubeconfig, &route_ns, LEASE, "a", 0);
     wait_for("replica a to lead", || {
         let (c, n) = (client.clone(), route_ns.clone());
         async move { holder(&c, &n).await.as_deref() == Some("a") }
@@ -110,7 +51,7 @@ async fn sigterm_releases_the_lease_and_the_standby_reconciles_within_2s(cluster
         async move { route_names(&c, &r, &n).await.len() == 1 }
     })
     .await;
-    let mut b = Replica::start(&kubeconfig, &route_ns, "b");
+    let mut b = Replica::start(&kubeconfig, &route_ns, LEASE, "b", 0);
     // Let b come up and find the Lease taken.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(holder(&client, &route_ns).await.as_deref(), Some("a"));

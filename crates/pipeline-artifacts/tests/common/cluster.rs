@@ -16,23 +16,35 @@ use serde_json::json;
 
 pub struct Env {
     pub sw: SeaweedFs,
-    /// kube-sim, or the real cluster `KFLITE_E2E_KUBECONFIG` names.
+    /// kube-sim (or `KFLITE_E2E_KUBECONFIG`'s cluster), or the real control plane.
     pub tc: kube_sim::TestCluster,
+    /// The test's own (admin) client.
     pub client: kube::Client,
+    /// The controller's: its ServiceAccount under manifests/pipeline-artifacts' RBAC.
+    pub controller: kube::Client,
+    /// That ServiceAccount, with a kubeconfig for the controller binary.
+    pub identity: kube_sim::Identity,
     pub metrics: Arc<Metrics>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Env {
-    pub async fn start(test: &str) -> Option<Env> {
+    pub async fn start(test: &str, tc: kube_sim::TestCluster) -> Option<Env> {
         let sw = super::seaweed(test)?;
-        let tc = kube_sim::TestCluster::start().expect("start the test cluster");
         let client = tc.client().await.expect("client");
+        let home = tc.namespace("kflite").await.expect("the controller's namespace");
+        let identity = tc
+            .controller_identity("pipeline-artifacts", &home)
+            .await
+            .expect("controller identity");
+        let controller = identity.client().await.expect("controller client");
         Some(Env {
             sw,
             tc,
             client,
+            controller,
+            identity,
             metrics: Arc::new(Metrics::default()),
             stop: None,
             task: None,
@@ -65,7 +77,7 @@ impl Env {
         );
         store.admin_key_id = Some(self.sw.admin.access_key_id.clone());
         Context {
-            client: self.client.clone(),
+            client: self.controller.clone(),
             store,
             settings,
             delete_artifacts: false,

@@ -114,8 +114,16 @@ pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 /// A cluster holding the sync request's parent Namespace (its labels), with
 /// the request's uid made the cluster's: the hook checks every request against it.
 pub async fn hook_cluster(request: &mut Value) -> (kube_sim::TestCluster, kube::Client) {
-    use k8s_openapi::api::core::v1::Namespace;
     let tc = kube_sim::TestCluster::start().expect("start the test cluster");
+    hook_cluster_on(tc, request).await
+}
+
+/// [`hook_cluster`] on a given cluster (either backend).
+pub async fn hook_cluster_on(
+    tc: kube_sim::TestCluster,
+    request: &mut Value,
+) -> (kube_sim::TestCluster, kube::Client) {
+    use k8s_openapi::api::core::v1::Namespace;
     let client = tc.client().await.expect("client");
     let meta = &request["object"]["metadata"];
     let ns: Namespace =

@@ -1,6 +1,7 @@
 //! What route-controller's integration tests share.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod replica;
 pub mod scale;
 
 use std::collections::BTreeSet;
