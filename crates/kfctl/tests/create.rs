@@ -13,9 +13,9 @@ use kfctl::profile;
 use kfmodel::Profile;
 use kfmodel::gateway::HttpRoute;
 use kube::api::Api;
+use kube_sim::TestCluster;
 use route_controller::metrics::Metrics;
 use route_controller::{Config, RunOptions, UserIdSource, http::Health};
-use kube_sim::TestCluster;
 use serde_json::{Value, json};
 
 // Each test changes cluster-wide objects: a cluster of its own.

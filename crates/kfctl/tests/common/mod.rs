@@ -106,7 +106,10 @@ impl Cluster {
                 .await
             {
                 Ok(_) => break,
-                Err(e) if e.to_string().contains("serviceaccount \"default\" not found") && Instant::now() < deadline => {
+                Err(e)
+                    if e.to_string().contains("serviceaccount \"default\" not found")
+                        && Instant::now() < deadline =>
+                {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) => panic!("applying {} {name}: {e}", value["kind"]),
@@ -172,7 +175,10 @@ impl Cluster {
                 .await
                 .unwrap_or_else(|e| panic!("clearing finalizers of {kind} {ns}/{name}: {e}"));
             }
-            assert!(Instant::now() < deadline, "{kind} {ns}/{name} not gone within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "{kind} {ns}/{name} not gone within 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
