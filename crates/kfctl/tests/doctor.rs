@@ -665,6 +665,150 @@ async fn forbidden_reads_fail_only_the_checks_that_need_them_body(tc: TestCluste
     );
 }
 
+/// Real RBAC on the real API server: the 403s the kube-sim test above injects.
+#[test]
+fn forbidden_reads_under_real_rbac_fail_only_their_checks() {
+    kube_sim::run_on(
+        "forbidden_reads_under_real_rbac_fail_only_their_checks",
+        kube_sim::Backend::ApiServer,
+        true,
+        forbidden_reads_under_real_rbac,
+    );
+}
+
+async fn forbidden_reads_under_real_rbac(tc: TestCluster) {
+    let Some(c) = healthy(tc).await else {
+        return;
+    };
+    let reader = reader_without(&c, "networkpolicies").await;
+    only_fails(
+        &doctor::run(&reader, &DoctorConfig::default())
+            .await
+            .expect("doctor runs"),
+        "network-policies",
+        "cannot read networkpolicies",
+        "kubectl auth can-i list networkpolicies -A",
+    );
+    let reader = reader_without(&c, "pods").await;
+    let report = doctor::run(&reader, &DoctorConfig::default())
+        .await
+        .expect("doctor runs");
+    let failed: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        ["gpu-notebooks", "pvcviewer-rwo"],
+        "{}",
+        report.to_table()
+    );
+}
+
+/// A client for a ServiceAccount that may get and list everything doctor
+/// reads except `denied` (a resource's plural).
+async fn reader_without(c: &Cluster, denied: &str) -> kube::Client {
+    let reads: [(&str, &[&str]); 10] = [
+        (
+            "",
+            &[
+                "services",
+                "pods",
+                "persistentvolumeclaims",
+                "namespaces",
+                "configmaps",
+                "secrets",
+            ],
+        ),
+        ("apps", &["deployments"]),
+        ("coordination.k8s.io", &["leases"]),
+        ("apiextensions.k8s.io", &["customresourcedefinitions"]),
+        ("gateway.networking.k8s.io", &["httproutes", "referencegrants"]),
+        ("kubeflow.org", &["notebooks", "profiles", "pvcviewers"]),
+        ("tensorboard.kubeflow.org", &["tensorboards"]),
+        ("networking.k8s.io", &["networkpolicies"]),
+        ("networking.istio.io", &["*"]),
+        ("security.istio.io", &["*"]),
+    ];
+    let rules: Vec<_> = reads
+        .iter()
+        .map(|(group, resources)| {
+            let allowed: Vec<&str> = resources.iter().copied().filter(|r| *r != denied).collect();
+            json!({"apiGroups": [group], "resources": allowed, "verbs": ["get", "list"]})
+        })
+        .filter(|rule| rule["resources"].as_array().is_some_and(|r| !r.is_empty()))
+        .collect();
+    let name = format!("doctor-without-{denied}");
+    let subject = json!([{"kind": "ServiceAccount", "name": name, "namespace": KF}]);
+    let admin = &c.client;
+    let apply = |ar: kube::api::ApiResource, ns: Option<&str>, obj: serde_json::Value| {
+        let api: kube::Api<kube::api::DynamicObject> = match ns {
+            Some(ns) => kube::Api::namespaced_with(admin.clone(), ns, &ar),
+            None => kube::Api::all_with(admin.clone(), &ar),
+        };
+        let name = name.clone();
+        async move {
+            let params = kube::api::PatchParams::apply("kfctl-test").force();
+            api.patch(&name, &params, &kube::api::Patch::Apply(&obj))
+                .await
+                .unwrap_or_else(|e| panic!("applying {} {name}: {e}", ar.kind));
+        }
+    };
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let erase = kfctl::resources::of::<ServiceAccount>;
+    apply(
+        erase(),
+        Some(KF),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": KF}}),
+    )
+    .await;
+    apply(
+        kfctl::resources::of::<ClusterRole>(),
+        None,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name}, "rules": rules}),
+    )
+    .await;
+    apply(
+        kfctl::resources::of::<ClusterRoleBinding>(),
+        None,
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": subject,
+        }),
+    )
+    .await;
+    let sa: kube::Api<ServiceAccount> = kube::Api::namespaced(admin.clone(), KF);
+    let token = sa
+        .create_token_request(&name, &Default::default(), &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("a token for {name}: {e}"))
+        .status
+        .and_then(|s| s.token)
+        .unwrap_or_else(|| panic!("the API server issued no token for {name}"));
+    let mut config = c.tc.kube_config().await.expect("kube config");
+    config.auth_info = kube::config::AuthInfo {
+        token: Some(token.into()),
+        ..Default::default()
+    };
+    let client = kube::Client::try_from(config).expect("client");
+    // The authorizer learns of new bindings from a watch: wait until it has.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let services: kube::Api<kube::api::DynamicObject> =
+        kube::Api::all_with(client.clone(), &kfctl::resources::service());
+    while let Err(e) = services.list(&Default::default()).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} cannot list services within 20 s: {e}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    client
+}
+
 #[tokio::test]
 async fn doctor_runs_on_the_e2e_cluster() {
     // On a real cluster (KFLITE_E2E_KUBECONFIG) nothing can be assumed about
