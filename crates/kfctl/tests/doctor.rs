@@ -13,6 +13,7 @@ use serde_json::json;
 kube_sim::on_each_backend!(
     private:
     healthy_homelab_passes_every_check,
+    kflite_dashboard_manifest_applied_with_kubectl_passes,
     jupyter_without_rewrite_fails_dashboard_route,
     katib_rewritten_fails_dashboard_route,
     missing_prefix_fails_dashboard_route,
@@ -67,6 +68,28 @@ async fn doctor(c: &Cluster) -> Report {
         .expect("doctor runs")
 }
 
+/// The ids of the checks that fail, in doctor's order.
+fn failed_ids(report: &Report) -> Vec<&str> {
+    report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| c.id.as_str())
+        .collect()
+}
+
+/// Every check passes; the database check, without `--db-url`, is skipped.
+fn all_pass(report: &Report) {
+    for check in &report.checks {
+        let expected = if check.id == "kfp-database" {
+            Status::Skip
+        } else {
+            Status::Pass
+        };
+        assert_eq!(check.status, expected, "{}:\n{}", check.id, report.to_table());
+    }
+}
+
 /// Every check passes or is skipped, except `id`, which fails with a fix
 /// naming `fix_has` and a problem naming `problem_has`.
 fn only_fails(report: &Report, id: &str, problem_has: &str, fix_has: &str) {
@@ -103,14 +126,7 @@ async fn healthy_homelab_passes_every_check(tc: TestCluster) {
         return;
     };
     let report = doctor(&c).await;
-    for check in &report.checks {
-        let expected = if check.id == "kfp-database" {
-            Status::Skip
-        } else {
-            Status::Pass
-        };
-        assert_eq!(check.status, expected, "{}:\n{}", check.id, report.to_table());
-    }
+    all_pass(&report);
     assert_eq!(report.exit_code(), 0);
     // Every check of the issue is there, each exactly once.
     let ids: Vec<&str> = report.checks.iter().map(|c| c.id.as_str()).collect();
@@ -149,6 +165,26 @@ async fn healthy_homelab_passes_every_check(tc: TestCluster) {
         "{}",
         summary("pipelines-namespaces")
     );
+}
+
+async fn kflite_dashboard_manifest_applied_with_kubectl_passes(tc: TestCluster) {
+    // kflite's generated route, applied as the owner applies it, read back as
+    // the API server stores it (upstream CRD validation and defaults included).
+    let test = "kflite_dashboard_manifest_applied_with_kubectl_passes";
+    let Some(kubectl) = testkit::require_tool(test, "kubectl") else {
+        return;
+    };
+    let Some(c) = healthy(tc).await else {
+        return;
+    };
+    c.delete("HTTPRoute", KF, "kubeflow-dashboard").await;
+    let manifest = testkit::workspace_root().join("manifests/dashboard-route/httproute.yaml");
+    c.tc.kubectl_apply_server_side(&kubectl, &manifest)
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.merge_status(json!({"kind": "HTTPRoute", "metadata": {"name": "kubeflow-dashboard", "namespace": KF}, "status": accepted()}))
+        .await;
+    let report = doctor(&c).await;
+    all_pass(&report);
 }
 
 fn without_rewrite(prefix: &str) -> serde_json::Value {
@@ -601,12 +637,7 @@ async fn empty_cluster_fails_without_panicking(tc: TestCluster) {
     };
     let report = doctor(&c).await;
     assert_eq!(report.status, Status::Fail);
-    let failed: Vec<&str> = report
-        .checks
-        .iter()
-        .filter(|c| c.status == Status::Fail)
-        .map(|c| c.id.as_str())
-        .collect();
+    let failed = failed_ids(&report);
     assert!(
         failed.contains(&"dashboard-route") && failed.contains(&"istio"),
         "{failed:?}"
@@ -642,27 +673,30 @@ async fn forbidden_reads_fail_only_the_checks_that_need_them_body(tc: TestCluste
     let Some(c) = healthy(tc).await else {
         return;
     };
-    c.sim().fail_next(Some("list"), Some("networkpolicies"), 403, 1);
-    only_fails(
-        &doctor(&c).await,
-        "network-policies",
-        "cannot read networkpolicies",
-        "kubectl auth can-i list networkpolicies -A",
-    );
-    c.sim().fail_next(Some("list"), Some("pods"), 403, 1);
-    let report = doctor(&c).await;
-    let failed: Vec<&str> = report
-        .checks
-        .iter()
-        .filter(|c| c.status == Status::Fail)
-        .map(|c| c.id.as_str())
-        .collect();
-    assert_eq!(
-        failed,
-        ["gpu-notebooks", "pvcviewer-rwo"],
-        "{}",
-        report.to_table()
-    );
+    for denied in ["networkpolicies", "pods"] {
+        c.sim().fail_next(Some("list"), Some(denied), 403, 1);
+        fails_without(&doctor(&c).await, denied);
+    }
+}
+
+/// What a doctor that may not read `denied` reports: the checks that need
+/// it fail, saying so; the others still judge the cluster.
+fn fails_without(report: &Report, denied: &str) {
+    match denied {
+        "networkpolicies" => only_fails(
+            report,
+            "network-policies",
+            "cannot read networkpolicies",
+            "kubectl auth can-i list networkpolicies -A",
+        ),
+        "pods" => assert_eq!(
+            failed_ids(report),
+            ["gpu-notebooks", "pvcviewer-rwo"],
+            "{}",
+            report.to_table()
+        ),
+        other => panic!("no expectation for a doctor without {other}"),
+    }
 }
 
 /// Real RBAC on the real API server: the 403s the kube-sim test above injects.
@@ -680,31 +714,13 @@ async fn forbidden_reads_under_real_rbac(tc: TestCluster) {
     let Some(c) = healthy(tc).await else {
         return;
     };
-    let reader = reader_without(&c, "networkpolicies").await;
-    only_fails(
-        &doctor::run(&reader, &DoctorConfig::default())
+    for denied in ["networkpolicies", "pods"] {
+        let reader = reader_without(&c, denied).await;
+        let report = doctor::run(&reader, &DoctorConfig::default())
             .await
-            .expect("doctor runs"),
-        "network-policies",
-        "cannot read networkpolicies",
-        "kubectl auth can-i list networkpolicies -A",
-    );
-    let reader = reader_without(&c, "pods").await;
-    let report = doctor::run(&reader, &DoctorConfig::default())
-        .await
-        .expect("doctor runs");
-    let failed: Vec<&str> = report
-        .checks
-        .iter()
-        .filter(|c| c.status == Status::Fail)
-        .map(|c| c.id.as_str())
-        .collect();
-    assert_eq!(
-        failed,
-        ["gpu-notebooks", "pvcviewer-rwo"],
-        "{}",
-        report.to_table()
-    );
+            .expect("doctor runs");
+        fails_without(&report, denied);
+    }
 }
 
 /// A client for a ServiceAccount that may get and list everything doctor
