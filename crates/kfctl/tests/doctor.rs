@@ -21,6 +21,7 @@ kube_sim::on_each_backend!(
     missing_backend_service_fails_dashboard_backends,
     unavailable_route_controller_fails_its_check,
     stale_route_controller_lease_fails_route_controller,
+    lease_written_by_route_controller_passes,
     missing_tensorboard_route_fails_app_routes,
     missing_reference_grant_fails_app_routes,
     route_the_gateway_refused_fails_gateway_status,
@@ -301,6 +302,61 @@ async fn stale_route_controller_lease_fails_route_controller(tc: TestCluster) {
         "route-controller",
         "no replica leads",
         "rollout restart deploy/route-controller",
+    );
+}
+
+async fn lease_written_by_route_controller_passes(tc: TestCluster) {
+    // The Lease as route-controller's own leader election writes it, not the fixture's.
+    let Some(c) = healthy(tc).await else {
+        return;
+    };
+    c.delete("Lease", KF, "kflite-route-controller").await;
+    let identity = "route-controller-test-0";
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let client = c.client.clone();
+    let controller = tokio::spawn(async move {
+        let options = route_controller::RunOptions {
+            identity: identity.into(),
+            leader: Some(route_controller::leader::LeaderConfig::new(
+                KF,
+                "kflite-route-controller",
+                identity,
+            )),
+        };
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        route_controller::run(
+            client,
+            route_controller::Config::example(),
+            options,
+            route_controller::metrics::Metrics::new(),
+            route_controller::http::Health::default(),
+            shutdown,
+        )
+        .await
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let report = loop {
+        let report = doctor(&c).await;
+        if report.check("route-controller").unwrap().status == Status::Pass {
+            break report;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "route-controller took no lead within 30 s:\n{}",
+            report.to_table()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    all_pass(&report);
+    let summary = &report.check("route-controller").unwrap().summary;
+    assert!(summary.contains(&format!("held by {identity}")), "{summary}");
+    let _ = stop.send(());
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), controller).await;
+    assert!(
+        matches!(stopped, Ok(Ok(Ok(())))),
+        "route-controller stopped badly: {stopped:?}"
     );
 }
 
