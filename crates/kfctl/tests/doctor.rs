@@ -891,7 +891,7 @@ async fn doctor_runs_on_the_e2e_cluster() {
     if std::env::var_os("KFLITE_E2E_KUBECONFIG").is_none_or(|v| v.is_empty()) {
         testkit::skip(
             test,
-            "KFLITE_E2E_KUBECONFIG is not set (doctor's fixtures cover kube-sim)",
+            "KFLITE_E2E_KUBECONFIG is not set (the fixtures cover kube-sim and a real API server)",
         );
         return;
     }
