@@ -10,7 +10,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::*;
+use kube_sim::TestCluster;
 use serde_json::Value;
+
+// Each test changes cluster-wide objects: a cluster of its own.
+kube_sim::on_each_backend!(
+    private:
+    doctor_table_on_the_healthy_fixture,
+    doctor_table_on_a_broken_fixture,
+    list_tables,
+    json_fields_are_the_documented_ones,
+    json_is_stable_across_runs,
+    profile_add_and_notebook_create_through_the_binary,
+);
 
 fn kfctl(c: &Cluster, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kfctl"))
@@ -48,9 +60,10 @@ fn snapshot(name: &str, actual: &str) {
     );
 }
 
-#[tokio::test]
-async fn doctor_table_on_the_healthy_fixture() {
-    let c = healthy().await;
+async fn doctor_table_on_the_healthy_fixture(tc: TestCluster) {
+    let Some(c) = healthy(tc).await else {
+        return;
+    };
     let started = std::time::Instant::now();
     let out = kfctl(&c, &["doctor"]);
     eprintln!("kfctl doctor on the healthy fixture: {:?}", started.elapsed());
@@ -64,9 +77,10 @@ async fn doctor_table_on_the_healthy_fixture() {
     snapshot("doctor-healthy", &stdout(&out));
 }
 
-#[tokio::test]
-async fn doctor_table_on_a_broken_fixture() {
-    let c = healthy().await;
+async fn doctor_table_on_a_broken_fixture(tc: TestCluster) {
+    let Some(c) = healthy(tc).await else {
+        return;
+    };
     c.delete("Pod", USER_NS, "pvcviewer-viewer-5d9f7c-abcde").await;
     c.apply(viewer_pod("node-b", true)).await;
     c.delete("ConfigMap", USER_NS, "kfp-launcher").await;
@@ -75,9 +89,10 @@ async fn doctor_table_on_a_broken_fixture() {
     snapshot("doctor-broken", &stdout(&out));
 }
 
-#[tokio::test]
-async fn list_tables() {
-    let c = healthy().await;
+async fn list_tables(tc: TestCluster) {
+    let Some(c) = healthy(tc).await else {
+        return;
+    };
     for (name, args) in [
         ("urls", vec!["urls"]),
         ("notebook-list", vec!["notebook", "list", "-A"]),
@@ -127,9 +142,10 @@ fn json(c: &Cluster, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("{args:?} -o json is not JSON ({e}): {}", stdout(&out)))
 }
 
-#[tokio::test]
-async fn json_fields_are_the_documented_ones() {
-    let c = healthy().await;
+async fn json_fields_are_the_documented_ones(tc: TestCluster) {
+    let Some(c) = healthy(tc).await else {
+        return;
+    };
     // A failing check too, so `fix` and `problems` carry values.
     c.delete("Service", KF, "katib-ui").await;
     let report = json(&c, &["doctor"]);
@@ -158,17 +174,19 @@ async fn json_fields_are_the_documented_ones() {
     assert_eq!(yaml, report);
 }
 
-#[tokio::test]
-async fn json_is_stable_across_runs() {
-    let c = healthy().await;
+async fn json_is_stable_across_runs(tc: TestCluster) {
+    let Some(c) = healthy(tc).await else {
+        return;
+    };
     let one = stdout(&kfctl(&c, &["doctor", "-o", "json"]));
     let two = stdout(&kfctl(&c, &["doctor", "-o", "json"]));
     assert_eq!(one, two);
 }
 
-#[tokio::test]
-async fn profile_add_and_notebook_create_through_the_binary() {
-    let c = healthy().await;
+async fn profile_add_and_notebook_create_through_the_binary(tc: TestCluster) {
+    let Some(c) = healthy(tc).await else {
+        return;
+    };
     let out = kfctl(&c, &["profile", "add", "bob@example.com", "-n", "team-bob"]);
     assert_eq!(
         out.status.code(),

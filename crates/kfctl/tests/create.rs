@@ -14,9 +14,16 @@ use kflite_runtime::Health;
 use kfmodel::Profile;
 use kfmodel::gateway::HttpRoute;
 use kube::api::Api;
+use kube_sim::TestCluster;
 use route_controller::metrics::Metrics;
 use route_controller::{Config, RunOptions, UserIdSource};
 use serde_json::{Value, json};
+
+// Each test changes cluster-wide objects: a cluster of its own.
+kube_sim::on_each_backend!(
+    private:
+    created_gpu_notebook_is_routed_and_passes_the_gpu_lint,
+);
 
 async fn wait_route(client: &kube::Client, name: &str) -> HttpRoute {
     let api: Api<HttpRoute> = Api::namespaced(client.clone(), KF);
@@ -33,9 +40,10 @@ async fn wait_route(client: &kube::Client, name: &str) -> HttpRoute {
     }
 }
 
-#[tokio::test]
-async fn created_gpu_notebook_is_routed_and_passes_the_gpu_lint() {
-    let c = with_crds().await;
+async fn created_gpu_notebook_is_routed_and_passes_the_gpu_lint(tc: TestCluster) {
+    let Some(c) = with_crds(tc).await else {
+        return;
+    };
     c.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KF}}))
         .await;
 

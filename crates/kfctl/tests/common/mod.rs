@@ -1,4 +1,5 @@
-//! Fixture clusters for kfctl's tests: kube-sim primed with what a healthy
+//! Fixture clusters for kfctl's tests: a private cluster (kube-sim or a real
+//! control plane, see `kube_sim::on_each_backend!`) primed with what a healthy
 //! homelab has, and helpers that break one thing at a time.
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 use kfctl::notebook::NotebookRequest;
 use kfctl::resources as r;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube_sim::TestCluster;
 use route_controller::Config;
 use route_controller::desired::{self, Source, SourceKind};
 use serde_json::{Value, json};
@@ -17,7 +19,7 @@ pub const KF: &str = "kubeflow";
 const MANAGER: &str = "kfctl-fixture";
 
 pub struct Cluster {
-    pub sim: kube_sim::Handle,
+    pub tc: TestCluster,
     pub client: kube::Client,
 }
 
@@ -30,13 +32,20 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// A fresh, empty kube-sim. Doctor's checks are cluster-wide, so fixtures
-/// always get a cluster of their own (never the real one of KFLITE_E2E_KUBECONFIG).
-pub async fn empty() -> Cluster {
+/// The empty cluster `tc` (a private one: doctor's checks are cluster-wide),
+/// or `None` after a loud skip on the real cluster of KFLITE_E2E_KUBECONFIG,
+/// which fixtures must never change.
+pub async fn empty(tc: TestCluster) -> Option<Cluster> {
     init_tracing();
-    let sim = kube_sim::Server::start(kube_sim::Config::default()).expect("kube-sim starts");
-    let client = kube::Client::try_from(sim.kube_config()).expect("client");
-    Cluster { sim, client }
+    if tc.is_real() {
+        testkit::skip(
+            "kfctl fixture",
+            "KFLITE_E2E_KUBECONFIG names a cluster someone runs; fixtures need one of their own",
+        );
+        return None;
+    }
+    let client = tc.client().await.expect("client");
+    Some(Cluster { tc, client })
 }
 
 fn ar_of(value: &Value) -> ApiResource {
@@ -58,6 +67,13 @@ fn ar_of(value: &Value) -> ApiResource {
         "Tensorboard" => r::tensorboard(),
         "PVCViewer" => r::pvcviewer(),
         "Profile" => r::profile(),
+        "RuntimeClass" => ApiResource {
+            group: "node.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "node.k8s.io/v1".into(),
+            kind: "RuntimeClass".into(),
+            plural: "runtimeclasses".into(),
+        },
         other => kfmodel::istio::STUB_KINDS
             .iter()
             .find(|k| k.kind == other)
@@ -81,9 +97,24 @@ impl Cluster {
         let status = value.as_object_mut().and_then(|o| o.remove("status"));
         let name = r::name(&value).to_string();
         let api = api_for(&self.client, &value);
-        api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&value))
-            .await
-            .unwrap_or_else(|e| panic!("applying {} {name}: {e}", value["kind"]));
+        // A real API server admits a Pod only once the controller manager has
+        // made its namespace's `default` ServiceAccount, shortly after the namespace.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match api
+                .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&value))
+                .await
+            {
+                Ok(_) => break,
+                Err(e)
+                    if e.to_string().contains("serviceaccount \"default\" not found")
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("applying {} {name}: {e}", value["kind"]),
+            }
+        }
         if let Some(status) = status {
             api.patch_status(
                 &name,
@@ -117,14 +148,48 @@ impl Cluster {
         if !ns.is_empty() {
             v["metadata"]["namespace"] = json!(ns);
         }
-        api_for(&self.client, &v)
-            .delete(name, &DeleteParams::default())
+        let api = api_for(&self.client, &v);
+        // No kubelet confirms a Pod's end on the test control plane: delete it at once.
+        let params = if kind == "Pod" {
+            DeleteParams::default().grace_period(0)
+        } else {
+            DeleteParams::default()
+        };
+        api.delete(name, &params)
             .await
             .unwrap_or_else(|e| panic!("deleting {kind} {ns}/{name}: {e}"));
+        // Wait until it is gone, doing the finalizers' work (pvc-protection)
+        // whose controllers the test control plane does not run.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Some(obj) = api
+            .get_opt(name)
+            .await
+            .unwrap_or_else(|e| panic!("reading deleted {kind} {ns}/{name}: {e}"))
+        {
+            if obj.metadata.finalizers.as_ref().is_some_and(|f| !f.is_empty()) {
+                api.patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("clearing finalizers of {kind} {ns}/{name}: {e}"));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{kind} {ns}/{name} not gone within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn kubeconfig(&self) -> &std::path::Path {
-        self.sim.kubeconfig_path()
+        self.tc.kubeconfig_path()
+    }
+
+    /// kube-sim's handle, for fault injection.
+    pub fn sim(&self) -> &kube_sim::Handle {
+        self.tc.sim().expect("fault injection needs the kube-sim backend")
     }
 
     /// Add a Notebook with the route and grant route-controller would make.
@@ -322,22 +387,23 @@ async fn wait_served(client: &kube::Client) {
     }
 }
 
-/// CRDs only: what a cluster has before anything is in it.
-pub async fn with_crds() -> Cluster {
-    let c = empty().await;
-    let mut crds = kfmodel::crd::all();
-    crds.extend(kfmodel::gateway::cluster_provided_crds());
-    crds.extend(kfmodel::istio::stub_crds());
-    for crd in crds {
-        c.apply(serde_json::to_value(crd).unwrap()).await;
-    }
+/// CRDs only: what a cluster has before anything is in it (on a real API
+/// server the Gateway API's upstream release, with its validation).
+pub async fn with_crds(tc: TestCluster) -> Option<Cluster> {
+    let c = empty(tc).await?;
+    c.tc.install_platform_crds().await.expect("platform CRDs");
+    let stubs: Vec<Value> = kfmodel::istio::stub_crds()
+        .iter()
+        .map(|crd| serde_json::to_value(crd).unwrap())
+        .collect();
+    c.tc.install_crds(&stubs).await.expect("stub Istio CRDs");
     wait_served(&c.client).await;
-    c
+    Some(c)
 }
 
 /// Everything a healthy homelab has.
-pub async fn healthy() -> Cluster {
-    let c = with_crds().await;
+pub async fn healthy(tc: TestCluster) -> Option<Cluster> {
+    let c = with_crds(tc).await?;
     for (ns, labels) in [
         (KF, json!({})),
         (USER_NS, json!({"pipelines.kubeflow.org/enabled": "true"})),
@@ -363,6 +429,12 @@ pub async fn healthy() -> Cluster {
     let mut dashboard = dashboard_route();
     dashboard["status"] = accepted();
     c.apply(dashboard).await;
+    // The GPU operator's RuntimeClass: a real API server admits GPU pods only
+    // with it (kube-sim does not serve the kind, nor check pods against it).
+    if c.tc.sim().is_none() {
+        c.apply(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"}, "handler": "nvidia"}))
+            .await;
+    }
     c.apply(deployment(KF, "route-controller", true)).await;
     c.apply(deployment(KF, "pipeline-artifacts", true)).await;
     c.apply(lease(kfctl::doctor::snapshot::unix_now())).await;
@@ -439,5 +511,5 @@ pub async fn healthy() -> Cluster {
         "spec": {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]},
     }))
     .await;
-    c
+    Some(c)
 }
