@@ -98,13 +98,14 @@ pub async fn run(
     };
     let source = args.dir.display().to_string();
     let summary = super::apply(&conn.client, &yaml, &source, &opts, err).await?;
-    let text = match cli.output {
-        Format::Table => format!(
-            "{}{}",
-            summary.diff.as_deref().unwrap_or_default(),
-            summary.to_table()
-        ),
-        f => output::encode(&summary, f)?,
+    let text = match (cli.output, &summary.diff) {
+        // The diff alone on stdout, as kubectl diff prints it; the counts go to stderr.
+        (Format::Table, Some(diff)) => {
+            let _ = write!(err, "{}", summary.to_table());
+            diff.clone()
+        }
+        (Format::Table, None) => summary.to_table(),
+        (f, _) => output::encode(&summary, f)?,
     };
     out.write_all(text.as_bytes()).map_err(|source| Error::Io {
         path: "<stdout>".into(),

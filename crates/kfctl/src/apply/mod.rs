@@ -365,8 +365,15 @@ async fn apply_one(
 ) -> (Outcome, Option<diff::Pair>) {
     let mut body = o.body.clone();
     applyset::label_member(&mut body, id);
-    if !o.namespace.is_empty() {
-        body["metadata"]["namespace"] = Value::String(o.namespace.clone());
+    match body.get_mut("metadata").and_then(Value::as_object_mut) {
+        Some(meta) if !o.namespace.is_empty() => {
+            meta.insert("namespace".into(), Value::String(o.namespace.clone()));
+        }
+        // A cluster-scoped object has no namespace (the API server would drop it).
+        Some(meta) => {
+            meta.remove("namespace");
+        }
+        None => {}
     }
     let file = diff::file_name(&o.gvk.group, &o.gvk.version, &o.gvk.kind, &o.namespace, &o.name);
     let (resource, namespaced) = match kinds.resolve(&o.gvk) {

@@ -87,15 +87,29 @@ fn missing_kinds(kinds: &Kinds, objects: &[Object]) -> Vec<Problem> {
     for o in objects {
         need(&o.gvk, o.id());
     }
-    for crd in kfmodel::gateway::cluster_provided_crds() {
-        let spec = &crd.spec;
-        for v in spec.versions.iter().filter(|v| v.served) {
-            let gvk = Gvk {
-                group: spec.group.clone(),
-                version: v.name.clone(),
-                kind: spec.names.kind.clone(),
-            };
-            need(&gvk, "route-controller (at run time)".into());
+    // route-controller (its ConfigMap or an HTTPRoute names a Gateway) needs
+    // the Gateway API kinds at run time, at any version their CRDs serve.
+    if !named_gateways(objects).is_empty() {
+        for crd in kfmodel::gateway::cluster_provided_crds() {
+            let spec = &crd.spec;
+            let versions: Vec<Gvk> = spec
+                .versions
+                .iter()
+                .filter(|v| v.served)
+                .map(|v| Gvk {
+                    group: spec.group.clone(),
+                    version: v.name.clone(),
+                    kind: spec.names.kind.clone(),
+                })
+                .collect();
+            if !versions
+                .iter()
+                .any(|g| !matches!(kinds.resolve(g), Resolved::Missing))
+            {
+                for gvk in &versions {
+                    need(gvk, "route-controller (at run time)".into());
+                }
+            }
         }
     }
     missing
