@@ -16,11 +16,12 @@ pub fn run(args: Args) -> Result<()> {
     let mut argv: Vec<String> = vec!["kfctl".into(), "apply".into()];
     argv.extend(args.args);
     let has_mirror = argv.iter().any(|a| a == "--mirror" || a.starts_with("--mirror="));
-    if !has_mirror && std::env::var_os("KFLITE_UPSTREAM_MIRROR").is_none() {
-        if let Some(mirror) = crate::render::default_mirror() {
-            argv.push("--mirror".into());
-            argv.push(mirror.display().to_string());
-        }
+    if !has_mirror
+        && std::env::var_os("KFLITE_UPSTREAM_MIRROR").is_none()
+        && let Some(mirror) = crate::render::default_mirror()
+    {
+        argv.push("--mirror".into());
+        argv.push(mirror.display().to_string());
     }
     let cli = kfctl::cli::Cli::parse_from(argv);
     std::env::set_current_dir(crate::project_root()).context("changing to the project root")?;
