@@ -11,7 +11,10 @@ fn xtask_apply_runs_kfctl_apply() {
         return;
     };
     let tc = TestCluster::start().expect("test cluster");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let ns = runtime.block_on(tc.namespace("xtask-apply")).expect("namespace");
     let dir = common::tempdir();
     std::fs::write(
@@ -44,9 +47,20 @@ fn xtask_apply_runs_kfctl_apply() {
         serde_json::from_str(&common::xtask_ok(&a)).expect("-o json")
     };
     let first = run(args(&[]));
-    assert_eq!(first["created"], serde_json::json!([format!("configmap/from-xtask -n {ns}")]));
+    assert_eq!(
+        first["created"],
+        serde_json::json!([format!("configmap/from-xtask -n {ns}")])
+    );
     let mut get = tc.kubectl(&kubectl);
-    get.args(["get", "configmap", "from-xtask", "-n", &ns, "-o", "jsonpath={.data.k}"]);
+    get.args([
+        "get",
+        "configmap",
+        "from-xtask",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.data.k}",
+    ]);
     assert_eq!(common::run(&mut get), "v");
     let again = run(args(&["--dry-run"]));
     assert_eq!(again["unchanged"].as_array().map(Vec::len), Some(1), "{again}");

@@ -100,6 +100,21 @@ fn documents(yaml: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `kind/name resourceVersion` of every object in `file`, as kubectl reads them.
+fn resource_versions(tc: &TestCluster, kubectl: &Path, file: &Path) -> String {
+    kubectl_ok(
+        tc,
+        kubectl,
+        &[
+            "get",
+            "-f",
+            file.to_str().unwrap(),
+            "-o",
+            "jsonpath={range .items[*]}{.kind}/{.metadata.namespace}/{.metadata.name} {.metadata.resourceVersion}{\"\\n\"}{end}",
+        ],
+    )
+}
+
 fn render_homelab(shared: &Path) -> String {
     let request = kfctl::overlay::RenderRequest {
         dir: testkit::workspace_root().join("overlays/homelab"),
@@ -169,8 +184,14 @@ async fn platform_applies_in_one_run_and_a_second_run_changes_nothing() {
     assert_eq!(got.lines().count(), n, "kubectl get -f the render");
 
     let rv = tc.sim().map(|s| s.resource_version());
+    let versions = resource_versions(&tc, &kubectl, &platform);
     let (code, out, err) = kfctl(&tc, &args).await;
     assert_eq!(code, 0, "second run:\n{out}\n{err}");
+    assert_eq!(
+        resource_versions(&tc, &kubectl, &platform),
+        versions,
+        "no object changed"
+    );
     let second = summary(&out);
     assert_eq!(ids(&second, "unchanged").len(), n, "all unchanged: {second}");
     assert!(ids(&second, "created").is_empty() && ids(&second, "configured").is_empty());
@@ -207,6 +228,25 @@ async fn without_cert_manager_nothing_changes_and_the_missing_crds_are_named() {
     let (code, out, err) = kfctl(&tc, &args).await;
     assert_eq!(code, 1, "{out}\n{err}");
     assert_eq!(tc.sim().map(|s| s.resource_version()), rv, "nothing changed");
+    let platform = dir.path().join("platform.yaml");
+    std::fs::write(&platform, render_homelab(&shared)).unwrap();
+    // kubectl finds none of the rendered objects (it cannot even map the kinds whose CRDs are missing).
+    let mut get = tc.kubectl(&kubectl);
+    get.args(["get", "--ignore-not-found", "-o", "name", "-f"])
+        .arg(&platform);
+    let got = get.output().expect("kubectl get");
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout),
+        "",
+        "no rendered object was created"
+    );
+    let stderr = String::from_utf8_lossy(&got.stderr);
+    assert!(
+        stderr
+            .lines()
+            .all(|l| l.starts_with("resource mapping not found") || l == "ensure CRDs are installed first"),
+        "{stderr}"
+    );
     let s = summary(&out);
     assert!(ids(&s, "created").is_empty(), "{s}");
     let text = s["preflight"].to_string();
@@ -538,6 +578,20 @@ async fn diff_after_one_edit_shows_exactly_that_change() {
     .await;
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(tc.sim().map(|s| s.resource_version()), rv, "diff changes nothing");
+    let live = kubectl_ok(
+        &tc,
+        &kubectl,
+        &[
+            "get",
+            "configmap",
+            "a-config",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.data.greeting}",
+        ],
+    );
+    assert_eq!(live, "hello", "diff changes nothing");
     let lines = body(&out);
     let changed: Vec<&str> = lines
         .iter()
