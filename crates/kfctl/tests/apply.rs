@@ -115,19 +115,27 @@ fn resource_versions(tc: &TestCluster, kubectl: &Path, file: &Path) -> String {
     )
 }
 
-fn render_homelab(shared: &Path) -> String {
+/// DIR rendered as kfctl apply renders it (offline: mirror only).
+fn render(dir: &Path, mirror: Option<PathBuf>) -> String {
     let request = kfctl::overlay::RenderRequest {
-        dir: testkit::workspace_root().join("overlays/homelab"),
-        mirror: Some(shared.join("upstream")),
+        dir: dir.to_path_buf(),
+        mirror,
         offline: true,
         ..Default::default()
     };
     request
         .render()
-        .expect("overlays/homelab renders")
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .built
         .into_rendered()
         .yaml
+}
+
+fn render_homelab(shared: &Path) -> String {
+    render(
+        &testkit::workspace_root().join("overlays/homelab"),
+        Some(shared.join("upstream")),
+    )
 }
 
 fn homelab_args(shared: &Path) -> Vec<String> {
@@ -145,23 +153,35 @@ fn homelab_args(shared: &Path) -> Vec<String> {
     ]
 }
 
+/// kube-sim with Gateway API v1.2.1's CRDs, the Gateway and (when asked)
+/// cert-manager, as the owner's cluster has them before the platform.
+/// Installing the whole platform is not something a test does to a real cluster.
+fn platform_cluster(
+    test: &str,
+    with_cert_manager: bool,
+) -> Option<(PathBuf, PathBuf, TestCluster, tempfile::TempDir)> {
+    let shared = testkit::require_shared(test)?;
+    let kubectl = testkit::require_tool(test, "kubectl")?;
+    let tc = TestCluster::start().expect("test cluster");
+    if tc.is_real() {
+        testkit::skip(test, "installs the whole platform; runs on kube-sim only");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    if with_cert_manager {
+        apply_file(&tc, &kubectl, &cert_manager(&shared));
+    }
+    apply_file(&tc, &kubectl, &gateway_api_crds(&shared));
+    apply_file(&tc, &kubectl, &gateway(dir.path()));
+    Some((shared, kubectl, tc, dir))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn platform_applies_in_one_run_and_a_second_run_changes_nothing() {
     const TEST: &str = "apply::platform_applies_in_one_run_and_a_second_run_changes_nothing";
-    let Some(shared) = testkit::require_shared(TEST) else {
+    let Some((shared, kubectl, tc, dir)) = platform_cluster(TEST, true) else {
         return;
     };
-    let Some(kubectl) = testkit::require_tool(TEST, "kubectl") else {
-        return;
-    };
-    let tc = TestCluster::start().expect("test cluster");
-    if tc.is_real() {
-        return testkit::skip(TEST, "installs the whole platform; runs on kube-sim only");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    apply_file(&tc, &kubectl, &cert_manager(&shared));
-    apply_file(&tc, &kubectl, &gateway_api_crds(&shared));
-    apply_file(&tc, &kubectl, &gateway(dir.path()));
 
     let args = homelab_args(&shared);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -205,22 +225,9 @@ async fn platform_applies_in_one_run_and_a_second_run_changes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_cert_manager_nothing_changes_and_the_missing_crds_are_named() {
     const TEST: &str = "apply::without_cert_manager_nothing_changes_and_the_missing_crds_are_named";
-    let Some(shared) = testkit::require_shared(TEST) else {
+    let Some((shared, kubectl, tc, dir)) = platform_cluster(TEST, false) else {
         return;
     };
-    let Some(kubectl) = testkit::require_tool(TEST, "kubectl") else {
-        return;
-    };
-    let tc = TestCluster::start().expect("test cluster");
-    if tc.is_real() {
-        return testkit::skip(
-            TEST,
-            "needs a cluster without cert-manager; runs on kube-sim only",
-        );
-    }
-    let dir = tempfile::tempdir().unwrap();
-    apply_file(&tc, &kubectl, &gateway_api_crds(&shared));
-    apply_file(&tc, &kubectl, &gateway(dir.path()));
 
     let rv = tc.sim().map(|s| s.resource_version());
     let args = homelab_args(&shared);
@@ -339,6 +346,16 @@ fn overlay_args<'a>(dir: &'a str, ns: &'a str, extra: &[&'a str]) -> Vec<&'a str
     v
 }
 
+/// Writes the small overlay with `components` and applies it; returns the overlay and kfctl's JSON.
+async fn first_apply(tc: &TestCluster, dir: &Path, ns: &str, components: &[&str]) -> (PathBuf, String) {
+    write_overlay(dir, ns, components, "hello");
+    let overlay = dir.join("overlay");
+    let overlay_s = overlay.display().to_string();
+    let (code, out, err) = kfctl(tc, &overlay_args(&overlay_s, ns, &[])).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    (overlay, out)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn prune_deletes_exactly_the_removed_component() {
     const TEST: &str = "apply::prune_deletes_exactly_the_removed_component";
@@ -346,11 +363,8 @@ async fn prune_deletes_exactly_the_removed_component() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let overlay = dir.path().join("overlay");
+    let (overlay, out) = first_apply(&tc, dir.path(), &ns, &["a", "b"]).await;
     let overlay_s = overlay.display().to_string();
-    write_overlay(dir.path(), &ns, &["a", "b"], "hello");
-    let (code, out, err) = kfctl(&tc, &overlay_args(&overlay_s, &ns, &[])).await;
-    assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(ids(&summary(&out), "created").len(), 5, "{out}");
     // An object outside the set, in the same namespace.
     let unrelated = dir.path().join("unrelated.yaml");
@@ -456,16 +470,7 @@ async fn applyset_records_match_kubectls() {
     };
     let dir = tempfile::tempdir().unwrap();
     write_overlay(dir.path(), &ns, &["a", "b"], "hello");
-    let yaml = kfctl::overlay::RenderRequest {
-        dir: dir.path().join("overlay"),
-        offline: true,
-        ..Default::default()
-    }
-    .render()
-    .unwrap()
-    .built
-    .into_rendered()
-    .yaml;
+    let yaml = render(&dir.path().join("overlay"), None);
     let file = dir.path().join("objects.yaml");
     std::fs::write(&file, &yaml).unwrap();
     let mut c = tc.kubectl(&kubectl);
@@ -538,6 +543,23 @@ async fn applyset_records_match_kubectls() {
     assert_eq!(members.lines().count(), 2, "{members}");
 }
 
+/// `a-config`'s greeting as kubectl reads it.
+fn greeting(tc: &TestCluster, kubectl: &Path, ns: &str) -> String {
+    kubectl_ok(
+        tc,
+        kubectl,
+        &[
+            "get",
+            "configmap",
+            "a-config",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.data.greeting}",
+        ],
+    )
+}
+
 /// The diff's changed lines: everything but the `diff`/`---`/`+++` headers, which name temp files.
 fn body(diff: &str) -> Vec<String> {
     diff.lines()
@@ -556,11 +578,8 @@ async fn diff_after_one_edit_shows_exactly_that_change() {
         return testkit::skip(TEST, "no diff on PATH (kubectl diff needs it too)");
     }
     let dir = tempfile::tempdir().unwrap();
-    let overlay = dir.path().join("overlay");
+    let (overlay, _) = first_apply(&tc, dir.path(), &ns, &["a", "b"]).await;
     let overlay_s = overlay.display().to_string();
-    write_overlay(dir.path(), &ns, &["a", "b"], "hello");
-    let (code, out, err) = kfctl(&tc, &overlay_args(&overlay_s, &ns, &[])).await;
-    assert_eq!(code, 0, "{out}\n{err}");
 
     write_overlay(dir.path(), &ns, &["a", "b"], "goodbye");
     let rv = tc.sim().map(|s| s.resource_version());
@@ -578,19 +597,7 @@ async fn diff_after_one_edit_shows_exactly_that_change() {
     .await;
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(tc.sim().map(|s| s.resource_version()), rv, "diff changes nothing");
-    let live = kubectl_ok(
-        &tc,
-        &kubectl,
-        &[
-            "get",
-            "configmap",
-            "a-config",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.data.greeting}",
-        ],
-    );
+    let live = greeting(&tc, &kubectl, &ns);
     assert_eq!(live, "hello", "diff changes nothing");
     let lines = body(&out);
     let changed: Vec<&str> = lines
@@ -605,16 +612,7 @@ async fn diff_after_one_edit_shows_exactly_that_change() {
     );
 
     // Oracle: kubectl diff --server-side of the same render, as kfctl applies it (member label, field manager).
-    let yaml = kfctl::overlay::RenderRequest {
-        dir: overlay.clone(),
-        offline: true,
-        ..Default::default()
-    }
-    .render()
-    .unwrap()
-    .built
-    .into_rendered()
-    .yaml;
+    let yaml = render(&overlay, None);
     let id = Parent {
         name: "kfctl-test".into(),
         namespace: ns.clone(),
@@ -653,11 +651,8 @@ async fn a_conflict_names_the_other_manager_and_force_takes_over() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let overlay = dir.path().join("overlay");
+    let (overlay, _) = first_apply(&tc, dir.path(), &ns, &["a"]).await;
     let overlay_s = overlay.display().to_string();
-    write_overlay(dir.path(), &ns, &["a"], "hello");
-    let (code, out, err) = kfctl(&tc, &overlay_args(&overlay_s, &ns, &[])).await;
-    assert_eq!(code, 0, "{out}\n{err}");
     let other = dir.path().join("other.yaml");
     write(
         &other,
@@ -688,18 +683,6 @@ async fn a_conflict_names_the_other_manager_and_force_takes_over() {
     );
     let (code, out, err) = kfctl(&tc, &overlay_args(&overlay_s, &ns, &["--force-conflicts"])).await;
     assert_eq!(code, 0, "{out}\n{err}");
-    let got = kubectl_ok(
-        &tc,
-        &kubectl,
-        &[
-            "get",
-            "configmap",
-            "a-config",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.data.greeting}",
-        ],
-    );
+    let got = greeting(&tc, &kubectl, &ns);
     assert_eq!(got, "hello");
 }

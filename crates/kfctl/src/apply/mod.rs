@@ -191,7 +191,7 @@ pub async fn apply(
     }
     let old = opts.applyset.read(client).await?.unwrap_or_default();
     let new = Record {
-        group_kinds: objects.iter().map(|o| o.gvk.group_kind()).collect(),
+        group_kinds: objects.iter().map(|o| objects::gvk_group_kind(&o.gvk)).collect(),
         namespaces: objects
             .iter()
             .filter(|o| !o.namespace.is_empty())
@@ -391,7 +391,7 @@ async fn apply_one(
             return (
                 Outcome::Failed(format!(
                     "{} is defined by a CRD in the render that the server does not serve yet",
-                    o.gvk.group_kind()
+                    objects::gvk_group_kind(&o.gvk)
                 )),
                 None,
             );

@@ -6,39 +6,12 @@ use serde_json::Value;
 
 use crate::{Error, Result};
 
-/// Group, version and kind of an object.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Gvk {
-    pub group: String,
-    pub version: String,
-    pub kind: String,
-}
+/// Group, version and kind (manifest-render's, which parses `apiVersion` the same way).
+pub use manifest_render::resource::Gvk;
 
-impl Gvk {
-    pub fn from_api_version(api_version: &str, kind: &str) -> Self {
-        let (group, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g.to_string(), v.to_string()),
-            None => (String::new(), api_version.to_string()),
-        };
-        Gvk {
-            group,
-            version,
-            kind: kind.to_string(),
-        }
-    }
-
-    /// `Kind` or `Kind.group`, as Kubernetes prints a GroupKind (and ApplySets record it).
-    pub fn group_kind(&self) -> String {
-        group_kind(&self.group, &self.kind)
-    }
-
-    pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
-    }
+/// `Kind` or `Kind.group`, as Kubernetes prints a GroupKind (and ApplySets record it).
+pub fn gvk_group_kind(gvk: &Gvk) -> String {
+    group_kind(&gvk.group, &gvk.kind)
 }
 
 pub fn group_kind(group: &str, kind: &str) -> String {
@@ -187,8 +160,8 @@ mod tests {
         let phases: Vec<_> = objs.iter().map(Object::phase).collect();
         assert_eq!(phases, [Phase::Definitions, Phase::Objects, Phase::Webhooks]);
         assert_eq!(objs[1].id(), "deployment.apps/d -n a");
-        assert_eq!(objs[1].gvk.group_kind(), "Deployment.apps");
-        assert_eq!(objs[0].gvk.group_kind(), "Namespace");
+        assert_eq!(gvk_group_kind(&objs[1].gvk), "Deployment.apps");
+        assert_eq!(gvk_group_kind(&objs[0].gvk), "Namespace");
     }
 
     #[test]
