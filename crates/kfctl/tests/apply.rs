@@ -686,3 +686,66 @@ async fn a_conflict_names_the_other_manager_and_force_takes_over() {
     let got = greeting(&tc, &kubectl, &ns);
     assert_eq!(got, "hello");
 }
+
+/// The Gateway route-controller's ConfigMap names must exist, and before it
+/// Gateway API's kinds; each missing piece is named and nothing is applied.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_gateway_is_named_before_anything_changes() {
+    const TEST: &str = "apply::a_missing_gateway_is_named_before_anything_changes";
+    let Some(shared) = testkit::require_shared(TEST) else {
+        return;
+    };
+    let Some((tc, kubectl, ns)) = small_cluster(TEST).await else {
+        return;
+    };
+    if tc.is_real() {
+        return testkit::skip(
+            TEST,
+            "installs Gateway API's CRDs cluster-wide; runs on kube-sim only",
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let overlay = dir.path().join("overlay");
+    write(
+        &overlay.join("kustomization.yaml"),
+        &format!("namespace: {ns}\nresources:\n- config.yaml\n"),
+    );
+    write(
+        &overlay.join("config.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: route-controller-config\ndata:\n  GATEWAY_NAME: homelab-gateway\n  GATEWAY_NAMESPACE: kube-system\n",
+    );
+    let overlay_s = overlay.display().to_string();
+    let applied = |out: &str| ids(&summary(out), "created").len() + ids(&summary(out), "unchanged").len();
+
+    let (code, out, _) = kfctl(&tc, &overlay_args(&overlay_s, &ns, &[])).await;
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(applied(&out), 0);
+    let problems = summary(&out)["preflight"].to_string();
+    for kind in kfmodel::gateway::cluster_provided_crds()
+        .iter()
+        .map(|c| &c.spec.names.kind)
+    {
+        assert!(
+            problems.contains(&format!("{kind}.gateway.networking.k8s.io")),
+            "{kind} in {problems}"
+        );
+    }
+
+    apply_file(&tc, &kubectl, &gateway_api_crds(&shared));
+    let (code, out, _) = kfctl(&tc, &overlay_args(&overlay_s, &ns, &[])).await;
+    assert_eq!(code, 1, "{out}");
+    let problems = summary(&out)["preflight"].as_array().unwrap().clone();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("Gateway kube-system/homelab-gateway does not exist"),
+        "{problems:?}"
+    );
+
+    apply_file(&tc, &kubectl, &gateway(dir.path()));
+    let (code, out, err) = kfctl(&tc, &overlay_args(&overlay_s, &ns, &[])).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(applied(&out), 1);
+}
