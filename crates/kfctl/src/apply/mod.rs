@@ -125,11 +125,8 @@ impl Summary {
         for f in &self.failed {
             out.push_str(&format!("{} failed: {}\n", f.object, f.reason));
         }
+        // Each pruned object was reported as it went (stderr); the summary counts them.
         let would = if self.dry_run { " (dry run)" } else { "" };
-        let pruned = if self.dry_run { "would prune" } else { "pruned" };
-        for p in &self.pruned {
-            out.push_str(&format!("{p} {pruned}\n"));
-        }
         out.push_str(&format!(
             "{} created, {} configured, {} unchanged, {} pruned, {} failed{would}\n",
             self.created.len(),

@@ -74,11 +74,10 @@ impl<'a> Progress<'a> {
             "{}: {c} created, {u} configured, {n} unchanged, {f} failed",
             phase.name()
         );
-        match self.bar.take() {
-            Some(bar) => bar.finish_with_message(text),
-            None => {
-                let _ = writeln!(self.err, "{text}");
-            }
+        // The bar gives way to its phase's counts, one line that stays.
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
+        let _ = writeln!(self.err, "{text}");
     }
 }
