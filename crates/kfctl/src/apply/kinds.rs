@@ -39,10 +39,16 @@ pub enum Resolved {
 
 impl Kinds {
     pub async fn discover(client: &kube::Client, objects: &[Object]) -> Result<Self> {
-        let discovery = Discovery::new(client.clone())
-            .run()
-            .await
-            .map_err(|e| Error::kube("discovering the API server's kinds", e))?;
+        // Aggregated discovery: two requests, and an unavailable aggregated
+        // API (a metrics-server that is down) does not fail the whole run.
+        // Servers before 1.26 lack it: one request per group version then.
+        let discovery = match Discovery::new(client.clone()).run_aggregated().await {
+            Ok(d) => d,
+            Err(_) => Discovery::new(client.clone())
+                .run()
+                .await
+                .map_err(|e| Error::kube("discovering the API server's kinds", e))?,
+        };
         let render = objects
             .iter()
             .filter_map(Object::crd_defines)
