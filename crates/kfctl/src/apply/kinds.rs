@@ -2,8 +2,9 @@
 //! CRDs will add.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use kube::api::ApiResource;
+use kube::api::{Api, ApiResource};
 use kube::discovery::{Discovery, Scope};
 
 use super::objects::{Gvk, Object};
@@ -88,5 +89,57 @@ impl Kinds {
     pub fn recommended(&self, group: &str, kind: &str) -> Option<(ApiResource, bool)> {
         let (r, caps) = self.discovery.get(group)?.recommended_kind(kind)?;
         Some((r, caps.scope == Scope::Namespaced))
+    }
+}
+
+pub async fn wait_established(client: &kube::Client, names: &[String], wait: Duration) -> Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pending: Vec<&String> = names.iter().collect();
+    loop {
+        let mut still = Vec::new();
+        for name in pending {
+            let crd = api
+                .get_opt(name)
+                .await
+                .map_err(|e| Error::kube(format!("reading CRD {name}"), e))?;
+            let established = crd
+                .and_then(|c| c.status)
+                .and_then(|s| s.conditions)
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+            if !established {
+                still.push(name);
+            }
+        }
+        if still.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let names: Vec<&str> = still.iter().map(|s| s.as_str()).collect();
+            return Err(Error::Invalid(format!(
+                "CRDs not Established after {}s: {}",
+                wait.as_secs(),
+                names.join(", ")
+            )));
+        }
+        pending = still;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Discovery again until every kind the render's CRDs define is served
+/// (an API server publishes a new CRD's kind shortly after Established).
+pub async fn rediscover(client: &kube::Client, objects: &[Object], wait: Duration) -> Result<Kinds> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let kinds = Kinds::discover(client, objects).await?;
+        let pending = objects
+            .iter()
+            .any(|o| matches!(kinds.resolve(&o.gvk), Resolved::FromRender { .. }));
+        if !pending || tokio::time::Instant::now() >= deadline {
+            return Ok(kinds);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

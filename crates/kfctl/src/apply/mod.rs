@@ -6,7 +6,7 @@
 //!    are Established, everything else, webhook configurations last. Each
 //!    object is server-side applied under one field manager.
 //! 3. The applied set is an [`applyset`] (kubectl's labels and parent), so
-//!    `--prune` deletes members that left the render and nothing else.
+//!    `--prune` ([`prune`]) deletes members that left the render and nothing else.
 //! 4. `--diff` / `--dry-run` use server-side dry runs and change nothing.
 
 pub mod applyset;
@@ -16,13 +16,14 @@ pub mod kinds;
 pub mod objects;
 pub mod preflight;
 mod progress;
+mod prune;
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
 use self::applyset::{Parent, Record};
@@ -245,13 +246,13 @@ pub async fn apply(
         if phase == Phase::Definitions && !opts.changes_nothing() {
             if !crds.is_empty() {
                 progress.line(&format!("waiting for {} CRD(s) to be Established", crds.len()));
-                if let Err(e) = wait_established(client, &crds, opts.wait).await {
+                if let Err(e) = kinds::wait_established(client, &crds, opts.wait).await {
                     summary.failed.push(Failure {
                         object: "CustomResourceDefinitions".into(),
                         reason: e.to_string(),
                     });
                 }
-                kinds = rediscover(client, &objects, opts.wait).await?;
+                kinds = kinds::rediscover(client, &objects, opts.wait).await?;
             }
             if !parent_written {
                 opts.applyset
@@ -275,7 +276,7 @@ pub async fn apply(
                     )
                 })
                 .collect();
-            prune(
+            prune::prune(
                 client,
                 &kinds,
                 &opts.applyset,
@@ -447,137 +448,4 @@ async fn namespace_exists(client: &kube::Client, name: &str) -> Result<bool> {
         .await
         .map(|n| n.is_some())
         .map_err(|e| Error::kube(format!("reading namespace {name}"), e))
-}
-
-async fn wait_established(client: &kube::Client, names: &[String], wait: Duration) -> Result<()> {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut pending: Vec<&String> = names.iter().collect();
-    loop {
-        let mut still = Vec::new();
-        for name in pending {
-            let crd = api
-                .get_opt(name)
-                .await
-                .map_err(|e| Error::kube(format!("reading CRD {name}"), e))?;
-            let established = crd
-                .and_then(|c| c.status)
-                .and_then(|s| s.conditions)
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
-            if !established {
-                still.push(name);
-            }
-        }
-        if still.is_empty() {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let names: Vec<&str> = still.iter().map(|s| s.as_str()).collect();
-            return Err(Error::Invalid(format!(
-                "CRDs not Established after {}s: {}",
-                wait.as_secs(),
-                names.join(", ")
-            )));
-        }
-        pending = still;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Discovery again until every kind the render's CRDs define is served
-/// (an API server publishes a new CRD's kind shortly after Established).
-async fn rediscover(client: &kube::Client, objects: &[Object], wait: Duration) -> Result<Kinds> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let kinds = Kinds::discover(client, objects).await?;
-        let pending = objects
-            .iter()
-            .any(|o| matches!(kinds.resolve(&o.gvk), Resolved::FromRender { .. }));
-        if !pending || tokio::time::Instant::now() >= deadline {
-            return Ok(kinds);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Deletes (or, in a dry run, lists) the set's members that left the render.
-#[allow(clippy::too_many_arguments)]
-async fn prune(
-    client: &kube::Client,
-    kinds: &Kinds,
-    parent: &Parent,
-    record: &Record,
-    applied: &BTreeSet<(String, String, String, String)>,
-    opts: &ApplyOptions,
-    summary: &mut Summary,
-    pairs: &mut Vec<diff::Pair>,
-    progress: &mut Progress<'_>,
-) -> Result<()> {
-    let selector = format!("{}={}", applyset::PART_OF_LABEL, parent.id());
-    for gk in &record.group_kinds {
-        let (kind, group) = gk.split_once('.').unwrap_or((gk.as_str(), ""));
-        let Some((resource, namespaced)) = kinds.recommended(group, kind) else {
-            // A kind the server no longer serves has no objects left to prune.
-            continue;
-        };
-        let scopes: Vec<String> = if namespaced {
-            record.all_namespaces(parent).into_iter().collect()
-        } else {
-            vec![String::new()]
-        };
-        for ns in scopes {
-            let api = api_for(client, &resource, namespaced, &ns);
-            let list = api
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .map_err(|e| Error::kube(format!("listing {gk} for pruning"), e))?;
-            for item in list.items {
-                let name = item.metadata.name.clone().unwrap_or_default();
-                let part_of = item
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(applyset::PART_OF_LABEL));
-                let key = (group.to_string(), kind.to_string(), ns.clone(), name.clone());
-                if part_of != Some(&parent.id())
-                    || applied.contains(&key)
-                    || item.metadata.deletion_timestamp.is_some()
-                {
-                    continue;
-                }
-                let oid = objects::object_id(group, kind, &ns, &name);
-                let params = DeleteParams {
-                    dry_run: opts.changes_nothing(),
-                    ..DeleteParams::background()
-                };
-                match api.delete(&name, &params).await {
-                    Ok(_) => {
-                        progress.line(&format!(
-                            "{oid} {}",
-                            if opts.changes_nothing() {
-                                "would be pruned"
-                            } else {
-                                "pruned"
-                            }
-                        ));
-                        if opts.diff {
-                            pairs.push(diff::Pair {
-                                file: diff::file_name(group, &resource.version, kind, &ns, &name),
-                                live: Some(to_value(&item)),
-                                merged: None,
-                            });
-                        }
-                        summary.pruned.push(oid);
-                    }
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => summary.failed.push(Failure {
-                        object: oid,
-                        reason: format!("prune: {}", api_error_reason(e, false)),
-                    }),
-                }
-            }
-        }
-    }
-    Ok(())
 }
