@@ -6,7 +6,7 @@
 //!    are Established, everything else, webhook configurations last. Each
 //!    object is server-side applied under one field manager.
 //! 3. The applied set is an [`applyset`] (kubectl's labels and parent), so
-//!    `--prune` ([`prune`]) deletes members that left the render and nothing else.
+//!    `--prune` (the `prune` module) deletes members that left the render and nothing else.
 //! 4. `--diff` / `--dry-run` use server-side dry runs and change nothing.
 
 pub mod applyset;
