@@ -68,6 +68,12 @@ pub async fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<i32> {
+    if !args.dir.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{}: no such overlay directory; run kfctl apply in the kflite checkout (its default is overlays/homelab) or name the overlay: kfctl apply DIR",
+            args.dir.display()
+        )));
+    }
     let request = RenderRequest {
         dir: args.dir.clone(),
         mirror: args.mirror.clone(),
