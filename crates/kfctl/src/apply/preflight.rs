@@ -210,3 +210,31 @@ async fn gateways(client: &kube::Client, kinds: &Kinds, objects: &[Object]) -> R
     }
     Ok(problems)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateways_from_the_route_config_and_parent_refs() {
+        let objects = crate::apply::objects::parse(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: route-controller-config, namespace: kubeflow}\n\
+             data: {GATEWAY_NAME: gw, GATEWAY_NAMESPACE: kube-system}\n---\n\
+             apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: kubeflow}\n\
+             spec:\n  parentRefs:\n  - {name: gw, namespace: kube-system}\n  - {name: local}\n  - {kind: Service, name: not-a-gateway}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let named: Vec<(String, String)> = named_gateways(&objects)
+            .into_iter()
+            .map(|(ns, name, _)| (ns, name))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("kube-system".into(), "gw".into()),
+                ("kubeflow".into(), "local".into())
+            ]
+        );
+    }
+}
