@@ -749,3 +749,46 @@ async fn a_missing_gateway_is_named_before_anything_changes() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(applied(&out), 1);
 }
+
+/// The YAML of `--diff` is kubectl's: the live object as kfctl writes it
+/// equals `kubectl get -o yaml` of it (keys, quoting, folding).
+#[tokio::test(flavor = "multi_thread")]
+async fn diff_yaml_is_kubectls() {
+    const TEST: &str = "apply::diff_yaml_is_kubectls";
+    let Some((tc, kubectl, ns)) = small_cluster(TEST).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let long = "word ".repeat(40);
+    write(
+        &dir.path().join("cm.yaml"),
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shapes\n  namespace: {ns}\n  annotations:\n    when: \"2024-01-02T03:04:05Z\"\ndata:\n  long: {long:?}\n  multi: |\n    one\n    two\n  star: \"*x\"\n  yes: \"yes\"\n  number: \"0123\"\n  empty: \"\"\n"
+        ),
+    );
+    kubectl_ok(
+        &tc,
+        &kubectl,
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            dir.path().join("cm.yaml").to_str().unwrap(),
+        ],
+    );
+    let client = tc.client().await.unwrap();
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        client,
+        &ns,
+        &kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
+    );
+    let mut live = serde_json::to_value(api.get("shapes").await.unwrap()).unwrap();
+    live["metadata"].as_object_mut().unwrap().remove("managedFields");
+    let ours = kfctl::apply::diff::to_yaml(live).unwrap();
+    let theirs = kubectl_ok(
+        &tc,
+        &kubectl,
+        &["get", "configmap", "shapes", "-n", &ns, "-o", "yaml"],
+    );
+    assert_eq!(ours, theirs);
+}

@@ -69,11 +69,22 @@ fn write_yaml(path: &Path, mut v: Value) -> Result<()> {
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
     }
-    let text = serde_yaml_ng::to_string(&sorted(v)).map_err(|e| Error::Encode(e.to_string()))?;
-    std::fs::write(path, text).map_err(|source| Error::Io {
+    std::fs::write(path, to_yaml(v)?).map_err(|source| Error::Io {
         path: path.display().to_string(),
         source,
     })
+}
+
+/// YAML as kubectl prints it (go-yaml: keys sorted, timestamps and other
+/// ambiguous strings quoted, long lines folded), by way of manifest-render's
+/// go-yaml emitter.
+pub fn to_yaml(v: Value) -> Result<String> {
+    let json = serde_json::to_string(&sorted(v)).map_err(|e| Error::Encode(e.to_string()))?;
+    let docs = manifest_render::yaml::parse_documents(&json).map_err(|e| Error::Encode(e.to_string()))?;
+    Ok(docs
+        .first()
+        .map(manifest_render::yaml::emit_document)
+        .unwrap_or_default())
 }
 
 /// Keys in alphabetical order, as kubectl's YAML printer writes them.
