@@ -115,6 +115,7 @@ pub fn object_id(group: &str, kind: &str, namespace: &str, name: &str) -> String
 /// apiVersion, kind or name is an error naming its position.
 pub fn parse(yaml: &str, source: &str) -> Result<Vec<Object>> {
     let mut objects = Vec::new();
+    let mut seen = std::collections::HashMap::new();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(yaml).enumerate() {
         let at = || format!("{source}: document {}", i + 1);
         let body = Value::deserialize(doc).map_err(|e| Error::Invalid(format!("{}: {e}", at())))?;
@@ -134,9 +135,20 @@ pub fn parse(yaml: &str, source: &str) -> Result<Vec<Object>> {
                 at()
             )));
         }
+        let gvk = Gvk::from_api_version(&api_version, &kind);
+        let namespace = s("/metadata/namespace");
+        // Two documents for one object would race each other's apply.
+        let key = (gvk.group.clone(), kind.clone(), namespace.clone(), name.clone());
+        if let Some(first) = seen.insert(key, i + 1) {
+            return Err(Error::Invalid(format!(
+                "{}: {} is already document {first}; an object may appear once",
+                at(),
+                object_id(&gvk.group, &kind, &namespace, &name)
+            )));
+        }
         objects.push(Object {
-            gvk: Gvk::from_api_version(&api_version, &kind),
-            namespace: s("/metadata/namespace"),
+            gvk,
+            namespace,
             name,
             body,
         });
@@ -162,6 +174,17 @@ mod tests {
         assert_eq!(objs[1].id(), "deployment.apps/d -n a");
         assert_eq!(gvk_group_kind(&objs[1].gvk), "Deployment.apps");
         assert_eq!(gvk_group_kind(&objs[0].gvk), "Namespace");
+    }
+
+    #[test]
+    fn an_object_twice_is_refused() {
+        let doc = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: n}\n";
+        let e = parse(&format!("{doc}---\n{doc}"), "x.yaml").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("x.yaml: document 2: configmap/c -n n is already document 1"),
+            "{e}"
+        );
     }
 
     #[test]
