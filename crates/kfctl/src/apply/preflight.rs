@@ -49,7 +49,12 @@ async fn server_version(client: &kube::Client) -> Result<Option<Problem>> {
         .apiserver_version()
         .await
         .map_err(|e| Error::kube("reading the server version", e))?;
-    // Minor versions may carry a suffix ("33+" on some distributions).
+    Ok(judge_version(&info.major, &info.minor, &info.git_version))
+}
+
+/// A problem unless the server is 1.MIN_MINOR or newer. Minor versions may
+/// carry a suffix ("33+" on some distributions).
+fn judge_version(major: &str, minor: &str, git_version: &str) -> Option<Problem> {
     let digits = |s: &str| {
         s.chars()
             .take_while(char::is_ascii_digit)
@@ -57,16 +62,15 @@ async fn server_version(client: &kube::Client) -> Result<Option<Problem>> {
             .parse::<u32>()
             .ok()
     };
-    match (digits(&info.major), digits(&info.minor)) {
-        (Some(1), Some(minor)) if minor >= MIN_MINOR => Ok(None),
-        (Some(major), Some(_)) if major > 1 => Ok(None),
-        _ => Ok(Some(Problem {
+    match (digits(major), digits(minor)) {
+        (Some(1), Some(m)) if m >= MIN_MINOR => None,
+        (Some(major), Some(_)) if major > 1 => None,
+        _ => Some(Problem {
             problem: format!(
-                "the API server is {} (major {:?}, minor {:?}); the platform needs Kubernetes 1.{MIN_MINOR} or newer",
-                info.git_version, info.major, info.minor
+                "the API server is {git_version} (major {major:?}, minor {minor:?}); the platform needs Kubernetes 1.{MIN_MINOR} or newer"
             ),
             fix: format!("upgrade the cluster to Kubernetes 1.{MIN_MINOR}+"),
-        })),
+        }),
     }
 }
 
@@ -214,6 +218,18 @@ async fn gateways(client: &kube::Client, kinds: &Kinds, objects: &[Object]) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_versions() {
+        assert_eq!(judge_version("1", "33", "v1.33.0"), None);
+        assert_eq!(judge_version("1", "37+", "v1.37.1-eks"), None);
+        let old = judge_version("1", "30", "v1.30.2").expect("1.30 is too old");
+        assert!(
+            old.problem.contains("v1.30.2") && old.fix.contains("1.33"),
+            "{old}"
+        );
+        assert!(judge_version("", "", "weird").is_some());
+    }
 
     #[test]
     fn gateways_from_the_route_config_and_parent_refs() {
