@@ -541,6 +541,23 @@ async fn applyset_records_match_kubectls() {
         ],
     );
     assert_eq!(members.lines().count(), 2, "{members}");
+
+    // kubectl's set is kubectl's: kfctl will not apply into (or prune) it.
+    let overlay = dir.path().join("overlay").display().to_string();
+    let (code, out, err) = kfctl(
+        &tc,
+        &[
+            "apply",
+            &overlay,
+            "--applyset",
+            "kubectl-set",
+            "--applyset-namespace",
+            &ns,
+        ],
+    )
+    .await;
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("is managed by") && err.contains("kubectl/"), "{err}");
 }
 
 /// `a-config`'s greeting as kubectl reads it.
