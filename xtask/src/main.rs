@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod apply;
 mod bench_artifacts;
 mod bench_render;
 mod bench_routes;
@@ -34,6 +35,8 @@ struct Cli {
 enum Command {
     /// Render the platform (default overlays/homelab) to stdout.
     Render(render::Args),
+    /// Render and apply the platform: `kfctl apply` (preflight, phases, --diff, --prune).
+    Apply(apply::Args),
     /// Install what the tests need, start services, run every test with nextest.
     Test(test::Args),
     /// Render every reference case and compare with kustomize's output.
@@ -66,6 +69,7 @@ enum Bench {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Render(args) => render::run(args),
+        Command::Apply(args) => apply::run(args),
         Command::Test(args) => test::run(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Bench(Bench::Render(args)) => bench_render::run(args),

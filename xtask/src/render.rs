@@ -34,53 +34,21 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    use manifest_render::remote::{LockMode, RemoteOptions, Session};
     let dir = overlay_dir(&args.overlay);
-    let mirror = args.mirror.or_else(default_mirror);
-    // Remote bases the mirror lacks are fetched into the cache
-    // (KFLITE_CACHE_DIR, else ~/.cache/kflite) and pinned in kflite.lock.
-    let lock = match (args.locked, args.update_lock) {
-        (true, _) => LockMode::Locked,
-        (_, true) => LockMode::Update,
-        _ => LockMode::Use,
+    let request = kfctl::overlay::RenderRequest {
+        dir: dir.clone(),
+        mirror: args.mirror.or_else(default_mirror),
+        offline: args.offline,
+        lock: kfctl::overlay::RenderRequest::lock_mode(args.locked, args.update_lock),
+        strict: args.strict,
     };
-    let session = Session::new(
-        &dir,
-        mirror.clone(),
-        RemoteOptions {
-            cache_dir: std::env::var_os("KFLITE_CACHE_DIR").map(PathBuf::from),
-            offline: args.offline,
-            lock,
-            lockfile: None,
-            progress: true,
-        },
-    )?;
-    let options = manifest_render::Options {
-        mirror,
-        session: Some(session.clone()),
-    };
-    // The overlay's own lint settings, as `manifest-render build` reads them.
-    let beside = dir.join(manifest_render::lint::CONFIG_FILE);
-    let config = if beside.is_file() {
-        manifest_render::lint::Config::from_file(&beside)?
-    } else {
-        manifest_render::lint::Config::default()
-    };
-    let (built, findings) = manifest_render::build_linted(&dir, &options, &config)
+    let rendered = request
+        .render()
         .with_context(|| format!("rendering {}", dir.display()))?;
-    for warning in built.warnings.iter().chain(&session.finish()?) {
+    for warning in &rendered.warnings {
         eprintln!("{warning}");
     }
-    for finding in &findings {
-        eprintln!("{finding}");
-    }
-    if args.strict && !findings.is_empty() {
-        anyhow::bail!(
-            "lint: {} finding(s) in {} (--strict)",
-            findings.len(),
-            dir.display()
-        );
-    }
+    let built = rendered.built;
     match args.output {
         Some(path) => std::fs::File::create(&path)
             .and_then(|f| built.write_to(&mut std::io::BufWriter::new(f)))
@@ -91,7 +59,7 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
-fn overlay_dir(overlay: &std::path::Path) -> PathBuf {
+pub fn overlay_dir(overlay: &std::path::Path) -> PathBuf {
     if overlay.is_absolute() {
         overlay.to_path_buf()
     } else {

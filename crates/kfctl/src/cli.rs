@@ -17,7 +17,7 @@ use crate::{Error, Result, profile, urls};
 #[command(
     name = "kfctl",
     version,
-    about = "The kflite operator's CLI: doctor, profiles, GPU notebooks, URLs, render, gpu"
+    about = "The kflite operator's CLI: apply, doctor, profiles, GPU notebooks, URLs, render, gpu"
 )]
 pub struct Cli {
     /// Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster).
@@ -51,6 +51,10 @@ pub enum Command {
     Notebook(NotebookCommand),
     /// Print every URL the gateway routes.
     Urls,
+    /// Render an overlay and server-side apply it: preflight, phases, ApplySet pruning.
+    Apply(crate::apply::command::ApplyArgs),
+    /// What `kfctl apply` would change, as `kubectl diff` prints it; changes nothing.
+    Diff(crate::apply::command::ApplyArgs),
     /// Render a kustomization directory, byte for byte as kustomize v5.8.1.
     Render(RenderArgs),
     /// Will CUDA work here? gpu-probe's checks (driver, kernels, launch, VRAM).
@@ -171,7 +175,7 @@ pub enum GpuCommand {
 }
 
 impl Cli {
-    fn target(&self) -> Target {
+    pub(crate) fn target(&self) -> Target {
         Target {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
@@ -356,6 +360,8 @@ pub async fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<
             })?;
             Ok(0)
         }
+        Command::Apply(args) => crate::apply::command::run(cli, args, false, out, err).await,
+        Command::Diff(args) => crate::apply::command::run(cli, args, true, out, err).await,
         Command::Render(args) => {
             let options = manifest_render::Options {
                 mirror: args.mirror.clone(),

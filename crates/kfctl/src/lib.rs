@@ -4,16 +4,20 @@
 //!   snapshot of the cluster ([`doctor::snapshot`]) and pure checks over it
 //!   ([`doctor::checks`]).
 //! - [`profile`], [`notebook`], [`urls`]: the objects kfctl creates and lists.
+//! - [`apply`]: the platform onto a cluster (`kfctl apply`, `kfctl diff`);
+//!   [`overlay`]: rendering with kflite.lock, shared with `cargo xtask render`.
 //! - [`cli`]: the clap interface; [`output`]: table/JSON/YAML printing.
 //!
 //! The JSON printed by `--output json` is documented in docs/kfctl.md.
 
+pub mod apply;
 pub mod cli;
 pub mod client;
 pub mod db;
 pub mod doctor;
 pub mod notebook;
 pub mod output;
+pub mod overlay;
 pub mod profile;
 pub mod resources;
 pub mod urls;

@@ -317,21 +317,21 @@ async fn lease_written_by_route_controller_passes(tc: TestCluster) {
     let controller = tokio::spawn(async move {
         let options = route_controller::RunOptions {
             identity: identity.into(),
-            leader: Some(route_controller::leader::LeaderConfig::new(
+            leader: Some(kflite_runtime::leader::LeaderConfig::new(
                 KF,
                 "kflite-route-controller",
                 identity,
             )),
         };
-        let shutdown = async {
+        let shutdown = kflite_runtime::shutdown::on(async {
             let _ = stopped.await;
-        };
+        });
         route_controller::run(
             client,
             route_controller::Config::example(),
             options,
             route_controller::metrics::Metrics::new(),
-            route_controller::http::Health::default(),
+            kflite_runtime::Health::default(),
             shutdown,
         )
         .await

@@ -930,16 +930,17 @@ impl Store {
                 ));
             }
         }
+        // Defaults first: an apply that omits defaulted fields changes no spec.
+        defaults(t, &mut new);
+        if let Some(sch) = t.schema(version) {
+            schema::apply_defaults(&mut new, sch);
+        }
         if t.generation && spec_part(&new) != spec_part(&old_v) {
             let g = meta(&old)
                 .and_then(|m| m.get("generation"))
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
-        }
-        defaults(t, &mut new);
-        if let Some(sch) = t.schema(version) {
-            schema::apply_defaults(&mut new, sch);
         }
         new["apiVersion"] = json!(t.stored_api_version());
         new["kind"] = json!(t.kind);
