@@ -17,18 +17,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "Helm chart inflation needs the helm binary",
     ),
     (
-        "generators",
-        "generator plugins (KRM functions, exec and Go plugins) are not run",
-    ),
-    (
-        "transformers",
-        "transformer plugins (KRM functions, exec and Go plugins) are not run",
-    ),
-    (
-        "validators",
-        "validator plugins (KRM functions, exec and Go plugins) are not run",
-    ),
-    (
         "openapi",
         "custom OpenAPI schemas are not supported; the built-in Kubernetes v1.21.2 schema is used",
     ),
@@ -127,6 +115,10 @@ pub struct Kustomization {
     pub generator_options: Option<GeneratorOptions>,
     pub sort_options: Option<Value>,
     pub build_metadata: Vec<String>,
+    /// Built-in plugin configurations: inline YAML or paths (see `builtins`).
+    pub generators: Vec<String>,
+    pub transformers: Vec<String>,
+    pub validators: Vec<String>,
 }
 
 fn str_field(m: &Map, key: &str) -> Result<String, String> {
@@ -340,6 +332,9 @@ impl Kustomization {
             },
             sort_options: m.get("sortOptions").filter(|v| !v.is_null()).cloned(),
             build_metadata: str_list(&m, "buildMetadata")?,
+            generators: str_list(&m, "generators")?,
+            transformers: str_list(&m, "transformers")?,
+            validators: str_list(&m, "validators")?,
         };
         let only_meta = m
             .keys()

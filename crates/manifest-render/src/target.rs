@@ -21,7 +21,7 @@ pub struct Accumulator {
 }
 
 impl Accumulator {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Accumulator {
             config: TransformerConfig::shared_builtin(),
             ..Default::default()
@@ -195,6 +195,7 @@ impl Target {
             }
         }
         generators::run(self, &mut ra)?;
+        crate::builtins::run_generators(self, &mut ra)?;
         for c in &self.kust.components {
             let sub = Target::load(
                 self.root
@@ -211,11 +212,29 @@ impl Target {
             ra = sub.accumulate(ra)?;
         }
         self.run_transformers(&mut ra)?;
+        crate::builtins::run_transformers(self, &mut ra)?;
+        crate::builtins::run_validators(self, &mut ra)?;
         let new_vars = vars::parse_vars(&self.kust.vars).map_err(|m| self.err(m))?;
         vars::merge_vars(&mut ra, new_vars).map_err(|m| self.err(m))?;
         if !self.kust.vars.is_empty() {
             ra.warnings
                 .push("# Warning: 'vars' is deprecated. Please use 'replacements' instead.".into());
+        }
+        Ok(ra)
+    }
+
+    /// Loads `paths` as `resources` entries into a fresh accumulator (after
+    /// `ra`'s objects): how kustomize reads plugin configuration paths.
+    pub(crate) fn accumulate_paths(
+        &self,
+        mut ra: Accumulator,
+        paths: &[String],
+    ) -> Result<Accumulator, Error> {
+        for path in paths {
+            match self.load_resource(path)? {
+                Loaded::Objects(file, rs) => ra.append_all(rs).map_err(|m| Error::invalid(&file, m))?,
+                Loaded::Base(sub) => ra.merge(*sub).map_err(|m| self.err(m))?,
+            }
         }
         Ok(ra)
     }
@@ -255,7 +274,7 @@ impl Target {
         Ok(Loaded::Base(Box::new(sub.accumulate(Accumulator::new())?)))
     }
 
-    fn run_transformers(&self, ra: &mut Accumulator) -> Result<(), Error> {
+    pub(crate) fn run_transformers(&self, ra: &mut Accumulator) -> Result<(), Error> {
         patch::patches_strategic_merge(self, ra)?;
         patch::patches(self, ra)?;
         transformers::namespace(self, ra)?;
