@@ -293,6 +293,7 @@ impl Target {
 pub fn build(dir: &Path, options: &crate::Options) -> Result<(Vec<Resource>, Vec<String>), Error> {
     let root = Root::for_build(dir, options)?;
     let top = Target::load(root)?;
+    crate::builtins::check_build_metadata(&top.kust.build_metadata).map_err(|m| top.err(m))?;
     let mut ra = top.accumulate(Accumulator::new())?;
     generators::add_hashes(&mut ra).map_err(|m| top.err(m))?;
     nameref::fix_back_references(&mut ra).map_err(|m| top.err(m))?;
@@ -304,6 +305,7 @@ pub fn build(dir: &Path, options: &crate::Options) -> Result<(Vec<Resource>, Vec
             .any(|(k, v)| k == "config.kubernetes.io/local-config" && v != "false")
     });
     sort::apply(&top, &mut ra).map_err(|m| top.err(m))?;
+    crate::builtins::apply_build_metadata(&top.kust.build_metadata, &mut ra.resources);
     for r in &mut ra.resources {
         finish(r);
     }

@@ -145,4 +145,5 @@ tables!(
     hash,
     order,
     plugins,
+    buildmetadata,
 );
