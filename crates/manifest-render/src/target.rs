@@ -165,7 +165,7 @@ pub struct Target {
 impl Target {
     pub fn load(root: Root) -> Result<Target, Error> {
         let (file, text) = root.kustomization_file()?;
-        let docs = parse_documents(&text).map_err(|e| Error::yaml(&file, e))?;
+        let docs = crate::yaml::parse_documents_last_key_wins(&text).map_err(|e| Error::yaml(&file, e))?;
         let doc = docs.into_iter().next().unwrap_or(Value::Null);
         let kust = Kustomization::from_value(&doc).map_err(|m| Error::invalid(&file, m))?;
         Ok(Target { root, file, kust })

@@ -146,4 +146,5 @@ tables!(
     order,
     plugins,
     buildmetadata,
+    edgecases,
 );
