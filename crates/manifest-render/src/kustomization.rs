@@ -20,10 +20,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "openapi",
         "custom OpenAPI schemas are not supported; the built-in Kubernetes v1.21.2 schema is used",
     ),
-    (
-        "crds",
-        "CRD-derived field specs are not supported; use configurations instead",
-    ),
 ];
 
 const KNOWN: &[&str] = &[
@@ -119,6 +115,8 @@ pub struct Kustomization {
     pub generators: Vec<String>,
     pub transformers: Vec<String>,
     pub validators: Vec<String>,
+    /// OpenAPI definition files adding field specs (see `builtins::crds`).
+    pub crds: Vec<String>,
 }
 
 fn str_field(m: &Map, key: &str) -> Result<String, String> {
@@ -335,6 +333,7 @@ impl Kustomization {
             generators: str_list(&m, "generators")?,
             transformers: str_list(&m, "transformers")?,
             validators: str_list(&m, "validators")?,
+            crds: str_list(&m, "crds")?,
         };
         let only_meta = m
             .keys()

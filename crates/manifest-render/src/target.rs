@@ -194,6 +194,11 @@ impl Target {
                     .map_err(|m| Error::invalid(&file, m))?;
             }
         }
+        if let Some(cfg) = crate::builtins::crd_config(self)? {
+            std::sync::Arc::make_mut(&mut ra.config)
+                .merge(&cfg)
+                .map_err(|m| self.err(m))?;
+        }
         generators::run(self, &mut ra)?;
         crate::builtins::run_generators(self, &mut ra)?;
         for c in &self.kust.components {

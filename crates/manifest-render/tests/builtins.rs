@@ -147,4 +147,5 @@ tables!(
     plugins,
     buildmetadata,
     edgecases,
+    crds,
 );

@@ -14,6 +14,7 @@
 //! the built-in ones.
 
 mod config;
+mod crds;
 mod metadata;
 
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use crate::target::{Accumulator, Target, resources_from_text};
 use crate::{Error, Result};
 
 pub(crate) use config::Plugin;
+pub(crate) use crds::config as crd_config;
 pub(crate) use metadata::{apply as apply_build_metadata, check as check_build_metadata};
 
 /// Which list a config came from: it decides which kinds may appear.
