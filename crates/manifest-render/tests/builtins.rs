@@ -148,4 +148,5 @@ tables!(
     buildmetadata,
     edgecases,
     crds,
+    openapi,
 );
