@@ -149,4 +149,5 @@ tables!(
     edgecases,
     crds,
     openapi,
+    iampolicy,
 );

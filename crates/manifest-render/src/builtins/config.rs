@@ -51,6 +51,8 @@ enum Action {
     Generate { kust: Map },
     /// Append content hashes to generated names now.
     Hash,
+    /// Objects a generator makes from a text (IAMPolicyGenerator).
+    Objects { text: String },
     /// Nothing to do (kustomize returns early, e.g. no labels given).
     Nothing,
 }
@@ -177,6 +179,33 @@ fn generator(kind: &str, cfg: &Map) -> std::result::Result<Action, String> {
     Ok(Action::Generate {
         kust: one(field, Value::Seq(vec![Value::Map(args)])),
     })
+}
+
+/// IAMPolicyGenerator: a GKE workload-identity ServiceAccount. kustomize
+/// builds it as YAML text from the args, so the text is parsed here too.
+fn iam_policy(cfg: &Map) -> std::result::Result<Action, String> {
+    let cloud = text(cfg, "cloud")?;
+    if cloud != "gke" {
+        return Err(format!("cloud provider {cloud} not supported yet"));
+    }
+    let sub = |outer: &str, key: &str| -> std::result::Result<String, String> {
+        match present(cfg, outer) {
+            None => Ok(String::new()),
+            Some(Value::Map(m)) => text(m, key),
+            Some(_) => Err(format!("'{outer}' must be a mapping")),
+        }
+    };
+    let mut out = format!(
+        "\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  annotations:\n    iam.gke.io/gcp-service-account: {}@{}.iam.gserviceaccount.com\n  name: {}\n",
+        sub("serviceAccount", "name")?,
+        sub("serviceAccount", "projectId")?,
+        sub("kubernetesService", "name")?
+    );
+    let ns = sub("kubernetesService", "namespace")?;
+    if !ns.is_empty() {
+        out.push_str(&format!("\n  namespace: {ns}"));
+    }
+    Ok(Action::Objects { text: out })
 }
 
 fn namespace(cfg: &Map) -> std::result::Result<Action, String> {
@@ -338,7 +367,7 @@ impl Plugin {
                             .into(),
                     );
                 }
-                _ => return Err(format!("the {kind} built-in is not supported by manifest-render")),
+                _ => iam_policy(cfg)?,
             },
             (Role::Generator, false) => {
                 transformer(&kind, cfg)?;
@@ -365,6 +394,11 @@ impl Plugin {
         match &self.action {
             Action::Nothing => Ok(()),
             Action::Hash => crate::generators::add_hashes(ra).map_err(|m| Error::invalid(file, m)),
+            Action::Objects { text } => {
+                let rs = crate::target::resources_from_text(text, file)
+                    .map_err(|e| e.context(file, format!("{} output", self.kind)))?;
+                ra.append_all(rs).map_err(|m| Error::invalid(file, m))
+            }
             Action::Generate { kust } => crate::generators::run(&sub(kust)?, ra),
             Action::Fields {
                 kust,
