@@ -239,6 +239,15 @@ fn make(t: &Target, g: &GeneratorArgs, secret: bool, global: Option<&GeneratorOp
         m.insert("immutable", Value::Bool(true));
     }
     r.needs_hash = opts.disable_name_suffix_hash != Some(true);
+    r.provenance = crate::resource::Provenance::Generated {
+        kind: if secret {
+            "SecretGenerator"
+        } else {
+            "ConfigMapGenerator"
+        }
+        .into(),
+        name: String::new(),
+    };
     r.behavior = match g.behavior.as_str() {
         "merge" => Behavior::Merge,
         "replace" => Behavior::Replace,

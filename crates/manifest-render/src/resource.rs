@@ -109,6 +109,23 @@ pub enum Behavior {
     Replace,
 }
 
+/// Where an object came from, for `buildMetadata: [originAnnotations]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Provenance {
+    /// Read from the file `Resource::origin` names.
+    #[default]
+    File,
+    /// Read from a file of a remote repository.
+    Remote {
+        repo: String,
+        git_ref: String,
+        path: String,
+    },
+    /// Made by a built-in generator configured in the file `Resource::origin`
+    /// names (`name`: the plugin config's, empty for kustomization fields).
+    Generated { kind: String, name: String },
+}
+
 /// An object plus the bookkeeping kustomize keeps in build annotations.
 #[derive(Debug, Clone)]
 pub struct Resource {
@@ -128,6 +145,7 @@ pub struct Resource {
     pub allow_kind_change: bool,
     /// Where the object came from, for error messages.
     pub origin: String,
+    pub provenance: Provenance,
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
@@ -151,6 +169,7 @@ impl Resource {
             allow_name_change: false,
             allow_kind_change: false,
             origin: origin.into(),
+            provenance: Provenance::File,
         }
     }
     pub fn map(&self) -> &Map {

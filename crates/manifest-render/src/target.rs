@@ -257,7 +257,8 @@ impl Target {
                 .root
                 .load(path)
                 .map_err(|e| e.context(&self.file, format!("resource '{path}'")))?;
-            let rs = resources_from_text(&text, &file)?;
+            let mut rs = resources_from_text(&text, &file)?;
+            crate::builtins::mark_remote(&self.root, &file, &mut rs);
             return Ok(Loaded::Objects(file, rs));
         }
         if remote.is_none() && !as_file.exists() {
@@ -314,6 +315,12 @@ pub fn build(dir: &Path, options: &crate::Options) -> Result<(Vec<Resource>, Vec
     for r in &mut ra.resources {
         finish(r);
     }
+    crate::builtins::annotate_origins(
+        &top.kust.build_metadata,
+        &top.root.dir,
+        top.root.mirror.as_deref(),
+        &mut ra.resources,
+    );
     Ok((ra.resources, ra.warnings))
 }
 

@@ -61,6 +61,8 @@ enum Action {
 #[derive(Debug, Clone)]
 pub(crate) struct Plugin {
     kind: String,
+    /// The config's `metadata.name`.
+    name: String,
     action: Action,
 }
 
@@ -347,6 +349,17 @@ impl Plugin {
         &self.kind
     }
 
+    /// Objects appended from `from` on were made by this config.
+    fn name_generated(&self, ra: &mut Accumulator, from: usize) {
+        let name = self.name.clone();
+        for r in ra.resources.iter_mut().skip(from) {
+            r.provenance = crate::resource::Provenance::Generated {
+                kind: self.kind.clone(),
+                name: name.clone(),
+            };
+        }
+    }
+
     /// Reads a config object, as kustomize's plugin loader does.
     pub(crate) fn from_config(res: &Resource, role: Role) -> std::result::Result<Plugin, String> {
         let kind = res.kind().to_string();
@@ -376,7 +389,11 @@ impl Plugin {
             (_, true) => return Err(format!("plugin {kind} is not a transformer")),
             (_, false) => transformer(&kind, cfg)?,
         };
-        Ok(Plugin { kind, action })
+        Ok(Plugin {
+            name: res.name().to_string(),
+            kind,
+            action,
+        })
     }
 
     /// Runs the plugin on the objects accumulated so far; `t` is the
@@ -397,9 +414,17 @@ impl Plugin {
             Action::Objects { text } => {
                 let rs = crate::target::resources_from_text(text, file)
                     .map_err(|e| e.context(file, format!("{} output", self.kind)))?;
-                ra.append_all(rs).map_err(|m| Error::invalid(file, m))
+                let before = ra.resources.len();
+                ra.append_all(rs).map_err(|m| Error::invalid(file, m))?;
+                self.name_generated(ra, before);
+                Ok(())
             }
-            Action::Generate { kust } => crate::generators::run(&sub(kust)?, ra),
+            Action::Generate { kust } => {
+                let before = ra.resources.len();
+                crate::generators::run(&sub(kust)?, ra)?;
+                self.name_generated(ra, before);
+                Ok(())
+            }
             Action::Fields {
                 kust,
                 specs,

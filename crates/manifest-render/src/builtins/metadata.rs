@@ -7,7 +7,7 @@ use crate::resource::Resource;
 const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kustomize-v5.8.1");
 
 /// Options whose output (build-provenance annotations) is not produced yet.
-const REFUSED: &[&str] = &["originAnnotations", "transformerAnnotations"];
+const REFUSED: &[&str] = &["transformerAnnotations"];
 
 /// Checks the options; unknown ones are ignored, as kustomize does.
 pub(crate) fn check(options: &[String]) -> Result<(), String> {

@@ -16,6 +16,7 @@
 mod config;
 mod crds;
 mod metadata;
+mod origin;
 
 use std::path::PathBuf;
 
@@ -26,6 +27,7 @@ use crate::{Error, Result};
 pub(crate) use config::Plugin;
 pub(crate) use crds::config as crd_config;
 pub(crate) use metadata::{apply as apply_build_metadata, check as check_build_metadata};
+pub(crate) use origin::{annotate as annotate_origins, mark_remote};
 
 /// Which list a config came from: it decides which kinds may appear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,125 @@
+//! `buildMetadata: [originAnnotations]`: kustomize's
+//! `config.kubernetes.io/origin` annotation, saying where each object came
+//! from: its file (relative to the top kustomization), its remote
+//! repository, or the generator that made it.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::resource::{Provenance, Resource};
+
+const KEY: &str = "config.kubernetes.io/origin";
+
+/// `file` relative to `dir`, lexically (both as the loader resolved them).
+fn relative(dir: &Path, file: &Path) -> String {
+    if !file.is_absolute() || !dir.is_absolute() {
+        return file.display().to_string();
+    }
+    let d: Vec<Component> = dir.components().collect();
+    let f: Vec<Component> = file.components().collect();
+    let common = d.iter().zip(&f).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..d.len() {
+        out.push("..");
+    }
+    for c in &f[common..] {
+        out.push(c.as_os_str());
+    }
+    out.display().to_string()
+}
+
+/// The annotation's text: kyaml prints the origin's fields in this order.
+fn text(top: &Path, r: &Resource) -> String {
+    match &r.provenance {
+        Provenance::File => format!("path: {}\n", relative(top, Path::new(&r.origin))),
+        Provenance::Remote { repo, git_ref, path } => {
+            let mut s = format!("path: {path}\nrepo: {repo}\n");
+            if !git_ref.is_empty() {
+                s.push_str(&format!("ref: {git_ref}\n"));
+            }
+            s
+        }
+        Provenance::Generated { kind, name } => {
+            let mut s = format!(
+                "configuredIn: {}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {kind}\n",
+                relative(top, Path::new(&r.origin))
+            );
+            if !name.is_empty() {
+                s.push_str(&format!("  name: {name}\n"));
+            }
+            s
+        }
+    }
+}
+
+/// Objects read from a fetched remote tree: note the repository.
+pub(crate) fn mark_remote(root: &crate::loader::Root, file: &Path, rs: &mut [Resource]) {
+    let Some(src) = &root.origin else { return };
+    let crate::loader::Remote::Git { url, git_ref, .. } = &src.remote else {
+        return;
+    };
+    let Ok(inside) = file.strip_prefix(&src.root) else {
+        return;
+    };
+    for r in rs {
+        r.provenance = Provenance::Remote {
+            repo: url.clone(),
+            git_ref: git_ref.clone(),
+            path: inside.display().to_string(),
+        };
+    }
+}
+
+/// A file of the mirror (`<mirror>/git/<host>/<org>/<repo>/<ref>/<path>`)
+/// names its repository the way kustomize's origin does.
+fn from_mirror(mirror: &Path, file: &Path) -> Option<Provenance> {
+    let inside = file.strip_prefix(mirror.join("git")).ok()?;
+    let parts: Vec<String> = inside
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts.len() < 5 {
+        return None;
+    }
+    Some(Provenance::Remote {
+        repo: format!("https://{}/{}/{}", parts[0], parts[1], parts[2]),
+        git_ref: parts[3].clone(),
+        path: parts[4..].join("/"),
+    })
+}
+
+/// Adds the annotation to every object when the top kustomization asks.
+pub(crate) fn annotate(options: &[String], top: &Path, mirror: Option<&Path>, resources: &mut [Resource]) {
+    if !options.iter().any(|o| o == "originAnnotations") {
+        return;
+    }
+    let mirror = mirror.and_then(|m| m.canonicalize().ok());
+    for r in resources {
+        if let (Provenance::File, Some(m)) = (&r.provenance, &mirror)
+            && let Some(p) = from_mirror(m, Path::new(&r.origin))
+        {
+            r.provenance = p;
+        }
+        let value = text(top, r);
+        let mut annotations = r.annotations();
+        annotations.retain(|(k, _)| k != KEY);
+        annotations.push((KEY.to_string(), value));
+        r.set_string_map("annotations", annotations);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_climb_out_of_the_top() {
+        assert_eq!(
+            relative(Path::new("/a/b/c"), Path::new("/a/b/c/x.yaml")),
+            "x.yaml"
+        );
+        assert_eq!(
+            relative(Path::new("/a/b/c"), Path::new("/a/_base/x.yaml")),
+            "../../_base/x.yaml"
+        );
+    }
+}
