@@ -20,6 +20,10 @@ use crate::{Error, Result};
 /// without a bound and overflows its stack).
 const MAX_DEPTH: usize = 64;
 
+/// Properties visited per file at most: `$ref`s that fan out can make the
+/// walk exponential in the depth.
+const MAX_VISITS: usize = 100_000;
+
 /// The field specs `t`'s `crds:` files add, or None without `crds:`.
 pub(crate) fn config(t: &Target) -> Result<Option<TransformerConfig>> {
     if t.kust.crds.is_empty() {
@@ -58,7 +62,8 @@ pub(crate) fn config(t: &Target) -> Result<Option<TransformerConfig>> {
                 kind: kind.to_string(),
                 ..Gvk::default()
             };
-            walk(&mut cfg, &gvk, &defs, name, &mut Vec::new())
+            let mut budget = MAX_VISITS;
+            walk(&mut cfg, &gvk, &defs, name, &mut Vec::new(), &mut budget)
                 .map_err(|m| Error::invalid(&file, format!("crds '{path}': {m}")))?;
         }
     }
@@ -88,6 +93,7 @@ fn walk(
     defs: &Map,
     name: &str,
     path: &mut Vec<String>,
+    budget: &mut usize,
 ) -> std::result::Result<(), String> {
     let Some(props) = properties(defs, name) else {
         return Ok(());
@@ -98,6 +104,9 @@ fn walk(
         ));
     }
     for (prop, p) in props.iter() {
+        *budget = budget.checked_sub(1).ok_or_else(|| {
+            format!("more than {MAX_VISITS} properties reached through $refs from '{name}'")
+        })?;
         let ext = |k: &str| p.get(k).and_then(Value::as_str);
         path.push(prop.clone());
         if ext("x-kubernetes-annotation").is_some() {
@@ -131,9 +140,34 @@ fn walk(
             }
         }
         if let Some(r) = p.get("$ref").and_then(Value::as_str).filter(|r| !r.is_empty()) {
-            walk(cfg, gvk, defs, r, path)?;
+            walk(cfg, gvk, defs, r, path, budget)?;
         }
         path.pop();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chain of definitions, each with two properties referring to the
+    /// next: 2^40 paths. The walk must stop with an error, not run forever.
+    #[test]
+    fn fanning_refs_are_bounded() {
+        let mut text = String::new();
+        for i in 0..40 {
+            text.push_str(&format!(
+                "T{i}:\n  Schema:\n    properties:\n      a:\n        $ref: T{n}\n      b:\n        $ref: T{n}\n",
+                n = i + 1
+            ));
+        }
+        let docs = parse_documents(&text).expect("yaml");
+        let defs = docs[0].as_map().expect("map");
+        let mut cfg = TransformerConfig::default();
+        let mut budget = MAX_VISITS;
+        let gvk = Gvk::default();
+        let e = walk(&mut cfg, &gvk, defs, "T0", &mut Vec::new(), &mut budget).expect_err("bounded");
+        assert!(e.contains("properties reached"), "{e}");
+    }
 }
