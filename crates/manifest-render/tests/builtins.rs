@@ -150,4 +150,5 @@ tables!(
     crds,
     openapi,
     iampolicy,
+    valueadd,
 );

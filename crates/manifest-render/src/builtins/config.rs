@@ -53,6 +53,9 @@ enum Action {
     Hash,
     /// Objects a generator makes from a text (IAMPolicyGenerator).
     Objects { text: String },
+    /// ValueAddTransformer (its targets are read when it runs: they may
+    /// name a file relative to the kustomization).
+    ValueAdd { cfg: Map },
     /// Nothing to do (kustomize returns early, e.g. no labels given).
     Nothing,
 }
@@ -333,9 +336,7 @@ fn transformer(kind: &str, cfg: &Map) -> std::result::Result<Action, String> {
             Some(r) => fields(one("replacements", r.clone()), Vec::new()),
         },
         "HashTransformer" => Action::Hash,
-        "ValueAddTransformer" => {
-            return Err("the ValueAddTransformer built-in is not supported by manifest-render".into());
-        }
+        "ValueAddTransformer" => Action::ValueAdd { cfg: cfg.clone() },
         _ => {
             return Err(format!(
                 "unable to load builtin {kind}: kustomize has no built-in plugin of that kind"
@@ -410,6 +411,18 @@ impl Plugin {
         };
         match &self.action {
             Action::Nothing => Ok(()),
+            Action::ValueAdd { cfg } => {
+                let wrap = |m: String| Error::invalid(file, format!("{}: {m}", self.kind));
+                let targets = super::valueadd::targets(cfg, |path| {
+                    let (f, text) = t.root.load(path).map_err(|e| e.to_string())?;
+                    let docs =
+                        crate::yaml::parse_documents(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+                    Ok(docs.into_iter().next().unwrap_or(Value::Null))
+                })
+                .map_err(wrap)?;
+                let value = text(cfg, "value").map_err(wrap)?;
+                super::valueadd::apply(value.trim(), &t.root.dir, &targets, &mut ra.resources).map_err(wrap)
+            }
             Action::Hash => crate::generators::add_hashes(ra).map_err(|m| Error::invalid(file, m)),
             Action::Objects { text } => {
                 let rs = crate::target::resources_from_text(text, file)

@@ -17,6 +17,7 @@ mod config;
 mod crds;
 mod metadata;
 mod origin;
+mod valueadd;
 
 use std::path::PathBuf;
 
