@@ -3,7 +3,7 @@
 //! from: its file (relative to the top kustomization), its remote
 //! repository, or the generator that made it.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use crate::resource::{Provenance, Resource};
 
@@ -14,17 +14,20 @@ fn relative(dir: &Path, file: &Path) -> String {
     if !file.is_absolute() || !dir.is_absolute() {
         return file.display().to_string();
     }
-    let d: Vec<Component> = dir.components().collect();
-    let f: Vec<Component> = file.components().collect();
-    let common = d.iter().zip(&f).take_while(|(a, b)| a == b).count();
-    let mut out = PathBuf::new();
-    for _ in common..d.len() {
-        out.push("..");
-    }
-    for c in &f[common..] {
-        out.push(c.as_os_str());
-    }
-    out.display().to_string()
+    let common = dir
+        .components()
+        .zip(file.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let up = dir.components().count() - common;
+    let rest = file
+        .components()
+        .skip(common)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
+    std::iter::repeat_n("..".to_string(), up)
+        .chain(rest)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The annotation's text: kyaml prints the origin's fields in this order.

@@ -90,22 +90,6 @@ fn insert_path_part(path: &str, pos: usize, part: &str) -> String {
     if absolute { format!("/{joined}") } else { joined }
 }
 
-/// `a/b\/c/d` → `[a, b/c, d]`.
-fn split_field_path(path: &str) -> Vec<String> {
-    let mut fields: Vec<String> = Vec::new();
-    for f in path.split('/') {
-        match fields.last_mut() {
-            Some(last) if last.ends_with('\\') => {
-                last.pop();
-                last.push('/');
-                last.push_str(f);
-            }
-            _ => fields.push(f.to_string()),
-        }
-    }
-    fields
-}
-
 fn set_namespace(r: &mut Resource, value: &str) {
     if !r.gvk().is_cluster_scoped() {
         r.set_namespace(value);
@@ -124,7 +108,7 @@ fn set_namespace(r: &mut Resource, value: &str) {
 }
 
 fn set_field(r: &mut Resource, t: &Target, value: &str) -> Result<(), String> {
-    let fields = split_field_path(&t.field_path);
+    let fields = crate::fieldspec::split_path(&t.field_path);
     let mut node = &mut r.obj;
     for (i, f) in fields.iter().enumerate() {
         let last = i + 1 == fields.len();
@@ -198,6 +182,5 @@ mod tests {
         );
         assert_eq!(insert_path_part("/a/b", 0, "x"), "/x/a/b");
         assert_eq!(insert_path_part("a", 9, "x"), "a/x");
-        assert_eq!(split_field_path(r"a/b\/c/d"), vec!["a", "b/c", "d"]);
     }
 }
