@@ -126,6 +126,16 @@ pub enum Provenance {
     Generated { kind: String, name: String },
 }
 
+/// A transformer that ran on an object (`transformerAnnotations`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transformation {
+    /// The file that configured it (kustomization or plugin config).
+    pub file: String,
+    pub kind: String,
+    /// The plugin config's name; empty for kustomization fields.
+    pub name: String,
+}
+
 /// An object plus the bookkeeping kustomize keeps in build annotations.
 #[derive(Debug, Clone)]
 pub struct Resource {
@@ -146,6 +156,7 @@ pub struct Resource {
     /// Where the object came from, for error messages.
     pub origin: String,
     pub provenance: Provenance,
+    pub transformations: Vec<std::sync::Arc<Transformation>>,
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
@@ -170,6 +181,7 @@ impl Resource {
             allow_kind_change: false,
             origin: origin.into(),
             provenance: Provenance::File,
+            transformations: Vec::new(),
         }
     }
     pub fn map(&self) -> &Map {

@@ -216,7 +216,7 @@ impl Target {
             }
             ra = sub.accumulate(ra)?;
         }
-        self.run_transformers(&mut ra)?;
+        self.run_transformers(&mut ra, true)?;
         crate::builtins::run_transformers(self, &mut ra)?;
         crate::builtins::run_validators(self, &mut ra)?;
         let new_vars = vars::parse_vars(&self.kust.vars).map_err(|m| self.err(m))?;
@@ -280,17 +280,54 @@ impl Target {
         Ok(Loaded::Base(Box::new(sub.accumulate(Accumulator::new())?)))
     }
 
-    pub(crate) fn run_transformers(&self, ra: &mut Accumulator) -> Result<(), Error> {
+    /// The kustomization's own transformer fields, in kustomize's order;
+    /// `record`: note each configured transformer on the objects (for
+    /// `buildMetadata: [transformerAnnotations]`).
+    pub(crate) fn run_transformers(&self, ra: &mut Accumulator, record: bool) -> Result<(), Error> {
+        let k = &self.kust;
+        let step = |ra: &mut Accumulator, kind: &'static str, n: usize| {
+            if record {
+                crate::builtins::record_transformation(ra, &self.file, kind, "", n);
+            }
+        };
+        let labels = if k.labels.is_empty() && k.common_labels.is_empty() {
+            0
+        } else {
+            k.labels.len() + 1
+        };
         patch::patches_strategic_merge(self, ra)?;
+        step(
+            ra,
+            "PatchStrategicMergeTransformer",
+            usize::from(!k.patches_strategic_merge.is_empty()),
+        );
         patch::patches(self, ra)?;
+        step(ra, "PatchTransformer", k.patches.len());
         transformers::namespace(self, ra)?;
+        step(ra, "NamespaceTransformer", usize::from(!k.namespace.is_empty()));
         transformers::prefix_suffix(self, ra)?;
+        step(ra, "PrefixTransformer", usize::from(!k.name_prefix.is_empty()));
+        step(ra, "SuffixTransformer", usize::from(!k.name_suffix.is_empty()));
         transformers::labels(self, ra)?;
+        step(ra, "LabelTransformer", labels);
         transformers::annotations(self, ra)?;
+        step(
+            ra,
+            "AnnotationsTransformer",
+            usize::from(!k.common_annotations.is_empty()),
+        );
         patch::patches_json6902(self, ra)?;
+        step(ra, "PatchJson6902Transformer", k.patches_json6902.len());
         transformers::replicas(self, ra)?;
+        step(ra, "ReplicaCountTransformer", k.replicas.len());
         transformers::images(self, ra)?;
+        step(ra, "ImageTagTransformer", k.images.len());
         crate::replacements::run(self, ra)?;
+        step(
+            ra,
+            "ReplacementTransformer",
+            usize::from(!k.replacements.is_empty()),
+        );
         Ok(())
     }
 }
@@ -299,7 +336,6 @@ impl Target {
 pub fn build(dir: &Path, options: &crate::Options) -> Result<(Vec<Resource>, Vec<String>), Error> {
     let root = Root::for_build(dir, options)?;
     let top = Target::load(root)?;
-    crate::builtins::check_build_metadata(&top.kust.build_metadata).map_err(|m| top.err(m))?;
     let mut ra = top.accumulate(Accumulator::new())?;
     generators::add_hashes(&mut ra).map_err(|m| top.err(m))?;
     nameref::fix_back_references(&mut ra).map_err(|m| top.err(m))?;

@@ -350,6 +350,10 @@ impl Plugin {
         &self.kind
     }
 
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Objects appended from `from` on were made by this config.
     fn name_generated(&self, ra: &mut Accumulator, from: usize) {
         let name = self.name.clone();
@@ -453,7 +457,7 @@ impl Plugin {
                 });
                 let out = match namespace {
                     Some(o) => crate::transformers::namespace_with(&sub, ra, *o),
-                    None => sub.run_transformers(ra),
+                    None => sub.run_transformers(ra, false),
                 };
                 if let Some(c) = saved {
                     ra.config = c;

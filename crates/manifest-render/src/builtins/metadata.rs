@@ -1,23 +1,10 @@
-//! `buildMetadata:` of the top kustomization (kustomize applies only the
-//! top one's: bases inherit it).
+//! `buildMetadata: [managedByLabel]` of the top kustomization (kustomize
+//! applies only the top one's: bases inherit it).
 
 use crate::resource::Resource;
 
 /// The label `managedByLabel` adds, with the version kustomize reports.
 const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kustomize-v5.8.1");
-
-/// Options whose output (build-provenance annotations) is not produced yet.
-const REFUSED: &[&str] = &["transformerAnnotations"];
-
-/// Checks the options; unknown ones are ignored, as kustomize does.
-pub(crate) fn check(options: &[String]) -> Result<(), String> {
-    match options.iter().find(|o| REFUSED.contains(&o.as_str())) {
-        Some(o) => Err(format!(
-            "buildMetadata '{o}' is not supported: manifest-render does not emit kustomize's build-provenance annotations"
-        )),
-        None => Ok(()),
-    }
-}
 
 /// Runs after sorting, on the final objects (kustomize's `Kustomizer.Run`).
 pub(crate) fn apply(options: &[String], resources: &mut [Resource]) {

@@ -27,7 +27,7 @@ use crate::{Error, Result};
 
 pub(crate) use config::Plugin;
 pub(crate) use crds::config as crd_config;
-pub(crate) use metadata::{apply as apply_build_metadata, check as check_build_metadata};
+pub(crate) use metadata::apply as apply_build_metadata;
 pub(crate) use origin::{annotate as annotate_origins, mark_remote};
 
 /// Which list a config came from: it decides which kinds may appear.
@@ -112,8 +112,33 @@ pub(crate) fn run_generators(t: &Target, ra: &mut Accumulator) -> Result<()> {
 pub(crate) fn run_transformers(t: &Target, ra: &mut Accumulator) -> Result<()> {
     for (file, p) in configure(t, Role::Transformer)? {
         p.run(t, &file, ra)?;
+        record_transformation(ra, &file, p.kind(), p.name(), 1);
     }
     Ok(())
+}
+
+/// Notes on every object that a transformer configured in `file` ran, `n`
+/// times (kustomize records each configured instance).
+pub(crate) fn record_transformation(
+    ra: &mut Accumulator,
+    file: &std::path::Path,
+    kind: &str,
+    name: &str,
+    n: usize,
+) {
+    if n == 0 {
+        return;
+    }
+    let t = std::sync::Arc::new(crate::resource::Transformation {
+        file: file.display().to_string(),
+        kind: kind.to_string(),
+        name: name.to_string(),
+    });
+    for r in &mut ra.resources {
+        for _ in 0..n {
+            r.transformations.push(std::sync::Arc::clone(&t));
+        }
+    }
 }
 
 /// Runs the `validators:` configs; a validator may not change any object.

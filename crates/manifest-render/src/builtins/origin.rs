@@ -5,9 +5,10 @@
 
 use std::path::Path;
 
-use crate::resource::{Provenance, Resource};
+use crate::resource::{Provenance, Resource, Transformation};
 
 const KEY: &str = "config.kubernetes.io/origin";
+const TRANSFORMATIONS: &str = "alpha.config.kubernetes.io/transformations";
 
 /// `file` relative to `dir`, lexically (both as the loader resolved them).
 fn relative(dir: &Path, file: &Path) -> String {
@@ -90,9 +91,34 @@ fn from_mirror(mirror: &Path, file: &Path) -> Option<Provenance> {
     })
 }
 
-/// Adds the annotation to every object when the top kustomization asks.
+/// One entry of `alpha.config.kubernetes.io/transformations`.
+fn transformation(top: &Path, mirror: Option<&Path>, t: &Transformation) -> String {
+    let mut s = match mirror.and_then(|m| from_mirror(m, Path::new(&t.file))) {
+        Some(Provenance::Remote { repo, git_ref, path }) => {
+            let mut s = format!("- repo: {repo}\n");
+            if !git_ref.is_empty() {
+                s.push_str(&format!("  ref: {git_ref}\n"));
+            }
+            s.push_str(&format!("  configuredIn: {path}\n"));
+            s
+        }
+        _ => format!("- configuredIn: {}\n", relative(top, Path::new(&t.file))),
+    };
+    s.push_str(&format!(
+        "  configuredBy:\n    apiVersion: builtin\n    kind: {}\n",
+        t.kind
+    ));
+    if !t.name.is_empty() {
+        s.push_str(&format!("    name: {}\n", t.name));
+    }
+    s
+}
+
+/// Adds the annotations the top kustomization's `buildMetadata` asks for.
 pub(crate) fn annotate(options: &[String], top: &Path, mirror: Option<&Path>, resources: &mut [Resource]) {
-    if !options.iter().any(|o| o == "originAnnotations") {
+    let origins = options.iter().any(|o| o == "originAnnotations");
+    let transformations = options.iter().any(|o| o == "transformerAnnotations");
+    if !origins && !transformations {
         return;
     }
     let mirror = mirror.and_then(|m| m.canonicalize().ok());
@@ -102,10 +128,19 @@ pub(crate) fn annotate(options: &[String], top: &Path, mirror: Option<&Path>, re
         {
             r.provenance = p;
         }
-        let value = text(top, r);
         let mut annotations = r.annotations();
-        annotations.retain(|(k, _)| k != KEY);
-        annotations.push((KEY.to_string(), value));
+        annotations.retain(|(k, _)| k != KEY && k != TRANSFORMATIONS);
+        if origins {
+            annotations.push((KEY.to_string(), text(top, r)));
+        }
+        if transformations && !r.transformations.is_empty() {
+            let list: String = r
+                .transformations
+                .iter()
+                .map(|t| transformation(top, mirror.as_deref(), t))
+                .collect();
+            annotations.push((TRANSFORMATIONS.to_string(), list));
+        }
         r.set_string_map("annotations", annotations);
     }
 }
