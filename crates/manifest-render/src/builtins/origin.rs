@@ -76,6 +76,22 @@ pub(crate) fn mark_remote(root: &crate::loader::Root, file: &Path, rs: &mut [Res
 /// A file of the mirror (`<mirror>/git/<host>/<org>/<repo>/<ref>/<path>`)
 /// names its repository the way kustomize's origin does.
 fn from_mirror(mirror: &Path, file: &Path) -> Option<Provenance> {
+    // A plain github.com file URL parses as a repository (its first two
+    // segments) and a path, without a ref, as kustomize's origin does.
+    if let Ok(inside) = file.strip_prefix(mirror.join("http/github.com")) {
+        let parts: Vec<String> = inside
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        if parts.len() < 3 {
+            return None;
+        }
+        return Some(Provenance::Remote {
+            repo: format!("https://github.com/{}/{}", parts[0], parts[1]),
+            git_ref: String::new(),
+            path: parts[2..].join("/"),
+        });
+    }
     let inside = file.strip_prefix(mirror.join("git")).ok()?;
     let parts: Vec<String> = inside
         .components()
