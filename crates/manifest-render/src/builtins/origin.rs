@@ -76,34 +76,29 @@ pub(crate) fn mark_remote(root: &crate::loader::Root, file: &Path, rs: &mut [Res
 /// A file of the mirror (`<mirror>/git/<host>/<org>/<repo>/<ref>/<path>`)
 /// names its repository the way kustomize's origin does.
 fn from_mirror(mirror: &Path, file: &Path) -> Option<Provenance> {
+    let parts = |under: &str| -> Option<Vec<String>> {
+        let inside = file.strip_prefix(mirror.join(under)).ok()?;
+        Some(
+            inside
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect(),
+        )
+    };
     // A plain github.com file URL parses as a repository (its first two
     // segments) and a path, without a ref, as kustomize's origin does.
-    if let Ok(inside) = file.strip_prefix(mirror.join("http/github.com")) {
-        let parts: Vec<String> = inside
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        if parts.len() < 3 {
-            return None;
-        }
-        return Some(Provenance::Remote {
-            repo: format!("https://github.com/{}/{}", parts[0], parts[1]),
+    if let Some(p) = parts("http/github.com") {
+        return (p.len() >= 3).then(|| Provenance::Remote {
+            repo: format!("https://github.com/{}/{}", p[0], p[1]),
             git_ref: String::new(),
-            path: parts[2..].join("/"),
+            path: p[2..].join("/"),
         });
     }
-    let inside = file.strip_prefix(mirror.join("git")).ok()?;
-    let parts: Vec<String> = inside
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    if parts.len() < 5 {
-        return None;
-    }
-    Some(Provenance::Remote {
-        repo: format!("https://{}/{}/{}", parts[0], parts[1], parts[2]),
-        git_ref: parts[3].clone(),
-        path: parts[4..].join("/"),
+    let p = parts("git")?;
+    (p.len() >= 5).then(|| Provenance::Remote {
+        repo: format!("https://{}/{}/{}", p[0], p[1], p[2]),
+        git_ref: p[3].clone(),
+        path: p[4..].join("/"),
     })
 }
 
