@@ -121,9 +121,13 @@ pub enum Provenance {
         git_ref: String,
         path: String,
     },
-    /// Made by a built-in generator configured in the file `Resource::origin`
-    /// names (`name`: the plugin config's, empty for kustomization fields).
-    Generated { kind: String, name: String },
+    /// Made by a built-in generator configured in `file` (`name`: the
+    /// plugin config's, empty for kustomization fields).
+    Generated {
+        kind: String,
+        name: String,
+        file: String,
+    },
 }
 
 /// A transformer that ran on an object (`transformerAnnotations`).

@@ -361,6 +361,7 @@ impl Plugin {
             r.provenance = crate::resource::Provenance::Generated {
                 kind: self.kind.clone(),
                 name: name.clone(),
+                file: r.origin.clone(),
             };
         }
     }

@@ -32,7 +32,7 @@ fn relative(dir: &Path, file: &Path) -> String {
 }
 
 /// The annotation's text: kyaml prints the origin's fields in this order.
-fn text(top: &Path, r: &Resource) -> String {
+fn text(top: &Path, mirror: Option<&Path>, r: &Resource) -> String {
     match &r.provenance {
         Provenance::File => format!("path: {}\n", relative(top, Path::new(&r.origin))),
         Provenance::Remote { repo, git_ref, path } => {
@@ -42,11 +42,14 @@ fn text(top: &Path, r: &Resource) -> String {
             }
             s
         }
-        Provenance::Generated { kind, name } => {
-            let mut s = format!(
-                "configuredIn: {}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {kind}\n",
-                relative(top, Path::new(&r.origin))
-            );
+        Provenance::Generated { kind, name, file } => {
+            let mut s = match mirror.and_then(|m| from_mirror(m, Path::new(file))) {
+                Some(Provenance::Remote { repo, git_ref, path }) => {
+                    format!("repo: {repo}\nref: {git_ref}\nconfiguredIn: {path}\n")
+                }
+                _ => format!("configuredIn: {}\n", relative(top, Path::new(file))),
+            };
+            s.push_str(&format!("configuredBy:\n  apiVersion: builtin\n  kind: {kind}\n"));
             if !name.is_empty() {
                 s.push_str(&format!("  name: {name}\n"));
             }
@@ -142,7 +145,7 @@ pub(crate) fn annotate(options: &[String], top: &Path, mirror: Option<&Path>, re
         let mut annotations = r.annotations();
         annotations.retain(|(k, _)| k != KEY && k != TRANSFORMATIONS);
         if origins {
-            annotations.push((KEY.to_string(), text(top, r)));
+            annotations.push((KEY.to_string(), text(top, mirror.as_deref(), r)));
         }
         if transformations && !r.transformations.is_empty() {
             let list: String = r
