@@ -239,6 +239,16 @@ fn make(t: &Target, g: &GeneratorArgs, secret: bool, global: Option<&GeneratorOp
         m.insert("immutable", Value::Bool(true));
     }
     r.needs_hash = opts.disable_name_suffix_hash != Some(true);
+    r.provenance = crate::resource::Provenance::Generated {
+        kind: if secret {
+            "SecretGenerator"
+        } else {
+            "ConfigMapGenerator"
+        }
+        .into(),
+        name: String::new(),
+        file: t.file.display().to_string(),
+    };
     r.behavior = match g.behavior.as_str() {
         "merge" => Behavior::Merge,
         "replace" => Behavior::Replace,
@@ -344,6 +354,9 @@ fn absorb(ra: &mut Accumulator, mut r: Resource) -> std::result::Result<(), Stri
             r.prev = old.prev.clone();
             r.ref_var_names = old.ref_var_names.clone();
             r.prefixes = old.prefixes.clone();
+            // The merged object keeps where the old one came from.
+            r.provenance = old.provenance.clone();
+            r.transformations = old.transformations.clone();
             r.suffixes = old.suffixes.clone();
             r.behavior = old.behavior;
             ra.resources[hits[0]] = r;

@@ -16,26 +16,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "helmChartInflationGenerator",
         "Helm chart inflation needs the helm binary",
     ),
-    (
-        "generators",
-        "generator plugins (KRM functions, exec and Go plugins) are not run",
-    ),
-    (
-        "transformers",
-        "transformer plugins (KRM functions, exec and Go plugins) are not run",
-    ),
-    (
-        "validators",
-        "validator plugins (KRM functions, exec and Go plugins) are not run",
-    ),
-    (
-        "openapi",
-        "custom OpenAPI schemas are not supported; the built-in Kubernetes v1.21.2 schema is used",
-    ),
-    (
-        "crds",
-        "CRD-derived field specs are not supported; use configurations instead",
-    ),
 ];
 
 const KNOWN: &[&str] = &[
@@ -127,6 +107,12 @@ pub struct Kustomization {
     pub generator_options: Option<GeneratorOptions>,
     pub sort_options: Option<Value>,
     pub build_metadata: Vec<String>,
+    /// Built-in plugin configurations: inline YAML or paths (see `builtins`).
+    pub generators: Vec<String>,
+    pub transformers: Vec<String>,
+    pub validators: Vec<String>,
+    /// OpenAPI definition files adding field specs (see `builtins::crds`).
+    pub crds: Vec<String>,
 }
 
 fn str_field(m: &Map, key: &str) -> Result<String, String> {
@@ -273,6 +259,7 @@ impl Kustomization {
                 return Err(format!("field '{field}' is not supported: {why}"));
             }
         }
+        check_openapi(&string_map(&m, "openapi")?)?;
         let kind = str_field(&m, "kind")?;
         let api_version = str_field(&m, "apiVersion")?;
         let component = kind == "Component";
@@ -340,6 +327,10 @@ impl Kustomization {
             },
             sort_options: m.get("sortOptions").filter(|v| !v.is_null()).cloned(),
             build_metadata: str_list(&m, "buildMetadata")?,
+            generators: str_list(&m, "generators")?,
+            transformers: str_list(&m, "transformers")?,
+            validators: str_list(&m, "validators")?,
+            crds: str_list(&m, "crds")?,
         };
         let only_meta = m
             .keys()
@@ -348,6 +339,24 @@ impl Kustomization {
             return Err("kustomization.yaml is empty".into());
         }
         Ok(k)
+    }
+}
+
+/// `openapi:`: kustomize v5.8.1 carries one schema, Kubernetes v1.21.2 (the
+/// default, so naming it changes nothing); custom schema files are refused.
+fn check_openapi(fields: &[(String, String)]) -> Result<(), String> {
+    let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.as_str());
+    match (get("path"), get("version")) {
+        (Some(_), Some(_)) => {
+            Err("openapi: builtin version and custom schema provided, cannot use both".into())
+        }
+        (Some(path), None) => Err(format!(
+            "openapi: custom schema '{path}' is not supported: manifest-render merges with the built-in Kubernetes v1.21.2 schema only"
+        )),
+        (None, Some(v)) if !v.is_empty() && v != "v1.21.2" => Err(format!(
+            "openapi: version '{v}': the specified OpenAPI version is not built in (only v1.21.2 is)"
+        )),
+        _ => Ok(()),
     }
 }
 

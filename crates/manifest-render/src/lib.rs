@@ -7,6 +7,7 @@
 mod builtin_data;
 #[cfg(test)]
 mod builtin_data_check;
+mod builtins;
 pub mod fieldspec;
 mod generators;
 pub mod kustomization;

@@ -156,10 +156,22 @@ fn path_match(
     node: &mut Value,
     path: &[String],
     create: Create,
-    f: &mut dyn FnMut(&mut Value) -> std::result::Result<(), String>,
+    f: &mut dyn FnMut(&mut Value, bool) -> std::result::Result<(), String>,
+) -> std::result::Result<usize, String> {
+    path_match_in(node, path, create, false, f)
+}
+
+/// `created`: `node` was just made by this walk (kyaml gives it no tag, so
+/// it takes the value's type).
+fn path_match_in(
+    node: &mut Value,
+    path: &[String],
+    create: Create,
+    created: bool,
+    f: &mut dyn FnMut(&mut Value, bool) -> std::result::Result<(), String>,
 ) -> std::result::Result<usize, String> {
     let Some(first) = path.first() else {
-        f(node)?;
+        f(node, created)?;
         return Ok(1);
     };
     let rest = &path[1..];
@@ -167,20 +179,21 @@ fn path_match(
         let Value::Seq(items) = node else {
             return Err(format!("expected a list at '{first}'"));
         };
-        if items.len() == idx && create != Create::No {
+        let made = items.len() == idx && create != Create::No;
+        if made {
             items.push(fresh(part_kind(rest.first(), create)));
         }
         let len = items.len();
         let el = items
             .get_mut(idx)
             .ok_or_else(|| format!("index {idx} specified but only {len} elements found"))?;
-        return path_match(el, rest, create, f);
+        return path_match_in(el, rest, create, made, f);
     }
     if first == "*" {
         let Value::Seq(items) = node else { return Ok(0) };
         let mut n = 0;
         for it in items.iter_mut() {
-            n += path_match(it, rest, create, f)?;
+            n += path_match_in(it, rest, create, false, f)?;
         }
         return Ok(n);
     }
@@ -198,7 +211,7 @@ fn path_match(
                 it.get(field).and_then(Value::scalar_text)
             };
             if text.is_some_and(|t| re.is_match(t.trim())) {
-                n += path_match(it, rest, create, f)?;
+                n += path_match_in(it, rest, create, false, f)?;
             }
         }
         if n == 0 && create != Create::No {
@@ -211,14 +224,15 @@ fn path_match(
             };
             items.push(el);
             let last = items.last_mut().expect("just pushed");
-            n += path_match(last, rest, create, f)?;
+            n += path_match_in(last, rest, create, false, f)?;
         }
         return Ok(n);
     }
     let Value::Map(m) = node else {
         return Ok(0);
     };
-    if !m.contains_key(first) {
+    let made = !m.contains_key(first);
+    if made {
         if create == Create::No {
             return Ok(0);
         }
@@ -228,11 +242,16 @@ fn path_match(
     if child.is_null() && create != Create::No && !rest.is_empty() {
         *child = fresh(part_kind(rest.first(), create));
     }
-    path_match(child, rest, create, f)
+    path_match_in(child, rest, create, made, f)
 }
 
 /// Writes `value` into a target node, keeping a scalar target's type.
-fn set_value(target: &mut Value, value: &Value, opts: &Map) -> std::result::Result<(), String> {
+fn set_value(
+    target: &mut Value,
+    value: &Value,
+    opts: &Map,
+    created: bool,
+) -> std::result::Result<(), String> {
     let mut value = value.clone();
     let delim = s(opts, "delimiter");
     if !delim.is_empty() {
@@ -255,6 +274,7 @@ fn set_value(target: &mut Value, value: &Value, opts: &Map) -> std::result::Resu
         value = Value::Str(parts.join(&delim));
     }
     match target {
+        _ if created => *target = value,
         Value::Map(_) | Value::Seq(_) => *target = value,
         _ => {
             let Some(text) = value.scalar_text() else {
@@ -411,8 +431,8 @@ fn apply(ra: &mut Accumulator, rep: &Map) -> std::result::Result<(), String> {
                         _ => Create::Scalar,
                     }
                 };
-                let n = path_match(&mut r.obj, &split(fp), ck, &mut |node| {
-                    set_value(node, &value, &opts)
+                let n = path_match(&mut r.obj, &split(fp), ck, &mut |node, created| {
+                    set_value(node, &value, &opts, created)
                 })?;
                 if n == 0 {
                     let what = if create {

@@ -109,6 +109,37 @@ pub enum Behavior {
     Replace,
 }
 
+/// Where an object came from, for `buildMetadata: [originAnnotations]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Provenance {
+    /// Read from the file `Resource::origin` names.
+    #[default]
+    File,
+    /// Read from a file of a remote repository.
+    Remote {
+        repo: String,
+        git_ref: String,
+        path: String,
+    },
+    /// Made by a built-in generator configured in `file` (`name`: the
+    /// plugin config's, empty for kustomization fields).
+    Generated {
+        kind: String,
+        name: String,
+        file: String,
+    },
+}
+
+/// A transformer that ran on an object (`transformerAnnotations`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transformation {
+    /// The file that configured it (kustomization or plugin config).
+    pub file: String,
+    pub kind: String,
+    /// The plugin config's name; empty for kustomization fields.
+    pub name: String,
+}
+
 /// An object plus the bookkeeping kustomize keeps in build annotations.
 #[derive(Debug, Clone)]
 pub struct Resource {
@@ -128,6 +159,8 @@ pub struct Resource {
     pub allow_kind_change: bool,
     /// Where the object came from, for error messages.
     pub origin: String,
+    pub provenance: Provenance,
+    pub transformations: Vec<std::sync::Arc<Transformation>>,
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
@@ -151,6 +184,8 @@ impl Resource {
             allow_name_change: false,
             allow_kind_change: false,
             origin: origin.into(),
+            provenance: Provenance::File,
+            transformations: Vec::new(),
         }
     }
     pub fn map(&self) -> &Map {

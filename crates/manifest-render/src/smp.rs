@@ -505,6 +505,15 @@ fn walk_assoc(dest: Option<Value>, origin: Option<Value>, sch: Sch) -> Result<Op
                     }
                 })
                 .collect();
+            if last_keys.len() > 1 {
+                // With several keys kyaml removes the element's merged twin
+                // and appends it again: merged elements follow dest's order.
+                let twin = items.iter().position(|x| matches(x, &last_keys, &vals));
+                let el = twin.map_or(e, |i| items.remove(i));
+                element_setter(&mut items, None, &last_keys, &vals);
+                element_setter(&mut items, Some(el), &last_keys, &vals);
+                continue;
+            }
             if !items.iter().any(|x| matches(x, &last_keys, &vals)) {
                 element_setter(&mut items, Some(e), &last_keys, &vals);
             } else {

@@ -21,7 +21,7 @@ pub struct Accumulator {
 }
 
 impl Accumulator {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Accumulator {
             config: TransformerConfig::shared_builtin(),
             ..Default::default()
@@ -165,7 +165,7 @@ pub struct Target {
 impl Target {
     pub fn load(root: Root) -> Result<Target, Error> {
         let (file, text) = root.kustomization_file()?;
-        let docs = parse_documents(&text).map_err(|e| Error::yaml(&file, e))?;
+        let docs = crate::yaml::parse_documents_last_key_wins(&text).map_err(|e| Error::yaml(&file, e))?;
         let doc = docs.into_iter().next().unwrap_or(Value::Null);
         let kust = Kustomization::from_value(&doc).map_err(|m| Error::invalid(&file, m))?;
         Ok(Target { root, file, kust })
@@ -194,7 +194,13 @@ impl Target {
                     .map_err(|m| Error::invalid(&file, m))?;
             }
         }
+        if let Some(cfg) = crate::builtins::crd_config(self)? {
+            std::sync::Arc::make_mut(&mut ra.config)
+                .merge(&cfg)
+                .map_err(|m| self.err(m))?;
+        }
         generators::run(self, &mut ra)?;
+        crate::builtins::run_generators(self, &mut ra)?;
         for c in &self.kust.components {
             let sub = Target::load(
                 self.root
@@ -210,12 +216,30 @@ impl Target {
             }
             ra = sub.accumulate(ra)?;
         }
-        self.run_transformers(&mut ra)?;
+        self.run_transformers(&mut ra, true)?;
+        crate::builtins::run_transformers(self, &mut ra)?;
+        crate::builtins::run_validators(self, &mut ra)?;
         let new_vars = vars::parse_vars(&self.kust.vars).map_err(|m| self.err(m))?;
         vars::merge_vars(&mut ra, new_vars).map_err(|m| self.err(m))?;
         if !self.kust.vars.is_empty() {
             ra.warnings
                 .push("# Warning: 'vars' is deprecated. Please use 'replacements' instead.".into());
+        }
+        Ok(ra)
+    }
+
+    /// Loads `paths` as `resources` entries into a fresh accumulator (after
+    /// `ra`'s objects): how kustomize reads plugin configuration paths.
+    pub(crate) fn accumulate_paths(
+        &self,
+        mut ra: Accumulator,
+        paths: &[String],
+    ) -> Result<Accumulator, Error> {
+        for path in paths {
+            match self.load_resource(path)? {
+                Loaded::Objects(file, rs) => ra.append_all(rs).map_err(|m| Error::invalid(&file, m))?,
+                Loaded::Base(sub) => ra.merge(*sub).map_err(|m| self.err(m))?,
+            }
         }
         Ok(ra)
     }
@@ -233,7 +257,8 @@ impl Target {
                 .root
                 .load(path)
                 .map_err(|e| e.context(&self.file, format!("resource '{path}'")))?;
-            let rs = resources_from_text(&text, &file)?;
+            let mut rs = resources_from_text(&text, &file)?;
+            crate::builtins::mark_remote(&self.root, &file, &mut rs);
             return Ok(Loaded::Objects(file, rs));
         }
         if remote.is_none() && !as_file.exists() {
@@ -255,17 +280,54 @@ impl Target {
         Ok(Loaded::Base(Box::new(sub.accumulate(Accumulator::new())?)))
     }
 
-    fn run_transformers(&self, ra: &mut Accumulator) -> Result<(), Error> {
+    /// The kustomization's own transformer fields, in kustomize's order;
+    /// `record`: note each configured transformer on the objects (for
+    /// `buildMetadata: [transformerAnnotations]`).
+    pub(crate) fn run_transformers(&self, ra: &mut Accumulator, record: bool) -> Result<(), Error> {
+        let k = &self.kust;
+        let step = |ra: &mut Accumulator, kind: &'static str, n: usize| {
+            if record {
+                crate::builtins::record_transformation(ra, &self.file, kind, "", n);
+            }
+        };
+        let labels = if k.labels.is_empty() && k.common_labels.is_empty() {
+            0
+        } else {
+            k.labels.len() + 1
+        };
         patch::patches_strategic_merge(self, ra)?;
+        step(
+            ra,
+            "PatchStrategicMergeTransformer",
+            usize::from(!k.patches_strategic_merge.is_empty()),
+        );
         patch::patches(self, ra)?;
+        step(ra, "PatchTransformer", k.patches.len());
         transformers::namespace(self, ra)?;
+        step(ra, "NamespaceTransformer", usize::from(!k.namespace.is_empty()));
         transformers::prefix_suffix(self, ra)?;
+        step(ra, "PrefixTransformer", usize::from(!k.name_prefix.is_empty()));
+        step(ra, "SuffixTransformer", usize::from(!k.name_suffix.is_empty()));
         transformers::labels(self, ra)?;
+        step(ra, "LabelTransformer", labels);
         transformers::annotations(self, ra)?;
+        step(
+            ra,
+            "AnnotationsTransformer",
+            usize::from(!k.common_annotations.is_empty()),
+        );
         patch::patches_json6902(self, ra)?;
+        step(ra, "PatchJson6902Transformer", k.patches_json6902.len());
         transformers::replicas(self, ra)?;
+        step(ra, "ReplicaCountTransformer", k.replicas.len());
         transformers::images(self, ra)?;
+        step(ra, "ImageTagTransformer", k.images.len());
         crate::replacements::run(self, ra)?;
+        step(
+            ra,
+            "ReplacementTransformer",
+            usize::from(!k.replacements.is_empty()),
+        );
         Ok(())
     }
 }
@@ -285,9 +347,16 @@ pub fn build(dir: &Path, options: &crate::Options) -> Result<(Vec<Resource>, Vec
             .any(|(k, v)| k == "config.kubernetes.io/local-config" && v != "false")
     });
     sort::apply(&top, &mut ra).map_err(|m| top.err(m))?;
+    crate::builtins::apply_build_metadata(&top.kust.build_metadata, &mut ra.resources);
     for r in &mut ra.resources {
         finish(r);
     }
+    crate::builtins::annotate_origins(
+        &top.kust.build_metadata,
+        &top.root.dir,
+        top.root.mirror.as_deref(),
+        &mut ra.resources,
+    );
     Ok((ra.resources, ra.warnings))
 }
 

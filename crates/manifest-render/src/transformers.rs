@@ -62,11 +62,39 @@ fn set_entry(v: &mut Value, key: &str, value: &str) -> std::result::Result<(), S
     }
 }
 
+/// Which RoleBinding subjects follow the namespace (`setRoleBindingSubjects`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SubjectMode {
+    #[default]
+    DefaultOnly,
+    AllServiceAccounts,
+    None,
+}
+
+/// NamespaceTransformer options beyond the namespace itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NamespaceOptions {
+    /// Only fill fields that are missing or empty.
+    pub unset_only: bool,
+    pub subjects: SubjectMode,
+}
+
 pub fn namespace(t: &Target, ra: &mut Accumulator) -> Result<()> {
+    namespace_with(t, ra, NamespaceOptions::default())
+}
+
+/// The namespace transformer with explicit options (a NamespaceTransformer config).
+pub fn namespace_with(t: &Target, ra: &mut Accumulator, opts: NamespaceOptions) -> Result<()> {
     let ns = t.kust.namespace.as_str();
     if ns.is_empty() {
         return Ok(());
     }
+    let set = |v: &mut Value| {
+        if opts.unset_only && !v.scalar_text().is_none_or(|s| s.is_empty()) {
+            return Ok(());
+        }
+        set_scalar(v, ns)
+    };
     let cfg = std::sync::Arc::clone(&ra.config);
     let specs = &cfg.namespace;
     // Live count of current ids, to report a conflict the moment it appears.
@@ -96,10 +124,7 @@ pub fn namespace(t: &Target, ra: &mut Accumulator) -> Result<()> {
                 path: "metadata/namespace".into(),
                 create: true,
             };
-            fieldspec::apply(&mut r.obj, &gvk, &meta_ns, CreateKind::Scalar, &mut |v| {
-                set_scalar(v, ns)
-            })
-            .map_err(wrap)?;
+            fieldspec::apply(&mut r.obj, &gvk, &meta_ns, CreateKind::Scalar, &mut { set }).map_err(wrap)?;
         }
         let api_version = r.api_version().to_string();
         let is_binding = gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding";
@@ -114,19 +139,24 @@ pub fn namespace(t: &Target, ra: &mut Accumulator) -> Result<()> {
             })
             .cloned()
             .collect();
-        if is_binding {
-            // Subjects named "default" follow the namespace.
+        if is_binding && opts.subjects != SubjectMode::None {
+            // Subjects named "default" (or every ServiceAccount) follow the namespace.
+            let (key, want) = match opts.subjects {
+                SubjectMode::AllServiceAccounts => ("kind", "ServiceAccount"),
+                _ => ("name", "default"),
+            };
             if let Some(Value::Seq(subjects)) = r.obj.get_mut("subjects") {
                 for s in subjects.iter_mut() {
                     if let Value::Map(sm) = s
-                        && sm.get("name").and_then(Value::as_str) == Some("default")
+                        && sm.get(key).and_then(Value::as_str) == Some(want)
                     {
-                        sm.insert("namespace", Value::Str(ns.to_string()));
+                        let slot = sm.entry_or_insert_with("namespace", || Value::Null);
+                        set(slot).map_err(wrap)?;
                     }
                 }
             }
         }
-        apply_specs(r, &filtered, CreateKind::Scalar, &mut |v| set_scalar(v, ns)).map_err(wrap)?;
+        apply_specs(r, &filtered, CreateKind::Scalar, &mut { set }).map_err(wrap)?;
         let id = ra.resources[i].cur_id();
         if let Some(c) = counts.get_mut(&before) {
             *c -= 1;

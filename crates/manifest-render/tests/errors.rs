@@ -128,8 +128,15 @@ fn plugins_and_helm_are_refused_by_name() {
             "resources: [cm.yaml]\ntransformers: [plugin.yaml]\n",
         ),
         ("build/cm.yaml", CM),
+        (
+            "build/plugin.yaml",
+            "apiVersion: someteam.example.com/v1\nkind: ChartInflator\nmetadata:\n  name: x\n",
+        ),
     ]);
-    assert!(e.contains("'transformers' is not supported"), "{e}");
+    assert!(
+        e.contains("plugin.yaml") && e.contains("external plugins disabled") && e.contains("ChartInflator"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -590,7 +590,7 @@ fn walk(dir: &Path, named: &mut Vec<(Remote, String, PathBuf)>, seen: &mut HashS
     };
     let Some(doc) = std::fs::read_to_string(&file)
         .ok()
-        .and_then(|t| crate::yaml::parse_documents(&t).ok())
+        .and_then(|t| crate::yaml::parse_documents_last_key_wins(&t).ok())
         .and_then(|d| d.into_iter().next())
     else {
         return;

@@ -13,7 +13,7 @@ mod parse;
 mod resolve;
 
 pub use emit::{emit_document, emit_documents, go_json_float};
-pub use parse::{ParseError, parse_documents};
+pub use parse::{ParseError, parse_documents, parse_documents_last_key_wins};
 
 /// Whether the fast reader takes `text` (for profiling; see `examples/parse_all.rs`).
 #[doc(hidden)]

@@ -29,12 +29,25 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, ParseError> {
     parse_slow(text)
 }
 
+/// [`parse_documents`] where a repeated mapping key replaces the earlier
+/// one instead of failing: how kustomize reads a kustomization file.
+pub fn parse_documents_last_key_wins(text: &str) -> Result<Vec<Value>, ParseError> {
+    if let Some(docs) = super::fast::parse(text) {
+        return Ok(docs);
+    }
+    parse_slow_with(text, true)
+}
+
 /// [`parse_documents`] through libyaml-safer's event parser only.
 pub(crate) fn parse_slow(text: &str) -> Result<Vec<Value>, ParseError> {
+    parse_slow_with(text, false)
+}
+
+fn parse_slow_with(text: &str, last_key_wins: bool) -> Result<Vec<Value>, ParseError> {
     // libyaml-safer takes any leading 0xEF byte for a byte order mark; a
     // text that starts with another character encoded so gets a blank line.
     if text.as_bytes().first() == Some(&0xEF) && !text.starts_with('\u{feff}') {
-        return parse_slow(&format!("\n{text}")).map_err(|e| ParseError {
+        return parse_slow_with(&format!("\n{text}"), last_key_wins).map_err(|e| ParseError {
             line: e.line.saturating_sub(1),
             ..e
         });
@@ -49,7 +62,7 @@ pub(crate) fn parse_slow(text: &str) -> Result<Vec<Value>, ParseError> {
         (owned.as_str(), Some(text.len() as u64))
     };
     // The parser is a dependency; a panic in it must not take the caller down.
-    std::panic::catch_unwind(|| parse_inner(input_text, eof_fix)).unwrap_or_else(|_| {
+    std::panic::catch_unwind(|| parse_inner(input_text, eof_fix, last_key_wins)).unwrap_or_else(|_| {
         Err(ParseError {
             line: 0,
             column: 0,
@@ -58,7 +71,7 @@ pub(crate) fn parse_slow(text: &str) -> Result<Vec<Value>, ParseError> {
     })
 }
 
-fn parse_inner(text: &str, eof_fix: Option<u64>) -> Result<Vec<Value>, ParseError> {
+fn parse_inner(text: &str, eof_fix: Option<u64>, last_key_wins: bool) -> Result<Vec<Value>, ParseError> {
     let mut parser = Parser::new();
     let mut input = text.as_bytes();
     parser.set_input(&mut input);
@@ -67,6 +80,7 @@ fn parse_inner(text: &str, eof_fix: Option<u64>) -> Result<Vec<Value>, ParseErro
         anchors: HashMap::new(),
         text,
         eof_fix,
+        last_key_wins,
     };
     let mut docs = Vec::new();
     loop {
@@ -97,6 +111,8 @@ struct Builder<'t, R> {
     text: &'t str,
     /// Length of the input before a final line break was added.
     eof_fix: Option<u64>,
+    /// A repeated key replaces the earlier one (kustomization files).
+    last_key_wins: bool,
 }
 
 /// Where an event sits in the text.
@@ -224,7 +240,7 @@ impl<R: std::io::BufRead> Builder<'_, R> {
                         merges.push((line, value));
                         continue;
                     }
-                    if let Some(first) = lines.get(&key) {
+                    if let Some(first) = lines.get(&key).filter(|_| !self.last_key_wins) {
                         return Err(ParseError {
                             line,
                             column: 1,
