@@ -163,6 +163,9 @@ fn symlinked_kustomization_file_outside_root() {
     reference_refuses(test, &root);
 }
 
+/// A case's name, kustomization and links (`at` → `to`, under the temporary tree).
+type Case = (&'static str, String, Vec<(&'static str, &'static str)>);
+
 /// Every field that names a file, each pointing out of the root by an
 /// absolute path, `..`, or a symlink.
 #[test]
@@ -170,7 +173,7 @@ fn escape_attempts_are_refused_as_kustomize_refuses_them() {
     let tmp = tree();
     let out = tmp.path();
     let abs = |f: &str| s(&out.join(f));
-    let cases: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "resource_absolute",
             format!("resources:\n- {}\n", abs("outside.yaml")),
