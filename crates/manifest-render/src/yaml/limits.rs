@@ -3,9 +3,11 @@
 //! memory or the stack.
 
 /// Deepest nesting of collections accepted. go-yaml v3 stops at 10,000;
-/// ours is lower because every later pass (merge, print, drop) recurses
-/// over the tree on threads with 2 MiB stacks. Real manifests stay under 40.
-pub const MAX_DEPTH: usize = 1000;
+/// ours is far lower because the reader and every later pass (merge,
+/// print, drop) recurse over the tree, on threads with 2 MiB stacks, and an
+/// unoptimised build spends kilobytes a level. Upstream manifests nest at
+/// most 42 deep (a CRD schema).
+pub const MAX_DEPTH: usize = 200;
 
 /// Most nodes one file may expand to, aliases counted as often as they are
 /// expanded (as go-yaml's decoder counts). About 100 bytes a node keeps a
