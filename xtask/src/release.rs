@@ -234,7 +234,8 @@ pub fn render_pinned(
             base.display()
         ),
     )?;
-    let pinned = publish::render(scratch.path(), mirror)?;
+    // The scratch kustomization reads the overlay's remotes: the overlay's lock holds.
+    let pinned = publish::render_locked(scratch.path(), mirror, &overlay.join("kflite.lock"))?;
     for reference in image_references(&pinned)? {
         if let Some(b) = built.iter().find(|b| is_kflite_image(&reference, &b.name)) {
             let want = format!("{registry}/{}:{version}@{}", b.name, b.image.digest());
