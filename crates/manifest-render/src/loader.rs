@@ -109,6 +109,9 @@ impl Remote {
             _ => return None,
         };
         let (host_name, after) = (&rest[..sep], &rest[sep + 1..]);
+        // `user:token@host`: credentials stay in `url` (for git) and never
+        // key a mirror or cache directory.
+        let host_name = host_name.rsplit_once('@').map_or(host_name, |(_, h)| h);
         if host_name.is_empty() {
             return None;
         }
@@ -714,6 +717,14 @@ mod tests {
                 .unwrap(),
             Path::new("/m/http/h/etc/passwd")
         );
+        // Credentials in a URL never name a mirror (or vendored) directory.
+        for with_token in [
+            "https://me:t0ken@git.example/o/r.git//p?ref=v1",
+            "https://me:t0ken@h.example/files/x.yaml",
+        ] {
+            let p = Remote::parse(with_token).unwrap().mirror_path(m).unwrap();
+            assert!(!p.to_string_lossy().contains("t0ken"), "{}", p.display());
+        }
         for local in [
             "../base",
             "gitlab.com/o/r",

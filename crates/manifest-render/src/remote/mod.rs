@@ -11,6 +11,7 @@
 //! remote; [`Session::finish`] hashes them into the lock (see [`lock`]).
 
 pub mod cache;
+mod credentials;
 pub mod fixture;
 mod git;
 mod http;
