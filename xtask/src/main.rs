@@ -10,6 +10,7 @@ mod bench_artifacts;
 mod bench_render;
 mod bench_routes;
 mod buildinfo;
+mod ca_roots;
 mod conformance;
 mod generate;
 mod gpu_check;
@@ -80,6 +81,11 @@ fn main() -> Result<()> {
 
 /// The workspace root (xtask lives one level below it).
 pub fn project_root() -> PathBuf {
+    // Another checkout of the same sources (the image reproducibility test
+    // builds two clones with one xtask binary).
+    if let Some(dir) = std::env::var_os("KFLITE_PROJECT_ROOT") {
+        return PathBuf::from(dir);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
