@@ -467,3 +467,22 @@ fn many_nodes_are_refused() {
         assert!(err.contains("many.yaml:") && err.contains("nodes"), "{err}");
     }
 }
+
+/// A kustomization file that never ends (a link to /dev/zero), online and
+/// offline: the survey of remotes and the build both stop at the size cap.
+#[test]
+fn endless_kustomization_file_is_refused() {
+    if !Path::new("/dev/zero").exists() {
+        testkit::skip("endless_kustomization_file_is_refused", "no /dev/zero");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("build");
+    write(&root, &[("kustomization.yaml", "resources:\n- sub\n")]);
+    link(Path::new("/dev/zero"), &root.join("sub/kustomization.yaml"));
+    for extra in [&["--offline"][..], &[][..]] {
+        if let Some(err) = refused("endless_kustomization_file_is_refused", &root, extra) {
+            assert!(err.contains("kustomization.yaml"), "{err}");
+        }
+    }
+}

@@ -603,8 +603,10 @@ fn walk(dir: &Path, named: &mut Vec<(Remote, String, PathBuf)>, seen: &mut HashS
     else {
         return;
     };
-    let Some(doc) = std::fs::read_to_string(&file)
+    // Bounded like every read of a build (a link to /dev/zero ends here too).
+    let Some(doc) = crate::restrict::read_bounded(&file)
         .ok()
+        .and_then(|b| String::from_utf8(b).ok())
         .and_then(|t| crate::yaml::parse_documents(&t).ok())
         .and_then(|d| d.into_iter().next())
     else {
