@@ -4,6 +4,8 @@
 //! the messages. The server is real `git http-backend` behind a loopback
 //! HTTP server that demands Basic authentication.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -12,25 +14,6 @@ use std::sync::{Arc, Mutex};
 
 const BIN: &str = env!("CARGO_BIN_EXE_manifest-render");
 const TOKEN: &str = "tok3n-5ecret-9d1e";
-
-fn b64(input: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
 
 /// Serves `root` (a directory of bare repositories) with `git http-backend`,
 /// answering 401 to requests without `want_auth`; records each
@@ -150,20 +133,6 @@ fn url_token_reaches_git_only_through_its_credential_helper() {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
-    let g = |dir: &Path, args: &[&str]| {
-        let o = Command::new(&git)
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .output()
-            .expect("git");
-        assert!(
-            o.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
     // The repository: one base, tagged v1, as a bare repository to serve.
     let work = tmp.path().join("work");
     std::fs::create_dir_all(work.join("base")).unwrap();
@@ -173,37 +142,32 @@ fn url_token_reaches_git_only_through_its_credential_helper() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v\n",
     )
     .unwrap();
-    g(&work, &["init", "-q"]);
-    g(&work, &["add", "-A"]);
-    g(
-        &work,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "-m",
-            "base",
-        ],
-    );
-    g(&work, &["tag", "v1"]);
+    common::commit_all(&git, &work, "v1");
     let served = tmp.path().join("served");
     std::fs::create_dir_all(&served).unwrap();
-    g(
+    common::git_in(
+        &git,
         &served,
         &["clone", "-q", "--bare", work.to_str().unwrap(), "r.git"],
     );
-    g(
-        &served.join("r.git"),
-        &["config", "uploadpack.allowAnySHA1InWant", "true"],
-    );
-    let (port, seen) = serve(
-        git.clone(),
-        served,
-        format!("Basic {}", b64(format!("me:{TOKEN}").as_bytes())),
-    );
+    // What Basic authentication with the URL's user and token sends, as
+    // coreutils' base64 encodes it.
+    let Some(base64) = testkit::require_tool(test, "base64") else {
+        return;
+    };
+    let mut enc = Command::new(base64)
+        .arg("-w0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("base64");
+    enc.stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("me:{TOKEN}").as_bytes())
+        .expect("write");
+    let encoded = String::from_utf8(enc.wait_with_output().expect("base64").stdout).expect("ascii");
+    let (port, seen) = serve(git.clone(), served, format!("Basic {}", encoded.trim()));
 
     // A git on PATH that logs its command line, then runs the real one.
     let bin = tmp.path().join("bin");

@@ -11,8 +11,8 @@ pub const MAX_DEPTH: usize = 200;
 
 /// Most nodes one file may expand to, aliases counted as often as they are
 /// expanded (as go-yaml's decoder counts). About 100 bytes a node keeps a
-/// file under ~100 MiB of values; the largest upstream file has ~120,000.
-pub const MAX_NODES: usize = 1_000_000;
+/// file's values near 50 MiB; the largest upstream file has 123,000 nodes.
+pub const MAX_NODES: usize = 500_000;
 
 /// Most scalar text one file may expand to (aliases of a long string add
 /// its length each time).
