@@ -216,11 +216,21 @@ fn images_from_two_clones_have_one_digest() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let tmp = tempdir();
-    let mut digests = Vec::new();
-    for dir in ["one/kflite", "two/deeper/checkout"] {
+    // Both clones first, at one commit (the checkout may move meanwhile).
+    let head = git(&root, &["rev-parse", "HEAD"]);
+    let dirs = ["one/kflite", "two/deeper/checkout"];
+    for dir in dirs {
         let clone = tmp.path().join(dir);
         std::fs::create_dir_all(clone.parent().unwrap()).unwrap();
-        git(tmp.path(), &["clone", "-q", path_str(&root), path_str(&clone)]);
+        git(
+            tmp.path(),
+            &["clone", "-q", "--no-checkout", path_str(&root), path_str(&clone)],
+        );
+        git(&clone, &["checkout", "-q", &head]);
+    }
+    let mut digests = Vec::new();
+    for dir in dirs {
+        let clone = tmp.path().join(dir);
         let out_dir = clone.join("images-out");
         let started = std::time::Instant::now();
         let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
