@@ -8,9 +8,14 @@
 //! no shared library at all. The image is therefore only: the binary, CA
 //! certificates, passwd/group with uid/gid 65532 "nonroot", nsswitch.conf and
 //! /tmp. A binary that still comes out dynamically linked is refused.
+//!
+//! Nothing comes from the build host: `cargo build --locked`, the CA roots
+//! from a pinned crate ([`crate::ca_roots`], named in a label), and no
+//! path of the checkout in the build flags, so two clones in different
+//! directories build the same digests.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 
@@ -24,7 +29,7 @@ use crate::registry::Registry;
 /// cannot do — neither gets an image.
 pub const IMAGES: &[&str] = &["route-controller", "pipeline-artifacts"];
 
-/// Debian's ca-certificates bundle.
+/// Where the image keeps its CA bundle.
 pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// The most a pull of one image may transfer.
@@ -47,9 +52,11 @@ pub struct Args {
     /// Talk plain HTTP to the registry (loopback registries always do).
     #[arg(long)]
     pub insecure: bool,
-    /// CA bundle to ship as /etc/ssl/certs/ca-certificates.crt.
-    #[arg(long, env = "KFLITE_CA_BUNDLE", default_value = CA_BUNDLE)]
-    pub ca_bundle: PathBuf,
+    /// CA bundle to ship as /etc/ssl/certs/ca-certificates.crt [default:
+    /// Mozilla's roots from the pinned webpki-root-certs crate]. The
+    /// image's `dev.kflite.ca-roots` label names it and its sha256.
+    #[arg(long)]
+    pub ca_bundle: Option<PathBuf>,
     /// Package the binaries the last build left in the target dir; do not run cargo.
     #[arg(long)]
     pub no_build: bool,
@@ -140,7 +147,15 @@ pub fn build(args: &Args) -> Result<Vec<Built>> {
         Some("aarch64") => "arm64",
         _ => bail!("no OCI architecture known for host {triple}"),
     };
-    let base = base_layer(&args.ca_bundle)?;
+    let roots = match &args.ca_bundle {
+        None => crate::ca_roots::pinned(),
+        Some(path) => {
+            let pem =
+                std::fs::read(path).with_context(|| format!("reading the CA bundle {}", path.display()))?;
+            crate::ca_roots::described(pem, &format!("file {}", path.display()))
+        }
+    };
+    let base = base_layer(&roots)?;
 
     let mut built = Vec::new();
     for (name, binary) in names.iter().zip(binaries) {
@@ -160,6 +175,7 @@ pub fn build(args: &Args) -> Result<Vec<Built>> {
             ("org.opencontainers.image.version", &tag),
             ("org.opencontainers.image.created", &created),
             ("org.opencontainers.image.licenses", &pkg.license),
+            (crate::ca_roots::LABEL, &roots.label),
         ]
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
@@ -195,6 +211,10 @@ pub fn build(args: &Args) -> Result<Vec<Built>> {
 /// `cargo build --release` of `names`, statically linked, with build paths
 /// remapped so the binary does not depend on where the checkout lives.
 fn cargo_build_static(ws: &Workspace, triple: &str, names: &[String]) -> Result<Vec<PathBuf>> {
+    // Workspace sources reach rustc as paths relative to the workspace root,
+    // so the checkout's own directory needs no remapping (and must not be in
+    // the flags: they key every dependency's build, and a second clone would
+    // rebuild them all); registry sources are absolute under CARGO_HOME.
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
@@ -203,13 +223,12 @@ fn cargo_build_static(ws: &Workspace, triple: &str, names: &[String]) -> Result<
     // scripts or proc macros; CARGO_ENCODED_RUSTFLAGS outranks RUSTFLAGS.
     let flags = [
         "-Ctarget-feature=+crt-static".to_string(),
-        format!("--remap-path-prefix={}=/kflite", ws.root.display()),
         format!("--remap-path-prefix={}=/cargo", cargo_home.display()),
     ]
     .join("\x1f");
     let mut cmd = buildinfo::cargo();
     cmd.current_dir(&ws.root)
-        .args(["build", "--release", "--target", triple])
+        .args(["build", "--release", "--locked", "--target", triple])
         .env("CARGO_ENCODED_RUSTFLAGS", flags)
         .env_remove("RUSTFLAGS");
     for n in names {
@@ -229,28 +248,16 @@ fn static_binary_path(ws: &Workspace, triple: &str, name: &str) -> PathBuf {
 
 /// The layer every image shares: users, CA certificates, name service
 /// order, /tmp.
-pub fn base_layer(ca_bundle: &Path) -> Result<oci::Layer> {
-    let certs = std::fs::read(ca_bundle).with_context(|| {
-        format!(
-            "reading the CA bundle {} (install Debian's ca-certificates or pass --ca-bundle)",
-            ca_bundle.display()
-        )
-    })?;
+pub fn base_layer(roots: &crate::ca_roots::CaRoots) -> Result<oci::Layer> {
+    let certs = roots.pem.clone();
     if !String::from_utf8_lossy(&certs).contains("-----BEGIN CERTIFICATE-----") {
-        bail!("{} holds no PEM certificate", ca_bundle.display());
+        bail!("the CA bundle ({}) holds no PEM certificate", roots.label);
     }
     let u = NONROOT_UID;
     let passwd = format!(
         "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:{u}:{u}:nonroot:/nonexistent:/sbin/nologin\n"
     );
     let group = format!("root:x:0:\nnonroot:x:{u}:\n");
-    let ca_version = std::process::Command::new("dpkg-query")
-        .args(["-W", "-f", "${Version}", "ca-certificates"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| format!(" {}", String::from_utf8_lossy(&o.stdout)))
-        .unwrap_or_default();
     oci::layer(
         vec![
             Entry::dir("etc", 0o755),
@@ -263,7 +270,10 @@ pub fn base_layer(ca_bundle: &Path) -> Result<oci::Layer> {
             Entry::file("etc/ssl/certs/ca-certificates.crt", 0o644, certs),
             Entry::dir("tmp", 0o1777),
         ],
-        &format!("passwd/group (nonroot {u}), nsswitch.conf, /tmp, ca-certificates{ca_version}"),
+        &format!(
+            "passwd/group (nonroot {u}), nsswitch.conf, /tmp, CA roots: {}",
+            roots.label
+        ),
     )
 }
 
@@ -307,16 +317,12 @@ mod tests {
 
     #[test]
     fn base_layer_needs_a_pem_bundle() {
-        let dir = tempfile::tempdir().unwrap();
-        let bogus = dir.path().join("bundle");
-        std::fs::write(&bogus, "nothing").unwrap();
+        let bogus = crate::ca_roots::described(b"nothing".to_vec(), "file bundle");
+        let err = base_layer(&bogus).unwrap_err().to_string();
         assert!(
-            base_layer(&bogus)
-                .unwrap_err()
-                .to_string()
-                .contains("no PEM certificate")
+            err.contains("no PEM certificate") && err.contains("file bundle"),
+            "{err}"
         );
-        let missing = base_layer(&dir.path().join("absent")).unwrap_err();
-        assert!(format!("{missing:#}").contains("ca-certificates"), "{missing:#}");
+        assert!(base_layer(&crate::ca_roots::pinned()).is_ok());
     }
 }

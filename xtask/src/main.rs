@@ -11,6 +11,7 @@ mod bench_artifacts;
 mod bench_render;
 mod bench_routes;
 mod buildinfo;
+mod ca_roots;
 mod conformance;
 mod control_plane;
 mod generate;
@@ -85,6 +86,11 @@ fn main() -> Result<()> {
 
 /// The workspace root (xtask lives one level below it).
 pub fn project_root() -> PathBuf {
+    // Another checkout of the same sources (the image reproducibility test
+    // builds two clones with one xtask binary).
+    if let Some(dir) = std::env::var_os("KFLITE_PROJECT_ROOT") {
+        return PathBuf::from(dir);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)

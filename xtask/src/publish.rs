@@ -100,17 +100,43 @@ pub fn report(branch: &str, o: &Outcome, dry_run: bool) {
     println!("ArgoCD Application: {}", o.application.display());
 }
 
-/// Renders `overlay` with manifest-render; the mirror defaults to `../shared/upstream`.
+/// Renders `overlay` with manifest-render, `--locked` against
+/// `OVERLAY/kflite.lock`; the mirror defaults to `../shared/upstream`.
 pub fn render(overlay: &Path, mirror: Option<PathBuf>) -> Result<String> {
+    render_locked(overlay, mirror, &overlay.join("kflite.lock"))
+}
+
+/// Renders `dir` `--locked` against `lockfile`: what is published is what
+/// the lock pins, or nothing (a missing lock, a new remote, a changed byte
+/// in a cached or mirrored file all fail, naming the URL and both hashes).
+pub fn render_locked(dir: &Path, mirror: Option<PathBuf>, lockfile: &Path) -> Result<String> {
+    use manifest_render::remote::{LockMode, RemoteOptions, Session};
     let mirror = mirror.or_else(|| crate::shared_dir().map(|d| d.join("upstream")));
+    let session = Session::new(
+        dir,
+        mirror.clone(),
+        RemoteOptions {
+            cache_dir: std::env::var_os("KFLITE_CACHE_DIR").map(PathBuf::from),
+            offline: false,
+            lock: LockMode::Locked,
+            lockfile: Some(lockfile.to_path_buf()),
+            progress: true,
+        },
+    )?;
     let rendered = manifest_render::render(
-        overlay,
+        dir,
         &manifest_render::Options {
             mirror,
-            ..Default::default()
+            session: Some(session.clone()),
         },
     )
-    .with_context(|| format!("rendering {}", overlay.display()))?;
+    .with_context(|| format!("rendering {}", dir.display()))?;
+    for warning in session
+        .finish()
+        .with_context(|| format!("rendering {} --locked; refusing to publish", dir.display()))?
+    {
+        eprintln!("{warning}");
+    }
     Ok(rendered.yaml)
 }
 

@@ -50,9 +50,9 @@ pub struct Args {
     /// Release only these images (repeatable) [default: all].
     #[arg(long = "image", value_name = "NAME")]
     pub images: Vec<String>,
-    /// CA bundle for the images.
-    #[arg(long, env = "KFLITE_CA_BUNDLE", default_value = images::CA_BUNDLE)]
-    pub ca_bundle: PathBuf,
+    /// CA bundle for the images [default: the pinned roots, see `cargo xtask images --help`].
+    #[arg(long)]
+    pub ca_bundle: Option<PathBuf>,
     /// Package the release binaries already built instead of running cargo (tests).
     #[arg(long)]
     pub no_build: bool,
@@ -234,7 +234,8 @@ pub fn render_pinned(
             base.display()
         ),
     )?;
-    let pinned = publish::render(scratch.path(), mirror)?;
+    // The scratch kustomization reads the overlay's remotes: the overlay's lock holds.
+    let pinned = publish::render_locked(scratch.path(), mirror, &overlay.join("kflite.lock"))?;
     for reference in image_references(&pinned)? {
         if let Some(b) = built.iter().find(|b| is_kflite_image(&reference, &b.name)) {
             let want = format!("{registry}/{}:{version}@{}", b.name, b.image.digest());

@@ -87,6 +87,96 @@ mod tests {
         manifest_render::render(&dir, &options).with_context(|| format!("rendering {}", dir.display()))
     }
 
+    /// A mirror with one small git remote, and an overlay naming it.
+    fn mirror_and_overlay(tmp: &std::path::Path) -> (PathBuf, PathBuf) {
+        let mirror = tmp.join("mirror");
+        let base = mirror.join("git/github.com/o/r/v1/base");
+        let overlay = tmp.join("overlay");
+        for d in [&base, &overlay] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(base.join("kustomization.yaml"), "resources:\n- cm.yaml\n").unwrap();
+        std::fs::write(
+            base.join("cm.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v\n",
+        )
+        .unwrap();
+        std::fs::write(
+            overlay.join("kustomization.yaml"),
+            "resources:\n- github.com/o/r//base?ref=v1\n",
+        )
+        .unwrap();
+        (mirror, overlay)
+    }
+
+    fn xtask_render(
+        overlay: &std::path::Path,
+        mirror: &std::path::Path,
+        out: &std::path::Path,
+    ) -> Result<()> {
+        run(Args {
+            overlay: overlay.to_path_buf(),
+            mirror: Some(mirror.to_path_buf()),
+            offline: true,
+            locked: false,
+            update_lock: false,
+            output: Some(out.to_path_buf()),
+            strict: false,
+        })
+    }
+
+    /// One changed byte in a mirrored file the lock covers fails `render`,
+    /// `publish` and `release` in their default modes, naming the URL and
+    /// both hashes; `publish` refuses an overlay without a lock.
+    #[test]
+    fn changed_mirror_byte_fails_render_publish_and_release() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mirror, overlay) = mirror_and_overlay(tmp.path());
+        let out = tmp.path().join("out.yaml");
+        let no_lock = crate::publish::render(&overlay, Some(mirror.clone())).unwrap_err();
+        assert!(
+            format!("{no_lock:#}").contains("lockfile does not exist"),
+            "{no_lock:#}"
+        );
+        xtask_render(&overlay, &mirror, &out).unwrap();
+        let lock = std::fs::read_to_string(overlay.join("kflite.lock")).expect("render writes the lock");
+        let old_sha = lock
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("sha256: "))
+            .unwrap()
+            .trim_matches('"')
+            .to_string();
+        crate::publish::render(&overlay, Some(mirror.clone())).expect("publish renders --locked");
+
+        let cm = mirror.join("git/github.com/o/r/v1/base/cm.yaml");
+        let text = std::fs::read_to_string(&cm).unwrap();
+        std::fs::write(&cm, text.replace("k: v", "k: w")).unwrap();
+        let url = "https://github.com/o/r";
+        let check = |what: &str, e: anyhow::Error| {
+            let e = format!("{e:#}");
+            let found = e.split("found sha256 ").nth(1).unwrap_or_default();
+            assert!(
+                e.contains(url) && e.contains(&old_sha) && found.len() >= 64 && !found.starts_with(&old_sha),
+                "{what}: {e}"
+            );
+        };
+        check("render", xtask_render(&overlay, &mirror, &out).unwrap_err());
+        check(
+            "publish",
+            crate::publish::render(&overlay, Some(mirror.clone())).unwrap_err(),
+        );
+        check(
+            "release",
+            crate::release::render_pinned(&overlay, Some(mirror.clone()), &[], "r.example", "v0", tmp.path())
+                .unwrap_err(),
+        );
+        assert_eq!(
+            std::fs::read_to_string(overlay.join("kflite.lock")).unwrap(),
+            lock,
+            "the lock is never rewritten by a mismatch"
+        );
+    }
+
     /// The platform renders with kflite's controllers and without what they replace.
     #[test]
     fn homelab_has_kflite_and_not_what_it_replaces() {

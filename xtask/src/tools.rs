@@ -123,11 +123,6 @@ pub const DEBIAN_TOOLS: &[(&str, &[(&str, &str)])] = &[
         "docker-registry",
         &[("KFLITE_TOOL_DOCKER_REGISTRY", "/usr/bin/docker-registry")],
     ),
-    // The CA bundle the images carry.
-    (
-        "ca-certificates",
-        &[("KFLITE_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")],
-    ),
 ];
 
 /// Install the [`DEBIAN_TOOLS`] packages that are missing (one `apt-get`

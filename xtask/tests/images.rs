@@ -7,6 +7,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 use common::*;
 
@@ -88,7 +89,10 @@ fn images_are_reproducible_readable_small_and_run() {
         // The binary runs from the unpacked root filesystem, as uid 65532.
         let rootfs = tmp.path().join(format!("{name}-rootfs"));
         unpack(&skopeo, &archive, &rootfs);
-        check_rootfs(&rootfs);
+        check_rootfs(
+            &rootfs,
+            labels["dev.kflite.ca-roots"].as_str().unwrap_or_default(),
+        );
         match run_in_rootfs(&rootfs, name) {
             None => testkit::skip(
                 test,
@@ -109,7 +113,9 @@ fn images_are_reproducible_readable_small_and_run() {
     }
 }
 
-fn check_rootfs(rootfs: &Path) {
+/// The unpacked image: users, and the CA roots its label names (pinned
+/// crate and the bundle's sha256), not the build host's.
+fn check_rootfs(rootfs: &Path, ca_label: &str) {
     let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
     assert!(
         passwd.lines().any(|l| l.starts_with("nonroot:x:65532:65532:")),
@@ -118,10 +124,19 @@ fn check_rootfs(rootfs: &Path) {
     let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap();
     assert!(group.lines().any(|l| l == "nonroot:x:65532:"), "{group}");
     let certs = std::fs::read(rootfs.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
-    assert_eq!(
-        certs,
-        std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap(),
-        "the host's Debian bundle"
+    let sha: String = sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::default(), &certs))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(
+        ca_label.starts_with("webpki-root-certs ") && ca_label.ends_with(&format!(", sha256:{sha}")),
+        "label {ca_label:?} names the pinned roots and this bundle (sha256 {sha})"
+    );
+    assert!(
+        String::from_utf8_lossy(&certs)
+            .matches("-----BEGIN CERTIFICATE-----")
+            .count()
+            > 100
     );
     // Nothing else: no shell, no libc.
     let top: Vec<String> = std::fs::read_dir(rootfs)
@@ -179,4 +194,74 @@ fn unknown_image_is_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no image named 'kfctl'"), "{err}");
+}
+
+/// The same commit, cloned into two directories of different depth, builds
+/// the same image digest: nothing of the checkout's path, the build host's
+/// CA store or an unlocked dependency reaches the image. Both builds share
+/// this workspace's target directory (dependencies compile once, with the
+/// same flags); each clone recompiles only its own crates.
+#[test]
+fn images_from_two_clones_have_one_digest() {
+    let test = "images_from_two_clones_have_one_digest";
+    if build_flag().is_some() {
+        testkit::skip(test, "KFLITE_IMAGES_PREBUILT=1: this test must build");
+        return;
+    }
+    let Some(name) = buildable_images(test).into_iter().next() else {
+        return;
+    };
+    let root = testkit::workspace_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let tmp = tempdir();
+    // Both clones first, at one commit (the checkout may move meanwhile).
+    let head = git(&root, &["rev-parse", "HEAD"]);
+    let dirs = ["one/kflite", "two/deeper/checkout"];
+    for dir in dirs {
+        let clone = tmp.path().join(dir);
+        std::fs::create_dir_all(clone.parent().unwrap()).unwrap();
+        git(
+            tmp.path(),
+            &["clone", "-q", "--no-checkout", path_str(&root), path_str(&clone)],
+        );
+        git(&clone, &["checkout", "-q", &head]);
+    }
+    let mut digests = Vec::new();
+    for dir in dirs {
+        let clone = tmp.path().join(dir);
+        // Newer sources than any build output: cargo recompiles this
+        // clone's crates instead of reusing the other clone's (it keys them
+        // by their path relative to the workspace, so it would).
+        touch_sources(&clone.join("crates"));
+        let out_dir = clone.join("images-out");
+        let started = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["images", "--image", name, "--out", path_str(&out_dir)])
+            .env("KFLITE_PROJECT_ROOT", &clone)
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(&clone)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("xtask images");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{dir}: xtask images failed: {stdout}");
+        eprintln!("{test}: {dir} built in {:.0?}", started.elapsed());
+        digests.push(printed_digest(&stdout, name));
+    }
+    assert_eq!(digests[0], digests[1], "{name}: two clones, two digests");
+}
+
+/// Sets every file's modification time below `dir` to now.
+fn touch_sources(dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            touch_sources(&p);
+        } else {
+            let f = std::fs::File::options().append(true).open(&p).unwrap();
+            f.set_modified(std::time::SystemTime::now()).unwrap();
+        }
+    }
 }

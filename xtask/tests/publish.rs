@@ -213,21 +213,46 @@ fn publish_of_the_owners_overlay_matches_kustomize() {
     let tmp = tempdir();
     let (repo, app) = (tmp.path().join("repo.git"), tmp.path().join("app.yaml"));
     git(tmp.path(), &["init", "-q", "--bare", path_str(&repo)]);
-    let out = xtask_ok(&[
+    // The overlay, copied where its lock can be written.
+    let overlay = tmp.path().join("homelab");
+    std::fs::create_dir_all(&overlay).unwrap();
+    for f in std::fs::read_dir(shared.join("reference/homelab"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(f.path(), overlay.join(f.file_name())).unwrap();
+    }
+    let mirror = shared.join("upstream");
+    let publish_args = [
         "publish",
         "--branch",
         "manifests",
         "--repo",
         path_str(&repo),
         "--overlay",
-        path_str(&shared.join("reference/homelab")),
+        path_str(&overlay),
         "--mirror",
-        path_str(&shared.join("upstream")),
+        path_str(&mirror),
         "--application",
         path_str(&app),
         "--repo-url",
         "https://git.example.invalid/owner/platform.git",
+    ];
+    // Publishing renders --locked: no lock, no publish.
+    assert!(
+        !xtask(&publish_args).status.success(),
+        "published an overlay with remote bases and no kflite.lock"
+    );
+    let devnull = tmp.path().join("render.yaml");
+    xtask_ok(&[
+        "render",
+        path_str(&overlay),
+        "--mirror",
+        path_str(&mirror),
+        "-o",
+        path_str(&devnull),
     ]);
+    let out = xtask_ok(&publish_args);
     assert!(out.contains("committed"), "{out}");
     let files = branch_files(&repo, "manifests");
     let reference = std::fs::read_to_string(shared.join("reference/homelab.yaml")).unwrap();

@@ -160,14 +160,10 @@ fn load_pairs(t: &Target, g: &GeneratorArgs) -> std::result::Result<Vec<(String,
 
 fn load_bytes(t: &Target, path: &str) -> Result<Vec<u8>> {
     // Files may hold binary data (they become binaryData); read raw bytes.
-    match t.root.load(path) {
-        Ok((_, text)) => Ok(text.into_bytes()),
-        Err(Error::Invalid { message, .. }) if message.contains("not UTF-8") => {
-            let p = t.root.dir.join(path);
-            std::fs::read(&p).map_err(|e| Error::io(&p, e))
-        }
-        Err(e) => Err(e.context(&t.file, format!("file source '{path}'"))),
-    }
+    t.root
+        .read(path)
+        .map(|(_, bytes)| bytes)
+        .map_err(|e| e.context(&t.file, format!("file source '{path}'")))
 }
 
 fn make(t: &Target, g: &GeneratorArgs, secret: bool, global: Option<&GeneratorOptions>) -> Result<Resource> {

@@ -20,6 +20,7 @@ mod pattern;
 pub mod remote;
 mod replacements;
 pub mod resource;
+mod restrict;
 mod schema;
 mod smp;
 mod sort;

@@ -109,6 +109,9 @@ impl Remote {
             _ => return None,
         };
         let (host_name, after) = (&rest[..sep], &rest[sep + 1..]);
+        // `user:token@host`: credentials stay in `url` (for git) and never
+        // key a mirror or cache directory.
+        let host_name = host_name.rsplit_once('@').map_or(host_name, |(_, h)| h);
         if host_name.is_empty() {
             return None;
         }
@@ -421,10 +424,19 @@ impl Root {
         }
     }
 
+    /// Reads a text file named relative to this root through [`Root::read`].
+    pub fn load(&self, name: &str) -> Result<(PathBuf, String), Error> {
+        let (path, bytes) = self.read(name)?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::invalid(&path, "is not UTF-8 text"))?;
+        Ok((path, text))
+    }
+
     /// Reads a file named relative to this root, enforcing the root-only
     /// load restrictor; `http(s)://` files come from the remote session
-    /// (or, without one, from the mirror).
-    pub fn load(&self, name: &str) -> Result<(PathBuf, String), Error> {
+    /// (or, without one, from the mirror). Every file a build reads comes
+    /// through here (or [`Root::kustomization_file`]), so there is no
+    /// second, unchecked path.
+    pub fn read(&self, name: &str) -> Result<(PathBuf, Vec<u8>), Error> {
         if let Some(remote) = Remote::parse(name) {
             let Remote::Http { .. } = remote else {
                 return Err(Error::invalid(
@@ -444,11 +456,12 @@ impl Root {
                     )
                 }
             };
-            let bytes = std::fs::read(&path).map_err(|e| {
+            let bytes = crate::restrict::read_bounded(&path).map_err(|e| {
                 Error::invalid(
                     &self.dir,
                     format!(
-                        "remote file '{name}' is not in the mirror ({}): {e}",
+                        "remote file '{}' is not in the mirror ({}): {e}",
+                        crate::remote::redact(name),
                         path.display()
                     ),
                 )
@@ -456,29 +469,18 @@ impl Root {
             if let (Some(session), Some(src)) = (&self.session, &source) {
                 session.record(src, &path, &bytes);
             }
-            let text = String::from_utf8(bytes).map_err(|_| Error::invalid(&path, "is not UTF-8 text"))?;
-            return Ok((path, text));
+            return Ok((path, bytes));
         }
         let joined = self.dir.join(name);
         let real = canonical_file(&joined).map_err(|e| Error::io(&joined, e))?;
-        if !real.starts_with(&self.dir) {
-            return Err(Error::invalid(
-                &joined,
-                format!(
-                    "security; file '{}' is not in or below '{}' (root-only load restrictor)",
-                    real.display(),
-                    self.dir.display()
-                ),
-            ));
-        }
+        crate::restrict::check(&self.dir, &joined, &real)?;
         if real.is_dir() {
             return Err(Error::invalid(&real, "is a directory, not a file"));
         }
         tracing::debug!(file = %real.display(), "load");
-        let text = std::fs::read(&real).map_err(|e| Error::io(&real, e))?;
-        self.note_read(&real, &text);
-        let text = String::from_utf8(text).map_err(|_| Error::invalid(&real, "is not UTF-8 text"))?;
-        Ok((real, text))
+        let bytes = crate::restrict::read_bounded(&real).map_err(|e| Error::io(&real, e))?;
+        self.note_read(&real, &bytes);
+        Ok((real, bytes))
     }
 
     fn mirror_dir(&self, name: &str) -> Result<PathBuf, Error> {
@@ -574,7 +576,10 @@ impl Root {
             )),
             1 => {
                 let p = found.into_iter().next().expect("one file");
-                let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+                // A symlinked kustomization file is held to the root too.
+                let real = p.canonicalize().map_err(|e| Error::io(&p, e))?;
+                crate::restrict::check(&self.dir, &p, &real)?;
+                let bytes = crate::restrict::read_bounded(&real).map_err(|e| Error::io(&p, e))?;
                 self.note_read(&p, &bytes);
                 let text = String::from_utf8(bytes).map_err(|_| Error::invalid(&p, "is not UTF-8 text"))?;
                 Ok((p, text))
@@ -712,6 +717,14 @@ mod tests {
                 .unwrap(),
             Path::new("/m/http/h/etc/passwd")
         );
+        // Credentials in a URL never name a mirror (or vendored) directory.
+        for with_token in [
+            "https://me:t0ken@git.example/o/r.git//p?ref=v1",
+            "https://me:t0ken@h.example/files/x.yaml",
+        ] {
+            let p = Remote::parse(with_token).unwrap().mirror_path(m).unwrap();
+            assert!(!p.to_string_lossy().contains("t0ken"), "{}", p.display());
+        }
         for local in [
             "../base",
             "gitlab.com/o/r",

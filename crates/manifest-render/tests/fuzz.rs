@@ -147,3 +147,88 @@ fn kustomization_loader_never_panics() {
         Ok(())
     });
 }
+
+/// Nodes in a parsed tree (what the reader's node limit counts).
+fn nodes(v: &manifest_render::yaml::Value) -> usize {
+    use manifest_render::yaml::Value;
+    1 + match v {
+        Value::Seq(s) => s.iter().map(nodes).sum(),
+        Value::Map(m) => m.iter().map(|(_, v)| 1 + nodes(v)).sum(),
+        _ => 0,
+    }
+}
+
+/// Chains of anchors, each level aliasing the one below a random number of
+/// times, in flow or block style, with scalars of random length: alias bombs
+/// and their harmless neighbours.
+fn alias_chain() -> impl Strategy<Value = String> {
+    (1usize..14, 1usize..40, 0usize..5000, any::<bool>()).prop_map(|(levels, fan, len, block)| {
+        let mut y = format!("a0: &a0 {}\n", "x".repeat(len.max(1)));
+        for i in 1..levels {
+            let refs = vec![format!("*a{}", i - 1); fan];
+            if block {
+                y.push_str(&format!("a{i}: &a{i}\n"));
+                for r in refs {
+                    y.push_str(&format!("- {r}\n"));
+                }
+            } else {
+                y.push_str(&format!("a{i}: &a{i} [{}]\n", refs.join(", ")));
+            }
+        }
+        y
+    })
+}
+
+#[test]
+fn alias_expansion_stays_bounded() {
+    use manifest_render::yaml::limits::MAX_NODES;
+    fuzz("aliases", alias_chain(), |text| {
+        if let Ok(docs) = parse_documents(&text) {
+            let n: usize = docs.iter().map(nodes).sum();
+            prop_assert!(n <= MAX_NODES, "{n} nodes accepted");
+        }
+        Ok(())
+    });
+}
+
+/// Flow and block nesting of random depth and shape, balanced or not.
+fn nesting() -> impl Strategy<Value = String> {
+    let open = prop_oneof![Just("["), Just("{a: "), Just("- "), Just("k:\n")];
+    (proptest::collection::vec(open, 1..8), 1usize..3000, any::<bool>()).prop_map(|(shape, depth, close)| {
+        let mut y = String::new();
+        let mut closers = Vec::new();
+        for i in 0..depth {
+            let o = shape[i % shape.len()];
+            match o {
+                "k:\n" | "- " => {
+                    y.push_str(&" ".repeat(i.min(200)));
+                    y.push_str(o);
+                    if o == "- " {
+                        y.push('\n');
+                    }
+                }
+                _ => {
+                    y.push_str(o);
+                    closers.push(if o == "[" { "]" } else { "}" });
+                }
+            }
+        }
+        y.push('x');
+        if close {
+            while let Some(c) = closers.pop() {
+                y.push_str(c);
+            }
+        }
+        y.push('\n');
+        y
+    })
+}
+
+#[test]
+fn deep_nesting_errors_instead_of_overflowing() {
+    fuzz("nesting", nesting(), |text| {
+        // A stack overflow aborts the test binary; reaching here is the property.
+        let _ = parse_documents(&text);
+        Ok(())
+    });
+}

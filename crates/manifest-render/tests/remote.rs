@@ -308,12 +308,13 @@ fn file_url_remote_matches_mirror() {
         "a fetching build writes kflite.lock beside the overlay"
     );
     assert!(
-        !https_dir.join("kflite.lock").exists(),
-        "a mirror-only build writes no lock"
+        https_dir.join("kflite.lock").is_file(),
+        "a mirror-only build pins what it read too"
     );
 
-    // Default mode, as Cargo: a content change is a warning and updates the
-    // lock (the overlay may read other files now); --locked then agrees.
+    // Default mode, as Cargo with a checksum: a content change is an error
+    // naming the URL and both hashes, and the lock stays; --update-lock
+    // accepts it, and --locked then agrees.
     let lock_path = file_dir.join("kflite.lock");
     let lock = std::fs::read_to_string(&lock_path).unwrap();
     let url = fx.file_url("github.com/kubernetes-sigs/lws");
@@ -325,13 +326,22 @@ fn file_url_remote_matches_mirror() {
     let text = std::fs::read_to_string(&kust).unwrap();
     std::fs::write(&kust, format!("{text}\n# local edit\n")).unwrap();
     let again = run(&fx, &["build", s(&file_dir), "--cache-dir", s(&cache)], &[]);
+    let err = stderr(&again);
+    let old_sha = lock_field(&lock, &url, "sha256").expect("lws sha256 locked");
+    assert_eq!(again.status.code(), Some(1), "{err}");
+    assert!(again.stdout.is_empty(), "no output on a changed remote");
+    assert!(
+        err.contains("content differs") && err.contains(&url) && err.contains(&old_sha),
+        "names the URL and the locked hash: {err}"
+    );
+    assert_eq!(std::fs::read_to_string(&lock_path).unwrap(), lock, "lock kept");
+    let again = run(
+        &fx,
+        &["build", s(&file_dir), "--cache-dir", s(&cache), "--update-lock"],
+        &[],
+    );
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(again.stdout == got.stdout, "a comment changes no object");
-    assert!(
-        stderr(&again).contains("content differs"),
-        "warns: {}",
-        stderr(&again)
-    );
     let updated = std::fs::read_to_string(&lock_path).unwrap();
     assert_ne!(
         lock_field(&updated, &url, "sha256"),

@@ -10,7 +10,23 @@ use std::time::{Duration, Instant};
 
 /// Runs git in `dir`; returns stdout, or a message with git's own words.
 fn git(dir: &Path, args: &[&str], timeout: Duration, what: &str) -> Result<String, String> {
-    let mut child = Command::new("git")
+    git_as(dir, args, None, timeout, what)
+}
+
+/// [`git`], with the credentials a URL carried handed to git's credential
+/// mechanism (see [`super::credentials`]) instead of its command line.
+fn git_as(
+    dir: &Path,
+    args: &[&str],
+    creds: Option<&super::credentials::Credentials>,
+    timeout: Duration,
+    what: &str,
+) -> Result<String, String> {
+    let mut cmd = Command::new("git");
+    if let Some(c) = creds {
+        c.apply(&mut cmd);
+    }
+    let mut child = cmd
         .args(args)
         .current_dir(dir)
         // Never wait for a password on a terminal nobody watches.
@@ -76,9 +92,11 @@ pub fn ls_remote(url: &str, git_ref: &str, timeout: Duration) -> Result<Option<S
     let r = if git_ref.is_empty() { "HEAD" } else { git_ref };
     let what = format!("list refs of {}", super::redact(url));
     let peeled = format!("{r}^{{}}");
-    let out = git(
+    let (url, creds) = super::credentials::split(url);
+    let out = git_as(
         &std::env::temp_dir(),
-        &["ls-remote", "--", url, r, &peeled],
+        &["ls-remote", "--", &url, r, &peeled],
+        creds.as_ref(),
         timeout,
         &what,
     )?;
@@ -116,9 +134,11 @@ pub fn fetch(
     let want = if want.is_empty() { "HEAD" } else { want };
     let what = format!("fetch {shown} at '{want}'");
     git(dir, &["init", "--quiet"], timeout, &what)?;
-    git(
+    let (url, creds) = super::credentials::split(url);
+    git_as(
         dir,
-        &["fetch", "--quiet", "--depth", "1", "--no-tags", "--", url, want],
+        &["fetch", "--quiet", "--depth", "1", "--no-tags", "--", &url, want],
+        creds.as_ref(),
         timeout,
         &what,
     )?;

@@ -11,6 +11,7 @@
 //! remote; [`Session::finish`] hashes them into the lock (see [`lock`]).
 
 pub mod cache;
+mod credentials;
 pub mod fixture;
 mod git;
 mod http;
@@ -461,10 +462,7 @@ impl Session {
                 ));
             }
         }
-        // A build served entirely from a mirror needs no lockfile (the
-        // mirror is the pin); an existing one is kept up to date.
-        let fetched = sources.iter().any(|s| s.origin != Origin::Mirror);
-        if diffs.is_empty() || (self.old.is_none() && !fetched) {
+        if diffs.is_empty() {
             return Ok(Vec::new());
         }
         if self.opts.lock == LockMode::Locked && self.old.is_none() {
@@ -482,11 +480,28 @@ impl Session {
                 ),
             ));
         }
-        let mut warnings: Vec<String> = diffs
+        // As Cargo treats a checksum: a locked remote whose content (or
+        // commit) changed is an error in every mode but --update-lock,
+        // whether it came from a fetch, the cache or a mirror.
+        let changed: Vec<&String> = diffs
             .iter()
-            .filter(|d| d.contains("content differs") && self.old.is_some() && self.opts.lock == LockMode::Use)
-            .map(|d| format!("warning: {d} (the build reads other files from it, or the cached copy changed; --locked makes this an error)"))
+            .filter(|d| d.contains("content differs") || d.contains("commit differs"))
             .collect();
+        if self.opts.lock == LockMode::Use && !changed.is_empty() {
+            return Err(Error::invalid(
+                &self.lock_path,
+                format!(
+                    "locked remote content changed (a changed cached or mirrored file, or the overlay now reads \
+                     other files from it); if that is intended, run with --update-lock:\n  {}",
+                    changed
+                        .iter()
+                        .map(|d| d.as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n  ")
+                ),
+            ));
+        }
+        let mut warnings = Vec::new();
         match new.write(&self.lock_path) {
             Ok(()) => tracing::info!(lock = %self.lock_path.display(), "lockfile written"),
             Err(e) => warnings.push(format!(
@@ -588,8 +603,10 @@ fn walk(dir: &Path, named: &mut Vec<(Remote, String, PathBuf)>, seen: &mut HashS
     else {
         return;
     };
-    let Some(doc) = std::fs::read_to_string(&file)
+    // Bounded like every read of a build (a link to /dev/zero ends here too).
+    let Some(doc) = crate::restrict::read_bounded(&file)
         .ok()
+        .and_then(|b| String::from_utf8(b).ok())
         .and_then(|t| crate::yaml::parse_documents_last_key_wins(&t).ok())
         .and_then(|d| d.into_iter().next())
     else {

@@ -28,6 +28,8 @@ struct P<'a> {
     i: usize,
     /// End of the current document (index of its `---` line or of the end).
     end: usize,
+    /// Block nodes open around the current one.
+    depth: usize,
 }
 
 /// Parses `text`, or `None` if it uses YAML outside the fast subset.
@@ -47,7 +49,16 @@ pub(crate) fn parse(text: &str) -> Option<Vec<Value>> {
             }
         })
         .collect();
-    let mut p = P { lines, i: 0, end: 0 };
+    // Within the limits, or the full parser reports which one is passed.
+    if lines.len() + text.matches(',').count() > super::limits::MAX_NODES {
+        return None;
+    }
+    let mut p = P {
+        lines,
+        i: 0,
+        end: 0,
+        depth: 0,
+    };
     let mut docs = Vec::new();
     let mut explicit = false;
     loop {
@@ -262,14 +273,17 @@ impl<'a> P<'a> {
     /// A block node starting at the current line, indented `>= min`.
     fn node(&mut self, min: usize) -> Option<Value> {
         let (indent, text) = self.peek()?;
-        if indent < min {
+        if indent < min || self.depth >= super::limits::MAX_DEPTH / 2 {
             return None;
         }
-        if text == "-" || text.starts_with("- ") {
+        self.depth += 1;
+        let v = if text == "-" || text.starts_with("- ") {
             self.sequence(indent)
         } else {
             self.mapping(indent, None)
-        }
+        };
+        self.depth -= 1;
+        v
     }
 
     fn sequence(&mut self, indent: usize) -> Option<Value> {

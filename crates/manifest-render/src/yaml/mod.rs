@@ -9,6 +9,7 @@
 
 mod emit;
 mod fast;
+pub mod limits;
 mod parse;
 mod resolve;
 

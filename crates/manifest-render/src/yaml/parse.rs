@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use libyaml_safer::{Event, EventData, Parser, ScalarStyle};
 
+use super::limits;
 use super::resolve::{Resolved, Version, resolve};
 use super::{Map, Value};
 
@@ -81,6 +82,8 @@ fn parse_inner(text: &str, eof_fix: Option<u64>, last_key_wins: bool) -> Result<
         text,
         eof_fix,
         last_key_wins,
+        cost: Cost::default(),
+        depth: 0,
     };
     let mut docs = Vec::new();
     loop {
@@ -107,12 +110,35 @@ fn parse_inner(text: &str, eof_fix: Option<u64>, last_key_wins: bool) -> Result<
 
 struct Builder<'t, R> {
     parser: Parser<R>,
-    anchors: HashMap<String, Value>,
+    /// Each anchor's value and what building it cost (charged again per alias).
+    anchors: HashMap<String, (Value, Cost)>,
     text: &'t str,
     /// Length of the input before a final line break was added.
     eof_fix: Option<u64>,
     /// A repeated key replaces the earlier one (kustomization files).
     last_key_wins: bool,
+    /// What the stream has built so far, aliases expanded.
+    cost: Cost,
+    /// Collections open around the current node.
+    depth: usize,
+}
+
+/// Nodes, scalar bytes and aliases built (see [`limits`]).
+#[derive(Clone, Copy, Default)]
+struct Cost {
+    nodes: usize,
+    bytes: usize,
+    aliases: usize,
+}
+
+impl Cost {
+    fn since(self, start: Cost) -> Cost {
+        Cost {
+            nodes: self.nodes - start.nodes,
+            bytes: self.bytes - start.bytes,
+            aliases: self.aliases - start.aliases,
+        }
+    }
 }
 
 /// Where an event sits in the text.
@@ -157,7 +183,53 @@ impl<R: std::io::BufRead> Builder<'_, R> {
             .any(|c| c == '-')
     }
 
+    /// [`Self::build`] within the limits on expansion and nesting.
     fn node(&mut self, ev: Event) -> Result<Value, ParseError> {
+        let marks = EvMarks {
+            start_mark: ev.start_mark,
+            end_mark: ev.end_mark,
+        };
+        let start = self.cost;
+        let anchor = match &ev.data {
+            EventData::Scalar { anchor, value, .. } => {
+                self.cost.bytes += value.len();
+                anchor.clone()
+            }
+            EventData::SequenceStart { anchor, .. } | EventData::MappingStart { anchor, .. } => {
+                if self.depth >= limits::MAX_DEPTH {
+                    return Err(err_at(&marks, &limits::too_deep()));
+                }
+                anchor.clone()
+            }
+            EventData::Alias { anchor } => {
+                let cost = self.anchors.get(anchor).map(|(_, c)| *c).unwrap_or_default();
+                self.cost.nodes += cost.nodes;
+                self.cost.bytes += cost.bytes;
+                self.cost.aliases += cost.aliases + 1;
+                None
+            }
+            _ => None,
+        };
+        self.cost.nodes += 1;
+        // Checked before an alias is cloned, so a bomb never gets built.
+        if let Some(m) = limits::check_expansion(self.cost.nodes, self.cost.bytes, self.cost.aliases) {
+            return Err(err_at(&marks, &m));
+        }
+        let nested = matches!(
+            ev.data,
+            EventData::SequenceStart { .. } | EventData::MappingStart { .. }
+        );
+        self.depth += usize::from(nested);
+        let v = self.build(ev);
+        self.depth -= usize::from(nested);
+        let v = v?;
+        if let Some(a) = anchor {
+            self.anchors.insert(a, (v.clone(), self.cost.since(start)));
+        }
+        Ok(v)
+    }
+
+    fn build(&mut self, ev: Event) -> Result<Value, ParseError> {
         let Event {
             data,
             start_mark,
@@ -169,14 +241,10 @@ impl<R: std::io::BufRead> Builder<'_, R> {
             EventData::Alias { anchor } => self
                 .anchors
                 .get(&anchor)
-                .cloned()
+                .map(|(v, _)| v.clone())
                 .ok_or_else(|| err_at(&ev, &format!("unknown anchor '{anchor}' referenced"))),
             EventData::Scalar {
-                anchor,
-                tag,
-                value,
-                style,
-                ..
+                tag, value, style, ..
             } => {
                 let mut value = value;
                 if let Some(len) = self.eof_fix
@@ -193,12 +261,9 @@ impl<R: std::io::BufRead> Builder<'_, R> {
                     column,
                     message,
                 })?;
-                if let Some(a) = anchor {
-                    self.anchors.insert(a, v.clone());
-                }
                 Ok(v)
             }
-            EventData::SequenceStart { anchor, .. } => {
+            EventData::SequenceStart { .. } => {
                 let mut items = Vec::new();
                 loop {
                     let ev = self.next()?;
@@ -207,13 +272,9 @@ impl<R: std::io::BufRead> Builder<'_, R> {
                     }
                     items.push(self.node(ev)?);
                 }
-                let v = Value::Seq(items);
-                if let Some(a) = anchor {
-                    self.anchors.insert(a, v.clone());
-                }
-                Ok(v)
+                Ok(Value::Seq(items))
             }
-            EventData::MappingStart { anchor, .. } => {
+            EventData::MappingStart { .. } => {
                 let mut map = Map::new();
                 let mut merges = Vec::new();
                 let mut lines: HashMap<String, u64> = HashMap::new();
@@ -270,11 +331,7 @@ impl<R: std::io::BufRead> Builder<'_, R> {
                         }
                     }
                 }
-                let v = Value::Map(map);
-                if let Some(a) = anchor {
-                    self.anchors.insert(a, v.clone());
-                }
-                Ok(v)
+                Ok(Value::Map(map))
             }
             _ => Err(err_at(&ev, "expected a node")),
         }
