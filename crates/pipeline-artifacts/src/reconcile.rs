@@ -575,9 +575,13 @@ async fn apply(ctx: &Context, ns: &str, obj: &Value) -> Result<(), ReconcileErro
     Ok(())
 }
 
-/// Records a core/v1 Event about the Namespace in that namespace (where its
+/// Records an `events.k8s.io/v1` Event in the namespace concerned (where its
 /// users see it), or in `default` when it takes none (Terminating); failures
 /// are logged, never fatal. Notes must carry no key ids.
+///
+/// The API server keeps an Event about a cluster-scoped object (the Namespace)
+/// in `default` only, so the Event regards the namespace's artifact Secret —
+/// what this controller makes there — and names the Namespace as related.
 pub async fn publish_event(ctx: &Context, namespace: &str, type_: &str, reason: &str, note: &str) {
     if let Err(e) = create_event(ctx, namespace, namespace, type_, reason, note).await {
         tracing::debug!(namespace, reason, error = %e, "could not record event in the namespace; trying default");
@@ -595,27 +599,30 @@ async fn create_event(
     reason: &str,
     note: &str,
 ) -> Result<(), kube::Error> {
-    let now = Timestamp::now().to_string();
+    // MicroTime: RFC 3339 with microseconds, in UTC.
+    let now = format!("{:.6}", Timestamp::now());
     let event = json!({
-        "apiVersion": "v1",
+        "apiVersion": "events.k8s.io/v1",
         "kind": "Event",
-        "metadata": {"generateName": format!("{namespace}."), "namespace": into},
-        "involvedObject": {"apiVersion": "v1", "kind": "Namespace", "name": namespace},
+        "metadata": {"generateName": format!("{SECRET_NAME}-"), "namespace": into},
+        "regarding": {"apiVersion": "v1", "kind": "Secret", "namespace": namespace, "name": SECRET_NAME},
+        "related": {"apiVersion": "v1", "kind": "Namespace", "name": namespace},
         "reason": reason,
-        "message": note,
+        "note": note,
         "type": type_,
-        "source": {"component": FIELD_MANAGER},
-        "reportingComponent": FIELD_MANAGER,
+        "action": reason,
+        "eventTime": now,
+        "reportingController": REPORTING_CONTROLLER,
         "reportingInstance": ctx.instance,
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
     });
-    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Event"));
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("events.k8s.io", "v1", "Event"));
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), into, &ar);
     let obj = serde_json::from_value::<DynamicObject>(event).map_err(kube::Error::SerdeError)?;
     api.create(&PostParams::default(), &obj).await.map(|_| ())
 }
+
+/// `reportingController` of our Events: the API server wants a qualified name.
+const REPORTING_CONTROLLER: &str = "kflite.dev/pipeline-artifacts";
 
 #[cfg(test)]
 mod tests {

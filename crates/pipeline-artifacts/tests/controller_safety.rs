@@ -363,7 +363,7 @@ async fn events_go_to_the_namespace_and_carry_no_key_ids(tc: kube_sim::TestClust
         env.events("default")
             .await
             .iter()
-            .all(|e| e.involved_object.name.as_deref() != Some("e1")),
+            .all(|e| e.related.as_ref().and_then(|r| r.name.as_deref()) != Some("e1")),
         "Events about e1 belong in e1"
     );
     env.stop().await;

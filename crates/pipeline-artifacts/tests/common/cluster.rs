@@ -195,7 +195,7 @@ impl Env {
     }
 
     /// Events recorded in namespace `ns`.
-    pub async fn events(&self, ns: &str) -> Vec<k8s_openapi::api::core::v1::Event> {
+    pub async fn events(&self, ns: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
         Api::namespaced(self.client.clone(), ns)
             .list(&Default::default())
             .await
@@ -210,7 +210,7 @@ impl Env {
                 .await
                 .into_iter()
                 .find(|e| e.reason.as_deref() == Some(reason))
-                .map(|e| e.message.unwrap_or_default())
+                .map(|e| e.note.unwrap_or_default())
         })
         .await
     }

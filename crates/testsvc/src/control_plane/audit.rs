@@ -63,6 +63,18 @@ struct Status {
     code: u16,
 }
 
+/// Every request of the suite: the shared control plane's log and what
+/// private ones left in `KFLITE_AUDIT_DIR` (see [`super::AUDIT_DIR_ENV`]).
+pub fn read_suite(shared: &super::Info) -> std::io::Result<Vec<Request>> {
+    let mut all = read(&shared.audit_log)?;
+    if let Some(dir) = std::env::var_os(super::AUDIT_DIR_ENV).filter(|d| !d.is_empty()) {
+        for entry in std::fs::read_dir(dir)? {
+            all.extend(read(&entry?.path())?);
+        }
+    }
+    Ok(all)
+}
+
 /// Every completed request in the log at `path` (lines that are not audit events are skipped).
 pub fn read(path: &Path) -> std::io::Result<Vec<Request>> {
     let text = std::fs::read_to_string(path)?;

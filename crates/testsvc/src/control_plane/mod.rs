@@ -25,6 +25,9 @@ pub const ETCD_VERSION: &str = "v3.6.16";
 
 /// Where `cargo xtask test` puts a shared control plane's description.
 pub const SHARED_ENV: &str = "KFLITE_CONTROL_PLANE_DIR";
+/// Where private control planes leave their ServiceAccounts' audit lines
+/// when they stop, so checks after the suite see every test's requests.
+pub const AUDIT_DIR_ENV: &str = "KFLITE_AUDIT_DIR";
 const INFO_FILE: &str = "control-plane.json";
 
 #[derive(Debug, thiserror::Error)]
@@ -391,7 +394,36 @@ impl Drop for ControlPlane {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if self._temp.is_some() {
+            keep_audit(&self.info);
+        }
     }
+}
+
+/// Copies the workload ServiceAccounts' lines of a private control plane's
+/// audit log into [`AUDIT_DIR_ENV`] before its directory goes.
+fn keep_audit(info: &Info) {
+    let Some(dir) = std::env::var_os(AUDIT_DIR_ENV).filter(|d| !d.is_empty()) else {
+        return;
+    };
+    let Ok(text) = std::fs::read_to_string(&info.audit_log) else {
+        return;
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            l.contains("\"username\":\"system:serviceaccount:")
+                && !l.contains("\"username\":\"system:serviceaccount:kube-system:")
+        })
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    let name = info
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(Path::new(&dir).join(format!("{name}.log")), kept);
 }
 
 mod process {
