@@ -18,20 +18,24 @@ const KUBERNETES_VERSION: &str = testsvc::control_plane::KUBERNETES_VERSION;
 
 struct Module {
     dir: &'static str,
-    packages: &'static [&'static str],
+    /// (package, binary name): `go build` alone would name etcd's `server`.
+    binaries: &'static [(&'static str, &'static str)],
 }
 
 const MODULES: &[Module] = &[
     Module {
         dir: "kubernetes",
-        packages: &[
-            "k8s.io/kubernetes/cmd/kube-apiserver",
-            "k8s.io/kubernetes/cmd/kube-controller-manager",
+        binaries: &[
+            ("k8s.io/kubernetes/cmd/kube-apiserver", "kube-apiserver"),
+            (
+                "k8s.io/kubernetes/cmd/kube-controller-manager",
+                "kube-controller-manager",
+            ),
         ],
     },
     Module {
         dir: "etcd",
-        packages: &["go.etcd.io/etcd/server/v3"],
+        binaries: &[("go.etcd.io/etcd/server/v3", "etcd")],
     },
 ];
 
@@ -108,34 +112,28 @@ pub fn ensure_built() -> Result<Vec<Tool>> {
     std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
     let started = Instant::now();
     for m in MODULES {
-        eprintln!(
-            "xtask: go build {} (first build takes minutes)",
-            m.packages.join(" ")
-        );
-        let out = Command::new(&go)
-            .current_dir(source_dir().join(m.dir))
-            .args(["build", "-trimpath", "-buildvcs=false", "-mod=readonly"])
-            .arg(format!("-ldflags={}", ldflags()))
-            .arg("-o")
-            .arg(format!("{}/", bin.display()))
-            .args(m.packages)
-            // The pinned go.mod decides; never fetch another toolchain.
-            .env("GOTOOLCHAIN", "local")
-            .output()
-            .context("running `go build`")?;
-        if !out.status.success() {
-            bail!(
-                "go build in xtask/control-plane/{} failed ({}):\n{}",
-                m.dir,
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+        for (package, name) in m.binaries {
+            eprintln!("xtask: go build {package} (the first build takes minutes)");
+            let out = Command::new(&go)
+                .current_dir(source_dir().join(m.dir))
+                .args(["build", "-trimpath", "-buildvcs=false", "-mod=readonly"])
+                .arg(format!("-ldflags={}", ldflags()))
+                .arg("-o")
+                .arg(bin.join(name))
+                .arg(package)
+                // The pinned go.mod decides; never fetch another toolchain.
+                .env("GOTOOLCHAIN", "local")
+                .output()
+                .context("running `go build`")?;
+            if !out.status.success() {
+                bail!(
+                    "go build {package} in xtask/control-plane/{} failed ({}):\n{}",
+                    m.dir,
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
         }
-    }
-    // `go build` names etcd's binary after its module path's last element.
-    let v3 = bin.join("v3");
-    if v3.is_file() {
-        std::fs::rename(&v3, bin.join("etcd")).context("renaming etcd")?;
     }
     std::fs::write(&stamp_file, &wanted).with_context(|| format!("writing {}", stamp_file.display()))?;
     eprintln!(

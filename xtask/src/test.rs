@@ -140,6 +140,13 @@ fn run_inner(args: Args) -> Result<()> {
                 testsvc::control_plane::SHARED_ENV.into(),
                 dir.display().to_string(),
             ));
+            // Private control planes leave their audit lines here for the after-suite checks.
+            let audit = root.join("target/control-plane/audit");
+            let _ = std::fs::remove_dir_all(&audit);
+            env.push((
+                testsvc::control_plane::AUDIT_DIR_ENV.into(),
+                audit.display().to_string(),
+            ));
             control_plane = Some(cp);
         }
         Err(err) => eprintln!(

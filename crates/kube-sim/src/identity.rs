@@ -31,18 +31,7 @@ impl std::fmt::Debug for Identity {
 
 impl Identity {
     pub async fn kube_config(&self) -> Result<kube::Config, TestClusterError> {
-        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|source| {
-            TestClusterError::Kubeconfig {
-                path: self.kubeconfig.clone(),
-                source,
-            }
-        })?;
-        kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .map_err(|source| TestClusterError::Kubeconfig {
-                path: self.kubeconfig.clone(),
-                source,
-            })
+        crate::testcluster::config_from_file(&self.kubeconfig).await
     }
 
     pub async fn client(&self) -> Result<kube::Client, TestClusterError> {

@@ -218,20 +218,7 @@ impl TestCluster {
     pub async fn kube_config(&self) -> Result<kube::Config, TestClusterError> {
         match &self.inner {
             Inner::Sim(h) => Ok(h.kube_config()),
-            _ => {
-                let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|source| {
-                    TestClusterError::Kubeconfig {
-                        path: self.kubeconfig.clone(),
-                        source,
-                    }
-                })?;
-                kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                    .await
-                    .map_err(|source| TestClusterError::Kubeconfig {
-                        path: self.kubeconfig.clone(),
-                        source,
-                    })
-            }
+            _ => config_from_file(&self.kubeconfig).await,
         }
     }
 
@@ -362,6 +349,18 @@ impl Drop for TestCluster {
 pub fn write_list<T: serde::Serialize>(path: &Path, items: &[T]) -> std::io::Result<()> {
     let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items });
     std::fs::write(path, serde_json::to_vec(&list).map_err(std::io::Error::other)?)
+}
+
+/// A kube-rs config from the kubeconfig file at `path`.
+pub(crate) async fn config_from_file(path: &Path) -> Result<kube::Config, TestClusterError> {
+    let err = |source| TestClusterError::Kubeconfig {
+        path: path.to_path_buf(),
+        source,
+    };
+    let kc = kube::config::Kubeconfig::read_from(path).map_err(err)?;
+    kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .map_err(err)
 }
 
 /// Runs the async e2e `body` on `backend` (a loud skip where the backend is

@@ -502,6 +502,20 @@ impl Session {
             ));
         }
         let mut warnings = Vec::new();
+        // A directory without write bits (a read-only mirror, ../shared) keeps
+        // no lock, even for root, who could write there regardless.
+        let read_only = self
+            .lock_path
+            .parent()
+            .and_then(|d| std::fs::metadata(d).ok())
+            .is_some_and(|m| m.permissions().readonly());
+        if read_only {
+            warnings.push(format!(
+                "warning: not writing {}: its directory is read-only",
+                self.lock_path.display()
+            ));
+            return Ok(warnings);
+        }
         match new.write(&self.lock_path) {
             Ok(()) => tracing::info!(lock = %self.lock_path.display(), "lockfile written"),
             Err(e) => warnings.push(format!(
