@@ -20,10 +20,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => run(args, stop).await,
         Command::Hook(common) => {
             let (settings, store) = (common.settings()?, common.conn.store(None).await?);
-            let metrics = Arc::new(Metrics::default());
-            let client = kube::Client::try_default()
-                .await
-                .context("connecting to the Kubernetes API")?;
+            let (metrics, client) = (Arc::new(Metrics::default()), kube::Client::try_default().await?);
             let state = hook::HookState {
                 settings,
                 store,

@@ -23,6 +23,7 @@ kube_sim::on_each_backend!(private:
     unlabel_and_delete_remove_user_keys_and_policy_but_keep_artifacts,
     lifecycle_rule_follows_retention_days,
     iam_outage_still_writes_configmaps_and_reports_not_ready,
+    artifact_proxy_follows_the_label,
 );
 
 /// Fault injection exists on kube-sim only.
@@ -438,6 +439,45 @@ async fn iam_outage_still_writes_configmaps_and_reports_not_ready(tc: kube_sim::
     wait_for("status True", 30, || async {
         let ns = env.namespace("o1").await?;
         (ns.metadata.annotations?.get(STATUS_ANNOTATION)? == "True").then_some(())
+    })
+    .await;
+    env.stop().await;
+}
+
+/// ARTIFACTS_PROXY_ENABLED: the namespace gets the artifact proxy's Deployment
+/// and Service, and loses them with the label (the RBAC's named grants for them).
+async fn artifact_proxy_follows_the_label(tc: kube_sim::TestCluster) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Service;
+    use kube::Api;
+    let Some(mut env) = Env::start("artifact_proxy_follows_the_label", tc).await else {
+        return;
+    };
+    let settings = Settings {
+        artifacts_proxy_enabled: true,
+        ..Settings::default()
+    };
+    env.run(env.context(settings, None));
+    env.create_namespace("p1", true).await;
+    env.converged("p1").await;
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), "p1");
+    let services: Api<Service> = Api::namespaced(env.client.clone(), "p1");
+    let name = pipeline_artifacts::desired::PROXY_NAME;
+    wait_for("the proxy's Deployment and Service", 30, || async {
+        let d = deployments.get_opt(name).await.ok().flatten();
+        let s = services.get_opt(name).await.ok().flatten();
+        (d.is_some() && s.is_some()).then_some(())
+    })
+    .await;
+    env.patch_namespace(
+        "p1",
+        json!({"metadata": {"labels": {"pipelines.kubeflow.org/enabled": null}}}),
+    )
+    .await;
+    wait_for("the proxy removed with the label", 30, || async {
+        let d = deployments.get_opt(name).await.ok().flatten();
+        let s = services.get_opt(name).await.ok().flatten();
+        (d.is_none() && s.is_none()).then_some(())
     })
     .await;
     env.stop().await;
