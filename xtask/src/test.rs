@@ -184,13 +184,16 @@ fn run_inner(args: Args) -> Result<()> {
                     "only",
                     "-E",
                 ])
-                .arg(format!("test(/{AFTER_SUITE_PREFIX}/)")),
+                .arg(format!("test(/{AFTER_SUITE_PREFIX}/)"))
+                // Their report (each RBAC grant with its request count) is the point: show it.
+                .arg("--no-capture"),
             (false, Phase::AfterSuite) => c.args([
                 "test",
                 "--workspace",
                 "--all-targets",
                 "--",
                 "--ignored",
+                "--nocapture",
                 AFTER_SUITE_PREFIX,
             ]),
         };
