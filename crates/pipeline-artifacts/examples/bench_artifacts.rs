@@ -14,8 +14,8 @@ use kube::api::{Api, PostParams};
 use pipeline_artifacts::metrics::Metrics;
 use pipeline_artifacts::reconcile::{Context, reconcile};
 use pipeline_artifacts::settings::Settings;
-use pipeline_artifacts::testsupport::SeaweedFs;
 use serde_json::json;
+use testsvc::seaweedfs::SeaweedFs;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use pipeline_artifacts::gc::{self, GcOptions};
 use pipeline_artifacts::secret::SecretString;
-use pipeline_artifacts::testsupport::SeaweedFs;
-use pipeline_artifacts::testsupport::mariadb::{KFP_RUN_DETAILS_DDL, MariaDb};
 use sqlx::Connection as _;
+use testsvc::mariadb::{KFP_RUN_DETAILS_DDL, MariaDb};
+use testsvc::seaweedfs::SeaweedFs;
 
 fn arg(name: &str, default: usize) -> anyhow::Result<usize> {
     let args: Vec<String> = std::env::args().collect();

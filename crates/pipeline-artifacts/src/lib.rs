@@ -18,4 +18,3 @@ pub mod reconcile;
 pub mod secret;
 pub mod settings;
 pub mod store;
-pub mod testsupport;

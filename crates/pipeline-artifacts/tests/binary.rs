@@ -49,7 +49,7 @@ async fn run_binary_provisions_serves_endpoints_and_never_logs_secrets(tc: kube_
         .await
         .unwrap();
 
-    let port = pipeline_artifacts::testsupport::free_tcp_port().unwrap();
+    let port = testsvc::seaweedfs::free_tcp_port().unwrap();
     let log_path = env.sw.data_dir().join("controller.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline-artifacts"))
@@ -152,7 +152,7 @@ async fn hook_binary_serves_sync_with_the_upstream_environment(tc: kube_sim::Tes
     let mut request: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/metacontroller-sync-first.json")).unwrap();
     let (tc, _client) = common::hook_cluster_on(tc, &mut request).await;
-    let port = pipeline_artifacts::testsupport::free_tcp_port().unwrap();
+    let port = testsvc::seaweedfs::free_tcp_port().unwrap();
     let log_path = sw.data_dir().join("hook.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline-artifacts"))
         .arg("hook")

@@ -11,8 +11,8 @@ use common::cluster::{Env, wait_for};
 use pipeline_artifacts::desired::config_objects;
 use pipeline_artifacts::settings::{FINALIZER, STATUS_ANNOTATION, Settings};
 use pipeline_artifacts::store::s3_client;
-use pipeline_artifacts::testsupport::FailAfterSend;
 use serde_json::json;
+use testsvc::seaweedfs::FailAfterSend;
 
 // A control plane of its own each: these tests name namespaces and watch them all.
 kube_sim::on_each_backend!(private:

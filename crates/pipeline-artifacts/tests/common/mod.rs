@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use pipeline_artifacts::testsupport::SeaweedFs;
 use serde_json::{Value, json};
+use testsvc::seaweedfs::SeaweedFs;
 
 /// Upstream's hook directory in ../shared.
 pub fn sync_dir(test: &str) -> Option<PathBuf> {

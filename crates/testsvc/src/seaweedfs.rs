@@ -2,15 +2,13 @@
 //! temp dir, bucket and admin identity made the upstream way (`weed shell`),
 //! killed on drop. The gc work reuses it.
 
-pub mod mariadb;
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::secret::Credentials;
-use crate::store::{Endpoints, SeaweedStore};
+use pipeline_artifacts::secret::Credentials;
+use pipeline_artifacts::store::{Endpoints, SeaweedStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeaweedError {

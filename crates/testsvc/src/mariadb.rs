@@ -73,8 +73,7 @@ impl MariaDb {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let port =
-                crate::testsupport::free_tcp_port().map_err(|e| std::io::Error::other(e.to_string()))?;
+            let port = crate::seaweedfs::free_tcp_port().map_err(|e| std::io::Error::other(e.to_string()))?;
             let mut child = Command::new(mariadbd)
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
